@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the system tools distributed-redis needs when they are missing.
+# As root on Debian/Ubuntu it installs them with apt-get; otherwise it names what to install and exits 1.
+set -euo pipefail
+
+# tool -> Debian package
+declare -A packages=(
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
+  [redis-benchmark]=redis-tools
+  [haproxy]=haproxy
+  [keepalived]=keepalived
+  [nutcracker]=nutcracker
+  [ip]=iproute2
+)
+# Tools only some suites need; the rest of the project runs without them.
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=("${!packages[@]}")
+
+missing=()
+for tool in "${wanted[@]}"; do
+  # keepalived, haproxy and ip live in sbin, which an ordinary user's PATH may lack.
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${packages[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ${missing[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # policy-rc.d keeps the packages' own services from starting: the project starts its own.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "setup: missing system packages: ${missing[*]}" >&2
+echo "setup: install them with: sudo apt-get install ${missing[*]}" >&2
+exit 1

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: system tools, lint, type check, then every test file with node's runner.
+# Pass test files to run only those: npm test -- test/resp/parser.test.ts
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ $# -gt 0 ]; then
+  exec node --import tsx --test "$@"
+fi
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+npx tsc --noEmit
+shopt -s globstar nullglob
+files=(test/**/*.test.ts)
+exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"

@@ -1,0 +1,124 @@
+/**
+ * The proxy's configuration: one document that a proxy host reads at start-up
+ * (`dredis proxy --config FILE`, YAML or JSON). The Pulumi components render this same
+ * document into containers, and the tests boot it for real.
+ */
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { DredisError } from "../errors.ts";
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected "host:port", for example "10.0.0.5:6379"');
+
+export const proxyConfigSchema = z
+  .object({
+    /** Where clients connect. */
+    listen: z
+      .object({
+        /** @default "0.0.0.0" */
+        host: z.string().min(1).default("0.0.0.0"),
+        /** @default 6380 */
+        port: z.number().int().min(0).max(65535).default(6380),
+      })
+      .strict()
+      .default({ host: "0.0.0.0", port: 6380 }),
+    /** Any subset of the cluster's nodes as "host:port"; the full map is discovered from them. */
+    seeds: z.array(hostPort).min(1, "at least one seed node is needed"),
+    /** Worker processes sharing the listening port. @default 2 */
+    workers: z.number().int().min(1).max(64).default(2),
+    /** Credentials the proxy uses towards the shards (Redis ACL user, or only a password). */
+    backendAuth: z
+      .object({ username: z.string().min(1).optional(), password: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** Password clients must give (AUTH / HELLO AUTH). Unset: no authentication, as Redis by default. */
+    clientPassword: z.string().min(1).optional(),
+    /** Pipelined connections per shard master, per worker. Bounds connections per shard to workers x hosts x this. @default 2 */
+    connectionsPerShard: z.number().int().min(1).max(64).default(2),
+    /** How often the slot map is refreshed when nothing prompts it (MOVED and errors prompt it at once). @default 5000 */
+    refreshIntervalMs: z.number().int().min(100).default(5000),
+    /** How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN) before it fails. @default 5000 */
+    retryBudgetMs: z.number().int().min(0).default(5000),
+    limits: z
+      .object({
+        /** @default 10000 */
+        maxClients: z.number().int().min(1).default(10_000),
+        /** Largest bulk argument, as Redis's proto-max-bulk-len. @default 536870912 (512 MB) */
+        maxBulkBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(512 * 1024 * 1024),
+        /** Most arguments in one command. @default 1048576 */
+        maxArgs: z
+          .number()
+          .int()
+          .min(2)
+          .default(1024 * 1024),
+        /** Bytes a client may have in flight (sent, not yet answered) before its reads pause. @default 67108864 (64 MB) */
+        maxPendingBytesPerClient: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(64 * 1024 * 1024),
+        /** Close clients idle this long; 0 keeps them forever, as Redis's `timeout 0`. @default 0 */
+        idleTimeoutSeconds: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .default({
+        maxClients: 10_000,
+        maxBulkBytes: 512 * 1024 * 1024,
+        maxArgs: 1024 * 1024,
+        maxPendingBytesPerClient: 64 * 1024 * 1024,
+        idleTimeoutSeconds: 0,
+      }),
+    /** HTTP health and metrics endpoint (/healthz, /readyz, /metrics). Port 0 disables it. */
+    admin: z
+      .object({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(0),
+      })
+      .strict()
+      .default({ host: "127.0.0.1", port: 0 }),
+    /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
+    deniedCommands: z.array(z.string().min(1)).optional(),
+    /** @default "info" */
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+export type ProxyConfig = z.output<typeof proxyConfigSchema>;
+export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
+
+/** Validates a config object; a bad field is named with what was expected. */
+export function parseProxyConfig(input: unknown, source = "proxy config"): ProxyConfig {
+  const result = proxyConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.join(".") : "(root)";
+    return `  - ${path}: ${issue.message}`;
+  });
+  throw new DredisError("E_CONFIG", `invalid ${source}:\n${problems.join("\n")}`);
+}
+
+/** Reads a YAML or JSON config file and validates it. */
+export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new DredisError("E_CONFIG", `cannot read proxy config ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new DredisError(
+      "E_CONFIG",
+      `proxy config ${path} is not valid YAML/JSON: ${(err as Error).message}`,
+    );
+  }
+  return parseProxyConfig(data, `proxy config ${path}`);
+}
