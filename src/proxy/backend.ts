@@ -1,0 +1,177 @@
+/**
+ * Pipelined, multiplexed connections to one shard node.
+ *
+ * Many clients' requests share each connection: requests are appended to one outgoing batch that
+ * is written once per event-loop turn, and replies are matched to requests in order (Redis answers
+ * a connection's commands in the order it received them). Reply bytes are handed on without
+ * decoding; the router only looks at error replies, for redirects.
+ */
+import { createConnection, type Socket } from "node:net";
+import { encodeCommand } from "../resp/request-parser.ts";
+import { ReplyScanner, replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
+import { Deque } from "./deque.ts";
+import { writeBatch, type FlushScheduler, type Request } from "./request.ts";
+
+const ASKING = encodeCommand(["ASKING"]);
+const MINUS = 45;
+
+export interface BackendAuth {
+  username?: string | undefined;
+  password: string;
+}
+
+export interface BackendEvents {
+  /** A reply for a client request arrived. */
+  onReply(connection: BackendConnection, request: Request, reply: ReplyBytes, firstByte: number): void;
+  /**
+   * The connection closed. `sent` were written and not answered (they may or may not have run);
+   * `unsent` never left the proxy and can go elsewhere.
+   */
+  onClose(connection: BackendConnection, sent: Request[], unsent: Request[], error: Error | undefined): void;
+  onReady(connection: BackendConnection): void;
+}
+
+export const enum ConnectionState {
+  Connecting,
+  Ready,
+  Closed,
+}
+
+/** What the connection is waiting for at the head of its reply stream. */
+const enum Expect {
+  /** A handshake reply (HELLO or AUTH) that must not be an error. */
+  Handshake,
+  /** The +OK of an ASKING sent ahead of a request. */
+  Asking,
+  Request,
+}
+
+export class BackendConnection {
+  state = ConnectionState.Connecting;
+  private readonly socket: Socket;
+  private readonly inflight = new Deque<Request | Expect>();
+  private waiting: Request[] = [];
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+  private readonly scanner: ReplyScanner;
+  private closeError: Error | undefined;
+
+  constructor(
+    readonly address: string,
+    readonly protocol: 2 | 3,
+    auth: BackendAuth | undefined,
+    private readonly flusher: FlushScheduler,
+    private readonly events: BackendEvents,
+    connectTimeoutMs = 2000,
+  ) {
+    const split = address.lastIndexOf(":");
+    const host = address.slice(0, split).replace(/^\[|\]$/g, "");
+    const port = Number(address.slice(split + 1));
+    this.scanner = new ReplyScanner(this.onReply);
+    this.socket = createConnection({ host, port, noDelay: true });
+    this.socket.setTimeout(connectTimeoutMs, () =>
+      this.socket.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)),
+    );
+    this.socket.on("connect", () => {
+      this.socket.setTimeout(0);
+      this.socket.setKeepAlive(true, 10_000);
+      this.state = ConnectionState.Ready;
+      if (protocol === 3 || auth) {
+        const hello = ["HELLO", String(protocol)];
+        if (auth) hello.push("AUTH", auth.username ?? "default", auth.password);
+        this.push(encodeCommand(hello), Expect.Handshake);
+      }
+      const waiting = this.waiting;
+      this.waiting = [];
+      for (const request of waiting) this.send(request);
+      this.events.onReady(this);
+    });
+    this.socket.on("data", (chunk: Buffer) => {
+      try {
+        this.scanner.feed(chunk);
+      } catch (err) {
+        this.socket.destroy(err as Error);
+      }
+    });
+    this.socket.on("error", (err) => (this.closeError = err));
+    this.socket.on("close", () => this.onClose());
+  }
+
+  /** Requests written and not yet answered. */
+  get pending(): number {
+    return this.inflight.length + this.waiting.length;
+  }
+
+  send(request: Request): void {
+    if (this.state === ConnectionState.Connecting) {
+      this.waiting.push(request);
+      return;
+    }
+    if (request.askTarget !== null) this.push(ASKING, Expect.Asking);
+    this.push(request.frame, request);
+  }
+
+  private push(frame: Buffer, expect: Request | Expect): void {
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    this.inflight.push(expect);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      this.flusher.add(this);
+    }
+  }
+
+  flush(): void {
+    this.flushQueued = false;
+    if (this.out.length === 0 || this.state !== ConnectionState.Ready) return;
+    writeBatch(this.socket, this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onReply = (reply: ReplyBytes, firstByte: number): void => {
+    const head = this.inflight.shift();
+    if (head === undefined) {
+      // RESP3 push frames can arrive unasked; nothing here subscribes, so they are dropped.
+      if (firstByte === 62) return;
+      this.socket.destroy(new Error("reply with no request waiting for it"));
+      return;
+    }
+    if (head === Expect.Handshake || head === Expect.Asking) {
+      if (firstByte === MINUS) {
+        const text = replyBuffer(reply).toString("utf8").trim();
+        this.socket.destroy(
+          new Error(`${head === Expect.Handshake ? "handshake" : "ASKING"} failed: ${text}`),
+        );
+      }
+      return;
+    }
+    this.events.onReply(this, head as Request, reply, firstByte);
+  };
+
+  private onClose(): void {
+    if (this.state === ConnectionState.Closed) return;
+    this.state = ConnectionState.Closed;
+    const sent: Request[] = [];
+    for (const item of this.inflight.drain()) if (typeof item !== "number") sent.push(item);
+    // Requests batched for this turn but not written never reached the server.
+    const unsentCount = this.out.length > 0 ? countUnsent(sent, this.out) : 0;
+    const unsent = [...sent.splice(sent.length - unsentCount, unsentCount), ...this.waiting];
+    this.waiting = [];
+    this.out = [];
+    this.events.onClose(this, sent, unsent, this.closeError);
+  }
+}
+
+/** How many of the last requests in `sent` are still in the unwritten batch `out`. */
+function countUnsent(sent: Request[], out: Buffer[]): number {
+  const frames = new Set(out);
+  let n = 0;
+  for (let i = sent.length - 1; i >= 0 && frames.has(sent[i]!.frame); i--) n++;
+  return n;
+}

@@ -1,0 +1,454 @@
+/**
+ * One client connection: parses its requests, routes or answers each, and writes the replies
+ * back in the order the client sent the requests, however the shards interleave them.
+ */
+import type { Socket } from "node:net";
+import { timingSafeEqual } from "node:crypto";
+import { RedisErrors, unknownCommand } from "../errors.ts";
+import {
+  encodeReply,
+  errorReply,
+  bulkReply,
+  integerReply,
+  MapReply,
+  SimpleString,
+  OK,
+  PONG,
+  type Protocol,
+} from "../resp/encode.ts";
+import { RequestParser, parseInteger } from "../resp/request-parser.ts";
+import type { ReplyBytes } from "../resp/reply-scanner.ts";
+import { keySlot } from "../cluster/key-slot.ts";
+import { arityOk, Mode, movableKeyIndexes, type CommandSpec } from "./commands.ts";
+import { Deque } from "./deque.ts";
+import { Request, writeBatch, type ReplySink } from "./request.ts";
+import type { ProxyContext } from "./context.ts";
+
+const enum State {
+  Open,
+  /** Replies still go out, then the connection closes (QUIT, protocol error). */
+  ClosingAfterReply,
+  Closed,
+}
+
+const CROSSSLOT = errorReply(RedisErrors.crossSlot);
+const RESET = Buffer.from("+RESET\r\n");
+
+export class ClientSession implements ReplySink {
+  readonly id: number;
+  readonly createdAt = Date.now();
+  lastActivity = Date.now();
+  name: string | null = null;
+  libName = "";
+  libVersion = "";
+  protocol: Protocol = 2;
+  private authenticated: boolean;
+  private state = State.Open;
+  private readonly parser: RequestParser;
+  private readonly queue = new Deque<Request>();
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+  /** Request bytes sent to shards and not yet answered, for backpressure. */
+  private inflightBytes = 0;
+  private readPaused = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly context: ProxyContext,
+  ) {
+    this.id = context.nextClientId();
+    this.authenticated = context.config.clientPassword === undefined;
+    this.parser = new RequestParser(context.config.limits, this.onCommand, this.onProtocolError);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      this.lastActivity = Date.now();
+      this.parser.feed(chunk);
+      this.checkBackpressure();
+    });
+    socket.on("drain", () => this.checkBackpressure());
+    socket.on("error", () => {});
+    socket.on("close", () => this.onClose());
+    const idle = context.config.limits.idleTimeoutSeconds;
+    if (idle > 0) socket.setTimeout(idle * 1000, () => socket.destroy());
+  }
+
+  get remoteAddress(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  get localAddress(): string {
+    return `${this.socket.localAddress}:${this.socket.localPort}`;
+  }
+
+  /** Closes the connection at once (shutdown, CLIENT KILL). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onCommand = (
+    buf: Buffer,
+    frameStart: number,
+    frameEnd: number,
+    argc: number,
+    args: Int32Array,
+  ): void => {
+    if (this.state !== State.Open) return;
+    const table = this.context.commands;
+    let spec = table.lookup(buf, args[0]!, args[1]!);
+    if (spec === undefined) {
+      this.reply(
+        errorReply(
+          unknownCommand(buf.toString("latin1", args[0], args[1]), argStrings(buf, args, 1, argc)),
+          "latin1",
+        ),
+      );
+      return;
+    }
+    if (!this.authenticated && spec.name !== "auth" && spec.name !== "hello" && spec.name !== "quit") {
+      this.reply(errorReply(RedisErrors.noAuth));
+      return;
+    }
+    if (!arityOk(spec, argc)) {
+      this.reply(errorReply(RedisErrors.wrongArity(spec.name)));
+      return;
+    }
+    if (spec.subcommands !== undefined) {
+      const sub = buf.toString("latin1", args[2], args[3]);
+      const subSpec = spec.subcommands.get(sub.toLowerCase());
+      if (subSpec === undefined) {
+        this.reply(errorReply(RedisErrors.unknownSubcommand(sub, spec.name)));
+        return;
+      }
+      if (!arityOk(subSpec, argc)) {
+        this.reply(errorReply(RedisErrors.wrongArity(subSpec.name)));
+        return;
+      }
+      spec = subSpec;
+    }
+    switch (spec.mode) {
+      case Mode.Keyed:
+        this.routeKeyed(spec, buf, frameStart, frameEnd, argc, args);
+        return;
+      case Mode.AnyShard:
+        this.forward(buf.subarray(frameStart, frameEnd), -1, spec.readonly);
+        return;
+      case Mode.Local:
+        this.answerLocally(spec.name, buf, argc, args);
+        return;
+      case Mode.Denied:
+        this.reply(errorReply(`ERR command '${spec.name}' is disabled on this proxy: ${spec.reason}`));
+        return;
+      case Mode.Unsupported:
+        this.reply(
+          errorReply(`ERR command '${spec.name}' is not supported through this proxy yet: ${spec.reason}`),
+        );
+        return;
+    }
+  };
+
+  private routeKeyed(
+    spec: CommandSpec,
+    buf: Buffer,
+    frameStart: number,
+    frameEnd: number,
+    argc: number,
+    args: Int32Array,
+  ): void {
+    let slot = -1;
+    if (spec.movableKeys) {
+      const all = argBuffers(buf, args, argc);
+      if ((spec.name === "xread" || spec.name === "xreadgroup") && hasBlockOption(all)) {
+        this.reply(
+          errorReply(
+            `ERR command '${spec.name}' with BLOCK is not supported through this proxy yet: blocking commands need a pinned session`,
+          ),
+        );
+        return;
+      }
+      for (const index of movableKeyIndexes(spec.name, all)) {
+        const s = keySlot(buf, args[index * 2]!, args[index * 2 + 1]!);
+        if (slot < 0) slot = s;
+        else if (s !== slot) return this.reply(CROSSSLOT);
+      }
+    } else {
+      const last = spec.keyStop < 0 ? argc + spec.keyStop : Math.min(spec.keyStop, argc - 1);
+      for (let i = spec.keyStart; i <= last; i += spec.step) {
+        const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
+        if (slot < 0) slot = s;
+        else if (s !== slot) return this.reply(CROSSSLOT);
+      }
+    }
+    this.forward(buf.subarray(frameStart, frameEnd), slot, spec.readonly);
+  }
+
+  private forward(frame: Buffer, slot: number, readonly: boolean): void {
+    const request = new Request(this);
+    request.frame = frame;
+    request.slot = slot;
+    request.readonly = readonly;
+    request.protocol = this.protocol;
+    this.queue.push(request);
+    this.inflightBytes += frame.length;
+    this.context.router.dispatch(request);
+  }
+
+  /** Queues a reply the proxy made itself, behind any replies still due. */
+  private reply(reply: Buffer): void {
+    if (this.queue.length === 0) {
+      this.emit(reply);
+      return;
+    }
+    const request = new Request(this);
+    request.reply = reply;
+    request.done = true;
+    this.queue.push(request);
+  }
+
+  complete(request: Request, reply: ReplyBytes): void {
+    request.reply = reply;
+    request.done = true;
+    if (this.state === State.Closed) return;
+    if (this.queue.peek() !== request) return; // an earlier request is still due: keep order
+    for (let head = this.queue.peek(); head !== undefined && head.done; head = this.queue.peek()) {
+      this.queue.shift();
+      this.inflightBytes -= head.frame.length;
+      this.emit(head.reply!);
+    }
+    if (this.readPaused) this.checkBackpressure();
+  }
+
+  private emit(reply: ReplyBytes): void {
+    if (Buffer.isBuffer(reply)) {
+      this.out.push(reply);
+      this.outBytes += reply.length;
+    } else {
+      for (const piece of reply) {
+        this.out.push(piece);
+        this.outBytes += piece.length;
+      }
+    }
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      this.context.flusher.add(this);
+    }
+  }
+
+  flush(): void {
+    this.flushQueued = false;
+    if (this.state === State.Closed || this.out.length === 0) return;
+    writeBatch(this.socket, this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    if (this.state === State.ClosingAfterReply && this.queue.length === 0) this.socket.end();
+  }
+
+  /**
+   * Pauses reading while the client has too much in flight or unread (a client that pipelines
+   * without reading is paused, not buffered without bound), and resumes below half the limit.
+   */
+  private checkBackpressure(): void {
+    if (this.state === State.Closed) return;
+    const limit = this.context.config.limits.maxPendingBytesPerClient;
+    const used = this.inflightBytes + this.socket.writableLength + this.parser.bufferedBytes;
+    if (!this.readPaused && used > limit) {
+      this.readPaused = true;
+      this.socket.pause();
+    } else if (this.readPaused && used <= limit / 2) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onProtocolError = (message: string): void => {
+    this.reply(errorReply(message));
+    this.closeAfterReply();
+  };
+
+  private closeAfterReply(): void {
+    this.state = State.ClosingAfterReply;
+    this.socket.pause();
+    if (this.queue.length === 0 && this.out.length === 0) this.socket.end();
+  }
+
+  private onClose(): void {
+    this.state = State.Closed;
+    this.out = [];
+    this.context.clientClosed(this);
+  }
+
+  private answerLocally(name: string, buf: Buffer, argc: number, args: Int32Array): void {
+    const arg = (i: number) => buf.toString("latin1", args[i * 2], args[i * 2 + 1]);
+    const argBuf = (i: number) => buf.subarray(args[i * 2], args[i * 2 + 1]);
+    switch (name) {
+      case "ping":
+        return this.reply(argc === 1 ? PONG : bulkReply(argBuf(1), this.protocol));
+      case "echo":
+        return this.reply(bulkReply(argBuf(1), this.protocol));
+      case "quit":
+        this.reply(OK);
+        return this.closeAfterReply();
+      case "reset":
+        this.protocol = 2;
+        this.name = null;
+        this.authenticated = this.context.config.clientPassword === undefined;
+        return this.reply(RESET);
+      case "auth":
+        return this.reply(this.authenticate(argc === 2 ? undefined : arg(1), argBuf(argc - 1)));
+      case "hello":
+        return this.hello(argc, arg, argBuf);
+      case "select": {
+        const db = parseInteger(argBuf(1), 0, args[3]! - args[2]!);
+        if (db === null) return this.reply(errorReply("ERR value is not an integer or out of range"));
+        return this.reply(db === 0 ? OK : errorReply(RedisErrors.selectInCluster));
+      }
+      case "readonly":
+      case "readwrite":
+      case "asking":
+        return this.reply(errorReply("ERR This instance has cluster support disabled"));
+      case "role":
+        return this.reply(encodeReply([new SimpleString("master") as never, 0, []], this.protocol));
+      case "info":
+        return this.reply(this.context.info(argc > 1 ? arg(1).toLowerCase() : "default", this.protocol));
+      case "client|setname": {
+        const value = arg(2);
+        if (/[^\x21-\x7e]/.test(value)) {
+          return this.reply(
+            errorReply("ERR Client names cannot contain spaces, newlines or special characters."),
+          );
+        }
+        this.name = value === "" ? null : value;
+        return this.reply(OK);
+      }
+      case "client|getname":
+        return this.reply(bulkReply(this.name, this.protocol));
+      case "client|id":
+        return this.reply(integerReply(this.id));
+      case "client|setinfo": {
+        const attr = arg(2).toLowerCase();
+        const value = arg(3);
+        if (attr !== "lib-name" && attr !== "lib-ver") {
+          return this.reply(errorReply(`ERR Unrecognized option '${arg(2)}'`));
+        }
+        if (/[^\x21-\x7e]/.test(value)) {
+          return this.reply(errorReply(`ERR ${attr} cannot contain spaces, newlines or special characters.`));
+        }
+        if (attr === "lib-name") this.libName = value;
+        else this.libVersion = value;
+        return this.reply(OK);
+      }
+      case "client|info":
+        return this.reply(bulkReply(this.context.describeClient(this) + "\n", this.protocol));
+      case "client|help":
+        return this.reply(
+          encodeReply(
+            [
+              "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+              "GETNAME",
+              "SETNAME <name>",
+              "ID",
+              "INFO",
+              "SETINFO <option> <value>",
+            ].map((s) => new SimpleString(s) as never),
+            this.protocol,
+          ),
+        );
+      default:
+        return this.reply(errorReply(`ERR command '${name}' is not supported through this proxy yet`));
+    }
+  }
+
+  /** AUTH [user] password, against the proxy's client password (the shards' credentials stay private). */
+  private authenticate(username: string | undefined, password: Buffer): Buffer {
+    const expected = this.context.config.clientPassword;
+    if (expected === undefined) {
+      // Like Redis's default user with nopass: `AUTH pass` is an error, `AUTH default anything` succeeds.
+      if (username === undefined) return errorReply(RedisErrors.noAuthConfigured);
+      return username === "default" ? OK : errorReply(RedisErrors.wrongPass);
+    }
+    const want = Buffer.from(expected);
+    const ok =
+      (username === undefined || username === "default") &&
+      password.length === want.length &&
+      timingSafeEqual(password, want);
+    if (!ok) return errorReply(RedisErrors.wrongPass);
+    this.authenticated = true;
+    return OK;
+  }
+
+  private hello(argc: number, arg: (i: number) => string, argBuf: (i: number) => Buffer): void {
+    let protocol = this.protocol;
+    let next = 1;
+    if (argc > 1) {
+      const version = parseInteger(argBuf(1), 0, argBuf(1).length);
+      if (version === null)
+        return this.reply(errorReply("ERR Protocol version is not an integer or out of range"));
+      if (version < 2 || version > 3) return this.reply(errorReply(RedisErrors.noProto));
+      protocol = version as Protocol;
+      next = 2;
+    }
+    let auth: [string, Buffer] | undefined;
+    let name: string | undefined;
+    for (let i = next; i < argc; i++) {
+      const option = arg(i).toLowerCase();
+      if (option === "auth" && i + 2 < argc) {
+        auth = [arg(i + 1), argBuf(i + 2)];
+        i += 2;
+      } else if (option === "setname" && i + 1 < argc) {
+        name = arg(i + 1);
+        i += 1;
+      } else {
+        return this.reply(errorReply(`ERR Syntax error in HELLO option '${arg(i)}'`));
+      }
+    }
+    if (auth) {
+      const result = this.authenticate(auth[0], auth[1]);
+      if (result !== OK) return this.reply(result);
+    }
+    if (!this.authenticated) {
+      return this.reply(
+        errorReply(
+          "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ),
+      );
+    }
+    if (name !== undefined) this.name = name === "" ? null : name;
+    this.protocol = protocol;
+    this.reply(
+      encodeReply(
+        new MapReply([
+          ["server", "redis"],
+          ["version", this.context.router.serverVersion],
+          ["proto", protocol],
+          ["id", this.id],
+          ["mode", "standalone"],
+          ["role", "master"],
+          ["modules", []],
+        ]),
+        protocol,
+      ),
+    );
+  }
+}
+
+function argStrings(buf: Buffer, args: Int32Array, from: number, argc: number): string[] {
+  const out: string[] = [];
+  for (let i = from; i < argc && i < from + 16; i++)
+    out.push(buf.toString("latin1", args[i * 2], args[i * 2 + 1]));
+  return out;
+}
+
+function argBuffers(buf: Buffer, args: Int32Array, argc: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < argc; i++) out.push(buf.subarray(args[i * 2], args[i * 2 + 1]));
+  return out;
+}
+
+function hasBlockOption(args: Buffer[]): boolean {
+  for (let i = 1; i < args.length; i++) {
+    const word = args[i]!.toString("latin1").toLowerCase();
+    if (word === "streams") return false;
+    if (word === "block") return true;
+  }
+  return false;
+}

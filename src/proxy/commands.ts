@@ -1,0 +1,209 @@
+/**
+ * The proxy's command table: for every Redis command, how the proxy runs it and where its keys are.
+ *
+ * Arity and key positions come from @ioredis/commands (generated from Redis's own COMMAND output);
+ * this file adds only the proxy's decision per command. Lookups by name are case-insensitive and
+ * allocation-free for the names clients actually send (all-lower or all-upper case).
+ */
+import { createRequire } from "node:module";
+import { getKeyIndexes } from "@ioredis/commands";
+
+const require = createRequire(import.meta.url);
+
+interface RawSpec {
+  arity: number;
+  flags: string[];
+  keyStart: number;
+  keyStop: number;
+  step: number;
+  requestPolicy?: string;
+  subcommands?: Record<string, RawSpec>;
+}
+const RAW = require("@ioredis/commands/built/commands.json") as Record<string, RawSpec>;
+
+/** How the proxy runs a command. */
+export const enum Mode {
+  /** Sent to the master of its keys' slot (all keys must share one slot). */
+  Keyed,
+  /** Keyless, and any master gives the same answer (TIME, COMMAND, PUBLISH...). */
+  AnyShard,
+  /** Answered by the proxy itself (PING, HELLO, AUTH, CLIENT SETNAME...). */
+  Local,
+  /** Refused: it would damage or confuse the cluster when sent through a proxy. */
+  Denied,
+  /** Needs a session, a broadcast or a split that this proxy does not run yet. */
+  Unsupported,
+}
+
+export interface CommandSpec {
+  /** Lower-case name; for subcommands "container|sub", as Redis names them. */
+  name: string;
+  arity: number;
+  mode: Mode;
+  keyStart: number;
+  keyStop: number;
+  step: number;
+  movableKeys: boolean;
+  readonly: boolean;
+  write: boolean;
+  blocking: boolean;
+  /** Container commands (CLIENT, OBJECT, ...): subcommand name (lower case) to its spec. */
+  subcommands?: Map<string, CommandSpec>;
+  /** Why the command is refused or not supported, for the error text. */
+  reason?: string;
+}
+
+/** Answered by the proxy. Container commands list the subcommands it answers. */
+const LOCAL = new Set([
+  "ping",
+  "echo",
+  "quit",
+  "reset",
+  "hello",
+  "auth",
+  "select",
+  "info",
+  "role",
+  "readonly",
+  "readwrite",
+  "asking",
+  "client|setname",
+  "client|getname",
+  "client|id",
+  "client|setinfo",
+  "client|info",
+  "client|help",
+]);
+
+/** Keyless commands any master answers as the whole cluster would. */
+const ANY_SHARD = new Set([
+  "time",
+  "lolwut",
+  "publish",
+  "pfselftest",
+  "command",
+  "command|count",
+  "command|docs",
+  "command|info",
+  "command|list",
+  "command|getkeys",
+  "command|getkeysandflags",
+  "command|help",
+  "object|help",
+  "memory|help",
+  "xinfo|help",
+  "xgroup|help",
+]);
+
+const DENIED_REASON = "it acts on a single node, and through a proxy it would damage or confuse the cluster";
+/** Refused by default; `deniedCommands` in the proxy config replaces this list. */
+export const DEFAULT_DENIED = [
+  "cluster",
+  "shutdown",
+  "debug",
+  "failover",
+  "replicaof",
+  "slaveof",
+  "config",
+  "monitor",
+  "sync",
+  "psync",
+  "replconf",
+  "module",
+  "acl",
+  "save",
+  "bgsave",
+  "bgrewriteaof",
+  "swapdb",
+  "migrate",
+  "restore-asking",
+];
+
+function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mode: Mode; reason?: string } {
+  const top = name.split("|")[0]!;
+  if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
+  if (LOCAL.has(name)) return { mode: Mode.Local };
+  if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
+  if (raw.flags.includes("pubsub"))
+    return { mode: Mode.Unsupported, reason: "Pub/Sub needs a pinned session" };
+  if (["multi", "exec", "discard", "watch", "unwatch"].includes(name))
+    return { mode: Mode.Unsupported, reason: "transactions need a pinned session" };
+  const keyed = raw.keyStart > 0 || raw.flags.includes("movablekeys");
+  if (keyed) {
+    if (raw.flags.includes("blocking") && name !== "xread" && name !== "xreadgroup")
+      return { mode: Mode.Unsupported, reason: "blocking commands need a pinned session" };
+    return { mode: Mode.Keyed };
+  }
+  return { mode: Mode.Unsupported, reason: "it needs a cluster-wide answer" };
+}
+
+function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): CommandSpec {
+  const { mode, reason } = classify(name, raw, denied);
+  const spec: CommandSpec = {
+    name,
+    arity: raw.arity,
+    mode,
+    keyStart: raw.keyStart,
+    keyStop: raw.keyStop,
+    step: raw.step,
+    movableKeys: raw.flags.includes("movablekeys"),
+    readonly: raw.flags.includes("readonly"),
+    write: raw.flags.includes("write"),
+    blocking: raw.flags.includes("blocking"),
+  };
+  if (reason) spec.reason = reason;
+  if (raw.subcommands) {
+    spec.subcommands = new Map();
+    for (const [sub, subRaw] of Object.entries(raw.subcommands)) {
+      spec.subcommands.set(sub, build(`${name}|${sub}`, subRaw, denied));
+    }
+  }
+  return spec;
+}
+
+export class CommandTable {
+  private readonly byName = new Map<string, CommandSpec>();
+
+  constructor(denied: readonly string[] = DEFAULT_DENIED) {
+    const deniedSet = new Set(denied.map((d) => d.toLowerCase()));
+    for (const [name, raw] of Object.entries(RAW)) {
+      const spec = build(name, raw, deniedSet);
+      this.byName.set(name, spec);
+      this.byName.set(name.toUpperCase(), spec);
+    }
+  }
+
+  /** Looks a command up by the name bytes a client sent. */
+  lookup(buf: Buffer, start: number, end: number): CommandSpec | undefined {
+    if (end - start > 32) return undefined;
+    const name = buf.toString("latin1", start, end);
+    return this.byName.get(name) ?? this.byName.get(name.toLowerCase());
+  }
+
+  get(name: string): CommandSpec | undefined {
+    return this.byName.get(name.toLowerCase());
+  }
+
+  /** Every top-level command, for the command support table. */
+  all(): CommandSpec[] {
+    return [...new Set(this.byName.values())].sort((a, b) => a.name.localeCompare(b.name));
+  }
+}
+
+/** Arity check as Redis does it: positive = exact, negative = at least. */
+export function arityOk(spec: CommandSpec, argc: number): boolean {
+  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
+}
+
+/**
+ * Key argument indexes of a command whose keys move (EVAL, ZUNIONSTORE, XREAD, SORT...).
+ * Rare enough off the hot path to materialise the arguments.
+ */
+export function movableKeyIndexes(name: string, args: Buffer[]): number[] {
+  try {
+    // getKeyIndexes counts from the first argument after the name.
+    return getKeyIndexes(name, args.slice(1)).map((i) => i + 1);
+  } catch {
+    return [];
+  }
+}

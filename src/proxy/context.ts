@@ -1,0 +1,80 @@
+/**
+ * What every client session of a worker shares: configuration, command table, router, flushing,
+ * and the worker-wide answers (INFO, CLIENT INFO lines).
+ */
+import type { Logger } from "pino";
+import { bulkReply, type Protocol } from "../resp/encode.ts";
+import type { ProxyConfig } from "./config.ts";
+import type { CommandTable } from "./commands.ts";
+import type { ClusterRouter } from "./router.ts";
+import type { FlushScheduler } from "./request.ts";
+import type { ClientSession } from "./client.ts";
+
+export class ProxyContext {
+  readonly startedAt = Date.now();
+  readonly clients = new Set<ClientSession>();
+  private clientCounter = 0;
+
+  constructor(
+    readonly config: ProxyConfig,
+    readonly commands: CommandTable,
+    readonly router: ClusterRouter,
+    readonly flusher: FlushScheduler,
+    readonly log: Logger,
+    /** Distinguishes workers of one host so client ids stay unique across them. */
+    readonly workerIndex = 0,
+  ) {}
+
+  nextClientId(): number {
+    return this.workerIndex * 1_000_000_000 + ++this.clientCounter;
+  }
+
+  clientClosed(client: ClientSession): void {
+    this.clients.delete(client);
+  }
+
+  /** A CLIENT LIST / CLIENT INFO line, with the fields Redis prints that mean something here. */
+  describeClient(c: ClientSession): string {
+    const now = Date.now();
+    return (
+      `id=${c.id} addr=${c.remoteAddress} laddr=${c.localAddress} name=${c.name ?? ""} ` +
+      `age=${Math.floor((now - c.createdAt) / 1000)} idle=${Math.floor((now - c.lastActivity) / 1000)} ` +
+      `flags=N db=0 resp=${c.protocol} lib-name=${c.libName} lib-ver=${c.libVersion}`
+    );
+  }
+
+  /** INFO as a standalone Redis would answer it, describing the proxy; shard figures are summed in a later version. */
+  info(section: string, protocol: Protocol): Buffer {
+    const sections: Record<string, string[]> = {
+      server: [
+        `redis_version:${this.router.serverVersion}`,
+        "redis_mode:standalone",
+        "proxy:distributed-redis",
+        `process_id:${process.pid}`,
+        `tcp_port:${this.config.listen.port}`,
+        `uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
+      ],
+      clients: [`connected_clients:${this.clients.size}`, `maxclients:${this.config.limits.maxClients}`],
+      persistence: ["loading:0"],
+      cluster: ["cluster_enabled:0"],
+      keyspace: [],
+    };
+    const wanted =
+      section === "default" || section === "all" || section === "everything"
+        ? Object.keys(sections)
+        : [section];
+    const text = wanted
+      .filter((name) => sections[name] !== undefined)
+      .map(
+        (name) =>
+          `# ${name[0]!.toUpperCase()}${name.slice(1)}\r\n${sections[name]!.map((l) => `${l}\r\n`).join("")}`,
+      )
+      .join("\r\n");
+    // RESP3 clients get INFO as a verbatim string, as Redis sends it.
+    if (protocol === 3) {
+      const body = Buffer.from(`txt:${text}`);
+      return Buffer.concat([Buffer.from(`=${body.length}\r\n`), body, Buffer.from("\r\n")]);
+    }
+    return bulkReply(text, protocol);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * One proxy worker: a TCP server whose clients see a standalone Redis, backed by the cluster.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { pino, type Logger } from "pino";
+import { errorReply } from "../resp/encode.ts";
+import { ClientSession } from "./client.ts";
+import { CommandTable, DEFAULT_DENIED } from "./commands.ts";
+import type { ProxyConfig } from "./config.ts";
+import { ProxyContext } from "./context.ts";
+import { FlushScheduler } from "./request.ts";
+import { ClusterRouter } from "./router.ts";
+
+export interface WorkerOptions {
+  /** Logger; defaults to pino on stderr at the config's level. */
+  log?: Logger;
+  /** Index of this worker in its host (for unique client ids). @default 0 */
+  workerIndex?: number;
+}
+
+export interface ProxyWorker {
+  /** The port clients connect to (useful when the config asked for port 0). */
+  readonly port: number;
+  readonly context: ProxyContext;
+  /** Stops accepting, closes clients and shard connections. */
+  close(): Promise<void>;
+}
+
+const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
+
+export async function startWorker(config: ProxyConfig, options: WorkerOptions = {}): Promise<ProxyWorker> {
+  const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
+  const flusher = new FlushScheduler();
+  const router = new ClusterRouter({
+    seeds: config.seeds,
+    auth: config.backendAuth,
+    connectionsPerShard: config.connectionsPerShard,
+    refreshIntervalMs: config.refreshIntervalMs,
+    retryBudgetMs: config.retryBudgetMs,
+    flusher,
+    log,
+  });
+  const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
+  const context = new ProxyContext(config, commands, router, flusher, log, options.workerIndex ?? 0);
+  await router.start();
+  if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; requests wait for the cluster");
+
+  const server: Server = createServer((socket: Socket) => {
+    if (context.clients.size >= config.limits.maxClients) {
+      socket.end(MAX_CLIENTS_REACHED);
+      return;
+    }
+    context.clients.add(new ClientSession(socket, context));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  log.info({ port, seeds: config.seeds }, "proxy worker listening");
+
+  return {
+    port,
+    context,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const client of context.clients) client.destroy();
+      });
+      await router.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Encodes replies the proxy answers itself, in RESP2 or RESP3 as the client negotiated.
+ */
+
+export type Protocol = 2 | 3;
+
+/** A reply value: strings are bulk strings; see the wrappers for the other types. */
+export type ReplyValue =
+  string | Buffer | number | null | ReplyValue[] | SimpleString | ErrorReply | MapReply | SetReply;
+
+export class SimpleString {
+  constructor(readonly value: string) {}
+}
+export class ErrorReply {
+  constructor(readonly message: string) {}
+}
+export class MapReply {
+  constructor(readonly entries: [ReplyValue, ReplyValue][]) {}
+}
+export class SetReply {
+  constructor(readonly items: ReplyValue[]) {}
+}
+
+export const OK = Buffer.from("+OK\r\n");
+export const PONG = Buffer.from("+PONG\r\n");
+export const QUEUED = Buffer.from("+QUEUED\r\n");
+
+/** An error reply. Messages quoting client bytes are built as latin1 strings, so they round-trip byte for byte. */
+export function errorReply(message: string, encoding: BufferEncoding = "utf8"): Buffer {
+  return Buffer.from(`-${message}\r\n`, encoding);
+}
+
+export function simpleString(value: string): Buffer {
+  return Buffer.from(`+${value}\r\n`);
+}
+
+export function integerReply(value: number): Buffer {
+  return Buffer.from(`:${value}\r\n`);
+}
+
+export function bulkReply(value: string | Buffer | null, proto: Protocol): Buffer {
+  if (value === null) return Buffer.from(proto === 3 ? "_\r\n" : "$-1\r\n");
+  const body = typeof value === "string" ? Buffer.from(value) : value;
+  return Buffer.concat([Buffer.from(`$${body.length}\r\n`), body, CRLF]);
+}
+
+const CRLF = Buffer.from("\r\n");
+
+/** Encodes any reply value; maps and sets fall back to flat arrays under RESP2, as Redis does. */
+export function encodeReply(value: ReplyValue, proto: Protocol): Buffer {
+  const parts: Buffer[] = [];
+  write(value, proto, parts);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
+  if (value === null) out.push(Buffer.from(proto === 3 ? "_\r\n" : "$-1\r\n"));
+  else if (typeof value === "string" || Buffer.isBuffer(value)) out.push(bulkReply(value, proto));
+  else if (typeof value === "number") out.push(integerReply(value));
+  else if (value instanceof SimpleString) out.push(simpleString(value.value));
+  else if (value instanceof ErrorReply) out.push(errorReply(value.message));
+  else if (value instanceof MapReply) {
+    out.push(Buffer.from(proto === 3 ? `%${value.entries.length}\r\n` : `*${value.entries.length * 2}\r\n`));
+    for (const [k, v] of value.entries) {
+      write(k, proto, out);
+      write(v, proto, out);
+    }
+  } else if (value instanceof SetReply) {
+    out.push(Buffer.from(`${proto === 3 ? "~" : "*"}${value.items.length}\r\n`));
+    for (const item of value.items) write(item, proto, out);
+  } else {
+    out.push(Buffer.from(`*${value.length}\r\n`));
+    for (const item of value) write(item, proto, out);
+  }
+}
