@@ -1,7 +1,7 @@
 /**
  * Starts a proxy worker in the test process over a test cluster, and clients for it.
  */
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import { pino } from "pino";
 import { parseProxyConfig, type ProxyConfigInput } from "../../src/proxy/config.ts";
 import { startWorker, type ProxyWorker } from "../../src/proxy/worker.ts";
@@ -27,9 +27,9 @@ export async function startTestProxy(
 export function proxyClient(
   t: Cleanup,
   port: number,
-  options: ConstructorParameters<typeof Redis>[0] = {},
+  options: RedisOptions = {},
 ): Redis {
-  const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, ...(options as object) });
+  const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, ...options });
   client.on("error", () => {});
   t.after(() => client.disconnect());
   return client;
