@@ -188,6 +188,7 @@ export class ClientSession implements ReplySink {
     request.slot = slot;
     request.readonly = readonly;
     request.protocol = this.protocol;
+    request.affinity = this.id;
     this.queue.push(request);
     this.inflightBytes += frame.length;
     this.context.router.dispatch(request);

@@ -27,6 +27,8 @@ export class Request {
   deadline = 0;
   /** Sent with ASKING first to this node (during a slot migration). */
   askTarget: string | null = null;
+  /** Picks the backend connection: the same for all of one client's requests, so they keep their order. */
+  affinity = 0;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
 

@@ -85,7 +85,8 @@ export class ClusterRouter implements BackendEvents {
     if (request.askTarget !== null) address = request.askTarget;
     else if (request.slot >= 0) address = map?.masterFor(request.slot);
     else if (map && map.masters.length > 0) address = map.masters[this.anyIndex++ % map.masters.length];
-    const connection = address === undefined ? null : this.connectionTo(address, request.protocol);
+    const connection =
+      address === undefined ? null : this.connectionTo(address, request.protocol, request.affinity);
     if (connection === null) {
       this.park(request);
       return;
@@ -93,7 +94,11 @@ export class ClusterRouter implements BackendEvents {
     connection.send(request);
   }
 
-  private connectionTo(address: string, protocol: 2 | 3): BackendConnection | null {
+  /**
+   * The connection a request takes to a node. A client always uses the same one of the pool
+   * (by `affinity`), so its commands to one shard keep their order; others spread over the pool.
+   */
+  private connectionTo(address: string, protocol: 2 | 3, affinity: number): BackendConnection | null {
     const key = `${protocol}|${address}`;
     let pool = this.pools.get(key);
     if (pool === undefined) {
@@ -103,12 +108,10 @@ export class ClusterRouter implements BackendEvents {
     }
     // A node that keeps refusing connections is down: hold its requests instead of queueing them on it.
     if (pool.failures > 0) return null;
-    let best: BackendConnection | null = null;
-    for (const c of pool.connections) {
-      if (c !== null && c.state !== ConnectionState.Closed && (best === null || c.pending < best.pending))
-        best = c;
-    }
-    return best;
+    const preferred = pool.connections[affinity % pool.connections.length];
+    if (preferred && preferred.state !== ConnectionState.Closed) return preferred;
+    for (const c of pool.connections) if (c !== null && c.state !== ConnectionState.Closed) return c;
+    return null;
   }
 
   private connect(pool: Pool): BackendConnection {

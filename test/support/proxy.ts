@@ -24,11 +24,7 @@ export async function startTestProxy(
 }
 
 /** An ioredis client in standalone mode (it knows nothing of the cluster), closed after the test. */
-export function proxyClient(
-  t: Cleanup,
-  port: number,
-  options: RedisOptions = {},
-): Redis {
+export function proxyClient(t: Cleanup, port: number, options: RedisOptions = {}): Redis {
   const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 0, ...options });
   client.on("error", () => {});
   t.after(() => client.disconnect());
