@@ -19,6 +19,9 @@
  *   VIP, whatever the priorities.
  * - check_unicast_src: adverts from anything but the configured peers are ignored. It is the
  *   protection VRRPv3 offers, since v3 has no authentication.
+ *
+ * Run it in the foreground, VRRP only: `keepalived -n -l -P -f /etc/keepalived/keepalived.conf`
+ * (the tests add -p/-r pid files of their own so several instances can share a machine).
  */
 import { z } from "zod";
 import { DredisError } from "../../src/errors.ts";

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { describe, test, type TestContext } from "node:test";
+import { Redis } from "ioredis";
 import { DredisError } from "../../../src/errors.ts";
 import { renderKeepalivedConf, type KeepalivedArgs } from "../../../components/plan/keepalived.ts";
 import { proxyHealthCheckCommand } from "../../../components/plan/health-check.ts";
@@ -14,7 +15,7 @@ import {
   type NsProcess,
   type SwitchedNetwork,
 } from "../../support/netns.ts";
-import { until } from "../../support/redis.ts";
+import { startStandalone, until } from "../../support/redis.ts";
 
 const valid: KeepalivedArgs = {
   instance: "dredis-proxy",
@@ -113,6 +114,36 @@ describe("renderKeepalivedConf validation", () => {
     );
     assert.throws(() => proxyHealthCheckCommand({ port: 6380, password: "a b" }), /may contain only/);
     assert.throws(() => proxyHealthCheckCommand({ port: 6380, password: "$x" }), /may contain only/);
+  });
+});
+
+/** Runs a health check command as keepalived would: `/bin/bash -c '<script>'`, without a shell around it. */
+function runHealthCheck(command: string): number | null {
+  const script = /^\/bin\/bash -c '([^']*)'$/.exec(command);
+  assert.ok(script, `unexpected command shape: ${command}`);
+  return spawnSync("/bin/bash", ["-c", script[1]!], { timeout: 5000 }).status;
+}
+
+describe("proxyHealthCheckCommand", () => {
+  test("passes while the host answers PING with +PONG, and fails once it stops", async (t) => {
+    const server = await startStandalone(t);
+    const command = proxyHealthCheckCommand({ port: server.port });
+    assert.equal(runHealthCheck(command), 0);
+    await server.stop();
+    assert.notEqual(runHealthCheck(command), 0);
+  });
+  test("authenticates first when the host requires a password, and fails on a wrong or missing one", async (t) => {
+    const server = await startStandalone(t);
+    const admin = new Redis({ host: server.host, port: server.port });
+    await admin.config("SET", "requirepass", "s3cret:pw");
+    admin.disconnect();
+    assert.equal(runHealthCheck(proxyHealthCheckCommand({ port: server.port, password: "s3cret:pw" })), 0);
+    assert.notEqual(runHealthCheck(proxyHealthCheckCommand({ port: server.port, password: "wrong" })), 0);
+    assert.notEqual(
+      runHealthCheck(proxyHealthCheckCommand({ port: server.port })),
+      0,
+      "NOAUTH must fail the check",
+    );
   });
 });
 
