@@ -129,7 +129,9 @@ const argsSchema = z
       });
     if (new Set(args.peerAddresses).size !== args.peerAddresses.length)
       ctx.addIssue({ code: "custom", path: ["peerAddresses"], message: "contains an address twice" });
+    // A /32 VIP says nothing about the network, so only a shorter prefix can be checked.
     if (
+      args.vipPrefixLength < 32 &&
       ipv4.safeParse(args.vip).success &&
       ipv4.safeParse(args.selfAddress).success &&
       !sameNetwork(args.vip, args.selfAddress, args.vipPrefixLength)

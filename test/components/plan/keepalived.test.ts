@@ -58,8 +58,12 @@ describe("renderKeepalivedConf validation", () => {
     rejects({ vip: "172.30.0.11" }, "vip", /172\.30\.0\.11 is also a host address/);
     rejects({ vip: "172.30.0.12" }, "vip", /also a host address/);
   });
-  test("rejects a VIP outside the host's network", () => {
+  test("rejects a VIP outside the host's network, unless it is a /32", () => {
     rejects({ vip: "172.31.0.100" }, "vip", /not on selfAddress 172\.30\.0\.11's network/);
+    assert.match(
+      renderKeepalivedConf({ ...valid, vip: "172.31.0.100", vipPrefixLength: 32 }),
+      /172\.31\.0\.100\/32 dev eth0/,
+    );
   });
   test("rejects peers that are missing, repeated or include this host", () => {
     rejects({ peerAddresses: [] }, "peerAddresses", /at least one peer/);
