@@ -89,7 +89,7 @@ test("ioredis in standalone mode and redis-cli work through the proxy unchanged"
   await client.rpush("queue", "a", "b", "c");
   assert.deepEqual(await client.lrange("queue", 0, -1), ["a", "b", "c"]);
   await client.zadd("board", 10, "x", 20, "y");
-  assert.deepEqual(await client.zrange("board", 0, -1, "WITHSCORES"), ["x", "10", "y", "20"]);
+  assert.deepEqual(await client.zrange("board", "0", "-1", "WITHSCORES"), ["x", "10", "y", "20"]);
   assert.equal(await client.eval("return redis.call('GET', KEYS[1])", 1, "missing"), null);
 
   const cli = (...args: string[]) => run("redis-cli", ["-p", String(proxy.port), ...args]);
