@@ -1,6 +1,35 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
+import { loadProxyConfig } from "../proxy/config.ts";
+import { runProxyHost } from "../proxy/host.ts";
 
-/** Registers `dredis proxy ...`. */
+/** Registers `dredis proxy`. */
 export function registerProxyCommands(program: Command): void {
-  program.command("proxy").description("(not built yet)");
+  program
+    .command("proxy")
+    .description(
+      "run a proxy host: worker processes serving clients a standalone-Redis endpoint over the cluster",
+    )
+    .requiredOption("-c, --config <file>", "proxy config file (YAML or JSON)")
+    .option("-p, --port <port>", "client port (overrides listen.port)", (v) => parsePort(v, "--port"))
+    .option("-w, --workers <n>", "worker processes (overrides workers)", (v) => parseCount(v, "--workers"))
+    .action(async (options: { config: string; port?: number; workers?: number }) => {
+      const config = await loadProxyConfig(options.config);
+      if (options.port !== undefined) config.listen.port = options.port;
+      if (options.workers !== undefined) config.workers = options.workers;
+      await runProxyHost(config);
+    });
+}
+
+function parsePort(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError(`${flag} expects a port number (0-65535), got "${value}"`);
+  return n;
+}
+
+function parseCount(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new InvalidArgumentError(`${flag} expects a whole number from 1 to 64, got "${value}"`);
+  return n;
 }

@@ -81,6 +81,11 @@ export class ClientSession implements ReplySink {
     return `${this.socket.localAddress}:${this.socket.localPort}`;
   }
 
+  /** Stops taking commands; closes once the replies still due are written (draining). */
+  closeWhenIdle(): void {
+    if (this.state === State.Open) this.closeAfterReply();
+  }
+
   /** Closes the connection at once (shutdown, CLIENT KILL). */
   destroy(): void {
     this.socket.destroy();

@@ -89,6 +89,8 @@ const ANY_SHARD = new Set([
   "command|getkeys",
   "command|getkeysandflags",
   "command|help",
+  "config|get",
+  "config|help",
   "object|help",
   "memory|help",
   "xinfo|help",
@@ -104,7 +106,9 @@ export const DEFAULT_DENIED = [
   "failover",
   "replicaof",
   "slaveof",
-  "config",
+  "config|set",
+  "config|rewrite",
+  "config|resetstat",
   "monitor",
   "sync",
   "psync",
@@ -122,6 +126,7 @@ export const DEFAULT_DENIED = [
 function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mode: Mode; reason?: string } {
   const top = name.split("|")[0]!;
   if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
+  // CONFIG GET answers from one shard: the shards share one generated configuration.
   if (LOCAL.has(name)) return { mode: Mode.Local };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
   if (raw.flags.includes("pubsub"))

@@ -334,6 +334,8 @@ export class ClusterRouter implements BackendEvents {
   private applyMap(map: SlotMap): void {
     this.map = map;
     const masters = new Set(map.masters);
+    // Connect to every master now, so the first requests do not wait for a connect and readiness is known.
+    for (const address of masters) this.connectionTo(address, 2, 0);
     for (const [key, pool] of this.pools) {
       if (masters.has(pool.address)) continue;
       // No longer a master: stop reconnecting; close connections once their replies are in.

@@ -24,6 +24,11 @@ export interface ProxyWorker {
   readonly context: ProxyContext;
   /** Stops accepting, closes clients and shard connections. */
   close(): Promise<void>;
+  /**
+   * Stops accepting, lets every client's in-flight requests finish (up to `timeoutMs`), closes
+   * each client once it has its replies, then closes the shard connections.
+   */
+  drain(timeoutMs: number): Promise<void>;
 }
 
 const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
@@ -62,9 +67,20 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   const port = (server.address() as { port: number }).port;
   log.info({ port, seeds: config.seeds }, "proxy worker listening");
 
+  const drain = async (timeoutMs: number) => {
+    server.close();
+    for (const client of context.clients) client.closeWhenIdle();
+    const deadline = Date.now() + timeoutMs;
+    while (context.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const client of context.clients) client.destroy();
+    await router.close();
+    log.info({ port }, "proxy worker drained");
+  };
+
   return {
     port,
     context,
+    drain,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

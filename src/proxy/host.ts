@@ -1,0 +1,178 @@
+/**
+ * A proxy host: a primary process that forks `workers` proxy workers sharing one listening port,
+ * restarts any that die (with backoff), serves health on an admin port, and drains on SIGTERM.
+ *
+ * Node 20 has no SO_REUSEPORT for `net`, so the workers share the port through node:cluster.
+ * Round-robin distribution (SCHED_RR) is used: measured on our machines, letting workers race on
+ * accept (SCHED_NONE) often left one worker with every connection.
+ */
+import cluster, { type Worker } from "node:cluster";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { pino, type Logger } from "pino";
+import type { ProxyConfig } from "./config.ts";
+import { startWorker, type ProxyWorker } from "./worker.ts";
+
+/** Messages between the primary and its workers. */
+type ToWorker = { type: "drain"; timeoutMs: number } | { type: "status"; id: number };
+type FromWorker = { type: "status"; id: number; status: WorkerStatus };
+
+export interface WorkerStatus {
+  index: number;
+  pid: number;
+  clients: number;
+  ready: boolean;
+  draining: boolean;
+}
+
+const RESTART_BASE_MS = 100;
+const RESTART_CAP_MS = 5000;
+/** A worker that lived this long resets its restart backoff. */
+const STABLE_AFTER_MS = 30_000;
+/** How long SIGTERM waits for in-flight requests before closing connections. @default */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+export interface HostHandle {
+  /** Resolves once every worker listens. */
+  ready: Promise<void>;
+  /** The admin HTTP port actually bound (when the config asked for 0). */
+  adminPort(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/** Entry point for `dredis proxy`: the primary forks; in a forked worker this runs the worker. */
+export async function runProxyHost(config: ProxyConfig, log?: Logger): Promise<HostHandle | ProxyWorker> {
+  const logger = log ?? pino({ level: config.logLevel }, pino.destination(2));
+  if (cluster.isWorker) return runForkedWorker(config, logger);
+  return startPrimary(config, logger);
+}
+
+function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+  const workers = new Map<number, { worker: Worker; index: number; startedAt: number; failures: number }>();
+  let stopping = false;
+  let readyCount = 0;
+  let resolveReady!: () => void;
+  const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+
+  const fork = (index: number, failures = 0) => {
+    const worker = cluster.fork({ DREDIS_WORKER_INDEX: String(index) });
+    workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
+    worker.once("listening", () => {
+      if (++readyCount === config.workers) resolveReady();
+    });
+    worker.on("exit", (code, signal) => {
+      const entry = workers.get(worker.id);
+      workers.delete(worker.id);
+      if (stopping || !entry) return;
+      const stable = Date.now() - entry.startedAt > STABLE_AFTER_MS;
+      const attempt = stable ? 0 : entry.failures + 1;
+      const delay = Math.min(RESTART_CAP_MS, RESTART_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
+      log.warn(
+        { index, pid: worker.process.pid, code, signal, restartInMs: Math.round(delay) },
+        "worker died; restarting",
+      );
+      setTimeout(() => !stopping && fork(index, attempt), delay);
+    });
+  };
+  for (let i = 0; i < config.workers; i++) fork(i);
+
+  let pending = 0;
+  const waiting = new Map<number, (s: WorkerStatus | undefined) => void>();
+  cluster.on("message", (_worker, message: FromWorker) => {
+    if (message?.type === "status") waiting.get(message.id)?.(message.status);
+  });
+  const statuses = (): Promise<(WorkerStatus | undefined)[]> =>
+    Promise.all(
+      [...workers.values()].map(
+        ({ worker }) =>
+          new Promise<WorkerStatus | undefined>((resolve) => {
+            const id = ++pending;
+            const timer = setTimeout(() => finish(undefined), 1000);
+            const finish = (s: WorkerStatus | undefined) => {
+              clearTimeout(timer);
+              waiting.delete(id);
+              resolve(s);
+            };
+            waiting.set(id, finish);
+            worker.send({ type: "status", id } satisfies ToWorker);
+          }),
+      ),
+    );
+
+  let admin: HttpServer | undefined;
+  if (config.admin.port !== 0) {
+    admin = createHttpServer(async (req, res) => {
+      const url = req.url ?? "/";
+      if (url === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      } else if (url === "/readyz" || url === "/status") {
+        const list = await statuses();
+        const isReady =
+          !stopping &&
+          list.length === config.workers &&
+          list.every((s) => s !== undefined && s.ready && !s.draining);
+        const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list });
+        res
+          .writeHead(url === "/readyz" && !isReady ? 503 : 200, { "content-type": "application/json" })
+          .end(body + "\n");
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    admin.listen(config.admin.port, config.admin.host);
+  }
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info("draining: no new connections, waiting for in-flight requests");
+    const exits = [...workers.values()].map(
+      ({ worker }) =>
+        new Promise<void>((resolve) => {
+          if (worker.isDead()) return resolve();
+          worker.once("exit", () => resolve());
+          worker.send({ type: "drain", timeoutMs: DRAIN_TIMEOUT_MS } satisfies ToWorker);
+          setTimeout(() => worker.process.kill("SIGKILL"), DRAIN_TIMEOUT_MS + 5000).unref();
+        }),
+    );
+    await Promise.all(exits);
+    await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => void stop().then(() => process.exit(0)));
+  }
+  return {
+    ready,
+    adminPort: () => {
+      const address = admin?.address();
+      return typeof address === "object" && address ? address.port : undefined;
+    },
+    stop,
+  };
+}
+
+async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyWorker> {
+  const index = Number(process.env.DREDIS_WORKER_INDEX ?? "0");
+  const workerLog = log.child({ worker: index });
+  const worker = await startWorker(config, { log: workerLog, workerIndex: index });
+  let draining = false;
+  process.on("message", (message: ToWorker) => {
+    if (message?.type === "status") {
+      const status: WorkerStatus = {
+        index,
+        pid: process.pid,
+        clients: worker.context.clients.size,
+        ready: worker.context.router.ready,
+        draining,
+      };
+      process.send?.({ type: "status", id: message.id, status } satisfies FromWorker);
+    } else if (message?.type === "drain") {
+      draining = true;
+      void worker.drain(message.timeoutMs).then(() => process.exit(0));
+    }
+  });
+  // The primary owns signals; a worker ignores them so a Ctrl-C reaches it only through the drain.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => {});
+  return worker;
+}
