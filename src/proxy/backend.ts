@@ -65,17 +65,14 @@ export class BackendConnection {
     private readonly events: BackendEvents,
     connectTimeoutMs = 2000,
   ) {
-    const split = address.lastIndexOf(":");
-    const host = address.slice(0, split).replace(/^\[|\]$/g, "");
-    const port = Number(address.slice(split + 1));
     this.scanner = new ReplyScanner(this.onReply);
-    this.socket = createConnection({ host, port, noDelay: true });
+    this.socket = createConnection({ ...socketAddress(address), noDelay: true });
     this.socket.setTimeout(connectTimeoutMs, () =>
       this.socket.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)),
     );
     this.socket.on("connect", () => {
       this.socket.setTimeout(0);
-      this.socket.setKeepAlive(true, 10_000);
+      if (!address.startsWith("unix:")) this.socket.setKeepAlive(true, 10_000);
       this.state = ConnectionState.Ready;
       if (protocol === 3 || auth) {
         const hello = ["HELLO", String(protocol)];
@@ -166,6 +163,13 @@ export class BackendConnection {
     this.out = [];
     this.events.onClose(this, sent, unsent, this.closeError);
   }
+}
+
+/** "host:port", "[v6]:port", or "unix:/path/to.sock" (the busy proxy's local socket). */
+export function socketAddress(address: string): { path: string } | { host: string; port: number } {
+  if (address.startsWith("unix:")) return { path: address.slice(5) };
+  const split = address.lastIndexOf(":");
+  return { host: address.slice(0, split).replace(/^\[|\]$/g, ""), port: Number(address.slice(split + 1)) };
 }
 
 /** How many of the last requests in `sent` are still in the unwritten batch `out`. */

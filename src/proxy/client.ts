@@ -32,6 +32,8 @@ const enum State {
 }
 
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
+/** Marks a request whose keys span slots: it goes to the busy proxy, or gets CROSSSLOT. */
+const SPANS_SLOTS = -2;
 const RESET = Buffer.from("+RESET\r\n");
 
 export class ClientSession implements ReplySink {
@@ -174,23 +176,37 @@ export class ClientSession implements ReplySink {
       for (const index of movableKeyIndexes(spec.name, all)) {
         const s = keySlot(buf, args[index * 2]!, args[index * 2 + 1]!);
         if (slot < 0) slot = s;
-        else if (s !== slot) return this.reply(CROSSSLOT);
+        else if (s !== slot) {
+          slot = SPANS_SLOTS;
+          break;
+        }
       }
     } else {
       const last = spec.keyStop < 0 ? argc + spec.keyStop : Math.min(spec.keyStop, argc - 1);
       for (let i = spec.keyStart; i <= last; i += spec.step) {
         const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
         if (slot < 0) slot = s;
-        else if (s !== slot) return this.reply(CROSSSLOT);
+        else if (s !== slot) {
+          slot = SPANS_SLOTS;
+          break;
+        }
       }
     }
-    this.forward(buf.subarray(frameStart, frameEnd), slot, spec.readonly);
+    if (slot !== SPANS_SLOTS) {
+      this.forward(buf.subarray(frameStart, frameEnd), slot, spec.readonly);
+    } else if (spec.splittable && this.context.busyProxy !== undefined) {
+      // Keys on several slots: the busy proxy splits, fans out and merges, off this worker's path.
+      this.forward(buf.subarray(frameStart, frameEnd), -1, spec.readonly, this.context.busyProxy);
+    } else {
+      this.reply(CROSSSLOT);
+    }
   }
 
-  private forward(frame: Buffer, slot: number, readonly: boolean): void {
+  private forward(frame: Buffer, slot: number, readonly: boolean, target: string | null = null): void {
     const request = new Request(this);
     request.frame = frame;
     request.slot = slot;
+    request.target = target;
     request.readonly = readonly;
     request.protocol = this.protocol;
     request.affinity = this.id;

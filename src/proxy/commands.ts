@@ -49,6 +49,11 @@ export interface CommandSpec {
   blocking: boolean;
   /** Container commands (CLIENT, OBJECT, ...): subcommand name (lower case) to its spec. */
   subcommands?: Map<string, CommandSpec>;
+  /**
+   * Keys may span slots: the busy proxy splits it by slot, runs the parts and merges the replies.
+   * Only commands whose meaning survives a split; atomic ones (MSETNX, RENAME, *STORE...) are not.
+   */
+  splittable: boolean;
   /** Why the command is refused or not supported, for the error text. */
   reason?: string;
 }
@@ -95,6 +100,24 @@ const ANY_SHARD = new Set([
   "memory|help",
   "xinfo|help",
   "xgroup|help",
+]);
+
+/** Multi-key commands the busy proxy runs across slots (see `CommandSpec.splittable`). */
+export const SPLITTABLE = new Set([
+  "mget",
+  "mset",
+  "del",
+  "unlink",
+  "exists",
+  "touch",
+  "sinter",
+  "sunion",
+  "sdiff",
+  "zunion",
+  "zinter",
+  "zdiff",
+  "sintercard",
+  "pfcount",
 ]);
 
 const DENIED_REASON = "it acts on a single node, and through a proxy it would damage or confuse the cluster";
@@ -155,6 +178,7 @@ function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): Command
     readonly: raw.flags.includes("readonly"),
     write: raw.flags.includes("write"),
     blocking: raw.flags.includes("blocking"),
+    splittable: SPLITTABLE.has(name),
   };
   if (reason) spec.reason = reason;
   if (raw.subcommands) {

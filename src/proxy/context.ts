@@ -23,6 +23,8 @@ export class ProxyContext {
     readonly log: Logger,
     /** Distinguishes workers of one host so client ids stay unique across them. */
     readonly workerIndex = 0,
+    /** "unix:/path" of the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
+    readonly busyProxy: string | undefined = undefined,
   ) {}
 
   nextClientId(): number {

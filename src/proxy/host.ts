@@ -7,10 +7,14 @@
  * accept (SCHED_NONE) often left one worker with every connection.
  */
 import cluster, { type Worker } from "node:cluster";
+import { fork as forkProcess, type ChildProcess } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
 import type { ProxyConfig } from "./config.ts";
 import { startWorker, type ProxyWorker } from "./worker.ts";
+import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
 
 /** Messages between the primary and its workers. */
 type ToWorker = { type: "drain"; timeoutMs: number } | { type: "status"; id: number };
@@ -40,8 +44,12 @@ export interface HostHandle {
 }
 
 /** Entry point for `dredis proxy`: the primary forks; in a forked worker this runs the worker. */
-export async function runProxyHost(config: ProxyConfig, log?: Logger): Promise<HostHandle | ProxyWorker> {
+export async function runProxyHost(
+  config: ProxyConfig,
+  log?: Logger,
+): Promise<HostHandle | ProxyWorker | BusyProxy> {
   const logger = log ?? pino({ level: config.logLevel }, pino.destination(2));
+  if (process.env.DREDIS_ROLE === "busy") return runBusyProcess(config, logger);
   if (cluster.isWorker) return runForkedWorker(config, logger);
   return startPrimary(config, logger);
 }
@@ -54,8 +62,28 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
   let resolveReady!: () => void;
   const ready = new Promise<void>((resolve) => (resolveReady = resolve));
 
+  const busySocket = join(tmpdir(), `dredis-busy-${process.pid}.sock`);
+  let busy: ChildProcess | undefined;
+  // The busy proxy is a plain child process, not a cluster worker: it must not share the client port.
+  const forkBusy = (failures = 0) => {
+    const startedAt = Date.now();
+    busy = forkProcess(process.argv[1]!, process.argv.slice(2), {
+      env: { ...process.env, DREDIS_ROLE: "busy", DREDIS_BUSY_SOCKET: busySocket },
+      execArgv: process.execArgv,
+      stdio: "inherit",
+    });
+    busy.on("exit", (code, signal) => {
+      if (stopping) return;
+      const attempt = Date.now() - startedAt > STABLE_AFTER_MS ? 0 : failures + 1;
+      const delay = Math.min(RESTART_CAP_MS, RESTART_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
+      log.warn({ code, signal, restartInMs: Math.round(delay) }, "busy proxy died; restarting");
+      setTimeout(() => !stopping && forkBusy(attempt), delay);
+    });
+  };
+  forkBusy();
+
   const fork = (index: number, failures = 0) => {
-    const worker = cluster.fork({ DREDIS_WORKER_INDEX: String(index) });
+    const worker = cluster.fork({ DREDIS_WORKER_INDEX: String(index), DREDIS_BUSY_SOCKET: busySocket });
     workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
     worker.once("listening", () => {
       if (++readyCount === config.workers) resolveReady();
@@ -136,6 +164,12 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
         }),
     );
     await Promise.all(exits);
+    // Workers have drained, so no multi-key command is left for the busy proxy.
+    if (busy && busy.exitCode === null) {
+      const exited = new Promise((resolve) => busy!.once("exit", resolve));
+      busy.kill("SIGTERM");
+      await exited;
+    }
     await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
   };
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -154,7 +188,11 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
 async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyWorker> {
   const index = Number(process.env.DREDIS_WORKER_INDEX ?? "0");
   const workerLog = log.child({ worker: index });
-  const worker = await startWorker(config, { log: workerLog, workerIndex: index });
+  const worker = await startWorker(config, {
+    log: workerLog,
+    workerIndex: index,
+    busySocket: process.env.DREDIS_BUSY_SOCKET,
+  });
   let draining = false;
   process.on("message", (message: ToWorker) => {
     if (message?.type === "status") {
@@ -175,4 +213,14 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => {});
   return worker;
+}
+
+async function runBusyProcess(config: ProxyConfig, log: Logger): Promise<BusyProxy> {
+  const socketPath = process.env.DREDIS_BUSY_SOCKET!;
+  const busy = await startBusyProxy(config, socketPath, log.child({ role: "busy" }));
+  process.once("SIGTERM", () => void busy.close().then(() => process.exit(0)));
+  process.on("SIGINT", () => {});
+  // Exit with the primary: a busy proxy left behind would hold its socket.
+  process.on("disconnect", () => void busy.close().then(() => process.exit(0)));
+  return busy;
 }

@@ -25,6 +25,8 @@ export class Request {
   redirects = 0;
   /** When the request stops waiting for an unavailable shard (ms since epoch; 0 = not waiting yet). */
   deadline = 0;
+  /** Goes to this address whatever its slot (the busy proxy), or null to route by slot. */
+  target: string | null = null;
   /** Sent with ASKING first to this node (during a slot migration). */
   askTarget: string | null = null;
   /** Picks the backend connection: the same for all of one client's requests, so they keep their order. */

@@ -82,7 +82,8 @@ export class ClusterRouter implements BackendEvents {
   dispatch(request: Request): void {
     const map = this.map;
     let address: string | undefined;
-    if (request.askTarget !== null) address = request.askTarget;
+    if (request.target !== null) address = request.target;
+    else if (request.askTarget !== null) address = request.askTarget;
     else if (request.slot >= 0) address = map?.masterFor(request.slot);
     else if (map && map.masters.length > 0) address = map.masters[this.anyIndex++ % map.masters.length];
     const connection =
@@ -337,7 +338,7 @@ export class ClusterRouter implements BackendEvents {
     // Connect to every master now, so the first requests do not wait for a connect and readiness is known.
     for (const address of masters) this.connectionTo(address, 2, 0);
     for (const [key, pool] of this.pools) {
-      if (masters.has(pool.address)) continue;
+      if (masters.has(pool.address) || pool.address.startsWith("unix:")) continue;
       // No longer a master: stop reconnecting; close connections once their replies are in.
       pool.retired = true;
       this.pools.delete(key);

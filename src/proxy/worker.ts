@@ -16,6 +16,8 @@ export interface WorkerOptions {
   log?: Logger;
   /** Index of this worker in its host (for unique client ids). @default 0 */
   workerIndex?: number;
+  /** Unix socket path of the busy proxy; without it, multi-key commands across slots get CROSSSLOT. */
+  busySocket?: string;
 }
 
 export interface ProxyWorker {
@@ -46,7 +48,15 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     log,
   });
   const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
-  const context = new ProxyContext(config, commands, router, flusher, log, options.workerIndex ?? 0);
+  const context = new ProxyContext(
+    config,
+    commands,
+    router,
+    flusher,
+    log,
+    options.workerIndex ?? 0,
+    options.busySocket ? `unix:${options.busySocket}` : undefined,
+  );
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; requests wait for the cluster");
 
