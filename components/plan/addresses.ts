@@ -3,6 +3,7 @@
  * the subnet (`ipRange`), and the addresses we pin (the proxy pair, the floating IP) come from
  * the lower half, so Docker can never give one of them to another container.
  */
+import { createHash } from "node:crypto";
 import { DredisError } from "../../src/errors.ts";
 
 export interface DockerAddressPlan {
@@ -51,4 +52,12 @@ function toInt(address: string, key: string): number {
 
 function fromInt(n: number): string {
   return [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join(".");
+}
+
+/**
+ * VRRP router id (1-255) of a master-backup pair, derived from the component name so two
+ * fleets on one network do not answer each other's advertisements.
+ */
+export function virtualRouterIdFor(name: string): number {
+  return 1 + (createHash("sha256").update(name).digest().readUInt16BE(0) % 255);
 }

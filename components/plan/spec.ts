@@ -20,7 +20,8 @@ const ipv4Cidr = z
     'expected an IPv4 CIDR from /16 to /24, e.g. "172.28.0.0/16"',
   );
 
-export const clusterSpecSchema = z
+/** Every key, without the rules that relate keys to each other (components pick from it). */
+export const clusterSpecShape = z
   .object({
     platform: z.enum(["docker", "kubernetes"]),
     shards: z.number().int().min(3, "Redis Cluster needs at least 3 shards").max(128).default(3),
@@ -48,21 +49,22 @@ export const clusterSpecSchema = z
     dockerSubnet: ipv4Cidr.default("172.28.0.0/16"),
     podAntiAffinity: z.enum(["required", "preferred"]).default("required"),
   })
-  .strict()
-  .superRefine((spec, ctx) => {
-    if (spec.platform === "kubernetes" && spec.image === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["image"],
-        message: "required on kubernetes: a cluster cannot pull an image built on this machine",
-      });
-    if (spec.proxyMode === "master-backup" && spec.proxyHosts !== 2)
-      ctx.addIssue({
-        code: "custom",
-        path: ["proxyHosts"],
-        message: "master-backup runs exactly 2 proxy hosts (leave proxyHosts unset or set it to 2)",
-      });
-  });
+  .strict();
+
+export const clusterSpecSchema = clusterSpecShape.superRefine((spec, ctx) => {
+  if (spec.platform === "kubernetes" && spec.image === undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: ["image"],
+      message: "required on kubernetes: a cluster cannot pull an image built on this machine",
+    });
+  if (spec.proxyMode === "master-backup" && spec.proxyHosts !== 2)
+    ctx.addIssue({
+      code: "custom",
+      path: ["proxyHosts"],
+      message: "master-backup runs exactly 2 proxy hosts (leave proxyHosts unset or set it to 2)",
+    });
+});
 
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;
 export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
@@ -72,7 +74,17 @@ export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
  * e.g. `distributed-redis:shards: Redis Cluster needs at least 3 shards`.
  */
 export function parseClusterSpec(input: unknown, source: string, keyPrefix = ""): ClusterSpec {
-  const result = clusterSpecSchema.safeParse(input);
+  return parseSpec(clusterSpecSchema, input, source, keyPrefix);
+}
+
+/** Validates `input` with any schema built from `clusterSpecShape`, reporting as `parseClusterSpec`. */
+export function parseSpec<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  source: string,
+  keyPrefix = "",
+): z.output<T> {
+  const result = schema.safeParse(input);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const unknownKeys = issue.code === "unrecognized_keys" ? issue.keys : [];
@@ -80,4 +92,9 @@ export function parseClusterSpec(input: unknown, source: string, keyPrefix = "")
     return `  - ${keyPrefix}${issue.path.join(".") || "(root)"}: ${issue.message}`;
   });
   throw new DredisError("E_CONFIG", `invalid ${source}:\n${problems.join("\n")}`);
+}
+
+/** The error for an arg that is required in this situation, worded as schema errors are. */
+export function argError(source: string, key: string, why: string): DredisError {
+  return new DredisError("E_CONFIG", `invalid ${source}:\n  - ${key}: ${why}`);
 }

@@ -48,8 +48,13 @@ export interface ClusterPlan {
   topology: Topology;
   /** Short, stable digest of `topology`: changes exactly when the topology does. */
   topologyHash: string;
-  /** Every node's address, for cluster-mode clients and as the proxies' seeds. */
+  /** Every node's address, for cluster-mode clients. */
   seeds: string[];
+  /**
+   * The nodes of the first 3 shards: they exist at every shard count (the cluster never has
+   * fewer), so the proxies' config, and with it the proxies, stays the same when shards change.
+   */
+  proxySeeds: string[];
 }
 
 /** Plans the cluster of component `name`. */
@@ -69,6 +74,7 @@ export function planCluster(name: string, spec: ClusterSpec): ClusterPlan {
     topology,
     topologyHash: hashTopology(topology),
     seeds: shards.flatMap((shard) => shard.nodes.map((node) => node.address)),
+    proxySeeds: shards.slice(0, 3).flatMap((shard) => shard.nodes.map((node) => node.address)),
   };
 }
 
