@@ -9,6 +9,7 @@ import { parseProxyConfig } from "../../src/proxy/config.ts";
 import { parseTopology } from "../../src/cluster/topology.ts";
 import { countByType, find, installMocks, ofType, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { stackSpec } from "./support/stack-config.ts";
+import { renderHaproxyCfg } from "../../components/plan/haproxy.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
@@ -180,7 +181,15 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
   const lb = find(resources, CONTAINER, "redis-proxy-lb");
   assert.equal(lb.inputs["image"], "sha256:id-of-haproxy:2.8");
   assert.deepEqual(lb.inputs["ports"], [{ internal: 6380, external: 6380 }]);
-  assert.ok(upload(lb, "/usr/local/etc/haproxy/haproxy.cfg").length > 0);
+  assert.equal(
+    upload(lb, "/usr/local/etc/haproxy/haproxy.cfg"),
+    renderHaproxyCfg({
+      bind: { host: "0.0.0.0", port: 6380 },
+      backends: [0, 1].map((i) => ({ name: `redis-proxy-${i}`, host: `redis-proxy-${i}`, port: 6380 })),
+      password: "generated-password-0123456789abcd",
+      check: { intervalMs: 2000, fall: 3, rise: 2 },
+    }),
+  );
   assert.deepEqual(lb.dependsOn.sort(), ["redis-proxy-0", "redis-proxy-1"]);
   assert.deepEqual(find(resources, "distributed-redis:index:ProxyFleet", "redis-proxy").dependsOn, [
     "redis-migration",
