@@ -40,7 +40,7 @@ export function createDockerInfra(
       `${name}-runtime`,
       {
         imageName: `${name}-dredis:local`,
-        build: { context: packageRoot, dockerfile: `${packageRoot}Dockerfile`, platform: "linux/amd64" },
+        build: { context: packageRoot, dockerfile: `${packageRoot}Dockerfile` },
         skipPush: true,
       },
       { parent },

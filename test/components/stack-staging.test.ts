@@ -10,13 +10,18 @@ import { validateKubernetesObjects } from "./support/kubernetes.ts";
 import { stackSpec } from "./support/stack-config.ts";
 
 installMocks();
+const k8s = await import("@pulumi/kubernetes");
 const { createStack } = await import("../../components/stack.ts");
 
 let resources: Recorded[];
 let endpoint: string;
 before(async () => {
   const run = startRun();
-  const redis = createStack({ name: "redis", spec: stackSpec("staging") }, run.opts);
+  const provider = new k8s.Provider("staging-cluster", { context: "staging" });
+  const redis = createStack(
+    { name: "redis", spec: stackSpec("staging") },
+    { ...run.opts, providers: [provider] },
+  );
   resources = await run.settle();
   endpoint = await unwrap(redis.endpoint);
 });
@@ -29,6 +34,17 @@ const podOf = (r: Recorded) => (r.inputs["spec"] as { template: Pod }).template;
 
 test("every Kubernetes object matches the official schema", async () => {
   assert.equal(await validateKubernetesObjects(resources), 1 + 3 * 4 + 5 + 3);
+});
+
+test("the providers given to the stack reach every Kubernetes object", () => {
+  const objects = resources.filter((r) => r.type.startsWith("kubernetes:"));
+  assert.ok(objects.length > 0);
+  for (const object of objects)
+    assert.match(
+      object.provider ?? "",
+      /::staging-cluster::staging-cluster-id$/,
+      `${object.type} ${object.name}`,
+    );
 });
 
 test("creates 3 shards, two proxy pods with leader-election RBAC, and no Lease (runtime state)", () => {

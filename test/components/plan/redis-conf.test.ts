@@ -42,7 +42,7 @@ async function bootRendered(
   client.on("error", () => {});
   t.after(async () => {
     client.disconnect();
-    if (child.exitCode === null) {
+    if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL");
       await once(child, "exit");
     }

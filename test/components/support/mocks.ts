@@ -15,6 +15,8 @@ export interface Recorded {
   inputs: Record<string, unknown>;
   /** Top-level input keys whose value is or contains a secret. */
   secretInputs: string[];
+  /** Reference (`urn::id`) of the explicit provider the resource was registered with. */
+  provider?: string;
   urn: string;
   /** Name of the parent resource (undefined at the top). */
   parent?: string;
@@ -55,7 +57,7 @@ const providerOutputs: Record<
   "kubernetes:core/v1:Service": () => ({ status: { loadBalancer: { ingress: [{ ip: "203.0.113.10" }] } } }),
 };
 
-let inputsByUrn = new Map<string, { type: string; name: string; inputs: Record<string, unknown> }>();
+let inputsByUrn = new Map<string, { inputs: Record<string, unknown>; provider?: string }>();
 const urnOf = (type: string, name: string) => `${type}::${name}`;
 
 export function installMocks(): void {
@@ -63,9 +65,8 @@ export function installMocks(): void {
     {
       newResource(args) {
         inputsByUrn.set(urnOf(args.type, args.name), {
-          type: args.type,
-          name: args.name,
           inputs: args.inputs,
+          provider: args.provider || undefined,
         });
         const extra = providerOutputs[args.type]?.(args.name, args.inputs) ?? {};
         return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
@@ -104,6 +105,7 @@ export function startRun(): MockRun {
           type: r.type,
           name: r.name,
           ...splitSecrets(inputsByUrn.get(urnOf(r.type, r.name))?.inputs ?? {}),
+          provider: inputsByUrn.get(urnOf(r.type, r.name))?.provider,
           urn: urns[i]!,
           parent: r.opts.parent ? nameOf.get(r.opts.parent) : undefined,
           dependsOn: await resolveDeps(r.opts.dependsOn),
