@@ -195,12 +195,12 @@ function createKeepalivedContainer(name: string, k: KeepalivedInputs): docker.Co
               priority: k.priority,
               healthCheck: {
                 command: `redis-cli -h 127.0.0.1 -p ${k.inputs.port} --no-auth-warning -a ${p} ping`,
-                intervalSeconds: 2,
-                fall: 3,
+                intervalSeconds: 1,
+                fall: 2,
                 rise: 2,
               },
-              // VRRP PASS authentication carries at most 8 characters.
-              authPassword: p.slice(0, 8),
+              // No VRRP PASS authentication: it needs VRRP v2, whose whole-second adverts would make
+              // failover take 3 s or more; unicast VRRP v3 only accepts adverts from the known peer.
             }),
           ),
         },

@@ -79,11 +79,10 @@ test("keepalived.conf is rendered for unicast VRRP between the pair, the first h
           priority,
           healthCheck: {
             command: "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning -a pw-123456789 ping",
-            intervalSeconds: 2,
-            fall: 3,
+            intervalSeconds: 1,
+            fall: 2,
             rise: 2,
           },
-          authPassword: "pw-12345",
         }),
       },
     ]);
