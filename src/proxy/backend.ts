@@ -46,11 +46,22 @@ const enum Expect {
   Request,
 }
 
+/** Receives every frame of a connection in pipe mode (Pub/Sub): confirmations, messages, pushes. */
+export type PipeHandler = (reply: ReplyBytes, firstByte: number) => void;
+
 export class BackendConnection {
   state = ConnectionState.Connecting;
+  /**
+   * Pipe mode: frames are not matched to requests but all handed to this handler (a subscribed
+   * client's connection, where one SUBSCRIBE brings many replies and messages come unasked).
+   */
+  pipe: PipeHandler | null = null;
+  /** Called once when the connection has closed (after the router's own handling). */
+  onClosed: (() => void) | null = null;
   private readonly socket: Socket;
   private readonly inflight = new Deque<Request | Expect>();
   private waiting: Request[] = [];
+  private waitingRaw: Buffer[] = [];
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushQueued = false;
@@ -82,6 +93,8 @@ export class BackendConnection {
       const waiting = this.waiting;
       this.waiting = [];
       for (const request of waiting) this.send(request);
+      for (const frame of this.waitingRaw) this.sendRaw(frame);
+      this.waitingRaw = [];
       this.events.onReady(this);
     });
     this.socket.on("data", (chunk: Buffer) => {
@@ -107,12 +120,29 @@ export class BackendConnection {
     }
     if (request.askTarget !== null) this.push(ASKING, Expect.Asking);
     this.push(request.frame, request);
+    // A transaction block (MULTI ... EXEC) brings one reply per command: the request waits for all.
+    for (let i = 1; i < request.parts; i++) this.inflight.push(request);
+  }
+
+  /** Writes a frame whose replies go to the pipe handler (pipe mode only). */
+  sendRaw(frame: Buffer): void {
+    if (this.state === ConnectionState.Connecting) {
+      this.waitingRaw.push(frame); // behind the handshake, which is written on connect
+      return;
+    }
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    this.scheduleFlush();
   }
 
   private push(frame: Buffer, expect: Request | Expect): void {
     this.out.push(frame);
     this.outBytes += frame.length;
     this.inflight.push(expect);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
       this.flusher.add(this);
@@ -132,6 +162,10 @@ export class BackendConnection {
   }
 
   private onReply = (reply: ReplyBytes, firstByte: number): void => {
+    if (this.pipe !== null && this.inflight.peek() !== Expect.Handshake) {
+      this.pipe(reply, firstByte);
+      return;
+    }
     const head = this.inflight.shift();
     if (head === undefined) {
       // RESP3 push frames can arrive unasked; nothing here subscribes, so they are dropped.
@@ -148,20 +182,28 @@ export class BackendConnection {
       }
       return;
     }
-    this.events.onReply(this, head as Request, reply, firstByte);
+    const request = head as Request;
+    if (this.inflight.peek() === request) {
+      // A queued part of a transaction: +QUEUED, or the error that will make EXEC abort.
+      if (firstByte === MINUS && request.partError === null) request.partError = replyBuffer(reply);
+      return;
+    }
+    this.events.onReply(this, request, reply, firstByte);
   };
 
   private onClose(): void {
     if (this.state === ConnectionState.Closed) return;
     this.state = ConnectionState.Closed;
     const sent: Request[] = [];
-    for (const item of this.inflight.drain()) if (typeof item !== "number") sent.push(item);
+    for (const item of this.inflight.drain())
+      if (typeof item !== "number" && sent.at(-1) !== item) sent.push(item);
     // Requests batched for this turn but not written never reached the server.
     const unsentCount = this.out.length > 0 ? countUnsent(sent, this.out) : 0;
     const unsent = [...sent.splice(sent.length - unsentCount, unsentCount), ...this.waiting];
     this.waiting = [];
     this.out = [];
     this.events.onClose(this, sent, unsent, this.closeError);
+    this.onClosed?.();
   }
 }
 

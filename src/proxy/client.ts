@@ -16,12 +16,15 @@ import {
   PONG,
   type Protocol,
 } from "../resp/encode.ts";
-import { RequestParser, parseInteger } from "../resp/request-parser.ts";
+import { RequestParser, encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { keySlot } from "../cluster/key-slot.ts";
 import { arityOk, Mode, movableKeyIndexes, type CommandSpec } from "./commands.ts";
 import { Deque } from "./deque.ts";
 import { Request, writeBatch, type ReplySink } from "./request.ts";
+import { Transaction } from "./transaction.ts";
+import { Subscriptions, PUBSUB_OUTPUT_LIMIT } from "./pubsub.ts";
+import { ConnectionState, type BackendConnection } from "./backend.ts";
 import type { ProxyContext } from "./context.ts";
 
 const enum State {
@@ -32,6 +35,23 @@ const enum State {
 }
 
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
+const QUEUED_REPLY = Buffer.from("+QUEUED\r\n");
+const EXECABORT = errorReply("EXECABORT Transaction discarded because of previous errors.");
+const UNWATCH = encodeCommand(["UNWATCH"]);
+/** Handled even inside MULTI rather than queued, as Redis does. */
+const TRANSACTION_CONTROL = new Set(["exec", "discard", "multi", "watch", "quit", "reset"]);
+/** What a RESP2 client may send while subscribed (Redis enforces the rest on the pipe). */
+const SUBSCRIBED_ALLOWED = new Set([
+  "subscribe",
+  "psubscribe",
+  "ssubscribe",
+  "unsubscribe",
+  "punsubscribe",
+  "sunsubscribe",
+  "ping",
+  "quit",
+  "reset",
+]);
 /** Marks a request whose keys span slots: it goes to the busy proxy, or gets CROSSSLOT. */
 const SPANS_SLOTS = -2;
 const RESET = Buffer.from("+RESET\r\n");
@@ -54,6 +74,15 @@ export class ClientSession implements ReplySink {
   /** Request bytes sent to shards and not yet answered, for backpressure. */
   private inflightBytes = 0;
   private readPaused = false;
+  /** MULTI was sent: commands are queued until EXEC or DISCARD. */
+  private transaction: Transaction | null = null;
+  /** WATCH was sent: the watched keys' slot (the watch itself lives on `ownConnection`). */
+  private watch: { connection: BackendConnection; slot: number } | null = null;
+  /** A connection of this client's own, for WATCHed transactions; kept for the next one. */
+  private own: BackendConnection | null = null;
+  private subscriptions: Subscriptions | null = null;
+  /** Pub/Sub frames held until the replies due before them are written (RESP2 ordering). */
+  private heldFrames: ReplyBytes[] = [];
 
   constructor(
     private readonly socket: Socket,
@@ -104,34 +133,38 @@ export class ClientSession implements ReplySink {
     const table = this.context.commands;
     let spec = table.lookup(buf, args[0]!, args[1]!);
     if (spec === undefined) {
-      this.reply(
+      return this.reject(
         errorReply(
           unknownCommand(buf.toString("latin1", args[0], args[1]), argStrings(buf, args, 1, argc)),
           "latin1",
         ),
       );
-      return;
     }
     if (!this.authenticated && spec.name !== "auth" && spec.name !== "hello" && spec.name !== "quit") {
-      this.reply(errorReply(RedisErrors.noAuth));
-      return;
+      return this.reject(errorReply(RedisErrors.noAuth));
     }
-    if (!arityOk(spec, argc)) {
-      this.reply(errorReply(RedisErrors.wrongArity(spec.name)));
-      return;
-    }
+    if (!arityOk(spec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(spec.name)));
     if (spec.subcommands !== undefined) {
       const sub = buf.toString("latin1", args[2], args[3]);
       const subSpec = spec.subcommands.get(sub.toLowerCase());
-      if (subSpec === undefined) {
-        this.reply(errorReply(RedisErrors.unknownSubcommand(sub, spec.name)));
-        return;
-      }
-      if (!arityOk(subSpec, argc)) {
-        this.reply(errorReply(RedisErrors.wrongArity(subSpec.name)));
-        return;
-      }
+      if (subSpec === undefined)
+        return this.reject(errorReply(RedisErrors.unknownSubcommand(sub, spec.name)));
+      if (!arityOk(subSpec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(subSpec.name)));
       spec = subSpec;
+    }
+    if (this.protocol === 2 && this.subscriptions?.active && !SUBSCRIBED_ALLOWED.has(spec.name)) {
+      return this.reply(
+        errorReply(
+          `ERR Can't execute '${spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+        ),
+      );
+    }
+    if (this.transaction !== null && !TRANSACTION_CONTROL.has(spec.name)) {
+      return this.queueInTransaction(this.transaction, spec, buf, frameStart, frameEnd, argc, args);
+    }
+    if (spec.name === "ping" && this.subscriptions?.active && this.protocol === 2) {
+      // A subscribed RESP2 client's PING is answered by Redis in the subscriber format.
+      return this.subscriptionConnection(spec.name, -1).sendRaw(buf.subarray(frameStart, frameEnd));
     }
     switch (spec.mode) {
       case Mode.Keyed:
@@ -143,16 +176,193 @@ export class ClientSession implements ReplySink {
       case Mode.Local:
         this.answerLocally(spec.name, buf, argc, args);
         return;
+      case Mode.Session:
+        this.session(spec, buf, frameStart, frameEnd, argc, args);
+        return;
       case Mode.Denied:
-        this.reply(errorReply(`ERR command '${spec.name}' is disabled on this proxy: ${spec.reason}`));
+        this.reply(refusal(spec));
         return;
       case Mode.Unsupported:
-        this.reply(
-          errorReply(`ERR command '${spec.name}' is not supported through this proxy yet: ${spec.reason}`),
-        );
+        this.reply(refusal(spec));
         return;
     }
   };
+
+  /** An error that also dooms an open transaction, as Redis flags it. */
+  private reject(reply: Buffer): void {
+    if (this.transaction !== null) this.transaction.aborted = true;
+    this.reply(reply);
+  }
+
+  private queueInTransaction(
+    transaction: Transaction,
+    spec: CommandSpec,
+    buf: Buffer,
+    frameStart: number,
+    frameEnd: number,
+    argc: number,
+    args: Int32Array,
+  ): void {
+    let slot = -1;
+    switch (spec.mode) {
+      case Mode.Keyed:
+        slot = this.slotOf(spec, buf, argc, args);
+        if (slot === SPANS_SLOTS) return this.reject(CROSSSLOT);
+        break;
+      case Mode.AnyShard:
+        break;
+      case Mode.Local:
+        if (spec.name === "ping" || spec.name === "echo") break;
+        return this.reject(
+          errorReply(`ERR command '${spec.name}' is not allowed inside MULTI through this proxy`),
+        );
+      case Mode.Session:
+        return this.reject(errorReply(`ERR command '${spec.name}' is not allowed inside MULTI`));
+      case Mode.Denied:
+      case Mode.Unsupported:
+        return this.reject(refusal(spec));
+    }
+    if (!transaction.add(buf.subarray(frameStart, frameEnd), slot)) return this.reject(CROSSSLOT);
+    this.reply(QUEUED_REPLY);
+  }
+
+  /** MULTI, EXEC, DISCARD, WATCH, UNWATCH and the (un)subscribe family. */
+  private session(
+    spec: CommandSpec,
+    buf: Buffer,
+    frameStart: number,
+    frameEnd: number,
+    argc: number,
+    args: Int32Array,
+  ): void {
+    const frame = buf.subarray(frameStart, frameEnd);
+    switch (spec.name) {
+      case "multi":
+        if (this.transaction !== null) return this.reply(errorReply("ERR MULTI calls can not be nested"));
+        this.transaction = new Transaction();
+        // Keys queued later must live with the watched ones: the watch holds on one node.
+        if (this.watch !== null) this.transaction.slot = this.watch.slot;
+        return this.reply(OK);
+      case "exec": {
+        const transaction = this.transaction;
+        if (transaction === null) return this.reply(errorReply("ERR EXEC without MULTI"));
+        this.transaction = null;
+        const watch = this.watch;
+        this.watch = null; // EXEC ends the watch on the node, whatever the outcome
+        if (transaction.aborted) {
+          if (watch !== null) this.unwatchOn(watch.connection);
+          return this.reply(EXECABORT);
+        }
+        const { frame: block, parts } = transaction.block();
+        const request = this.newRequest(block, transaction.slot, false);
+        request.parts = parts;
+        request.pinned = watch?.connection ?? null;
+        return this.send(request);
+      }
+      case "discard":
+        if (this.transaction === null) return this.reply(errorReply("ERR DISCARD without MULTI"));
+        this.transaction = null;
+        if (this.watch !== null) {
+          this.unwatchOn(this.watch.connection);
+          this.watch = null;
+        }
+        return this.reply(OK);
+      case "watch": {
+        if (this.transaction !== null) return this.reply(errorReply("ERR WATCH inside MULTI is not allowed"));
+        const slot = this.slotOf(spec, buf, argc, args);
+        if (slot === SPANS_SLOTS || (this.watch !== null && this.watch.slot !== slot))
+          return this.reply(CROSSSLOT);
+        if (this.watch === null) {
+          const address = this.context.router.masterFor(slot);
+          if (address === undefined)
+            return this.reply(errorReply(`CLUSTERDOWN no master serves slot ${slot}`));
+          this.watch = { connection: this.ownConnection(address), slot };
+        }
+        const request = this.newRequest(frame, slot, false);
+        request.pinned = this.watch.connection;
+        return this.send(request);
+      }
+      case "unwatch": {
+        if (this.watch === null) return this.reply(OK);
+        const request = this.newRequest(frame, this.watch.slot, false);
+        request.pinned = this.watch.connection;
+        this.watch = null;
+        return this.send(request);
+      }
+      case "ssubscribe":
+      case "sunsubscribe": {
+        // Shard channels live in the slot of their name; all of one command's must share it.
+        let slot = -1;
+        for (let i = 1; i < argc; i++) {
+          const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
+          if (slot >= 0 && s !== slot) return this.reply(CROSSSLOT);
+          slot = s;
+        }
+        if (
+          spec.name === "sunsubscribe" &&
+          slot < 0 &&
+          this.subscriptions &&
+          this.subscriptions.shard.size > 0
+        ) {
+          for (const connection of this.subscriptions.shard.values()) connection.sendRaw(frame);
+          return;
+        }
+        return this.subscriptionConnection(spec.name, slot).sendRaw(frame);
+      }
+      default:
+        // subscribe, psubscribe, unsubscribe, punsubscribe: any master hears every PUBLISH.
+        return this.subscriptionConnection(spec.name, -1).sendRaw(frame);
+    }
+  }
+
+  /** This client's own connection to a node, for a WATCH (reused while it points at the same node). */
+  private ownConnection(address: string): BackendConnection {
+    const own = this.own;
+    if (
+      own !== null &&
+      own.address === address &&
+      own.protocol === this.protocol &&
+      own.state !== ConnectionState.Closed
+    )
+      return own;
+    own?.close();
+    return (this.own = this.context.router.openSessionConnection(address, this.protocol));
+  }
+
+  /** Ends a watch on its node without an EXEC (DISCARD, or a doomed transaction); the reply is not the client's. */
+  private unwatchOn(connection: BackendConnection): void {
+    const request = new Request(null);
+    request.frame = UNWATCH;
+    request.pinned = connection;
+    this.context.router.dispatch(request);
+  }
+
+  /** The pipe-mode connection for a subscription command: shard channels by slot, others to any master. */
+  private subscriptionConnection(name: string, slot: number): BackendConnection {
+    const subscriptions = (this.subscriptions ??= new Subscriptions());
+    const sharded = name === "ssubscribe" || name === "sunsubscribe";
+    const address = this.context.router.masterFor(slot, this.id);
+    if (!sharded && subscriptions.classic !== null) return subscriptions.classic;
+    if (sharded && address !== undefined && subscriptions.shard.has(address))
+      return subscriptions.shard.get(address)!;
+    const connection = this.context.router.openSessionConnection(
+      address ?? this.context.config.seeds[0]!,
+      this.protocol,
+    );
+    connection.pipe = (reply) => this.onSubscriptionFrame(connection, reply);
+    // Losing a subscription connection must not go unnoticed: the client reconnects and resubscribes.
+    connection.onClosed = () => connection.pipe !== null && this.destroy();
+    if (sharded) subscriptions.shard.set(connection.address, connection);
+    else subscriptions.classic = connection;
+    return connection;
+  }
+
+  private onSubscriptionFrame(connection: BackendConnection, reply: ReplyBytes): void {
+    this.subscriptions?.observe(connection, reply);
+    // RESP3 pushes are out of band; RESP2 frames wait for the replies due before them.
+    if (this.protocol === 3 || this.queue.length === 0) this.emit(reply);
+    else this.heldFrames.push(reply);
+  }
 
   private routeKeyed(
     spec: CommandSpec,
@@ -162,56 +372,61 @@ export class ClientSession implements ReplySink {
     argc: number,
     args: Int32Array,
   ): void {
-    let slot = -1;
-    if (spec.movableKeys) {
-      const all = argBuffers(buf, args, argc);
-      if ((spec.name === "xread" || spec.name === "xreadgroup") && hasBlockOption(all)) {
-        this.reply(
-          errorReply(
-            `ERR command '${spec.name}' with BLOCK is not supported through this proxy yet: blocking commands need a pinned session`,
-          ),
-        );
-        return;
-      }
-      for (const index of movableKeyIndexes(spec.name, all)) {
-        const s = keySlot(buf, args[index * 2]!, args[index * 2 + 1]!);
-        if (slot < 0) slot = s;
-        else if (s !== slot) {
-          slot = SPANS_SLOTS;
-          break;
-        }
-      }
-    } else {
-      const last = spec.keyStop < 0 ? argc + spec.keyStop : Math.min(spec.keyStop, argc - 1);
-      for (let i = spec.keyStart; i <= last; i += spec.step) {
-        const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
-        if (slot < 0) slot = s;
-        else if (s !== slot) {
-          slot = SPANS_SLOTS;
-          break;
-        }
-      }
-    }
+    const slot = this.slotOf(spec, buf, argc, args);
+    const frame = buf.subarray(frameStart, frameEnd);
     if (slot !== SPANS_SLOTS) {
-      this.forward(buf.subarray(frameStart, frameEnd), slot, spec.readonly);
+      const request = this.newRequest(frame, slot, spec.readonly);
+      // A blocking command waits on a connection of its own, never in a shared pipeline.
+      request.dedicated = spec.blocking && (!spec.movableKeys || blocksForReal(spec, buf, argc, args));
+      this.send(request);
     } else if (spec.splittable && this.context.busyProxy !== undefined) {
       // Keys on several slots: the busy proxy splits, fans out and merges, off this worker's path.
-      this.forward(buf.subarray(frameStart, frameEnd), -1, spec.readonly, this.context.busyProxy);
+      this.forward(frame, -1, spec.readonly, this.context.busyProxy);
     } else {
       this.reply(CROSSSLOT);
     }
   }
 
+  /** Slot of a command's keys: -1 when it has none, SPANS_SLOTS when they hash to different slots. */
+  private slotOf(spec: CommandSpec, buf: Buffer, argc: number, args: Int32Array): number {
+    let slot = -1;
+    if (spec.movableKeys) {
+      for (const index of movableKeyIndexes(spec.name, argBuffers(buf, args, argc))) {
+        const s = keySlot(buf, args[index * 2]!, args[index * 2 + 1]!);
+        if (slot < 0) slot = s;
+        else if (s !== slot) return SPANS_SLOTS;
+      }
+      return slot;
+    }
+    const last = spec.keyStop < 0 ? argc + spec.keyStop : Math.min(spec.keyStop, argc - 1);
+    for (let i = spec.keyStart; i <= last; i += spec.step) {
+      const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
+      if (slot < 0) slot = s;
+      else if (s !== slot) return SPANS_SLOTS;
+    }
+    return slot;
+  }
+
   private forward(frame: Buffer, slot: number, readonly: boolean, target: string | null = null): void {
+    const request = this.newRequest(frame, slot, readonly);
+    request.target = target;
+    this.send(request);
+  }
+
+  private newRequest(frame: Buffer, slot: number, readonly: boolean): Request {
     const request = new Request(this);
     request.frame = frame;
     request.slot = slot;
-    request.target = target;
     request.readonly = readonly;
     request.protocol = this.protocol;
     request.affinity = this.id;
+    return request;
+  }
+
+  /** Queues the request for its reply slot (keeping the client's order) and sends it on its way. */
+  private send(request: Request): void {
     this.queue.push(request);
-    this.inflightBytes += frame.length;
+    this.inflightBytes += request.frame.length;
     this.context.router.dispatch(request);
   }
 
@@ -237,6 +452,11 @@ export class ClientSession implements ReplySink {
       this.inflightBytes -= head.frame.length;
       this.emit(head.reply!);
     }
+    if (this.queue.length === 0 && this.heldFrames.length > 0) {
+      const held = this.heldFrames;
+      this.heldFrames = [];
+      for (const frame of held) this.emit(frame);
+    }
     if (this.readPaused) this.checkBackpressure();
   }
 
@@ -253,6 +473,11 @@ export class ClientSession implements ReplySink {
     if (!this.flushQueued) {
       this.flushQueued = true;
       this.context.flusher.add(this);
+    }
+    // A subscriber that does not keep up is dropped, as Redis's pubsub output buffer limit does.
+    if (this.subscriptions?.active && this.socket.writableLength + this.outBytes > PUBSUB_OUTPUT_LIMIT) {
+      this.context.log.warn({ client: this.id }, "subscriber over its output buffer limit; closing it");
+      this.destroy();
     }
   }
 
@@ -296,7 +521,22 @@ export class ClientSession implements ReplySink {
   private onClose(): void {
     this.state = State.Closed;
     this.out = [];
+    this.endSession();
     this.context.clientClosed(this);
+  }
+
+  /** Drops the transaction, the watch and every subscription (client gone, or RESET). */
+  private endSession(): void {
+    // A blocked command of a client that left must not stay blocked on the shard, where it would
+    // still pop an element nobody will receive: closing its connection unblocks it.
+    for (const request of this.queue.drain()) if (!request.done) request.lentConnection?.close();
+    this.transaction = null;
+    this.watch = null;
+    this.own?.close();
+    this.own = null;
+    this.subscriptions?.closeAll();
+    this.subscriptions = null;
+    this.heldFrames = [];
   }
 
   private answerLocally(name: string, buf: Buffer, argc: number, args: Int32Array): void {
@@ -311,6 +551,7 @@ export class ClientSession implements ReplySink {
         this.reply(OK);
         return this.closeAfterReply();
       case "reset":
+        this.endSession();
         this.protocol = 2;
         this.name = null;
         this.authenticated = this.context.config.clientPassword === undefined;
@@ -464,6 +705,21 @@ function argBuffers(buf: Buffer, args: Int32Array, argc: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < argc; i++) out.push(buf.subarray(args[i * 2], args[i * 2 + 1]));
   return out;
+}
+
+/** The error for a refused or not-yet-supported command. */
+function refusal(spec: CommandSpec): Buffer {
+  return errorReply(
+    spec.mode === Mode.Denied
+      ? `ERR command '${spec.name}' is disabled on this proxy: ${spec.reason}`
+      : `ERR command '${spec.name}' is not supported through this proxy yet: ${spec.reason}`,
+  );
+}
+
+/** XREAD and XREADGROUP block only with a BLOCK option; other blocking commands always may. */
+function blocksForReal(spec: CommandSpec, buf: Buffer, argc: number, args: Int32Array): boolean {
+  if (spec.name !== "xread" && spec.name !== "xreadgroup") return true;
+  return hasBlockOption(argBuffers(buf, args, argc));
 }
 
 function hasBlockOption(args: Buffer[]): boolean {

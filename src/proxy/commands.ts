@@ -29,6 +29,8 @@ export const enum Mode {
   AnyShard,
   /** Answered by the proxy itself (PING, HELLO, AUTH, CLIENT SETNAME...). */
   Local,
+  /** Changes the client's session: transactions (MULTI, EXEC, WATCH...) and Pub/Sub subscriptions. */
+  Session,
   /** Refused: it would damage or confuse the cluster when sent through a proxy. */
   Denied,
   /** Needs a session, a broadcast or a split that this proxy does not run yet. */
@@ -78,6 +80,21 @@ const LOCAL = new Set([
   "client|setinfo",
   "client|info",
   "client|help",
+]);
+
+/** Commands that change the client's session state (see client.ts). */
+const SESSION = new Set([
+  "multi",
+  "exec",
+  "discard",
+  "watch",
+  "unwatch",
+  "subscribe",
+  "psubscribe",
+  "unsubscribe",
+  "punsubscribe",
+  "ssubscribe",
+  "sunsubscribe",
 ]);
 
 /** Keyless commands any master answers as the whole cluster would. */
@@ -149,19 +166,11 @@ export const DEFAULT_DENIED = [
 function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mode: Mode; reason?: string } {
   const top = name.split("|")[0]!;
   if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
-  // CONFIG GET answers from one shard: the shards share one generated configuration.
   if (LOCAL.has(name)) return { mode: Mode.Local };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
-  if (raw.flags.includes("pubsub"))
-    return { mode: Mode.Unsupported, reason: "Pub/Sub needs a pinned session" };
-  if (["multi", "exec", "discard", "watch", "unwatch"].includes(name))
-    return { mode: Mode.Unsupported, reason: "transactions need a pinned session" };
-  const keyed = raw.keyStart > 0 || raw.flags.includes("movablekeys");
-  if (keyed) {
-    if (raw.flags.includes("blocking") && name !== "xread" && name !== "xreadgroup")
-      return { mode: Mode.Unsupported, reason: "blocking commands need a pinned session" };
-    return { mode: Mode.Keyed };
-  }
+  if (SESSION.has(name)) return { mode: Mode.Session };
+  // Blocking commands are keyed too: they ride a connection of their own while they wait.
+  if (raw.keyStart > 0 || raw.flags.includes("movablekeys")) return { mode: Mode.Keyed };
   return { mode: Mode.Unsupported, reason: "it needs a cluster-wide answer" };
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Socket } from "node:net";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
+import type { BackendConnection } from "./backend.ts";
 
 /** Whoever waits for a request's reply. */
 export interface ReplySink {
@@ -31,6 +32,16 @@ export class Request {
   askTarget: string | null = null;
   /** Picks the backend connection: the same for all of one client's requests, so they keep their order. */
   affinity = 0;
+  /** Replies the frame brings: 1, or for a transaction block (MULTI, n commands, EXEC) n + 2. */
+  parts = 1;
+  /** The first error among a transaction block's queued parts (EXEC then aborts), e.g. a MOVED. */
+  partError: Buffer | null = null;
+  /** Needs a connection of its own while it waits (blocking commands). */
+  dedicated = false;
+  /** The connection lent to a dedicated request, so it can be closed if the client goes away. */
+  lentConnection: BackendConnection | null = null;
+  /** Must go on this connection (a WATCHed transaction), whatever the slot map says. */
+  pinned: BackendConnection | null = null;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
 

@@ -25,6 +25,8 @@ export interface RouterOptions {
 }
 
 const MAX_REDIRECTS = 16;
+/** Idle connections kept per node for blocking commands. */
+const MAX_IDLE_DEDICATED = 8;
 /** While a shard is unavailable, the map is re-read this often (failover completes within a few seconds). */
 const UNAVAILABLE_REFRESH_MS = 100;
 /** Reconnect backoff: full jitter between 0 and min(cap, base * 2^attempt). */
@@ -47,6 +49,11 @@ export class ClusterRouter implements BackendEvents {
   /** Version of the shards' Redis, reported to clients by HELLO and INFO. */
   serverVersion = "7.0.0";
   private readonly pools = new Map<string, Pool>();
+  /** Connections lent to one blocking request at a time, and those idle between such requests. */
+  private readonly dedicated = new Set<BackendConnection>();
+  private readonly idleDedicated = new Map<string, BackendConnection[]>();
+  /** Connections owned by a client session (WATCH, Pub/Sub): never shared, never reconnected. */
+  private readonly sessions = new Set<BackendConnection>();
   private parked: Request[] = [];
   private parkTimer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
@@ -80,19 +87,66 @@ export class ClusterRouter implements BackendEvents {
   }
 
   dispatch(request: Request): void {
+    if (request.pinned !== null) {
+      if (request.pinned.state === ConnectionState.Closed) {
+        request.sink?.complete(
+          request,
+          errorReply("ERR the connection this transaction watched on was lost"),
+        );
+      } else request.pinned.send(request);
+      return;
+    }
     const map = this.map;
     let address: string | undefined;
     if (request.target !== null) address = request.target;
     else if (request.askTarget !== null) address = request.askTarget;
     else if (request.slot >= 0) address = map?.masterFor(request.slot);
     else if (map && map.masters.length > 0) address = map.masters[this.anyIndex++ % map.masters.length];
-    const connection =
+    let connection =
       address === undefined ? null : this.connectionTo(address, request.protocol, request.affinity);
+    if (connection !== null && request.dedicated) {
+      connection = this.dedicatedConnection(address!, request.protocol);
+      request.lentConnection = connection;
+    }
     if (connection === null) {
       this.park(request);
       return;
     }
     connection.send(request);
+  }
+
+  /** Address of the master serving a slot (or any master for -1), if one is known. */
+  masterFor(slot: number, affinity = 0): string | undefined {
+    const map = this.map;
+    if (!map || map.masters.length === 0) return undefined;
+    return slot >= 0 ? map.masterFor(slot) : map.masters[affinity % map.masters.length];
+  }
+
+  /**
+   * A connection of its own for one request at a time (a blocking command must not hold up a
+   * shared pipeline). Idle ones are kept per node for the next blocking command.
+   */
+  private dedicatedConnection(address: string, protocol: 2 | 3): BackendConnection {
+    const key = `${protocol}|${address}`;
+    const idle = this.idleDedicated.get(key);
+    let connection = idle?.pop();
+    while (connection !== undefined && connection.state === ConnectionState.Closed) connection = idle?.pop();
+    connection ??= new BackendConnection(address, protocol, this.options.auth, this.options.flusher, this);
+    this.dedicated.add(connection);
+    return connection;
+  }
+
+  /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
+  openSessionConnection(address: string, protocol: 2 | 3): BackendConnection {
+    const connection = new BackendConnection(
+      address,
+      protocol,
+      this.options.auth,
+      this.options.flusher,
+      this,
+    );
+    this.sessions.add(connection);
+    return connection;
   }
 
   /**
@@ -128,9 +182,37 @@ export class ClusterRouter implements BackendEvents {
     }
   }
 
-  onReply(_connection: BackendConnection, request: Request, reply: ReplyBytes, firstByte: number): void {
-    if (firstByte === 45 && this.redirected(request, reply)) return;
+  onReply(connection: BackendConnection, request: Request, reply: ReplyBytes, firstByte: number): void {
+    if (this.dedicated.has(connection) && connection.pending === 0) this.releaseDedicated(connection);
+    if (request.partError !== null) {
+      // A transaction block whose queued commands were refused (EXEC answered EXECABORT): if a
+      // redirect caused it, nothing ran, so the whole block goes again where the slot lives now.
+      const refusal = request.partError;
+      request.partError = null;
+      if (request.pinned === null && this.redirected(request, refusal)) return;
+      if (
+        request.pinned !== null &&
+        /^-(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(refusal.toString("latin1", 0, 14))
+      ) {
+        // A WATCHed transaction cannot move (its watch lives on this node): answer as a failed
+        // watch, and the client's optimistic-locking loop retries.
+        request.sink?.complete(request, Buffer.from(request.protocol === 3 ? "_\r\n" : "*-1\r\n"));
+        return;
+      }
+    } else if (firstByte === 45 && this.redirected(request, reply)) return;
     request.sink?.complete(request, reply);
+  }
+
+  private releaseDedicated(connection: BackendConnection): void {
+    this.dedicated.delete(connection);
+    const key = `${connection.protocol}|${connection.address}`;
+    const idle = this.idleDedicated.get(key) ?? [];
+    if (idle.length >= MAX_IDLE_DEDICATED || this.closed) {
+      connection.close();
+      return;
+    }
+    idle.push(connection);
+    this.idleDedicated.set(key, idle);
   }
 
   /** Handles cluster redirects and transient errors; returns false when the reply goes to the client as is. */
@@ -175,10 +257,23 @@ export class ClusterRouter implements BackendEvents {
   }
 
   onClose(connection: BackendConnection, sent: Request[], unsent: Request[], error: Error | undefined): void {
+    const owned = this.sessions.delete(connection) || this.dedicated.delete(connection);
+    if (owned || connection.pipe !== null) {
+      // A session's or a blocking request's own connection: its requests end, nothing reconnects.
+      for (const request of sent) request.sink?.complete(request, lostReply(connection, error));
+      for (const request of unsent) this.dispatch(request);
+      if (error && !this.closed) void this.refresh();
+      return;
+    }
+    const idle = this.idleDedicated.get(`${connection.protocol}|${connection.address}`);
+    if (idle?.includes(connection)) {
+      idle.splice(idle.indexOf(connection), 1);
+      return;
+    }
     const pool = this.pools.get(`${connection.protocol}|${connection.address}`);
-    if (pool) {
-      const index = pool.connections.indexOf(connection);
-      if (index >= 0) pool.connections[index] = null;
+    const index = pool ? pool.connections.indexOf(connection) : -1;
+    if (pool && index >= 0) {
+      pool.connections[index] = null;
       if (!this.closed && !pool.retired) {
         pool.failures++;
         if (pool.failures === 1) {
@@ -187,10 +282,7 @@ export class ClusterRouter implements BackendEvents {
         this.scheduleReconnect(pool, index);
       }
     }
-    const lost = errorReply(
-      `ERR connection to shard ${connection.address} was lost before it replied (${error?.message ?? "closed"}); ` +
-        "the command may or may not have run",
-    );
+    const lost = lostReply(connection, error);
     for (const request of sent) {
       // A read can safely go again; a write might have run, so the client must decide.
       if (request.readonly) this.dispatch(request);
@@ -357,12 +449,21 @@ export class ClusterRouter implements BackendEvents {
     clearInterval(this.reconnectRefill);
     for (const pool of this.pools.values()) for (const c of pool.connections) c?.close();
     this.pools.clear();
+    for (const c of [...this.dedicated, ...this.sessions, ...[...this.idleDedicated.values()].flat()])
+      c.close();
     for (const client of this.control.values()) client.disconnect();
     this.control.clear();
     for (const request of this.parked)
       request.sink?.complete(request, errorReply("ERR proxy is shutting down"));
     this.parked = [];
   }
+}
+
+function lostReply(connection: BackendConnection, error: Error | undefined): Buffer {
+  return errorReply(
+    `ERR connection to shard ${connection.address} was lost before it replied (${error?.message ?? "closed"}); ` +
+      "the command may or may not have run",
+  );
 }
 
 function coverage(map: SlotMap): number {
