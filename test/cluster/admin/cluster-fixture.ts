@@ -2,7 +2,7 @@
  * Test fixtures for cluster administration: empty cluster-mode nodes, topologies over them,
  * a keyspace written and verified through a real cluster client, and redis-cli's own check.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -96,4 +96,39 @@ export async function redisCliCheck(address: string): Promise<string> {
   const { stdout } = await run("redis-cli", ["--cluster", "check", address]);
   if (/\[ERR\]|\[WARNING\]/.test(stdout)) throw new Error(`redis-cli --cluster check failed:\n${stdout}`);
   return stdout;
+}
+
+const repoRoot = new URL("../../../", import.meta.url).pathname;
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dredis cluster <args>` as a child process; `onStderrLine` may kill it. */
+export function runCli(
+  args: string[],
+  onStderrLine?: (line: string, child: import("node:child_process").ChildProcess) => void,
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "cluster", ...args], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let partial = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      partial += chunk.toString();
+      const lines = partial.split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) onStderrLine?.(line, child);
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
 }
