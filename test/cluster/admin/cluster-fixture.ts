@@ -2,7 +2,7 @@
  * Test fixtures for cluster administration: empty cluster-mode nodes, topologies over them,
  * a keyspace written and verified through a real cluster client, and redis-cli's own check.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -110,7 +110,7 @@ export interface CliRun {
 /** Runs `dredis cluster <args>` as a child process; `onStderrLine` may kill it. */
 export function runCli(
   args: string[],
-  onStderrLine?: (line: string, child: import("node:child_process").ChildProcess) => void,
+  onStderrLine?: (line: string, child: ChildProcess) => void,
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "cluster", ...args], {
