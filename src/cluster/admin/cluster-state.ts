@@ -57,6 +57,11 @@ export async function readClusterState(pool: NodePool, topology: Topology): Prom
   const nodes = await Promise.all(named.map((n) => readNode(pool, n.address, n.shard)));
   const byId = new Map<string, NodeState>();
   for (const node of nodes) if (node.id) byId.set(node.id, node);
+  // A topology node that is down is still known to the others by its address: name it by its id.
+  for (const node of nodes.filter((n) => !n.reachable)) {
+    const entry = nodes.flatMap((n) => n.view).find((e) => e.address === node.address);
+    if (entry) byId.set((node.id = entry.id), node);
+  }
 
   // Follow gossip to live nodes the topology does not name; they may still own slots.
   const strayEntries = new Map<string, NodeEntry>();
@@ -129,7 +134,7 @@ async function readNode(pool: NodePool, address: string, shard: string | undefin
     state.keys = keys;
     state.reachable = true;
   } catch (err) {
-    state.error = (err as Error).message;
+    state.error = pool.lastError(address) ?? (err as Error).message;
   }
   return state;
 }

@@ -58,6 +58,13 @@ export async function fixCluster(topology: Topology, options: AdminOptions = {})
     for (const { slot, owner } of plan.assign) {
       report(options, { type: "step", message: `assigning unowned slot ${slot} to ${owner}` });
       await pool.get(owner).call("CLUSTER", "ADDSLOTS", slot);
+      // Views that still name a previous owner would otherwise wait for gossip to correct them.
+      const ownerId = node(state, owner).id!;
+      for (const address of masters.filter((a) => a !== owner))
+        await pool
+          .get(address)
+          .call("CLUSTER", "SETSLOT", slot, "NODE", ownerId)
+          .catch(() => {});
     }
     for (const { slot, owner, holders } of plan.close) {
       report(options, { type: "step", message: `closing slot ${slot} on its owner ${owner}` });

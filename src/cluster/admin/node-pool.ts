@@ -7,6 +7,7 @@ import type { Credentials } from "./options.ts";
 
 export class NodePool {
   private readonly clients = new Map<string, Redis>();
+  private readonly lastErrors = new Map<string, string>();
 
   constructor(private readonly credentials: Credentials) {}
 
@@ -26,10 +27,16 @@ export class NodePool {
         retryStrategy: (attempt) => (attempt > 3 ? null : 200),
         lazyConnect: false,
       });
-      client.on("error", () => {});
+      // Kept to explain a failed command better than ioredis's "max retries" text.
+      client.on("error", (err: Error) => this.lastErrors.set(address, err.message));
       this.clients.set(address, client);
     }
     return client;
+  }
+
+  /** The last connection error seen for the address, if any. */
+  lastError(address: string): string | undefined {
+    return this.lastErrors.get(address);
   }
 
   async close(): Promise<void> {
