@@ -104,8 +104,9 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
       );
       current = await waitForAgreement(pool, topology, timeout, options.signal, ["not-joined"]);
     }
-    if (plan.attach.length > 0) {
+    if (plan.join.length + plan.attach.length > 0) {
       await attachReplicas(pool, current, options);
+      // A node that just joined answers CLUSTERDOWN until it has seen the whole slot map.
       current = await waitForAgreement(pool, topology, timeout, options.signal);
     }
     const moved = await executeRebalancePlan(pool, current, rebalance, options);

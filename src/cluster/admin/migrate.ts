@@ -18,6 +18,8 @@ import { Throttle } from "./throttle.ts";
 
 /** Keys asked of GETKEYSINSLOT per slot per round. */
 const KEYS_PER_ROUND = 1_000;
+/** Rounds retried after a CLUSTERDOWN or TRYAGAIN reply (0.5 s apart) before giving up. */
+const TRANSIENT_RETRIES = 20;
 
 export interface MigrationContext {
   pool: NodePool;
@@ -180,6 +182,7 @@ async function moveKeys(
       : ["AUTH", options.password]
     : [];
   let pending = batch.map((m) => m.slot);
+  let transientFailures = 0;
   while (pending.length > 0) {
     options.signal?.throwIfAborted();
     const perSlot = run.throttle.batchLimit(KEYS_PER_ROUND);
@@ -215,7 +218,12 @@ async function moveKeys(
     try {
       await exec(source, migrates);
     } catch (err) {
-      throw explainMigrateError(err as Error, first);
+      // The target (or source) briefly sees the cluster down, e.g. right after it joined: the
+      // round is repeated, which is safe because keys already moved are no longer listed.
+      if (!/CLUSTERDOWN|TRYAGAIN/.test((err as Error).message) || ++transientFailures > TRANSIENT_RETRIES)
+        throw explainMigrateError(err as Error, first);
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
     }
     run.movedKeys += count;
     lists.forEach((keys, i) => {
