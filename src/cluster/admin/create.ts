@@ -39,6 +39,8 @@ export function createAssignment(topology: Topology): SlotAssignment[] {
  * assigned sits where `createAssignment` puts it (so an interrupted create is continued).
  */
 export function isCreatable(state: ClusterState): boolean {
+  // Unreadable nodes look empty: never take that for a cluster still to be created.
+  if (state.nodes.some((n) => !n.reachable)) return false;
   if (state.owners.every((o) => o !== undefined)) return false;
   if (state.nodes.some((n) => n.keys > 0)) return false;
   const byAddress = new Map(state.nodes.map((n) => [n.address, n.id]));

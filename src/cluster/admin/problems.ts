@@ -108,7 +108,9 @@ export function findProblems(state: ClusterState): Problem[] {
     problems.push({
       kind: "unreachable",
       message: `node ${node.address}${node.shard ? ` (${node.shard})` : ""} cannot be read: ${node.error}`,
-      fix: "start it, or correct its address in --topology, then re-run",
+      fix: /NOAUTH|WRONGPASS/.test(node.error ?? "")
+        ? "set DREDIS_PASSWORD (and DREDIS_USERNAME for an ACL user) to the nodes' credentials, then re-run"
+        : "start it, or correct its address in --topology, then re-run",
     });
 
   const joined = joinedTest(state);

@@ -50,13 +50,13 @@ export function topologyOf(nodes: RedisServer[], shards: number, replicas = 1): 
   };
 }
 
-export function clusterClient(t: Cleanup, topology: Topology): Cluster {
+export function clusterClient(t: Cleanup, topology: Topology, password?: string): Cluster {
   const client = new Cluster(
     topology.shards.map((s) => {
       const [host, port] = s.master.split(":");
       return { host: host!, port: Number(port) };
     }),
-    { enableReadyCheck: true, redisOptions: { maxRetriesPerRequest: 20 }, maxRedirections: 50 },
+    { enableReadyCheck: true, redisOptions: { maxRetriesPerRequest: 20, password }, maxRedirections: 50 },
   );
   client.on("error", () => {});
   t.after(() => void client.disconnect());
