@@ -1,0 +1,62 @@
+/**
+ * One admin connection per node address, authenticated with the caller's credentials, closed together.
+ */
+import { Redis } from "ioredis";
+import { DredisError } from "../../errors.ts";
+import type { Credentials } from "./options.ts";
+
+export class NodePool {
+  private readonly clients = new Map<string, Redis>();
+  private readonly lastErrors = new Map<string, string>();
+
+  constructor(private readonly credentials: Credentials) {}
+
+  /** The connection to "host:port" (created on first use). */
+  get(address: string): Redis {
+    let client = this.clients.get(address);
+    if (!client) {
+      const { host, port } = splitAddress(address);
+      client = new Redis({
+        host,
+        port,
+        username: this.credentials.username,
+        password: this.credentials.password,
+        connectTimeout: 5_000,
+        // An unreachable node must fail fast so the gate can name it, not queue forever.
+        maxRetriesPerRequest: 1,
+        retryStrategy: (attempt) => (attempt > 3 ? null : 200),
+        lazyConnect: false,
+      });
+      // Kept to explain a failed command better than ioredis's "max retries" text.
+      client.on("error", (err: Error) => this.lastErrors.set(address, err.message));
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  /** The last connection error seen for the address, if any. */
+  lastError(address: string): string | undefined {
+    return this.lastErrors.get(address);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.quit().catch(() => c.disconnect())));
+    this.clients.clear();
+  }
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(":");
+  if (at < 0) throw new DredisError("E_ADDRESS", `expected "host:port", got "${address}"`);
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(address.slice(at + 1)) };
+}
+
+/** Runs `fn` with a fresh pool and always closes it. */
+export async function withPool<T>(credentials: Credentials, fn: (pool: NodePool) => Promise<T>): Promise<T> {
+  const pool = new NodePool(credentials);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}

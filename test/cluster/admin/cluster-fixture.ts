@@ -1,0 +1,134 @@
+/**
+ * Test fixtures for cluster administration: empty cluster-mode nodes, topologies over them,
+ * a keyspace written and verified through a real cluster client, and redis-cli's own check.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Cluster } from "ioredis";
+import { RedisServer } from "../../../src/local/redis-server.ts";
+import { freePorts } from "../../../src/local/ports.ts";
+import type { Topology } from "../../../src/cluster/topology.ts";
+import { tempDir, type Cleanup } from "../../support/redis.ts";
+
+const run = promisify(execFile);
+
+/** Starts `count` empty cluster-mode nodes (no slots, knowing only themselves). */
+export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
+  const dir = await tempDir("dredis-admin-");
+  const ports = await freePorts(count * 2);
+  const nodes: RedisServer[] = [];
+  t.after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < count; i++)
+    nodes.push(
+      await RedisServer.start({
+        port: ports[i]!,
+        dir: join(dir, `node-${ports[i]}`),
+        config: {
+          "cluster-enabled": true,
+          "cluster-config-file": "nodes.conf",
+          "cluster-port": ports[count + i]!,
+          "cluster-node-timeout": 2000,
+        },
+      }),
+    );
+  return nodes;
+}
+
+/** Shards of one master and `replicas` replicas, taken in order from `nodes`. */
+export function topologyOf(nodes: RedisServer[], shards: number, replicas = 1): Topology {
+  return {
+    shards: Array.from({ length: shards }, (_, i) => ({
+      name: `shard-${i}`,
+      master: nodes[i * (1 + replicas)]!.address,
+      replicas: nodes.slice(i * (1 + replicas) + 1, (i + 1) * (1 + replicas)).map((n) => n.address),
+    })),
+  };
+}
+
+export function clusterClient(t: Cleanup, topology: Topology, password?: string): Cluster {
+  const client = new Cluster(
+    topology.shards.map((s) => {
+      const [host, port] = s.master.split(":");
+      return { host: host!, port: Number(port) };
+    }),
+    { enableReadyCheck: true, redisOptions: { maxRetriesPerRequest: 20, password }, maxRedirections: 50 },
+  );
+  client.on("error", () => {});
+  t.after(() => void client.disconnect());
+  return client;
+}
+
+export const valueOf = (i: number): string => `value-${i}-${"x".repeat(i % 50)}`;
+export const keyOf = (i: number): string => (i % 10 === 0 ? `{tag${i % 7}}:key:${i}` : `key:${i}`);
+
+/** Writes keys 0..count-1 through the cluster client (pipelined per node by ioredis). */
+export async function writeKeys(client: Cluster, count: number): Promise<void> {
+  for (let start = 0; start < count; start += 1000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1000, count - start) }, (_, j) =>
+        client.set(keyOf(start + j), valueOf(start + j)),
+      ),
+    );
+  }
+}
+
+/** Reads every key back; returns the indexes whose value is missing or wrong. */
+export async function wrongKeys(client: Cluster, count: number): Promise<number[]> {
+  const wrong: number[] = [];
+  for (let start = 0; start < count; start += 1000) {
+    const values = await Promise.all(
+      Array.from({ length: Math.min(1000, count - start) }, (_, j) => client.get(keyOf(start + j))),
+    );
+    values.forEach((v, j) => {
+      if (v !== valueOf(start + j)) wrong.push(start + j);
+    });
+  }
+  return wrong;
+}
+
+/** `redis-cli --cluster check`: returns its output; throws (with the output) when it reports errors. */
+export async function redisCliCheck(address: string): Promise<string> {
+  const { stdout } = await run("redis-cli", ["--cluster", "check", address]);
+  if (/\[ERR\]|\[WARNING\]/.test(stdout)) throw new Error(`redis-cli --cluster check failed:\n${stdout}`);
+  return stdout;
+}
+
+const repoRoot = new URL("../../../", import.meta.url).pathname;
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dredis cluster <args>` as a child process; `onStderrLine` may kill it. */
+export function runCli(
+  args: string[],
+  onStderrLine?: (line: string, child: ChildProcess) => void,
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "cluster", ...args], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let partial = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      partial += chunk.toString();
+      const lines = partial.split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) onStderrLine?.(line, child);
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
