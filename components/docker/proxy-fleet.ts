@@ -10,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { DockerAddressPlan } from "../plan/addresses.ts";
 import { virtualRouterIdFor } from "../plan/addresses.ts";
 import { renderHaproxyCfg } from "../plan/haproxy.ts";
+import { proxyHealthCheckCommand } from "../plan/health-check.ts";
 import { renderKeepalivedConf } from "../plan/keepalived.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
 import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
@@ -194,7 +195,8 @@ function createKeepalivedContainer(name: string, k: KeepalivedInputs): docker.Co
               peerAddresses: [k.peer],
               priority: k.priority,
               healthCheck: {
-                command: `redis-cli -h 127.0.0.1 -p ${k.inputs.port} --no-auth-warning -a ${p} ping`,
+                // redis-cli exits 0 on any reply, NOAUTH or -ERR included; this check needs +PONG.
+                command: proxyHealthCheckCommand({ port: k.inputs.port, password: p }),
                 intervalSeconds: 1,
                 fall: 2,
                 rise: 2,

@@ -7,6 +7,7 @@ import { before, test } from "node:test";
 import { find, installMocks, ofType, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { stackSpec } from "./support/stack-config.ts";
 import { renderKeepalivedConf } from "../../components/plan/keepalived.ts";
+import { proxyHealthCheckCommand } from "../../components/plan/health-check.ts";
 import { virtualRouterIdFor } from "../../components/plan/addresses.ts";
 
 installMocks();
@@ -78,7 +79,7 @@ test("keepalived.conf is rendered for unicast VRRP between the pair, the first h
           peerAddresses: [peer],
           priority,
           healthCheck: {
-            command: "redis-cli -h 127.0.0.1 -p 6379 --no-auth-warning -a pw-123456789 ping",
+            command: proxyHealthCheckCommand({ port: 6379, password: "pw-123456789" }),
             intervalSeconds: 1,
             fall: 2,
             rise: 2,

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis, type RedisOptions } from "ioredis";
 import { freePorts } from "../../src/local/ports.ts";
 import { pino } from "pino";
@@ -99,4 +100,96 @@ export async function startProxyHost(
     100,
   );
   return { port: port!, adminPort: adminPort!, process: child, output: () => output, status, exited };
+}
+
+export interface ProxyHostProcess {
+  /** PID of the primary, which is also the process group of the primary, its workers and busy proxy. */
+  pid: number;
+  /** What the host wrote to stdout/stderr so far. */
+  output(): string;
+  readonly running: boolean;
+  /** SIGKILLs the whole process group at once, as a host crash or power loss would. */
+  killGroup(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+const liveHostGroups = new Set<number>();
+let hostExitHookInstalled = false;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // The group is gone.
+  }
+}
+
+/**
+ * Runs `dredis proxy --config FILE` as its own process group (so a test can kill the host as a
+ * whole), optionally inside a network namespace, and waits until `ready()` holds. The group is
+ * stopped by the test's cleanup (SIGTERM, then SIGKILL), and SIGKILLed if the test process exits.
+ */
+export async function spawnProxyHostFromFile(
+  t: Cleanup,
+  configFile: string,
+  options: { netns?: string; ready: () => Promise<boolean>; readyTimeoutMs?: number },
+): Promise<ProxyHostProcess> {
+  if (!hostExitHookInstalled) {
+    hostExitHookInstalled = true;
+    process.on("exit", () => {
+      for (const pid of liveHostGroups) killGroup(pid, "SIGKILL");
+    });
+  }
+  const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+  const node = [process.execPath, "--import", "tsx", "src/cli/main.ts", "proxy", "--config", configFile];
+  const [command, ...args] = options.netns ? ["ip", "netns", "exec", options.netns, ...node] : node;
+  // `ip netns exec` execs the command, so the PID is node's either way.
+  const child = spawn(command!, args, { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const pid = child.pid!;
+  liveHostGroups.add(pid);
+  let output = "";
+  const collect = (d: Buffer) => (output = (output + d.toString()).slice(-50_000));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  t.after(async () => {
+    if (running()) {
+      killGroup(pid, "SIGTERM");
+      const timer = setTimeout(() => killGroup(pid, "SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // Workers that outlived their primary (they should not) go with the group.
+    killGroup(pid, "SIGKILL");
+    liveHostGroups.delete(pid);
+  });
+  const handle: ProxyHostProcess = {
+    pid,
+    output: () => output,
+    get running() {
+      return running();
+    },
+    async killGroup() {
+      killGroup(pid, "SIGKILL");
+      await exited;
+    },
+    exited,
+  };
+  const died = exited.then((code) => {
+    throw new Error(`the proxy host exited (code ${code})`);
+  });
+  died.catch(() => {});
+  await Promise.race([
+    until(
+      options.ready,
+      options.readyTimeoutMs ?? 30_000,
+      `the proxy host from ${configFile} to be ready`,
+      100,
+    ),
+    died,
+  ]).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- host output ---\n${output.slice(-2000)}`);
+  });
+  return handle;
 }
