@@ -1,0 +1,230 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import type { Redis } from "ioredis";
+import { slotOf } from "../../src/cluster/key-slot.ts";
+import { startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
+import { startTestProxy, type TestBusyProxy, type TestProxy } from "../support/proxy.ts";
+import { RawClient } from "../support/raw-client.ts";
+import type { RedisServer } from "../../src/local/redis-server.ts";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+let cluster: TestCluster;
+let proxy: TestProxy;
+let busy: TestBusyProxy;
+let reference: RedisServer;
+let masters: Redis[];
+
+before(async () => {
+  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
+  proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
+  busy = proxy.busy!;
+  reference = await startStandalone(hooks);
+  masters = cluster.masters.map((m) => cluster.connect(m));
+});
+
+/** Which of the three test masters owns a key's slot (slots are spread evenly in order). */
+const shardOf = (key: string) => Math.floor((slotOf(key) * 3) / 16384);
+
+/** Empties the cluster (FLUSHALL is not for the proxy: it goes to each master) and the reference. */
+async function flushBoth(): Promise<void> {
+  await Promise.all(masters.map((m) => m.flushall()));
+  const direct = await RawClient.connect(reference.port);
+  await direct.command("FLUSHALL");
+  direct.close();
+}
+
+/** Runs the same commands on the proxy and on a standalone redis-server, in one pipeline each. */
+async function bothReplies(
+  commands: (string | Buffer)[][],
+  protocol: 2 | 3 = 2,
+): Promise<[Buffer[], Buffer[]]> {
+  const viaProxy = await RawClient.connect(proxy.port);
+  const direct = await RawClient.connect(reference.port);
+  try {
+    if (protocol === 3) await Promise.all([viaProxy.command("HELLO", "3"), direct.command("HELLO", "3")]);
+    return await Promise.all([viaProxy.pipeline(commands), direct.pipeline(commands)]);
+  } finally {
+    viaProxy.close();
+    direct.close();
+  }
+}
+
+function assertSameReplies(
+  commands: (string | Buffer)[][],
+  actual: Buffer[],
+  expected: Buffer[],
+  label: string,
+) {
+  commands.forEach((command, i) => {
+    assert.equal(
+      actual[i]!.toString("latin1"),
+      expected[i]!.toString("latin1"),
+      `${label} #${i}: ${command.map(String).join(" ")}`,
+    );
+  });
+}
+
+test("MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across shards reply byte for byte as a standalone redis, RESP2 and RESP3", async () => {
+  assert.equal(new Set(["a", "b", "c"].map(shardOf)).size, 3, "a, b and c must live on three shards");
+  const binary = Buffer.from([0, 13, 10, 255, 32]);
+  const commands: (string | Buffer)[][] = [
+    ["MSET", "a", "1", "b", "2", "c", "3", binary, binary],
+    ["MGET", "a", "b", "missing", "a", "c", binary],
+    ["RPUSH", "list", "x"],
+    ["MGET", "a", "list", "b"], // a key of another type reads as nil, as Redis does
+    ["EXISTS", "a", "a", "missing", "list", "b"], // duplicates count twice
+    ["TOUCH", "a", "b", "missing", "list"],
+    ["MSET", "a", "10", "b"], // odd arguments
+    ["MSET", "a", "10", "b", "20", "a", "30"], // the last value of a repeated key wins
+    ["MGET", "a", "b", "c"],
+    ["DEL", "a", "missing", "b", "a"],
+    ["UNLINK", "c", "list", "missing", binary],
+    ["MGET", "a", "b", "c", "list"],
+    ["EXISTS", "a", "b", "c"],
+  ];
+  for (const protocol of [2, 3] as const) {
+    await flushBoth();
+    const [actual, expected] = await bothReplies(commands, protocol);
+    assertSameReplies(commands, actual, expected, `RESP${protocol}`);
+  }
+});
+
+test("atomic multi-key commands across slots are refused with Redis's exact CROSSSLOT error", async () => {
+  const client = await RawClient.connect(proxy.port);
+  try {
+    const replies = await client.pipeline([
+      ["MSETNX", "a", "1", "b", "2"],
+      ["RENAME", "a", "b"],
+      ["SMOVE", "a", "b", "m"],
+      ["LMOVE", "a", "b", "LEFT", "LEFT"],
+      ["SINTERSTORE", "a", "b", "c"],
+      ["ZUNIONSTORE", "a", "2", "b", "c"],
+      ["PFMERGE", "a", "b", "c"],
+    ]);
+    for (const reply of replies) {
+      assert.equal(reply.toString(), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    }
+  } finally {
+    client.close();
+  }
+});
+
+test("multi-key commands within one slot skip the busy proxy: they work while it is stopped", async (t) => {
+  await busy.stop();
+  t.after(() => busy.start());
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  const replies = await client.pipeline([
+    ["MSET", "{t}a", "1", "{t}b", "2"],
+    ["MGET", "{t}a", "{t}b", "{t}c"],
+    ["SADD", "{t}s1", "x", "y"],
+    ["SADD", "{t}s2", "y", "z"],
+    ["SINTER", "{t}s1", "{t}s2"],
+    ["MSETNX", "{t}c", "3", "{t}d", "4"],
+    ["RENAME", "{t}c", "{t}e"],
+    ["DEL", "{t}a", "{t}b", "{t}e", "{t}d"],
+  ]);
+  assert.deepEqual(
+    replies.map((r) => r.toString()),
+    [
+      "+OK\r\n",
+      "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n",
+      ":2\r\n",
+      ":2\r\n",
+      "*1\r\n$1\r\ny\r\n",
+      ":1\r\n",
+      "+OK\r\n",
+      ":4\r\n",
+    ],
+  );
+});
+
+test("a pipeline of 1,000 commands mixing busy-proxy and routed commands comes back in order", async () => {
+  const client = await RawClient.connect(proxy.port);
+  try {
+    const keys = Array.from({ length: 300 }, (_, i) => `mix:${i}`);
+    assert.equal(new Set(keys.map(shardOf)).size, 3);
+    await client.pipeline(keys.map((k, i) => ["SET", k, `v${i}`]));
+    const commands: string[][] = [];
+    const expected: string[] = [];
+    const bulk = (s: string | null) => (s === null ? "$-1\r\n" : `$${s.length}\r\n${s}\r\n`);
+    for (let i = 0; commands.length < 1000; i++) {
+      const a = i % 300;
+      const b = (i * 7 + 1) % 300;
+      switch (i % 4) {
+        case 0:
+          commands.push(["GET", keys[a]!]);
+          expected.push(bulk(`v${a}`));
+          break;
+        case 1:
+          commands.push(["MGET", keys[a]!, "mix:none", keys[b]!]);
+          expected.push(`*3\r\n${bulk(`v${a}`)}${bulk(null)}${bulk(`v${b}`)}`);
+          break;
+        case 2:
+          commands.push(["EXISTS", keys[a]!, keys[b]!, "mix:none", keys[a]!]);
+          expected.push(":3\r\n");
+          break;
+        case 3:
+          commands.push(["STRLEN", keys[b]!]);
+          expected.push(`:${`v${b}`.length}\r\n`);
+          break;
+      }
+    }
+    const replies = await client.pipeline(commands);
+    assert.equal(replies.length, 1000);
+    replies.forEach((reply, i) =>
+      assert.equal(reply.toString(), expected[i], `reply #${i}: ${commands[i]!.join(" ")}`),
+    );
+  } finally {
+    client.close();
+  }
+});
+
+test("closing the busy proxy fails its in-flight commands clearly; once it restarts, later ones work", async (t) => {
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  await client.pipeline([["MSET", "a", "1", "b", "2", "c", "3"]]);
+  // Hold writes on every master, so the busy proxy's DEL parts stay in flight on the shards.
+  await Promise.all(masters.map((m) => m.call("CLIENT", "PAUSE", "20000", "WRITE")));
+  t.after(() => Promise.all(masters.map((m) => m.call("CLIENT", "UNPAUSE"))));
+  const inFlight = client.pipeline([
+    ["DEL", "a", "b"],
+    ["GET", "a"],
+    ["UNLINK", "b", "c"],
+  ]);
+  await until(
+    async () => {
+      const blocked = await Promise.all(
+        masters.map(async (m) => /blocked_clients:(\d+)/.exec(await m.info("clients"))![1]!),
+      );
+      return blocked.filter((n) => n !== "0").length >= 2;
+    },
+    10_000,
+    "the DEL and UNLINK parts to be held by the paused masters",
+  );
+  await busy.stop();
+  const [del, get, unlink] = (await inFlight).map((r) => r.toString());
+  assert.match(
+    del!,
+    /^-ERR .*may or may not have run/,
+    "an in-flight write learns it may or may not have run",
+  );
+  assert.equal(get, "$1\r\n1\r\n", "routed commands are not affected");
+  assert.match(unlink!, /^-ERR .*may or may not have run/);
+
+  await Promise.all(masters.map((m) => m.call("CLIENT", "UNPAUSE")));
+  // Sent while the busy proxy is down: it waits (within the retry budget) for the restart.
+  const later = client.pipeline([
+    ["MSET", "a", "x", "b", "y", "c", "z"],
+    ["MGET", "a", "b", "c"],
+  ]);
+  await busy.start();
+  assert.deepEqual(
+    (await later).map((r) => r.toString()),
+    ["+OK\r\n", "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n"],
+  );
+});
