@@ -54,6 +54,12 @@ export class ClientSession implements ReplySink {
   /** Request bytes sent to shards and not yet answered, for backpressure. */
   private inflightBytes = 0;
   private readPaused = false;
+  /**
+   * Requests not yet sent because a busy-proxy request is in the way (see `forward`), in order.
+   * `busyInFlight` is the busy-proxy request sent and not yet answered.
+   */
+  private held: Request[] = [];
+  private busyInFlight: Request | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -212,7 +218,34 @@ export class ClientSession implements ReplySink {
     request.affinity = this.id;
     this.queue.push(request);
     this.inflightBytes += frame.length;
+    // A busy-proxy request reaches the shards over other connections than this client's own, so
+    // nothing orders it against them: it is a barrier. It is sent once every earlier request is
+    // answered, and later ones wait for its reply, so a pipeline reads its own writes as on Redis.
+    if (
+      this.held.length > 0 ||
+      this.busyInFlight !== null ||
+      (target !== null && this.queue.peek() !== request)
+    ) {
+      this.held.push(request);
+      return;
+    }
+    this.send(request);
+  }
+
+  private send(request: Request): void {
+    if (request.target !== null) this.busyInFlight = request;
     this.context.router.dispatch(request);
+  }
+
+  /** Sends held requests that are no longer behind a barrier (called as replies come in). */
+  private releaseHeld(): void {
+    if (this.busyInFlight?.done) this.busyInFlight = null;
+    while (this.held.length > 0 && this.busyInFlight === null) {
+      const next = this.held[0]!;
+      if (next.target !== null && this.queue.peek() !== next) return;
+      this.held.shift();
+      this.send(next);
+    }
   }
 
   /** Queues a reply the proxy made itself, behind any replies still due. */
@@ -237,6 +270,7 @@ export class ClientSession implements ReplySink {
       this.inflightBytes -= head.frame.length;
       this.emit(head.reply!);
     }
+    if (this.held.length > 0 || this.busyInFlight !== null) this.releaseHeld();
     if (this.readPaused) this.checkBackpressure();
   }
 
