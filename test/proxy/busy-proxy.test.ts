@@ -2,6 +2,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
+import { SPLITTABLE } from "../../src/proxy/commands.ts";
+import { BUSY_COMMANDS } from "../../src/proxy/busy/commands.ts";
+import { decodeReply, RespSet } from "../../src/resp/decode.ts";
 import { startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
 import { startTestProxy, type TestBusyProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
@@ -68,6 +71,10 @@ function assertSameReplies(
   });
 }
 
+test("every command a worker may send to the busy proxy has a handler there", () => {
+  assert.deepEqual([...BUSY_COMMANDS.keys()].sort(), [...SPLITTABLE].sort());
+});
+
 test("MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across shards reply byte for byte as a standalone redis, RESP2 and RESP3", async () => {
   assert.equal(new Set(["a", "b", "c"].map(shardOf)).size, 3, "a, b and c must live on three shards");
   const binary = Buffer.from([0, 13, 10, 255, 32]);
@@ -90,6 +97,164 @@ test("MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across shards reply byte for byt
     await flushBoth();
     const [actual, expected] = await bothReplies(commands, protocol);
     assertSameReplies(commands, actual, expected, `RESP${protocol}`);
+  }
+});
+
+/** A reply with its members sorted, for replies whose order Redis leaves unspecified. */
+function asSet(reply: Buffer): string {
+  const value = decodeReply(reply);
+  const items = value instanceof RespSet ? value.items : Array.isArray(value) ? value : null;
+  if (items === null) return reply.toString("latin1");
+  return `${value instanceof RespSet ? "set" : "array"} of ${items
+    .map((m) => String(m))
+    .sort()
+    .join(",")}`;
+}
+
+test("SINTER, SUNION, SDIFF and SINTERCARD across shards equal a standalone redis's, compared as sets", async () => {
+  assert.equal(new Set(["s1", "s2", "s3"].map(shardOf)).size, 3, "s1, s2 and s3 must live on three shards");
+  const setup = [
+    ["SADD", "s1", "a", "b", "c", "d", "x"],
+    ["SADD", "s2", "b", "c", "e", "x"],
+    ["SADD", "s3", "c", "d", "f", "x"],
+    ["SADD", "{s1}other", "x", "c"],
+    ["RPUSH", "list", "a"],
+  ];
+  const commands = [
+    ["SINTER", "s1", "s2"],
+    ["SINTER", "s1", "s2", "s3", "{s1}other"],
+    ["SINTER", "s1", "missing"],
+    ["SINTER", "s1", "list"],
+    ["SINTER", "missing", "list"], // a wrong type is reported even after an empty input
+    ["SUNION", "s1", "s2", "s3", "missing"],
+    ["SUNION", "s2", "list"],
+    ["SDIFF", "s1", "s2", "s3"],
+    ["SDIFF", "s1", "{s1}other", "s2"],
+    ["SDIFF", "s1", "missing"],
+    ["SDIFF", "missing", "s1"],
+    ["SDIFF", "s1", "s2", "s1"],
+    ["SDIFF", "s2", "list"],
+    ["SINTERCARD", "2", "s1", "s2"],
+    ["SINTERCARD", "3", "s1", "s2", "s3", "LIMIT", "1"],
+    ["SINTERCARD", "2", "s1", "s2", "limit", "0"],
+    ["SINTERCARD", "2", "s1", "s2", "LIMIT", "-1"],
+    ["SINTERCARD", "2", "s1", "s2", "LIMIT", "x"],
+    ["SINTERCARD", "2", "s1", "s2", "FOO"],
+    ["SINTERCARD", "2", "s1", "s2", "LIMIT"],
+    ["SINTERCARD", "2", "s1", "list"],
+  ];
+  for (const protocol of [2, 3] as const) {
+    await flushBoth();
+    const [actual, expected] = await bothReplies([...setup, ...commands], protocol);
+    commands.forEach((command, i) => {
+      const at = setup.length + i;
+      assert.equal(asSet(actual[at]!), asSet(expected[at]!), `RESP${protocol}: ${command.join(" ")}`);
+    });
+  }
+});
+
+test("ZUNION, ZINTER and ZDIFF across shards equal a standalone redis's byte for byte: scores, order, options, errors", async () => {
+  assert.equal(new Set(["z1", "z2", "z3"].map(shardOf)).size, 3, "z1, z2 and z3 must live on three shards");
+  const setup = [
+    ["ZADD", "z1", "1", "a", "2.5", "b", "0.1", "c", "-3", "neg", "5", "same"],
+    ["ZADD", "z2", "1", "b", "2", "c", "-inf", "d", "0.2", "a", "5", "same"],
+    ["ZADD", "z3", "3", "a", "inf", "c", "0.30000000000000004", "e", "5", "same"],
+    ["SADD", "plain", "a", "c", "z"],
+    ["RPUSH", "list", "a"],
+  ];
+  const commands = [
+    ["ZUNION", "2", "z1", "z2"],
+    ["ZUNION", "3", "z1", "z2", "z3", "WITHSCORES"],
+    [
+      "ZUNION",
+      "4",
+      "z1",
+      "z2",
+      "z3",
+      "plain",
+      "WEIGHTS",
+      "2",
+      "0.5",
+      "3",
+      "-1",
+      "AGGREGATE",
+      "MAX",
+      "WITHSCORES",
+    ],
+    ["ZUNION", "3", "z1", "z2", "z3", "weights", "0", "1e3", "0x10", "aggregate", "min", "withscores"],
+    ["ZUNION", "3", "z2", "z3", "z3", "WITHSCORES"], // -inf + inf is 0, depending on Redis's input order
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "0", "0", "WITHSCORES"],
+    ["ZINTER", "2", "z1", "z2", "WITHSCORES"],
+    ["ZINTER", "3", "z1", "z3", "plain", "AGGREGATE", "MIN", "WITHSCORES"],
+    ["ZINTER", "2", "z1", "z3", "WEIGHTS", "1", "-1", "WITHSCORES"],
+    ["ZINTER", "2", "z1", "missing"],
+    ["ZDIFF", "2", "z1", "z2", "WITHSCORES"],
+    ["ZDIFF", "3", "z1", "missing", "z3"],
+    ["ZDIFF", "2", "plain", "z1", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "list"],
+    ["ZUNION", "2", "z1", "list", "WEIGHTS", "1", "x"], // WRONGTYPE comes before option errors
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "x"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "nan"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "1e400"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1"],
+    ["ZUNION", "2", "z1", "z2", "AGGREGATE", "avg"],
+    ["ZUNION", "2", "z1", "z2", "AGGREGATE"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", " 1", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "1 ", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "1e-400", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "+inf", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "-Infinity", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", ".5", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "5.", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "0x1p-2", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "0x", "WITHSCORES"],
+    ["ZUNION", "2", "z1", "z2", "WEIGHTS", "1", "1e", "WITHSCORES"],
+    ["ZDIFF", "2", "z1", "z2", "WEIGHTS", "1", "1"],
+    ["ZINTER", "2", "z1", "z2", "LIMIT", "1"],
+  ];
+  for (const protocol of [2, 3] as const) {
+    await flushBoth();
+    const [actual, expected] = await bothReplies([...setup, ...commands], protocol);
+    const all = [...setup, ...commands];
+    assertSameReplies(all, actual, expected, `RESP${protocol}`);
+  }
+});
+
+test("PFCOUNT of keys across shards counts their union as a standalone redis does, and leaves no temp key", async () => {
+  assert.equal(
+    new Set(["pf:a", "pf:b", "pf:c"].map(shardOf)).size,
+    3,
+    "pf:a, pf:b and pf:c must live on three shards",
+  );
+  const many = Array.from({ length: 5000 }, (_, i) => `e${i}`); // enough to make h3 a dense HLL
+  const setup = [
+    ["PFADD", "pf:a", "a", "b", "c"],
+    ["PFADD", "pf:b", "c", "d", "e", ...many.slice(0, 100)],
+    ["PFADD", "pf:c", ...many],
+    ["SET", "str", "hello"],
+    ["RPUSH", "list", "a"],
+  ];
+  const commands = [
+    ["PFCOUNT", "pf:a", "pf:b"],
+    ["PFCOUNT", "pf:a", "pf:b", "pf:c", "missing"],
+    ["PFCOUNT", "pf:c", "pf:a"],
+    ["PFCOUNT", "missing", "pf:a"],
+    ["PFCOUNT", "missing", "list"],
+    ["PFCOUNT", "pf:a", "list"],
+    ["PFCOUNT", "pf:a", "str"],
+    ["PFCOUNT", "pf:a", "pf:b", "pf:a"],
+  ];
+  for (const protocol of [2, 3] as const) {
+    await flushBoth();
+    const [actual, expected] = await bothReplies([...setup, ...commands], protocol);
+    assertSameReplies([...setup, ...commands], actual, expected, `RESP${protocol}`);
+  }
+  const direct = await RawClient.connect(reference.port);
+  const encoding = (await direct.command("OBJECT", "ENCODING", "pf:c")).toString();
+  direct.close();
+  assert.equal(encoding, "$3\r\nraw\r\n");
+  for (const master of masters) {
+    assert.deepEqual(await master.keys("*dredis-tmp*"), [], "temp keys are deleted");
   }
 });
 

@@ -4,7 +4,10 @@
  */
 import type { Protocol, ReplyValue } from "../../resp/encode.ts";
 import type { FanOut } from "./fan-out.ts";
+import { pfcount } from "./hyperloglog.ts";
 import { mget, mset, summed } from "./key-commands.ts";
+import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
+import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
 
 /** What a handler needs besides its arguments. */
 export interface BusyContext {
@@ -26,4 +29,12 @@ export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, B
   ["unlink", summed("UNLINK", false)],
   ["exists", summed("EXISTS", true)],
   ["touch", summed("TOUCH", false)],
+  ["sinter", sinter],
+  ["sunion", sunion],
+  ["sdiff", sdiff],
+  ["sintercard", sintercard],
+  ["zunion", zunion],
+  ["zinter", zinter],
+  ["zdiff", zdiff],
+  ["pfcount", pfcount],
 ]);
