@@ -280,6 +280,35 @@ test("a pipeline reads its own writes across routed and busy-proxy commands, as 
   assertSameReplies(commands, actual, expected, "RESP3");
 });
 
+test("a part that fails makes the whole command fail with an error naming the command and the slot", async (t) => {
+  const owner = masters[shardOf("b")]!;
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  await client.pipeline([["MSET", "a", "1", "b", "2", "c", "3"]]);
+
+  // Writes on b's master now fail (it has one replica, not five).
+  await owner.call("CONFIG", "SET", "min-replicas-to-write", "5");
+  t.after(() => owner.call("CONFIG", "SET", "min-replicas-to-write", "0"));
+  assert.equal(
+    (await client.command("MSET", "a", "10", "b", "20", "c", "30")).toString(),
+    `-ERR MSET failed on slot ${slotOf("b")} (parts on other slots may have been applied): NOREPLICAS Not enough good replicas to write.\r\n`,
+  );
+  await owner.call("CONFIG", "SET", "min-replicas-to-write", "0");
+
+  // MGET is refused on b's master only.
+  await owner.call("ACL", "SETUSER", "default", "-mget");
+  t.after(() => owner.call("ACL", "SETUSER", "default", "+@all"));
+  assert.equal(
+    (await client.command("MGET", "a", "b", "c")).toString(),
+    `-ERR MGET failed on slot ${slotOf("b")}: NOPERM this user has no permissions to run the 'mget' command\r\n`,
+  );
+  await owner.call("ACL", "SETUSER", "default", "+@all");
+  assert.equal(
+    (await client.command("MGET", "a", "b", "c")).toString(),
+    "*3\r\n$2\r\n10\r\n$1\r\n2\r\n$2\r\n30\r\n",
+  );
+});
+
 test("atomic multi-key commands across slots are refused with Redis's exact CROSSSLOT error", async () => {
   const client = await RawClient.connect(proxy.port);
   try {
