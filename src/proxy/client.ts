@@ -54,12 +54,11 @@ export class ClientSession implements ReplySink {
   /** Request bytes sent to shards and not yet answered, for backpressure. */
   private inflightBytes = 0;
   private readPaused = false;
-  /**
-   * Requests not yet sent because a busy-proxy request is in the way (see `forward`), in order.
-   * `busyInFlight` is the busy-proxy request sent and not yet answered.
-   */
+  /** Requests not yet sent because they must not overtake earlier ones (see `forward`), in order. */
   private held: Request[] = [];
-  private busyInFlight: Request | null = null;
+  /** Sent and not yet answered, by path: to the shards directly, or through the busy proxy. */
+  private routedInFlight = 0;
+  private busyInFlight = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -218,34 +217,30 @@ export class ClientSession implements ReplySink {
     request.affinity = this.id;
     this.queue.push(request);
     this.inflightBytes += frame.length;
-    // A busy-proxy request reaches the shards over other connections than this client's own, so
-    // nothing orders it against them: it is a barrier. It is sent once every earlier request is
-    // answered, and later ones wait for its reply, so a pipeline reads its own writes as on Redis.
-    if (
-      this.held.length > 0 ||
-      this.busyInFlight !== null ||
-      (target !== null && this.queue.peek() !== request)
-    ) {
+    // The busy proxy reaches the shards over its own connections, so nothing orders its requests
+    // against this client's routed ones: a request never overtakes one sent the other way. It waits
+    // until those are answered, so a pipeline reads its own writes as on Redis. (Requests one way
+    // keep their order by themselves: one connection per shard, or to the busy proxy, per client.)
+    if (this.held.length > 0 || !this.mayOvertake(request)) {
       this.held.push(request);
       return;
     }
     this.send(request);
   }
 
+  private mayOvertake(request: Request): boolean {
+    return request.target === null ? this.busyInFlight === 0 : this.routedInFlight === 0;
+  }
+
   private send(request: Request): void {
-    if (request.target !== null) this.busyInFlight = request;
+    if (request.target === null) this.routedInFlight++;
+    else this.busyInFlight++;
     this.context.router.dispatch(request);
   }
 
-  /** Sends held requests that are no longer behind a barrier (called as replies come in). */
+  /** Sends held requests that may go now (called as replies come in). */
   private releaseHeld(): void {
-    if (this.busyInFlight?.done) this.busyInFlight = null;
-    while (this.held.length > 0 && this.busyInFlight === null) {
-      const next = this.held[0]!;
-      if (next.target !== null && this.queue.peek() !== next) return;
-      this.held.shift();
-      this.send(next);
-    }
+    while (this.held.length > 0 && this.mayOvertake(this.held[0]!)) this.send(this.held.shift()!);
   }
 
   /** Queues a reply the proxy made itself, behind any replies still due. */
@@ -263,14 +258,16 @@ export class ClientSession implements ReplySink {
   complete(request: Request, reply: ReplyBytes): void {
     request.reply = reply;
     request.done = true;
+    if (request.target === null) this.routedInFlight--;
+    else this.busyInFlight--;
     if (this.state === State.Closed) return;
+    if (this.held.length > 0) this.releaseHeld();
     if (this.queue.peek() !== request) return; // an earlier request is still due: keep order
     for (let head = this.queue.peek(); head !== undefined && head.done; head = this.queue.peek()) {
       this.queue.shift();
       this.inflightBytes -= head.frame.length;
       this.emit(head.reply!);
     }
-    if (this.held.length > 0 || this.busyInFlight !== null) this.releaseHeld();
     if (this.readPaused) this.checkBackpressure();
   }
 
