@@ -1,30 +1,80 @@
 /**
  * The busy proxy: one process per host that runs multi-key commands whose keys span slots
  * (split by slot, fan out, merge), so that slow fan-out work never stalls the workers.
- * Workers reach it over a local socket, speaking RESP, pipelined.
+ * Workers reach it over a local socket, speaking RESP, pipelined, as if it were a shard.
  *
- * Not built yet: until it is, it answers every command with CROSSSLOT, as a worker without it would.
+ * It has its own `ClusterRouter`, built as a worker builds one, so every part of a split command
+ * gets the same redirect, retry and failover handling as a worker's own requests. The commands
+ * and how each is split and merged are in ./busy/.
  */
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
-import { RedisErrors } from "../errors.ts";
+import { CommandTable } from "./commands.ts";
 import type { ProxyConfig } from "./config.ts";
+import { FlushScheduler } from "./request.ts";
+import { ClusterRouter } from "./router.ts";
+import { BusyConnection, type BusyServerContext } from "./busy/connection.ts";
 
 export interface BusyProxy {
+  /** Stops listening, drops the workers' connections (their in-flight commands fail there), closes shard connections. */
   close(): Promise<void>;
 }
 
 export async function startBusyProxy(
-  _config: ProxyConfig,
+  config: ProxyConfig,
   socketPath: string,
-  _log: Logger,
+  log: Logger,
 ): Promise<BusyProxy> {
+  // A socket file left by a busy proxy that died would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });
-  const server = createServer((socket) => {
-    socket.on("data", () => socket.write(`-${RedisErrors.crossSlot}\r\n`));
-    socket.on("error", () => {});
+  const flusher = new FlushScheduler();
+  const router = new ClusterRouter({
+    seeds: config.seeds,
+    auth: config.backendAuth,
+    connectionsPerShard: config.connectionsPerShard,
+    refreshIntervalMs: config.refreshIntervalMs,
+    retryBudgetMs: config.retryBudgetMs,
+    flusher,
+    log,
   });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return { close: () => new Promise((resolve) => server.close(() => resolve())) };
+  await router.start();
+  if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; commands wait for the cluster");
+
+  const connections = new Set<BusyConnection>();
+  const context: BusyServerContext = {
+    router,
+    // Only arity is read from it: which commands run here is fixed by ./busy/commands.ts.
+    commands: new CommandTable(),
+    flusher,
+    limits: config.limits,
+    closed: (connection) => connections.delete(connection),
+  };
+  let nextId = 0;
+  const server: Server = createServer((socket) =>
+    connections.add(new BusyConnection(socket, context, ++nextId)),
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await router.close();
+    throw err;
+  }
+  log.info({ socket: socketPath }, "busy proxy listening");
+
+  return {
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const connection of connections) connection.destroy();
+      await closed;
+      await router.close();
+      await rm(socketPath, { force: true });
+    },
+  };
 }

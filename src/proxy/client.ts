@@ -83,6 +83,11 @@ export class ClientSession implements ReplySink {
   private subscriptions: Subscriptions | null = null;
   /** Pub/Sub frames held until the replies due before them are written (RESP2 ordering). */
   private heldFrames: ReplyBytes[] = [];
+  /** Requests not yet sent because they must not overtake earlier ones (see `forward`), in order. */
+  private held: Request[] = [];
+  /** Sent and not yet answered, by path: to the shards directly, or through the busy proxy. */
+  private routedInFlight = 0;
+  private busyInFlight = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -427,7 +432,30 @@ export class ClientSession implements ReplySink {
   private send(request: Request): void {
     this.queue.push(request);
     this.inflightBytes += request.frame.length;
+    // The busy proxy reaches the shards over its own connections, so nothing orders its requests
+    // against this client's routed ones: a request never overtakes one sent the other way. It waits
+    // until those are answered, so a pipeline reads its own writes as on Redis. (Requests one way
+    // keep their order by themselves: one connection per shard, or to the busy proxy, per client.)
+    if (this.held.length > 0 || !this.mayOvertake(request)) {
+      this.held.push(request);
+      return;
+    }
+    this.dispatch(request);
+  }
+
+  private mayOvertake(request: Request): boolean {
+    return request.target === null ? this.busyInFlight === 0 : this.routedInFlight === 0;
+  }
+
+  private dispatch(request: Request): void {
+    if (request.target === null) this.routedInFlight++;
+    else this.busyInFlight++;
     this.context.router.dispatch(request);
+  }
+
+  /** Sends held requests that may go now (called as replies come in). */
+  private releaseHeld(): void {
+    while (this.held.length > 0 && this.mayOvertake(this.held[0]!)) this.dispatch(this.held.shift()!);
   }
 
   /** Queues a reply the proxy made itself, behind any replies still due. */
@@ -445,7 +473,10 @@ export class ClientSession implements ReplySink {
   complete(request: Request, reply: ReplyBytes): void {
     request.reply = reply;
     request.done = true;
+    if (request.target === null) this.routedInFlight--;
+    else this.busyInFlight--;
     if (this.state === State.Closed) return;
+    if (this.held.length > 0) this.releaseHeld();
     if (this.queue.peek() !== request) return; // an earlier request is still due: keep order
     for (let head = this.queue.peek(); head !== undefined && head.done; head = this.queue.peek()) {
       this.queue.shift();

@@ -6,7 +6,16 @@ export type Protocol = 2 | 3;
 
 /** A reply value: strings are bulk strings; see the wrappers for the other types. */
 export type ReplyValue =
-  string | Buffer | number | null | ReplyValue[] | SimpleString | ErrorReply | MapReply | SetReply;
+  | string
+  | Buffer
+  | number
+  | null
+  | ReplyValue[]
+  | SimpleString
+  | ErrorReply
+  | MapReply
+  | SetReply
+  | DoubleReply;
 
 export class SimpleString {
   constructor(readonly value: string) {}
@@ -19,6 +28,10 @@ export class MapReply {
 }
 export class SetReply {
   constructor(readonly items: ReplyValue[]) {}
+}
+/** A double (sorted-set scores): a bulk string under RESP2, a `,` double under RESP3, as Redis sends it. */
+export class DoubleReply {
+  constructor(readonly value: number) {}
 }
 
 export const OK = Buffer.from("+OK\r\n");
@@ -59,7 +72,10 @@ function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
   else if (typeof value === "number") out.push(integerReply(value));
   else if (value instanceof SimpleString) out.push(simpleString(value.value));
   else if (value instanceof ErrorReply) out.push(errorReply(value.message));
-  else if (value instanceof MapReply) {
+  else if (value instanceof DoubleReply) {
+    const text = formatDouble(value.value);
+    out.push(proto === 3 ? Buffer.from(`,${text}\r\n`) : bulkReply(text, proto));
+  } else if (value instanceof MapReply) {
     out.push(Buffer.from(proto === 3 ? `%${value.entries.length}\r\n` : `*${value.entries.length * 2}\r\n`));
     for (const [k, v] of value.entries) {
       write(k, proto, out);
@@ -72,4 +88,31 @@ function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
     out.push(Buffer.from(`*${value.length}\r\n`));
     for (const item of value) write(item, proto, out);
   }
+}
+
+/**
+ * A double as Redis 7.0 prints it (`"%.17g"`, with "inf" and "-inf" spelled out), so scores the
+ * proxy computes read exactly as the shards' own: 0.1 is "0.10000000000000001", 3 is "3".
+ */
+export function formatDouble(value: number): string {
+  if (value === Infinity) return "inf";
+  if (value === -Infinity) return "-inf";
+  if (Number.isNaN(value)) return "nan";
+  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
+  const sign = value < 0 ? "-" : "";
+  // 17 significant digits, correctly rounded; %g picks its style from the rounded exponent.
+  const [mantissa, exponentText] = Math.abs(value).toExponential(16).split("e") as [string, string];
+  const exponent = Number(exponentText);
+  const digits = mantissa.replace(".", "");
+  if (exponent < -4 || exponent >= 17) {
+    const fraction = digits.slice(1).replace(/0+$/, "");
+    const exp = `${exponent < 0 ? "-" : "+"}${String(Math.abs(exponent)).padStart(2, "0")}`;
+    return `${sign}${digits[0]}${fraction ? `.${fraction}` : ""}e${exp}`;
+  }
+  const whole = exponent >= 0 ? digits.slice(0, exponent + 1) : "0";
+  const fraction = (exponent >= 0 ? digits.slice(exponent + 1) : "0".repeat(-exponent - 1) + digits).replace(
+    /0+$/,
+    "",
+  );
+  return `${sign}${whole}${fraction ? `.${fraction}` : ""}`;
 }

@@ -1,0 +1,40 @@
+/**
+ * The commands the busy proxy runs: every command the worker may send it (`SPLITTABLE` in
+ * ../commands.ts), each with the handler that splits, fans out and merges it.
+ */
+import type { Protocol, ReplyValue } from "../../resp/encode.ts";
+import type { FanOut } from "./fan-out.ts";
+import { pfcount } from "./hyperloglog.ts";
+import { mget, mset, summed } from "./key-commands.ts";
+import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
+import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
+
+/** What a handler needs besides its arguments. */
+export interface BusyContext {
+  fanOut: FanOut;
+  /** The protocol of the connection the command came on (reply shapes differ, e.g. WITHSCORES). */
+  protocol: Protocol;
+}
+
+/**
+ * Runs one command (argv[0] is its name; arity is already checked) and resolves with the merged
+ * reply, or an ErrorReply. Never rejects for a failed part: that is an error reply.
+ */
+export type BusyHandler = (argv: Buffer[], context: BusyContext) => Promise<ReplyValue>;
+
+export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, BusyHandler>([
+  ["mget", mget],
+  ["mset", mset],
+  ["del", summed("DEL", false)],
+  ["unlink", summed("UNLINK", false)],
+  ["exists", summed("EXISTS", true)],
+  ["touch", summed("TOUCH", false)],
+  ["sinter", sinter],
+  ["sunion", sunion],
+  ["sdiff", sdiff],
+  ["sintercard", sintercard],
+  ["zunion", zunion],
+  ["zinter", zinter],
+  ["zdiff", zdiff],
+  ["pfcount", pfcount],
+]);

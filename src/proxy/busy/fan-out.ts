@@ -1,0 +1,115 @@
+/**
+ * Splitting a multi-key command by slot and running its parts: each part is a legal single-slot
+ * command, sent through the shared `ClusterRouter` (so MOVED, ASK, TRYAGAIN and failover are
+ * handled per part, exactly as for the workers' own requests), all parts in parallel.
+ */
+import { keySlot } from "../../cluster/key-slot.ts";
+import { decodeReply, type RespValue } from "../../resp/decode.ts";
+import { ErrorReply } from "../../resp/encode.ts";
+import { encodeCommand } from "../../resp/request-parser.ts";
+import type { ReplyBytes } from "../../resp/reply-scanner.ts";
+import { Request } from "../request.ts";
+import type { ClusterRouter } from "../router.ts";
+
+/** One single-slot sub-command of a split command. */
+export interface Part {
+  slot: number;
+  args: (Buffer | string)[];
+  /** Only reads: safe for the router to send again after a lost connection. */
+  readonly: boolean;
+}
+
+/** The keys of one slot, as positions in the caller's key list (duplicates kept, order kept). */
+export interface SlotGroup {
+  slot: number;
+  indexes: number[];
+}
+
+/** Groups keys by slot; groups come in the order of each slot's first key, so group 0 holds key 0. */
+export function groupBySlot(keys: readonly Buffer[]): SlotGroup[] {
+  const groups = new Map<number, SlotGroup>();
+  keys.forEach((key, index) => {
+    const slot = keySlot(key);
+    let group = groups.get(slot);
+    if (group === undefined) groups.set(slot, (group = { slot, indexes: [] }));
+    group.indexes.push(index);
+  });
+  return [...groups.values()];
+}
+
+/** Runs parts for one busy-proxy connection. */
+export class FanOut {
+  constructor(
+    private readonly router: ClusterRouter,
+    /**
+     * All parts of one connection's commands share backend connections (same affinity), so parts
+     * of successive commands reach each shard in the order the commands came: a pipelined MSET
+     * then MGET over the same keys reads what it wrote.
+     */
+    private readonly affinity: number,
+  ) {}
+
+  /** Sends every part at once; resolves with their decoded replies, in part order. Never rejects. */
+  run(parts: readonly Part[]): Promise<RespValue[]> {
+    return new Promise((resolve) => {
+      const results = new Array<RespValue>(parts.length);
+      let left = parts.length;
+      if (left === 0) resolve(results);
+      parts.forEach((part, index) => {
+        let answered = false;
+        const request = new Request({
+          complete: (_request: Request, reply: ReplyBytes) => {
+            if (answered) return;
+            answered = true;
+            results[index] = decodeOrError(reply);
+            if (--left === 0) resolve(results);
+          },
+        });
+        request.frame = encodeCommand(part.args);
+        request.slot = part.slot;
+        request.readonly = part.readonly;
+        request.affinity = this.affinity;
+        // Parts speak RESP2: the merge reads plain arrays and strings; the merged reply is encoded
+        // in the caller's protocol afterwards.
+        request.protocol = 2;
+        this.router.dispatch(request);
+      });
+    });
+  }
+}
+
+function decodeOrError(reply: ReplyBytes): RespValue {
+  try {
+    return decodeReply(reply);
+  } catch (err) {
+    return new ErrorReply(`ERR unreadable reply from the shard: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The error a split command answers when a part failed, or null when none did. WRONGTYPE is
+ * returned as Redis words it (the client sees what a standalone Redis would say); any other error
+ * names the command and the part's slot, and for writes warns that other parts may have run.
+ */
+export function partFailure(
+  command: string,
+  parts: readonly Part[],
+  results: readonly RespValue[],
+  passThrough: readonly string[] = ["WRONGTYPE"],
+): ErrorReply | null {
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i];
+    if (!(result instanceof ErrorReply)) continue;
+    const code = result.message.split(" ", 1)[0]!;
+    if (passThrough.includes(code)) return result;
+    const part = parts[i]!;
+    const applied = part.readonly ? "" : " (parts on other slots may have been applied)";
+    return new ErrorReply(`ERR ${command} failed on slot ${part.slot}${applied}: ${result.message}`);
+  }
+  return null;
+}
+
+/** For a part reply of a shape the command never returns: a bug or a misbehaving node, said plainly. */
+export function unexpectedReply(command: string, part: Part): ErrorReply {
+  return new ErrorReply(`ERR ${command} got an unexpected reply from slot ${part.slot}`);
+}
