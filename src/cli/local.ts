@@ -1,6 +1,99 @@
-import type { Command } from "commander";
+/**
+ * `dredis local <up|status|scale|down>`: the whole product as local processes.
+ */
+import { InvalidArgumentError, type Command } from "commander";
+import { progressReporter } from "../cluster/admin/index.ts";
+import { down, formatStatus, scale, status, topologyOf, up, readState } from "../local/platform.ts";
+
+const integer = (min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+};
 
 /** Registers `dredis local ...`. */
 export function registerLocalCommands(program: Command): void {
-  program.command("local").description("(not built yet)");
+  const local = program
+    .command("local")
+    .description("run the whole distributed Redis as local processes (shards + a proxy host)");
+
+  local
+    .command("up")
+    .description("start shards and a proxy host, and stay in the foreground until Ctrl-C (or --detach)")
+    .option("--shards <n>", "shards (masters)", integer(3, 100), 3)
+    .option("--replicas <n>", "replicas per shard", integer(0, 5), 1)
+    .option("--workers <n>", "proxy worker processes", integer(1, 64), 2)
+    .option("--port <port>", "the proxy's client port", integer(1, 65535), 6380)
+    .option("--base-port <port>", "first port tried for the shards' nodes", integer(1, 55000), 7001)
+    .option("--dir <dir>", "where state, data and logs live", ".dredis")
+    .option("--detach", "return once ready, leaving everything running")
+    .action(
+      async (o: {
+        shards: number;
+        replicas: number;
+        workers: number;
+        port: number;
+        basePort: number;
+        dir: string;
+        detach?: boolean;
+      }) => {
+        const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
+        const state = await up({ ...o, onProgress: progressReporter(), log });
+        const report = await status(o.dir);
+        process.stdout.write(
+          `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
+            `Connect:          redis-cli -p ${state.proxy.port}\n` +
+            `Cluster clients:  ${topologyOf(state)
+              .shards.map((s) => s.master)
+              .join(",")}\n` +
+            `Scale:            npm run dredis -- local scale --shards ${report.nodes.filter((n) => n.role === "master").length + 1} --dir ${o.dir}\n` +
+            `Logs:             ${o.dir}/proxy.log, ${o.dir}/nodes/*/redis.log\n` +
+            (o.detach
+              ? `Stop:             npm run dredis -- local down --dir ${o.dir}\n`
+              : "\nPress Ctrl-C to stop everything.\n"),
+        );
+        if (o.detach) return;
+        await new Promise<void>((resolve) => {
+          process.once("SIGINT", resolve);
+          process.once("SIGTERM", resolve);
+        });
+        log("stopping the proxy host and the shards");
+        await down(o.dir);
+        log("stopped; data stays in " + o.dir + " for the next `dredis local up`");
+      },
+    );
+
+  local
+    .command("status")
+    .description("each node's address, role, slot count and keys")
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .option("--json", "machine-readable output")
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const report = await status(o.dir);
+      process.stdout.write(o.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
+    });
+
+  local
+    .command("scale")
+    .description("add or drain shards online (slots move while clients keep working)")
+    .requiredOption("--shards <n>", "the number of shards wanted", integer(3, 100))
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .action(async (o: { shards: number; dir: string }) => {
+      await scale(o.dir, o.shards, { onProgress: progressReporter() });
+      process.stdout.write(formatStatus(await status(o.dir)));
+    });
+
+  local
+    .command("down")
+    .description("stop the proxy host and every shard; data stays in --dir")
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .action(async (o: { dir: string }) => {
+      const had = (await readState(o.dir)) !== undefined;
+      await down(o.dir);
+      process.stderr.write(
+        had ? `dredis: stopped the local platform in ${o.dir}\n` : `dredis: nothing running in ${o.dir}\n`,
+      );
+    });
 }
