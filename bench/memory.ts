@@ -32,6 +32,14 @@ export interface MemoryResult {
     /** Another client's PING round trip while the flood was stalled (is the worker still serving?). */
     otherClientPingMs: number | undefined;
   };
+  /** One client pipelining GETs of a 64 KB value (1 GB of replies) and never reading them. */
+  unreadReplies: {
+    replyBytesRequested: number;
+    seconds: number;
+    peakRssBytes: number;
+    rssAfterCloseBytes: number;
+    otherClientPingMs: number | undefined;
+  };
 }
 
 const MB = 1024 * 1024;
@@ -146,6 +154,33 @@ export async function runMemoryBench(
   flood.destroy();
   await sleep(2000);
   const rssAfterCloseBytes = rss();
+
+  // Replies the client never reads: the proxy must stop reading its requests, not buffer replies.
+  const bigValue = 64 * 1024;
+  const setter = await connect(host.port);
+  await new Promise<void>((resolve) => {
+    setter.once("data", () => resolve());
+    setter.write(`*3\r\n$3\r\nSET\r\n$7\r\nfloodgb\r\n$${bigValue}\r\n${"g".repeat(bigValue)}\r\n`);
+  });
+  setter.destroy();
+  const gets = targetBytes / bigValue;
+  const reader = await connect(host.port);
+  reader.pause();
+  reader.on("error", () => {});
+  let replyPeak = rss();
+  const replySampler = setInterval(() => (replyPeak = Math.max(replyPeak, rss())), 100);
+  const replyStarted = Date.now();
+  reader.write(Buffer.from("*2\r\n$3\r\nGET\r\n$7\r\nfloodgb\r\n".repeat(gets), "latin1"));
+  await sleep((timeBoundSeconds * 1000) / 2);
+  const t1 = process.hrtime.bigint();
+  const replyPing = (await respPing(host.port)) ? Number(process.hrtime.bigint() - t1) / 1e6 : undefined;
+  await sleep((timeBoundSeconds * 1000) / 2);
+  clearInterval(replySampler);
+  replyPeak = Math.max(replyPeak, rss());
+  reader.destroy();
+  await sleep(2000);
+  const replyAfter = rss();
+  log(`unread GET replies (${gets} x 64 KB): peak RSS ${(replyPeak / MB).toFixed(1)} MB`);
   await host.stop();
   return {
     workers,
@@ -165,6 +200,13 @@ export async function runMemoryBench(
       rssAfterCloseBytes,
       otherClientPingMs,
     },
+    unreadReplies: {
+      replyBytesRequested: targetBytes,
+      seconds: (Date.now() - replyStarted) / 1000,
+      peakRssBytes: replyPeak,
+      rssAfterCloseBytes: replyAfter,
+      otherClientPingMs: replyPing,
+    },
   };
 }
 
@@ -180,14 +222,19 @@ export function memoryMarkdown(m: MemoryResult): string {
     `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client) |`,
     `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
     `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,
+    `| one client sending ${m.unreadReplies.replyBytesRequested / (64 * 1024)} GETs of a 64 KB value (${mb(m.unreadReplies.replyBytesRequested)} of replies), never reading, ${m.unreadReplies.seconds.toFixed(0)} s: peak | ${mb(m.unreadReplies.peakRssBytes)} |`,
+    `| after that client closed | ${mb(m.unreadReplies.rssAfterCloseBytes)} |`,
     "",
     `Bound: limits.maxPendingBytesPerClient = ${mb(m.maxPendingBytesPerClient)} per client. ` +
       `The client got ${mb(p.bytesWritten)} into its socket in ${p.seconds.toFixed(1)} s; ` +
       (p.stalled
         ? `then its writes blocked: the proxy had stopped reading it. Peak growth over idle: ${mb(p.peakRssBytes - m.idleRssBytes)}.`
-        : `its writes never blocked within the bound.`) +
+        : `its writes never blocked: the proxy kept forwarding at ${(p.bytesWritten / MB / p.seconds).toFixed(0)} MB/s with at most the bound in flight, and SET replies are too small to fill it.`) +
       (p.otherClientPingMs !== undefined
         ? ` Meanwhile another client's PING took ${p.otherClientPingMs.toFixed(2)} ms.`
+        : "") +
+      (m.unreadReplies.otherClientPingMs !== undefined
+        ? ` During the unread-GET client, another client's PING took ${m.unreadReplies.otherClientPingMs.toFixed(2)} ms.`
         : ""),
   ].join("\n");
 }

@@ -50,7 +50,8 @@ export function summarise(runs: RunResult[], workloads: Workload[], targets: str
         cells.push(cell);
         continue;
       }
-      if (ok.length < mine.length) cell.error = `${mine.length - ok.length} run(s) failed: ${mine.find((r) => !r.ok)!.error}`;
+      if (ok.length < mine.length)
+        cell.error = `${mine.length - ok.length} run(s) failed: ${mine.find((r) => !r.ok)!.error}`;
       const ratio = (other: string) =>
         spread(
           ok.map((r) => {
@@ -93,7 +94,9 @@ export function goals(cells: Cell[]): Goal[] {
     out.push({
       what: `${what} (${t}, ${w})`,
       target: `>= ${min.toFixed(2)}x direct cluster`,
-      observed: r ? `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})` : `not measurable: ${c?.error}`,
+      observed: r
+        ? `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})`
+        : `not measurable: ${c?.error}`,
       met: r ? r.median >= min : undefined,
     });
   };
@@ -107,7 +110,9 @@ export function goals(cells: Cell[]): Goal[] {
     out.push({
       what: `one client, pipeline 1, added p50 (${t})`,
       target: "<= 40 us",
-      observed: a ? `+${a.median.toFixed(0)} us (${a.min.toFixed(0)} to ${a.max.toFixed(0)})` : "not measured",
+      observed: a
+        ? `+${a.median.toFixed(0)} us (${a.min.toFixed(0)} to ${a.max.toFixed(0)})`
+        : "not measured",
       met: a ? a.median <= 40 : undefined,
     });
   }
@@ -115,10 +120,12 @@ export function goals(cells: Cell[]): Goal[] {
 }
 
 const fmtRps = (s?: Spread) => (s ? `${kfmt(s.median)} (${kfmt(s.min)}-${kfmt(s.max)})` : "");
-const kfmt = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
+const kfmt = (x: number) =>
+  x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0);
 const fmtMs = (s?: Spread) => (s ? `${s.median.toFixed(3)}` : "");
 const fmtCpu = (s?: Spread) => (s ? `${s.median.toFixed(2)}` : "");
-const fmtRatio = (s?: Spread) => (s ? `${s.median.toFixed(2)} (${s.min.toFixed(2)}-${s.max.toFixed(2)})` : "");
+const fmtRatio = (s?: Spread) =>
+  s ? `${s.median.toFixed(2)} (${s.min.toFixed(2)}-${s.max.toFixed(2)})` : "";
 
 export function markdown(cells: Cell[], workloads: Workload[], labels: Record<string, string>): string {
   const lines: string[] = [];
@@ -153,7 +160,9 @@ export function markdown(cells: Cell[], workloads: Workload[], labels: Record<st
 export function goalsMarkdown(list: Goal[]): string {
   const lines = ["| goal | target | observed (median, min-max) | met |", "|---|---|---|---|"];
   for (const g of list)
-    lines.push(`| ${g.what} | ${g.target} | ${g.observed} | ${g.met === undefined ? "n/a" : g.met ? "yes" : "**no**"} |`);
+    lines.push(
+      `| ${g.what} | ${g.target} | ${g.observed} | ${g.met === undefined ? "n/a" : g.met ? "yes" : "**no**"} |`,
+    );
   return lines.join("\n");
 }
 

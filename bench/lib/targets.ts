@@ -80,7 +80,7 @@ export async function startProxyHost(
   dir: string,
   seeds: string[],
   workers: number,
-  options: { env?: NodeJS.ProcessEnv; config?: Record<string, unknown> } = {},
+  options: { env?: NodeJS.ProcessEnv; config?: Record<string, unknown>; nodeArgs?: string[] } = {},
 ): Promise<ProxyHost> {
   const [port, adminPort] = await freePorts(2);
   const file = join(dir, `proxy-${port}.yaml`);
@@ -97,7 +97,7 @@ export async function startProxyHost(
   );
   const child = spawnTracked(
     process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file],
+    [...(options.nodeArgs ?? []), "--import", "tsx", "src/cli/main.ts", "proxy", "--config", file],
     {
       cwd: REPO_ROOT,
       detached: true,

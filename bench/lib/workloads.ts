@@ -157,7 +157,8 @@ export async function measure(
     const text = `${o.stderr}\n${o.stdout}`;
     const error = o.timedOut
       ? `timed out after ${timeoutMs} ms`
-      : (text.match(/(?:Error from server: )?(\w*ERR\w*|CROSSSLOT|MOVED)[^\n]*/)?.[0] ?? text.trim().slice(0, 200));
+      : (text.match(/(?:Error from server: )?(\w*ERR\w*|CROSSSLOT|MOVED)[^\n]*/)?.[0] ??
+        text.trim().slice(0, 200));
     return {
       ...base,
       ok: false,
