@@ -190,6 +190,12 @@ async function clusterIsStable(
     const owners = live.filter((f) => f[2]!.includes("master") && f.length > 8);
     if (owners.length !== masterCount) return false;
     if (live.filter((f) => f[2]!.includes("slave")).length !== running.length - masterCount) return false;
+    // A replica that never finished its first sync cannot take over (its data counts as too old).
+    const myself = live.find((f) => f[2]!.includes("myself"))!;
+    if (myself[2]!.includes("slave")) {
+      const replication = String(await client.call("INFO", "replication"));
+      if (!replication.includes("master_link_status:up")) return false;
+    }
     // Every node agrees on which node (by id) owns which slots.
     const view = owners
       .map((f) => `${f[0]} ${f.slice(8).join(",")}`)

@@ -1,0 +1,299 @@
+/**
+ * DistributedRedis: a Redis Cluster of master-replica shards, a proxy fleet giving every other
+ * client one standalone-Redis endpoint, and the slot migration that keeps the running cluster
+ * equal to the configured topology (add shards in config, `pulumi up`, slots move online).
+ *
+ * What gets created, in order: the password (unless given), the platform's shared pieces
+ * (Docker network and images / Kubernetes auth Secret), one RedisShard per shard, the
+ * SlotMigration once the shards are healthy, then the ProxyFleet.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { createDockerInfra } from "./docker/infra.ts";
+import { createKubernetesInfra } from "./kubernetes/infra.ts";
+import { planDockerAddresses } from "./plan/addresses.ts";
+import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
+import { planCluster } from "./plan/topology.ts";
+import { ProxyFleet } from "./proxy-fleet.ts";
+import { RedisShard } from "./redis-shard.ts";
+import { SlotMigration } from "./slot-migration.ts";
+
+export interface DistributedRedisArgs {
+  /**
+   * Where everything runs: a Docker engine, or a Kubernetes cluster (through the providers given).
+   * @example "kubernetes"
+   */
+  platform: "docker" | "kubernetes";
+  /**
+   * Shards (masters). Change it and run `pulumi up` to scale: new shards are created and slots
+   * migrate online; removed shards are drained before they are deleted (at most half at once).
+   * @default 3
+   * @example 6
+   */
+  shards?: number;
+  /**
+   * Replicas of each master.
+   * @default 1
+   * @example 2
+   */
+  replicasPerShard?: number;
+  /**
+   * `maxmemory` of each node, in MB (the container limit adds room for buffers and forks).
+   * @default 256
+   * @example 4096
+   */
+  shardMemoryMb?: number;
+  /**
+   * How nodes persist data.
+   * @default "aof"
+   * @example "rdb"
+   */
+  persistence?: "aof" | "rdb" | "none";
+  /**
+   * Kubernetes only: size of each node's volume, in GiB.
+   * @default 1
+   * @example 50
+   */
+  storageGb?: number;
+  /**
+   * Kubernetes only: StorageClass of the volumes; the cluster's default when unset.
+   * @example "fast-ssd"
+   */
+  storageClass?: string;
+  /**
+   * How the proxy hosts share one endpoint.
+   * @default "load-balanced"
+   * @example "master-backup"
+   */
+  proxyMode?: "master-backup" | "load-balanced";
+  /**
+   * Proxy hosts in a load-balanced fleet (master-backup always runs 2).
+   * @default 2
+   * @example 4
+   */
+  proxyHosts?: number;
+  /**
+   * Worker processes per proxy host.
+   * @default 2
+   * @example 4
+   */
+  proxyWorkers?: number;
+  /**
+   * Port of the endpoint (and of each proxy host). On Docker load-balanced, also published on the host.
+   * @default 6379
+   * @example 6380
+   */
+  port?: number;
+  /**
+   * A prebuilt runtime image (`dredis`, redis-tools, keepalived). On Docker, built from this
+   * package's Dockerfile when unset; required on Kubernetes.
+   * @example "ghcr.io/example/distributed-redis:0.1.0"
+   */
+  image?: string;
+  /**
+   * Image of the shard nodes.
+   * @default "redis:7.2"
+   * @example "redis:7.2.5"
+   */
+  redisImage?: string;
+  /**
+   * Docker only, load-balanced: HAProxy image.
+   * @default "haproxy:2.8"
+   * @example "haproxy:2.9-alpine"
+   */
+  haproxyImage?: string;
+  /**
+   * Password of the shards and of the endpoint. A random one (a `RandomPassword` in the stack's
+   * state) when unset; never a literal default.
+   * @example config.requireSecret("password")
+   */
+  password?: pulumi.Input<string>;
+  /**
+   * Kubernetes only: namespace of every object (it must exist).
+   * @default "default"
+   * @example "redis"
+   */
+  namespace?: string;
+  /**
+   * Kubernetes only: the cluster's DNS domain, part of every node's hostname.
+   * @default "cluster.local"
+   * @example "cluster.example"
+   */
+  clusterDomain?: string;
+  /**
+   * Kubernetes only: type of the endpoint's Service.
+   * @default "LoadBalancer"
+   * @example "ClusterIP"
+   */
+  serviceType?: "LoadBalancer" | "ClusterIP";
+  /**
+   * The endpoint's fixed IP: on Docker master-backup the floating IP (default: the subnet's .5),
+   * on Kubernetes requested through the MetalLB and kube-vip annotations.
+   * @example "10.0.0.50"
+   */
+  fixedIp?: string;
+  /**
+   * Docker only: subnet of the deployment's network.
+   * @default "172.28.0.0/16"
+   * @example "10.90.0.0/24"
+   */
+  dockerSubnet?: string;
+  /**
+   * Kubernetes only: whether pods of one shard (and the proxies) must or should avoid sharing a node.
+   * @default "required"
+   * @example "preferred"
+   */
+  podAntiAffinity?: "required" | "preferred";
+}
+
+export class DistributedRedis extends pulumi.ComponentResource {
+  /** `host:port` non-cluster clients connect to (floating IP, load balancer or Service). */
+  public readonly endpoint: pulumi.Output<string>;
+  /** Host part of `endpoint`. */
+  public readonly endpointHost: pulumi.Output<string>;
+  /** Port part of `endpoint`. */
+  public readonly endpointPort: pulumi.Output<number>;
+  /** `host:port` of each proxy host. */
+  public readonly proxyAddresses: pulumi.Output<string[]>;
+  /** Every shard node's `host:port`, for cluster-mode clients inside the network. */
+  public readonly seedNodes: pulumi.Output<string[]>;
+  /** The password of the endpoint and the shards. Secret. */
+  public readonly password: pulumi.Output<string>;
+  /** The desired topology (JSON) the last migration applied. */
+  public readonly topology: pulumi.Output<string>;
+  /** Digest of `topology`: changes exactly when the topology does. */
+  public readonly topologyHash: pulumi.Output<string>;
+  /** Docker only: the network to attach app containers to (undefined on Kubernetes). */
+  public readonly dockerNetwork: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: DistributedRedisArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("distributed-redis:index:DistributedRedis", name, {}, opts);
+    const { password: givenPassword, ...rest } = args;
+    const spec = parseClusterSpec(rest, "DistributedRedis args");
+    const plan = planCluster(name, spec);
+    const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
+    const platform = createPlatform(name, spec, password, this);
+    const shardArgs = {
+      platform: spec.platform,
+      clusterName: name,
+      password,
+      replicasPerShard: spec.replicasPerShard,
+      shardMemoryMb: spec.shardMemoryMb,
+      persistence: spec.persistence,
+      redisImage: platform.redisImage,
+      dockerNetwork: platform.dockerNetwork,
+      namespace: spec.namespace,
+      clusterDomain: spec.clusterDomain,
+      storageGb: spec.storageGb,
+      storageClass: spec.storageClass,
+      podAntiAffinity: spec.podAntiAffinity,
+    };
+
+    const shards = plan.shards.map(
+      (shard) => new RedisShard(shard.resourceName, { ...shardArgs, index: shard.index }, { parent: this }),
+    );
+
+    const migration = new SlotMigration(
+      `${name}-migration`,
+      {
+        platform: spec.platform,
+        clusterName: name,
+        topology: JSON.stringify(plan.topology),
+        maxmemoryMb: spec.shardMemoryMb,
+        image: platform.runtimeImage,
+        password,
+        dockerNetwork: platform.dockerNetwork,
+        namespace: spec.namespace,
+        passwordSecret: platform.passwordSecret,
+      },
+      { parent: this, dependsOn: [...shards, ...platform.shared] },
+    );
+
+    const proxies = new ProxyFleet(
+      `${name}-proxy`,
+      {
+        platform: spec.platform,
+        clusterName: name,
+        seeds: plan.proxySeeds,
+        password,
+        image: platform.runtimeImage,
+        proxyMode: spec.proxyMode,
+        proxyHosts: spec.proxyHosts,
+        proxyWorkers: spec.proxyWorkers,
+        port: spec.port,
+        dockerNetwork: platform.dockerNetwork,
+        dockerSubnet: spec.dockerSubnet,
+        haproxyImage: platform.haproxyImage,
+        fixedIp: spec.fixedIp,
+        namespace: spec.namespace,
+        clusterDomain: spec.clusterDomain,
+        serviceType: spec.serviceType,
+        podAntiAffinity: spec.podAntiAffinity,
+      },
+      // Proxies discover the slot map at start: let the cluster exist first.
+      { parent: this, dependsOn: [migration] },
+    );
+
+    this.endpointHost = proxies.endpointHost;
+    this.endpointPort = proxies.endpointPort;
+    this.endpoint = pulumi.interpolate`${proxies.endpointHost}:${proxies.endpointPort}`;
+    this.proxyAddresses = proxies.proxyAddresses;
+    this.seedNodes = pulumi.output(plan.seeds);
+    this.password = password;
+    this.topology = pulumi.output(JSON.stringify(plan.topology));
+    this.topologyHash = migration.topologyHash;
+    this.dockerNetwork = pulumi.output(platform.dockerNetwork);
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      endpointHost: this.endpointHost,
+      endpointPort: this.endpointPort,
+      proxyAddresses: this.proxyAddresses,
+      seedNodes: this.seedNodes,
+      password: this.password,
+      topology: this.topology,
+      topologyHash: this.topologyHash,
+      dockerNetwork: this.dockerNetwork,
+    });
+  }
+}
+
+function generatePassword(name: string, parent: pulumi.Resource): pulumi.Output<string> {
+  // Letters and digits only: the password also goes into config files and VRRP authentication.
+  return new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent }).result;
+}
+
+interface Platform {
+  /** What the migration workload needs besides the shards. */
+  shared: pulumi.Resource[];
+  runtimeImage: pulumi.Input<string>;
+  redisImage: pulumi.Input<string>;
+  haproxyImage?: pulumi.Input<string>;
+  dockerNetwork?: pulumi.Output<string>;
+  passwordSecret?: string;
+}
+
+function createPlatform(
+  name: string,
+  spec: ClusterSpec,
+  password: pulumi.Output<string>,
+  parent: pulumi.Resource,
+): Platform {
+  if (spec.platform === "docker") {
+    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), parent);
+    return {
+      shared: [infra.network],
+      runtimeImage: infra.runtimeImage,
+      redisImage: infra.redisImage,
+      haproxyImage: infra.haproxyImage,
+      dockerNetwork: infra.network.name,
+    };
+  }
+  const infra = createKubernetesInfra(name, spec.namespace, password, parent);
+  // The schema makes `image` required on Kubernetes.
+  return {
+    shared: [infra.authSecret],
+    runtimeImage: spec.image!,
+    redisImage: spec.redisImage,
+    passwordSecret: infra.authSecretName,
+  };
+}

@@ -1,0 +1,212 @@
+/**
+ * A proxy fleet on Docker.
+ * - load-balanced: N proxy containers behind one HAProxy container (TCP mode, Redis health
+ *   checks) whose port is published on the Docker host;
+ * - master-backup: two proxy containers at static addresses, each with keepalived beside it in
+ *   its network namespace, holding a floating IP by VRRP (unicast) that moves when one fails.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { DockerAddressPlan } from "../plan/addresses.ts";
+import { virtualRouterIdFor } from "../plan/addresses.ts";
+import { renderHaproxyCfg } from "../plan/haproxy.ts";
+import { renderKeepalivedConf } from "../plan/keepalived.ts";
+import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
+import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
+
+export interface DockerProxyFleetInputs {
+  mode: "master-backup" | "load-balanced";
+  hosts: number;
+  workers: number;
+  port: number;
+  seeds: string[];
+  password: pulumi.Input<string>;
+  image: pulumi.Input<string>;
+  haproxyImage: pulumi.Input<string>;
+  network: pulumi.Input<string>;
+  addresses: DockerAddressPlan;
+}
+
+export interface DockerProxyFleet {
+  proxies: docker.Container[];
+  /** keepalived containers (master-backup) or the HAProxy container (load-balanced). */
+  balancers: docker.Container[];
+  endpointHost: string;
+  proxyAddresses: string[];
+}
+
+const KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
+const HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg";
+
+export function createDockerProxyFleet(
+  name: string,
+  inputs: DockerProxyFleetInputs,
+  parent: pulumi.Resource,
+): DockerProxyFleet {
+  const password = pulumi.secret(inputs.password);
+  const hostCount = inputs.mode === "master-backup" ? 2 : inputs.hosts;
+  const hostnames = Array.from({ length: hostCount }, (_, i) => `${name}-${i}`);
+  const proxies = hostnames.map((hostname, i) =>
+    createProxyContainer(
+      hostname,
+      inputs,
+      password,
+      parent,
+      inputs.mode === "master-backup" ? inputs.addresses.proxyAddresses[i] : undefined,
+    ),
+  );
+  if (inputs.mode === "master-backup") {
+    const [first, second] = inputs.addresses.proxyAddresses;
+    const keepalived = proxies.map((proxy, i) =>
+      createKeepalivedContainer(`${hostnames[i]}-keepalived`, {
+        proxy,
+        self: i === 0 ? first : second,
+        peer: i === 0 ? second : first,
+        // The first host starts as master; the other takes the floating IP when it fails.
+        priority: i === 0 ? 150 : 100,
+        virtualRouterId: virtualRouterIdFor(name),
+        inputs,
+        password,
+        parent,
+      }),
+    );
+    return {
+      proxies,
+      balancers: keepalived,
+      endpointHost: inputs.addresses.floatingIp,
+      proxyAddresses: [first, second].map((a) => `${a}:${inputs.port}`),
+    };
+  }
+  const haproxy = new docker.Container(
+    `${name}-lb`,
+    {
+      name: `${name}-lb`,
+      hostname: `${name}-lb`,
+      image: inputs.haproxyImage,
+      uploads: [
+        {
+          file: HAPROXY_CFG,
+          content: password.apply((p) =>
+            renderHaproxyCfg({
+              bind: { host: "0.0.0.0", port: inputs.port },
+              backends: hostnames.map((host) => ({ name: host, host, port: inputs.port })),
+              password: p,
+              check: { intervalMs: 2000, fall: 3, rise: 2 },
+            }),
+          ),
+        },
+      ],
+      networksAdvanced: [{ name: inputs.network, aliases: [`${name}-lb`] }],
+      ports: [{ internal: inputs.port, external: inputs.port }],
+      restart: "unless-stopped",
+    },
+    { parent, dependsOn: proxies, deleteBeforeReplace: true },
+  );
+  return {
+    proxies,
+    balancers: [haproxy],
+    endpointHost: "127.0.0.1",
+    proxyAddresses: hostnames.map((h) => `${h}:${inputs.port}`),
+  };
+}
+
+function createProxyContainer(
+  hostname: string,
+  inputs: DockerProxyFleetInputs,
+  password: pulumi.Output<string>,
+  parent: pulumi.Resource,
+  staticAddress: string | undefined,
+): docker.Container {
+  return new docker.Container(
+    hostname,
+    {
+      name: hostname,
+      hostname,
+      image: inputs.image,
+      command: ["proxy", "--config", PROXY_CONFIG_PATH],
+      uploads: [
+        {
+          file: PROXY_CONFIG_PATH,
+          content: password.apply((p) =>
+            renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password: p }),
+          ),
+        },
+      ],
+      networksAdvanced: [
+        {
+          name: inputs.network,
+          aliases: [hostname],
+          ...(staticAddress ? { ipv4Address: staticAddress } : {}),
+        },
+      ],
+      healthcheck: {
+        tests: [
+          "CMD",
+          "node",
+          "-e",
+          `fetch("http://127.0.0.1:${PROXY_ADMIN_PORT}/readyz").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
+        ],
+        interval: "5s",
+        timeout: "3s",
+        retries: 3,
+        startPeriod: "10s",
+      },
+      restart: "unless-stopped",
+    },
+    { parent, deleteBeforeReplace: true },
+  );
+}
+
+interface KeepalivedInputs {
+  proxy: docker.Container;
+  self: string;
+  peer: string;
+  priority: number;
+  virtualRouterId: number;
+  inputs: DockerProxyFleetInputs;
+  password: pulumi.Output<string>;
+  parent: pulumi.Resource;
+}
+
+function createKeepalivedContainer(name: string, k: KeepalivedInputs): docker.Container {
+  return new docker.Container(
+    name,
+    {
+      name,
+      image: k.inputs.image,
+      entrypoints: ["keepalived"],
+      command: ["--dont-fork", "--log-console", "--vrrp", `--use-file=${KEEPALIVED_CONF}`],
+      // Beside its proxy, in the proxy's network namespace: the floating IP lands on the proxy's interface.
+      networkMode: pulumi.interpolate`container:${k.proxy.id}`,
+      capabilities: { adds: ["NET_ADMIN", "NET_RAW", "NET_BROADCAST"] },
+      user: "root",
+      uploads: [
+        {
+          file: KEEPALIVED_CONF,
+          content: k.password.apply((p) =>
+            renderKeepalivedConf({
+              instance: "dredis",
+              interface: "eth0",
+              virtualRouterId: k.virtualRouterId,
+              vip: k.inputs.addresses.floatingIp,
+              vipPrefixLength: k.inputs.addresses.prefixLength,
+              selfAddress: k.self,
+              peerAddresses: [k.peer],
+              priority: k.priority,
+              healthCheck: {
+                command: `redis-cli -h 127.0.0.1 -p ${k.inputs.port} --no-auth-warning -a ${p} ping`,
+                intervalSeconds: 1,
+                fall: 2,
+                rise: 2,
+              },
+              // No VRRP PASS authentication: it needs VRRP v2, whose whole-second adverts would make
+              // failover take 3 s or more; unicast VRRP v3 only accepts adverts from the known peer.
+            }),
+          ),
+        },
+      ],
+      restart: "unless-stopped",
+    },
+    { parent: k.parent, deleteBeforeReplace: true },
+  );
+}

@@ -1,0 +1,22 @@
+/** What every Kubernetes deployment shares: the Secret holding the password. */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { labelsFor } from "./common.ts";
+
+export function createKubernetesInfra(
+  name: string,
+  namespace: string,
+  password: pulumi.Input<string>,
+  parent: pulumi.Resource,
+): { authSecret: k8s.core.v1.Secret; authSecretName: string } {
+  const authSecretName = `${name}-auth`;
+  const authSecret = new k8s.core.v1.Secret(
+    authSecretName,
+    {
+      metadata: { name: authSecretName, namespace, labels: labelsFor(name, "auth") },
+      stringData: { password: pulumi.secret(password) },
+    },
+    { parent },
+  );
+  return { authSecret, authSecretName };
+}

@@ -1,0 +1,200 @@
+/**
+ * A proxy fleet on Kubernetes: a Deployment of proxy pods with their config in a Secret,
+ * readiness on the admin port's /readyz, anti-affinity, a PodDisruptionBudget and a Service.
+ * - load-balanced: the Service selects every ready proxy;
+ * - master-backup: two pods elect a leader through a Lease (in the runtime), the leader labels
+ *   its own pod `dredis.io/role=active`, and the Service selects only that label. (A Service that
+ *   selected both and relied on readiness would never settle Pulumi's Service await.)
+ * A fixed IP is requested through the MetalLB and kube-vip annotations.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterSpec } from "../plan/spec.ts";
+import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
+import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
+import {
+  antiAffinity,
+  contentHash,
+  labelsFor,
+  nonRootPod,
+  restrictedContainer,
+  RUNTIME_UID,
+  type Labels,
+} from "./common.ts";
+
+export interface KubernetesProxyFleetInputs {
+  clusterName: string;
+  mode: "master-backup" | "load-balanced";
+  hosts: number;
+  workers: number;
+  port: number;
+  seeds: string[];
+  password: pulumi.Input<string>;
+  image: pulumi.Input<string>;
+  spec: Pick<ClusterSpec, "namespace" | "clusterDomain" | "serviceType" | "fixedIp" | "podAntiAffinity">;
+}
+
+export interface KubernetesProxyFleet {
+  config: k8s.core.v1.Secret;
+  rbac: pulumi.Resource[];
+  deployment: k8s.apps.v1.Deployment;
+  disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
+  service: k8s.core.v1.Service;
+  endpointHost: pulumi.Output<string>;
+  proxyAddresses: string[];
+}
+
+/** The label the elected leader sets on its own pod. */
+export const ACTIVE_ROLE_LABEL = "dredis.io/role";
+
+export function createKubernetesProxyFleet(
+  name: string,
+  inputs: KubernetesProxyFleetInputs,
+  parent: pulumi.Resource,
+): KubernetesProxyFleet {
+  const { spec } = inputs;
+  const masterBackup = inputs.mode === "master-backup";
+  const labels = labelsFor(inputs.clusterName, "proxy");
+  const metadata = (extra: { labels?: Labels; annotations?: Record<string, string> } = {}) => ({
+    name,
+    namespace: spec.namespace,
+    labels: extra.labels ?? labels,
+    ...(extra.annotations ? { annotations: extra.annotations } : {}),
+  });
+  const render = (password: string) =>
+    renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password });
+
+  const config = new k8s.core.v1.Secret(
+    `${name}-config`,
+    {
+      metadata: { ...metadata(), name: `${name}-config` },
+      stringData: { "proxy.yaml": pulumi.secret(inputs.password).apply(render) },
+    },
+    { parent },
+  );
+  const rbac = masterBackup ? createLeaderElectionRbac(name, metadata(), parent) : [];
+  const leaseEnv = [
+    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+    { name: "LEASE_NAME", value: `${name}-leader` },
+  ];
+  const deployment = new k8s.apps.v1.Deployment(
+    name,
+    {
+      metadata: metadata(),
+      spec: {
+        replicas: masterBackup ? 2 : inputs.hosts,
+        selector: { matchLabels: labels },
+        template: {
+          // The hash leaves the password out: its value must not appear in plain annotations.
+          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(render("<password>")) } },
+          spec: {
+            ...(masterBackup ? { serviceAccountName: name } : {}),
+            affinity: antiAffinity(labels, spec.podAntiAffinity),
+            securityContext: nonRootPod(RUNTIME_UID),
+            containers: [
+              {
+                name: "proxy",
+                image: inputs.image,
+                args: [
+                  "proxy",
+                  "--config",
+                  PROXY_CONFIG_PATH,
+                  ...(masterBackup ? ["--leader-election"] : []),
+                ],
+                env: masterBackup ? leaseEnv : [],
+                ports: [
+                  { name: "redis", containerPort: inputs.port },
+                  { name: "admin", containerPort: PROXY_ADMIN_PORT },
+                ],
+                readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5 },
+                livenessProbe: {
+                  httpGet: { path: "/healthz", port: "admin" },
+                  initialDelaySeconds: 10,
+                  periodSeconds: 10,
+                },
+                resources: { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } },
+                securityContext: restrictedContainer,
+                volumeMounts: [{ name: "config", mountPath: "/etc/dredis", readOnly: true }],
+              },
+            ],
+            volumes: [{ name: "config", secret: { secretName: `${name}-config` } }],
+          },
+        },
+      },
+    },
+    { parent, dependsOn: [config, ...rbac] },
+  );
+  const disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+    name,
+    { metadata: metadata(), spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
+    { parent },
+  );
+  const fixedIpAnnotations: Record<string, string> = spec.fixedIp
+    ? { "metallb.io/loadBalancerIPs": spec.fixedIp, "kube-vip.io/loadbalancerIPs": spec.fixedIp }
+    : {};
+  const service = new k8s.core.v1.Service(
+    name,
+    {
+      metadata: metadata({ annotations: fixedIpAnnotations }),
+      spec: {
+        type: spec.serviceType,
+        selector: masterBackup ? { ...labels, [ACTIVE_ROLE_LABEL]: "active" } : labels,
+        ports: [{ name: "redis", port: inputs.port, targetPort: "redis" }],
+      },
+    },
+    { parent, dependsOn: [deployment] },
+  );
+  const inCluster = `${name}.${spec.namespace}.svc.${spec.clusterDomain}`;
+  const endpointHost =
+    spec.fixedIp !== undefined
+      ? pulumi.output(spec.fixedIp)
+      : spec.serviceType === "LoadBalancer"
+        ? service.status.apply(
+            (s) => s?.loadBalancer?.ingress?.[0]?.ip ?? s?.loadBalancer?.ingress?.[0]?.hostname ?? inCluster,
+          )
+        : pulumi.output(inCluster);
+  return {
+    config,
+    rbac,
+    deployment,
+    disruptionBudget,
+    service,
+    endpointHost,
+    proxyAddresses: [`${inCluster}:${inputs.port}`],
+  };
+}
+
+/** What the leader-election runtime needs: its Lease, and labelling its own pod. */
+function createLeaderElectionRbac(
+  name: string,
+  metadata: { name: string; namespace: string; labels: Labels },
+  parent: pulumi.Resource,
+): pulumi.Resource[] {
+  const account = new k8s.core.v1.ServiceAccount(name, { metadata }, { parent });
+  const role = new k8s.rbac.v1.Role(
+    name,
+    {
+      metadata,
+      rules: [
+        {
+          apiGroups: ["coordination.k8s.io"],
+          resources: ["leases"],
+          verbs: ["get", "list", "watch", "create", "update"],
+        },
+        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "patch"] },
+      ],
+    },
+    { parent },
+  );
+  const binding = new k8s.rbac.v1.RoleBinding(
+    name,
+    {
+      metadata,
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: metadata.namespace }],
+    },
+    { parent, dependsOn: [account, role] },
+  );
+  return [account, role, binding];
+}

@@ -1,0 +1,156 @@
+/**
+ * A shard on Kubernetes: one StatefulSet (master and replicas; pod ordinal = node ordinal) with
+ * a headless Service giving each pod its stable hostname, a PVC per pod, anti-affinity between
+ * the shard's pods, a PodDisruptionBudget, and the redis.conf + auth.conf in a Secret.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterSpec } from "../plan/spec.ts";
+import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
+import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
+import {
+  antiAffinity,
+  contentHash,
+  labelsFor,
+  nonRootPod,
+  REDIS_UID,
+  restrictedContainer,
+  secretEnv,
+} from "./common.ts";
+
+export interface KubernetesShardInputs {
+  clusterName: string;
+  shard: ShardPlan;
+  spec: Pick<
+    ClusterSpec,
+    "persistence" | "namespace" | "clusterDomain" | "storageGb" | "storageClass" | "podAntiAffinity"
+  >;
+  image: pulumi.Input<string>;
+  password: pulumi.Input<string>;
+}
+
+export interface KubernetesShard {
+  config: k8s.core.v1.Secret;
+  service: k8s.core.v1.Service;
+  statefulSet: k8s.apps.v1.StatefulSet;
+  disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
+}
+
+export function createKubernetesShard(
+  name: string,
+  inputs: KubernetesShardInputs,
+  parent: pulumi.Resource,
+): KubernetesShard {
+  const { shard, spec } = inputs;
+  const password = pulumi.secret(inputs.password);
+  const labels = labelsFor(inputs.clusterName, "shard", { "dredis.io/shard": shard.name });
+  const metadata = (objectName: string) => ({ name: objectName, namespace: spec.namespace, labels });
+  // One config for all pods of the StatefulSet: each pod announces its own name from the command line.
+  const redisConf = renderShardRedisConf({ persistence: spec.persistence, maxmemoryMb: shard.maxmemoryMb });
+  const announce = `$(POD_NAME).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
+
+  const config = new k8s.core.v1.Secret(
+    `${name}-config`,
+    {
+      metadata: metadata(`${shard.resourceName}-config`),
+      stringData: { "redis.conf": redisConf, "auth.conf": password.apply(renderAuthConf), password },
+    },
+    { parent },
+  );
+  const service = new k8s.core.v1.Service(
+    name,
+    {
+      metadata: metadata(shard.resourceName),
+      spec: {
+        clusterIP: "None",
+        // Nodes must find each other (cluster bus) before they are ready.
+        publishNotReadyAddresses: true,
+        selector: labels,
+        ports: [
+          { name: "redis", port: REDIS_PORT, targetPort: "redis" },
+          { name: "bus", port: CLUSTER_BUS_PORT, targetPort: "bus" },
+        ],
+      },
+    },
+    { parent },
+  );
+  const memory = `${shard.memoryLimitMb}Mi`;
+  const statefulSet = new k8s.apps.v1.StatefulSet(
+    name,
+    {
+      metadata: metadata(shard.resourceName),
+      spec: {
+        serviceName: shard.resourceName,
+        replicas: shard.nodes.length,
+        podManagementPolicy: "Parallel",
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(redisConf) } },
+          spec: {
+            affinity: antiAffinity(labels, spec.podAntiAffinity),
+            securityContext: nonRootPod(REDIS_UID),
+            terminationGracePeriodSeconds: 30,
+            containers: [
+              {
+                name: "redis",
+                image: inputs.image,
+                command: [
+                  "redis-server",
+                  `${REDIS_CONF_DIR}/redis.conf`,
+                  "--cluster-announce-hostname",
+                  announce,
+                ],
+                env: [
+                  { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                  secretEnv("REDISCLI_AUTH", `${shard.resourceName}-config`, "password"),
+                ],
+                ports: [
+                  { name: "redis", containerPort: REDIS_PORT },
+                  { name: "bus", containerPort: CLUSTER_BUS_PORT },
+                ],
+                readinessProbe: {
+                  exec: { command: ["sh", "-c", "redis-cli ping | grep -q PONG"] },
+                  periodSeconds: 5,
+                  timeoutSeconds: 3,
+                },
+                livenessProbe: {
+                  tcpSocket: { port: "redis" },
+                  initialDelaySeconds: 15,
+                  periodSeconds: 10,
+                  failureThreshold: 6,
+                },
+                resources: { requests: { cpu: "100m", memory }, limits: { memory } },
+                securityContext: restrictedContainer,
+                volumeMounts: [
+                  { name: "data", mountPath: REDIS_DATA_DIR },
+                  { name: "config", mountPath: REDIS_CONF_DIR, readOnly: true },
+                ],
+              },
+            ],
+            volumes: [{ name: "config", secret: { secretName: `${shard.resourceName}-config` } }],
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: "data" },
+            spec: {
+              accessModes: ["ReadWriteOnce"],
+              ...(spec.storageClass ? { storageClassName: spec.storageClass } : {}),
+              resources: { requests: { storage: `${spec.storageGb}Gi` } },
+            },
+          },
+        ],
+      },
+    },
+    { parent, dependsOn: [config, service] },
+  );
+  const disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+    name,
+    {
+      metadata: metadata(shard.resourceName),
+      spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
+    },
+    { parent },
+  );
+  return { config, service, statefulSet, disruptionBudget };
+}

@@ -1,0 +1,35 @@
+/**
+ * The document a proxy host reads (`dredis proxy --config /etc/dredis/proxy.yaml`), rendered
+ * from the plan. It holds the password, so platforms store it as a secret.
+ */
+import { stringify } from "yaml";
+import type { ProxyConfigInput } from "../../src/proxy/config.ts";
+import { PROXY_ADMIN_PORT } from "./topology.ts";
+
+export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
+
+export interface ProxyConfOptions {
+  /** The shards' node addresses; the proxy discovers the slot map from any of them. */
+  seeds: string[];
+  /** Port clients connect to. */
+  port: number;
+  workers: number;
+  /** Password for the shards and for clients. */
+  password: string;
+}
+
+export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
+  return {
+    listen: { host: "0.0.0.0", port: options.port },
+    seeds: options.seeds,
+    workers: options.workers,
+    backendAuth: { password: options.password },
+    clientPassword: options.password,
+    // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
+    admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },
+  };
+}
+
+export function renderProxyConf(options: ProxyConfOptions): string {
+  return stringify(proxyConfig(options));
+}

@@ -1,0 +1,153 @@
+/**
+ * SlotMigration: brings the running cluster to the desired topology, from inside its network.
+ *
+ * A one-shot workload of the runtime image runs `dredis cluster apply --topology <json>`:
+ * it creates the cluster on the first deploy, adds shards and rebalances when shards were added,
+ * and drains shards about to be removed. Its inputs carry the topology hash, so a new topology
+ * replaces the workload, which runs it again. Removed shards' resources are deleted by Pulumi
+ * after all creates and updates, i.e. after this drain.
+ *
+ * Hooks (run where `pulumi up` runs):
+ * - on this component (beforeCreate/beforeUpdate, also at preview): refuses unsafe changes and
+ *   logs the planned step. The component registers its topology as its inputs for this: it is
+ *   how the hook sees the old and the new topology, since the workload itself is replaced, never
+ *   updated;
+ * - on the workload (afterCreate): fails the deployment when the run failed, with its logs.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { createDockerMigration } from "./docker/migration.ts";
+import { createMigrationHooks } from "./hooks.ts";
+import { createKubernetesMigration } from "./kubernetes/migration.ts";
+import { secretEnv } from "./kubernetes/common.ts";
+import { parseTopology } from "../src/cluster/topology.ts";
+import { argError } from "./plan/spec.ts";
+import { checkComponentName, hashTopology } from "./plan/topology.ts";
+
+export interface SlotMigrationArgs {
+  /**
+   * Where the workload runs (the shards' platform).
+   * @example "docker"
+   */
+  platform: "docker" | "kubernetes";
+  /**
+   * Name of the cluster; labels the Kubernetes Job.
+   * @example "redis"
+   */
+  clusterName: string;
+  /**
+   * The desired topology as JSON (`Topology` of `src/cluster/topology.ts`): each shard's name,
+   * master and replicas. Derived from config, never from `CLUSTER NODES`.
+   * @example '{"shards":[{"name":"shard-0","master":"redis-shard-0-0:6379","replicas":["redis-shard-0-1:6379"]}]}'
+   */
+  topology: string;
+  /**
+   * Desired `maxmemory` of every node, in MB, applied live by the workload.
+   * @example 512
+   */
+  maxmemoryMb: number;
+  /**
+   * The runtime image (`dredis`).
+   * @example "ghcr.io/example/distributed-redis:0.1.0"
+   */
+  image: pulumi.Input<string>;
+  /**
+   * Password of the shards. Treated as a secret.
+   * @example config.requireSecret("password")
+   */
+  password: pulumi.Input<string>;
+  /**
+   * Docker only: the network of the shards. Required on Docker.
+   * @example network.name
+   */
+  dockerNetwork?: pulumi.Input<string>;
+  /**
+   * Kubernetes only: namespace of the Job.
+   * @default "default"
+   * @example "redis"
+   */
+  namespace?: string;
+  /**
+   * Kubernetes only: the Secret (key `password`) holding the password.
+   * @example "redis-auth"
+   */
+  passwordSecret?: string;
+}
+
+export class SlotMigration extends pulumi.ComponentResource {
+  /** Digest of the topology this run applies. */
+  public readonly topologyHash: pulumi.Output<string>;
+
+  constructor(name: string, args: SlotMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
+    checkComponentName(args.clusterName);
+    const topology = parseTopology(safeJson(args.topology), "SlotMigration args topology");
+    const topologyJson = JSON.stringify(topology);
+    const topologyHash = hashTopology(topology);
+    const hooks = createMigrationHooks(name);
+    super(
+      "distributed-redis:index:SlotMigration",
+      name,
+      { topology: topologyJson, topologyHash, maxmemoryMb: args.maxmemoryMb },
+      { ...opts, hooks: { ...opts?.hooks, beforeCreate: [hooks.guard], beforeUpdate: [hooks.guard] } },
+    );
+
+    // `dredis cluster apply` does not read --maxmemory yet: the desired value travels in the
+    // environment (and in the inputs, so a resize re-runs the workload) until it does.
+    const maxmemory = `${args.maxmemoryMb}mb`;
+    const command = ["cluster", "apply", "--topology", topologyJson];
+    // The workload waits for the shards this component waits for.
+    const workloadOpts: pulumi.CustomResourceOptions = {
+      parent: this,
+      dependsOn: opts?.dependsOn,
+      hooks: { afterCreate: [hooks.succeeded] },
+    };
+
+    if (args.platform === "docker") {
+      if (args.dockerNetwork === undefined)
+        throw argError("SlotMigration args", "dockerNetwork", "required on docker");
+      createDockerMigration(
+        `${name}-run`,
+        {
+          command,
+          envs: [
+            pulumi.interpolate`DREDIS_PASSWORD=${pulumi.secret(args.password)}`,
+            `TOPOLOGY_HASH=${topologyHash}`,
+            `DREDIS_MAXMEMORY=${maxmemory}`,
+          ],
+          image: args.image,
+          network: args.dockerNetwork,
+        },
+        workloadOpts,
+      );
+    } else {
+      if (args.passwordSecret === undefined)
+        throw argError("SlotMigration args", "passwordSecret", "required on kubernetes");
+      createKubernetesMigration(
+        `${name}-run`,
+        {
+          clusterName: args.clusterName,
+          namespace: args.namespace ?? "default",
+          topologyHash,
+          args: command,
+          env: [
+            secretEnv("DREDIS_PASSWORD", args.passwordSecret, "password"),
+            { name: "TOPOLOGY_HASH", value: topologyHash },
+            { name: "DREDIS_MAXMEMORY", value: maxmemory },
+          ],
+          image: args.image,
+        },
+        workloadOpts,
+      );
+    }
+
+    this.topologyHash = pulumi.output(topologyHash);
+    this.registerOutputs({ topologyHash: this.topologyHash });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw argError("SlotMigration args", "topology", `not valid JSON: ${(err as Error).message}`);
+  }
+}

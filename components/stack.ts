@@ -1,0 +1,56 @@
+/**
+ * The example program's stack: its config (`Pulumi.<stack>.yaml`, keys `distributed-redis:<arg>`
+ * named like DistributedRedisArgs) validated into args, and the factory that builds the
+ * deployment from them. `index.ts` calls it with the stack's config; tests call it directly.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import { DistributedRedis } from "./distributed-redis.ts";
+import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
+
+/** The Pulumi project name: the namespace of every config key. */
+export const PROJECT = "distributed-redis";
+
+/** Keys read apart from the spec: the component's name and the secret password. */
+const OWN_KEYS = new Set(["name", "password"]);
+
+export interface StackConfig {
+  /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
+  name: string;
+  spec: ClusterSpec;
+  /** From `pulumi config set --secret password ...`; a random one when unset. */
+  password?: pulumi.Input<string>;
+}
+
+/** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
+export function projectConfig(all: Record<string, string>): Record<string, string> {
+  const prefix = `${PROJECT}:`;
+  return Object.fromEntries(
+    Object.entries(all)
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value]),
+  );
+}
+
+/**
+ * Validates raw config values (as `Pulumi.<stack>.yaml` holds them: numbers may arrive as
+ * strings) and names the bad key the way Pulumi spells it, e.g. `distributed-redis:shards`.
+ */
+export function parseStackConfig(raw: Record<string, unknown>): ClusterSpec {
+  const values = Object.fromEntries(
+    Object.entries(raw)
+      .filter(([key, value]) => value !== undefined && !OWN_KEYS.has(key))
+      .map(([key, value]) => [key, typeof value === "string" ? fromConfigString(value) : value]),
+  );
+  return parseClusterSpec(values, "stack config", `${PROJECT}:`);
+}
+
+/** Pulumi config holds scalars as strings: "3" is the number 3, "true" is true, "docker" stays a string. */
+function fromConfigString(value: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  if (value === "true" || value === "false") return value === "true";
+  return value;
+}
+
+export function createStack(config: StackConfig, opts?: pulumi.ComponentResourceOptions): DistributedRedis {
+  return new DistributedRedis(config.name, { ...config.spec, password: config.password }, opts);
+}

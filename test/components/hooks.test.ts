@@ -1,0 +1,70 @@
+/**
+ * The resource hooks' logic, called as the engine calls them (mocks never run hooks). The inputs
+ * are what SlotMigration registers and what the Docker container / Kubernetes Job report.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type * as pulumi from "@pulumi/pulumi";
+import { assertMigrationSucceeded, guardTopologyChange } from "../../components/hooks.ts";
+import { clusterSpecSchema } from "../../components/plan/spec.ts";
+import { planCluster } from "../../components/plan/topology.ts";
+
+const topologyJson = (shards: number) =>
+  JSON.stringify(planCluster("redis", clusterSpecSchema.parse({ platform: "docker", shards })).topology);
+const hookArgs = (extra: Partial<pulumi.ResourceHookArgs>): pulumi.ResourceHookArgs => ({
+  urn: "urn:pulumi:test::distributed-redis::distributed-redis:index:SlotMigration::redis-migration",
+  id: "",
+  name: "redis-migration",
+  type: "distributed-redis:index:SlotMigration",
+  ...extra,
+});
+
+test("the guard lets a first deploy, a growth and a safe shrink through", () => {
+  guardTopologyChange(hookArgs({ newInputs: { topology: topologyJson(3) } }));
+  guardTopologyChange(
+    hookArgs({ oldInputs: { topology: topologyJson(3) }, newInputs: { topology: topologyJson(5) } }),
+  );
+  guardTopologyChange(
+    hookArgs({ oldInputs: { topology: topologyJson(6) }, newInputs: { topology: topologyJson(3) } }),
+  );
+});
+
+test("the guard refuses removing more than half the shards, with the reason", () => {
+  assert.throws(
+    () =>
+      guardTopologyChange(
+        hookArgs({ oldInputs: { topology: topologyJson(7) }, newInputs: { topology: topologyJson(3) } }),
+      ),
+    /refusing to remove 4 of 7 shards at once/,
+  );
+});
+
+test("the guard refuses a topology below 3 shards even if the program was bypassed", () => {
+  const two = JSON.stringify({ shards: JSON.parse(topologyJson(3)).shards.slice(0, 2) });
+  assert.throws(
+    () =>
+      guardTopologyChange(
+        hookArgs({ oldInputs: { topology: topologyJson(3) }, newInputs: { topology: two } }),
+      ),
+    /refusing 2 shards/,
+  );
+});
+
+test("a Docker run that exited non-zero fails the deployment with its logs", () => {
+  assertMigrationSucceeded(hookArgs({ newOutputs: { exitCode: 0, containerLogs: "cluster ok" } }));
+  assert.throws(
+    () =>
+      assertMigrationSucceeded(
+        hookArgs({ newOutputs: { exitCode: 1, containerLogs: "slot 5461: MIGRATE timeout" } }),
+      ),
+    { message: "dredis cluster apply failed (exit 1):\nslot 5461: MIGRATE timeout" },
+  );
+});
+
+test("a Kubernetes Job that did not succeed fails the deployment", () => {
+  assertMigrationSucceeded(hookArgs({ newOutputs: { status: { succeeded: 1 } } }));
+  assert.throws(
+    () => assertMigrationSucceeded(hookArgs({ newOutputs: { status: { failed: 3 } } })),
+    /failed pods: 3/,
+  );
+});

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { clusterSpecSchema } from "../../../components/plan/spec.ts";
+import { planCluster, SLOT_COUNT } from "../../../components/plan/topology.ts";
+import {
+  checkTopologyChange,
+  describeMigration,
+  migrationRunFailure,
+  planMigration,
+} from "../../../components/plan/migration.ts";
+
+const topology = (shards: number, replicasPerShard = 1) =>
+  planCluster("redis", clusterSpecSchema.parse({ platform: "docker", shards, replicasPerShard })).topology;
+
+test("a first deployment creates the cluster", () => {
+  assert.deepEqual(planMigration(undefined, topology(3)), {
+    kind: "create",
+    shards: ["shard-0", "shard-1", "shard-2"],
+  });
+});
+
+test("growing from 3 to 5 shards adds two and moves their even share of slots", () => {
+  const step = planMigration(topology(3), topology(5));
+  assert.deepEqual(step, { kind: "add-shards", added: ["shard-3", "shard-4"], slotsToMove: 6554 });
+  assert.equal(describeMigration(step), "add shard-3, shard-4 and move 6554 of 16384 slots to them");
+});
+
+test("shrinking from 5 to 3 drains the removed shards before their deletes", () => {
+  const step = planMigration(topology(5), topology(3));
+  assert.deepEqual(step, { kind: "remove-shards", removed: ["shard-3", "shard-4"], slotsToMove: 6554 });
+  assert.match(describeMigration(step), /^drain shard-3, shard-4 .*Pulumi runs deletes after/);
+});
+
+test("the same topology is a no-op and a replica change re-attaches nodes without moving slots", () => {
+  assert.deepEqual(planMigration(topology(4), topology(4)), { kind: "none" });
+  assert.deepEqual(planMigration(topology(3, 1), topology(3, 2)), {
+    kind: "reconfigure",
+    shards: ["shard-0", "shard-1", "shard-2"],
+  });
+});
+
+test("slots moved on growth plus slots kept always add up to all slots", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 3, max: 64 }), fc.integer({ min: 1, max: 64 }), (from, extra) => {
+      const grow = planMigration(topology(from), topology(from + extra));
+      const shrink = planMigration(topology(from + extra), topology(from));
+      assert.equal(grow.kind, "add-shards");
+      assert.equal(shrink.kind, "remove-shards");
+      if (grow.kind !== "add-shards" || shrink.kind !== "remove-shards") return;
+      assert.ok(grow.slotsToMove > 0 && grow.slotsToMove < SLOT_COUNT);
+      assert.equal(grow.added.length, extra);
+      assert.equal(shrink.removed.length, extra);
+    }),
+    { numRuns: 50 },
+  );
+});
+
+test("unsafe changes are refused with a message that says why", () => {
+  const two = { shards: topology(3).shards.slice(0, 2) };
+  assert.throws(
+    () => checkTopologyChange(topology(3), two),
+    /refusing 2 shards: Redis Cluster needs at least 3 masters/,
+  );
+  assert.throws(
+    () => checkTopologyChange(topology(8), topology(3)),
+    /refusing to remove 5 of 8 shards at once: .*remove at most half per `pulumi up`/,
+  );
+  const renamed = {
+    shards: [...topology(3).shards.slice(0, 3), { name: "other", master: "x:6379", replicas: [] }],
+  };
+  assert.throws(
+    () => checkTopologyChange(topology(4), renamed),
+    /refusing to add \(other\) and remove \(shard-3\) shards in one deployment/,
+  );
+  assert.equal(checkTopologyChange(topology(6), topology(3)).kind, "remove-shards");
+  assert.equal(checkTopologyChange(undefined, topology(3)).kind, "create");
+});
+
+test("a run fails the deployment unless it exited 0, with its logs", () => {
+  assert.equal(migrationRunFailure({ exitCode: 0, containerLogs: "ok" }), undefined);
+  assert.equal(
+    migrationRunFailure({ exitCode: 1, containerLogs: "moving slot 17: timeout\n" }),
+    "dredis cluster apply failed (exit 1):\nmoving slot 17: timeout",
+  );
+  assert.match(migrationRunFailure({ exitCode: 2 })!, /refused the change \(exit 2\)$/);
+  assert.match(migrationRunFailure({})!, /reported no exit code/);
+  assert.equal(migrationRunFailure({ status: { succeeded: 1 } }), undefined);
+  assert.match(migrationRunFailure({ status: { failed: 1 } })!, /Job did not succeed \(failed pods: 1\)/);
+});
