@@ -124,6 +124,13 @@ export async function stopChild(
   }
 }
 
+const benchmarks = new Set<ChildProcess>();
+
+/** SIGKILLs the short-lived commands started by runBounded (redis-benchmark) that still run. */
+export function killBounded(): void {
+  for (const child of benchmarks) child.kill("SIGKILL");
+}
+
 /** Runs a command to completion with a time bound; returns stdout, stderr and the exit code. */
 export function runBounded(
   command: string,
@@ -132,6 +139,8 @@ export function runBounded(
 ): Promise<{ stdout: string; stderr: string; code: number | null; timedOut: boolean }> {
   return new Promise((resolve) => {
     const child = spawnTracked(command, args);
+    benchmarks.add(child);
+    child.once("exit", () => benchmarks.delete(child));
     let stdout = "";
     let stderr = "";
     let timedOut = false;

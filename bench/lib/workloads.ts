@@ -3,6 +3,7 @@
  * throughput and latency from redis-benchmark's --csv line, CPU seconds of the proxy's process
  * tree and of the redis-servers from /proc before and after.
  */
+import { createConnection } from "node:net";
 import { cpuSeconds, runBounded } from "./procs.ts";
 import type { Target } from "./targets.ts";
 
@@ -19,6 +20,8 @@ export interface Stream {
 export interface Workload {
   id: string;
   label: string;
+  /** Keys on several slots in one command: checked once per target before it is measured. */
+  crossSlot?: boolean;
   /** Streams run concurrently; their throughputs add up. */
   streams(target: Target, scale: number): Stream[];
 }
@@ -51,6 +54,7 @@ function mset(id: string, label: string, pipeline: number, base: number): Worklo
   return {
     id,
     label,
+    crossSlot: true,
     streams: (t, scale) => {
       const requests = n(base, scale);
       const pairs: string[] = [];
@@ -184,4 +188,30 @@ export async function measure(
     serverCpuSeconds,
     streams: perStream,
   };
+}
+
+/**
+ * Sends one MSET whose keys hash to different slots and returns the error, if any (within 3 s).
+ * A proxy whose busy proxy is not finished answers CROSSSLOT (or nothing): not measurable yet.
+ */
+export function probeCrossSlot(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    let data = "";
+    const done = (error: string | undefined) => {
+      socket.destroy();
+      resolve(error);
+    };
+    socket.setTimeout(3000, () => done("no reply within 3 s to a cross-slot MSET"));
+    // {a} and {b} hash to slots 15495 and 3300: different shards of a 3-master cluster.
+    socket.on("connect", () =>
+      socket.write("*5\r\n$4\r\nMSET\r\n$6\r\nx{a}:1\r\n$1\r\n1\r\n$6\r\nx{b}:1\r\n$1\r\n2\r\n"),
+    );
+    socket.on("data", (c: Buffer) => {
+      data += c.toString("latin1");
+      const end = data.indexOf("\r\n");
+      if (end >= 0) done(data.startsWith("+OK") ? undefined : data.slice(1, end));
+    });
+    socket.on("error", (err) => done(err.message));
+  });
 }
