@@ -3,7 +3,7 @@
  * cluster reached directly, our proxy host with 1 and 2 workers over that cluster, and twemproxy
  * over three standalone servers; then the proxy's memory benchmark.
  *
- *   npm run bench                    3 interleaved rounds + memory (about 8-10 minutes)
+ *   npm run bench                    5 interleaved rounds + memory (about 7-8 minutes)
  *   npm run bench -- --quick         1 short round + short memory run (under 2 minutes)
  *   npm run bench -- --rounds 5      more rounds
  *   npm run bench -- --memory        memory benchmark only
@@ -40,7 +40,7 @@ const { values } = parseArgs({
 });
 
 const quick = values.quick!;
-const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+const rounds = Number(values.rounds ?? (quick ? 1 : 5));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds expects a whole number >= 1`);
 const scale = quick ? 0.3 : 1;
 const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
