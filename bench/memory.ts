@@ -1,0 +1,257 @@
+/**
+ * Memory benchmark of the proxy host (RSS summed over its process tree: primary, workers, busy
+ * proxy): at idle, with 1,000 idle clients, and under one client that pipelines 1 GB of SETs and
+ * never reads a reply. The proxy should stop reading that client once it has
+ * `limits.maxPendingBytesPerClient` in flight, so RSS must stay bounded.
+ *
+ * Run alone: `node --import tsx bench/memory.ts [--quick]`, or `npm run bench -- --memory`.
+ */
+import { createConnection, type Socket } from "node:net";
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { parseProxyConfig } from "../src/proxy/config.ts";
+import { rssBytes } from "./lib/procs.ts";
+import { Cleanups, benchDir, respPing, startBenchCluster, startProxyHost } from "./lib/targets.ts";
+
+export interface MemoryResult {
+  workers: number;
+  maxPendingBytesPerClient: number;
+  idleRssBytes: number;
+  idleClients: number;
+  idleClientsRssBytes: number;
+  perIdleClientBytes: number;
+  pipeline: {
+    targetBytes: number;
+    timeBoundSeconds: number;
+    valueBytes: number;
+    bytesWritten: number;
+    stalled: boolean;
+    seconds: number;
+    peakRssBytes: number;
+    rssAfterCloseBytes: number;
+    /** Another client's PING round trip while the flood was stalled (is the worker still serving?). */
+    otherClientPingMs: number | undefined;
+  };
+  /** One client pipelining GETs of a 64 KB value (1 GB of replies) and never reading them. */
+  unreadReplies: {
+    replyBytesRequested: number;
+    seconds: number;
+    peakRssBytes: number;
+    rssAfterCloseBytes: number;
+    otherClientPingMs: number | undefined;
+  };
+}
+
+const MB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function connect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host: "127.0.0.1", port }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/** Sends PING on every socket and waits for every +PONG. */
+async function pingAll(sockets: Socket[]): Promise<void> {
+  await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("no PONG within 10 s")), 10_000);
+          s.once("data", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          s.write("*1\r\n$4\r\nPING\r\n");
+        }),
+    ),
+  );
+}
+
+/** About 1 MB of pipelined SETs over 1,000 keys spread across slots. */
+function floodChunk(valueBytes: number): Buffer {
+  const value = "v".repeat(valueBytes);
+  const parts: string[] = [];
+  let size = 0;
+  for (let i = 0; size < MB; i++) {
+    const key = `flood:${i % 1000}`;
+    const cmd = `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${valueBytes}\r\n${value}\r\n`;
+    parts.push(cmd);
+    size += cmd.length;
+  }
+  return Buffer.from(parts.join(""), "latin1");
+}
+
+export async function runMemoryBench(
+  cleanups: Cleanups,
+  options: { quick?: boolean; workers?: number; log?: (msg: string) => void } = {},
+): Promise<MemoryResult> {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const workers = options.workers ?? 2;
+  const dir = await benchDir(cleanups, "dredis-bench-mem-");
+  const cluster = await startBenchCluster(cleanups);
+  const host = await startProxyHost(cleanups, dir, cluster.seeds.slice(0, 1), workers);
+  const bound = parseProxyConfig({ seeds: cluster.seeds }).limits.maxPendingBytesPerClient;
+  const rss = () => rssBytes(host.pids());
+
+  await sleep(2000);
+  const idleRssBytes = rss();
+  log(`idle RSS ${(idleRssBytes / MB).toFixed(1)} MB (${host.pids().length} processes)`);
+
+  const idleClients = 1000;
+  const sockets: Socket[] = [];
+  for (let i = 0; i < idleClients; i++) sockets.push(await connect(host.port));
+  await pingAll(sockets);
+  await sleep(2000);
+  const idleClientsRssBytes = rss();
+  log(`with ${idleClients} idle clients: ${(idleClientsRssBytes / MB).toFixed(1)} MB`);
+  for (const s of sockets) s.destroy();
+  await sleep(1000);
+
+  const targetBytes = 1024 * MB;
+  const timeBoundSeconds = options.quick ? 10 : 25;
+  const valueBytes = 1024;
+  const chunk = floodChunk(valueBytes);
+  const flood = await connect(host.port);
+  flood.pause(); // never read a reply
+  flood.on("error", () => {});
+  let peakRssBytes = rss();
+  const sampler = setInterval(() => (peakRssBytes = Math.max(peakRssBytes, rss())), 100);
+  const started = Date.now();
+  const deadline = started + timeBoundSeconds * 1000;
+  let bytesWritten = 0;
+  let stalled = false;
+  let otherClientPingMs: number | undefined;
+  while (bytesWritten < targetBytes && Date.now() < deadline) {
+    if (flood.write(chunk)) {
+      bytesWritten += chunk.length;
+      continue;
+    }
+    bytesWritten += chunk.length;
+    const drained = await Promise.race([
+      new Promise<boolean>((r) => flood.once("drain", () => r(true))),
+      sleep(Math.max(0, Math.min(3000, deadline - Date.now()))).then(() => false),
+    ]);
+    if (!drained) {
+      stalled = true;
+      break;
+    }
+  }
+  const floodSeconds = (Date.now() - started) / 1000;
+  if (stalled) {
+    // The proxy stopped reading us; is it still serving others? Then hold the stall until the bound.
+    const t0 = process.hrtime.bigint();
+    if (await respPing(host.port)) otherClientPingMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    await sleep(Math.max(0, deadline - Date.now()));
+  }
+  clearInterval(sampler);
+  peakRssBytes = Math.max(peakRssBytes, rss());
+  log(
+    `flood: ${(bytesWritten / MB).toFixed(0)} MB written in ${floodSeconds.toFixed(1)} s, ` +
+      `${stalled ? "writes blocked (proxy stopped reading)" : "not stalled"}; peak RSS ${(peakRssBytes / MB).toFixed(1)} MB`,
+  );
+  flood.destroy();
+  await sleep(2000);
+  const rssAfterCloseBytes = rss();
+
+  // Replies the client never reads: the proxy must stop reading its requests, not buffer replies.
+  const bigValue = 64 * 1024;
+  const setter = await connect(host.port);
+  await new Promise<void>((resolve) => {
+    setter.once("data", () => resolve());
+    setter.write(`*3\r\n$3\r\nSET\r\n$7\r\nfloodgb\r\n$${bigValue}\r\n${"g".repeat(bigValue)}\r\n`);
+  });
+  setter.destroy();
+  const gets = targetBytes / bigValue;
+  const reader = await connect(host.port);
+  reader.pause();
+  reader.on("error", () => {});
+  let replyPeak = rss();
+  const replySampler = setInterval(() => (replyPeak = Math.max(replyPeak, rss())), 100);
+  const replyStarted = Date.now();
+  reader.write(Buffer.from("*2\r\n$3\r\nGET\r\n$7\r\nfloodgb\r\n".repeat(gets), "latin1"));
+  await sleep((timeBoundSeconds * 1000) / 2);
+  const t1 = process.hrtime.bigint();
+  const replyPing = (await respPing(host.port)) ? Number(process.hrtime.bigint() - t1) / 1e6 : undefined;
+  await sleep((timeBoundSeconds * 1000) / 2);
+  clearInterval(replySampler);
+  replyPeak = Math.max(replyPeak, rss());
+  reader.destroy();
+  await sleep(2000);
+  const replyAfter = rss();
+  log(`unread GET replies (${gets} x 64 KB): peak RSS ${(replyPeak / MB).toFixed(1)} MB`);
+  await host.stop();
+  return {
+    workers,
+    maxPendingBytesPerClient: bound,
+    idleRssBytes,
+    idleClients,
+    idleClientsRssBytes,
+    perIdleClientBytes: Math.round((idleClientsRssBytes - idleRssBytes) / idleClients),
+    pipeline: {
+      targetBytes,
+      timeBoundSeconds,
+      valueBytes,
+      bytesWritten,
+      stalled,
+      seconds: floodSeconds,
+      peakRssBytes,
+      rssAfterCloseBytes,
+      otherClientPingMs,
+    },
+    unreadReplies: {
+      replyBytesRequested: targetBytes,
+      seconds: (Date.now() - replyStarted) / 1000,
+      peakRssBytes: replyPeak,
+      rssAfterCloseBytes: replyAfter,
+      otherClientPingMs: replyPing,
+    },
+  };
+}
+
+export function memoryMarkdown(m: MemoryResult): string {
+  const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
+  const p = m.pipeline;
+  return [
+    `### Memory of the proxy host (${m.workers} workers; RSS summed over primary, workers and busy proxy)`,
+    "",
+    "| state | RSS |",
+    "|---|---|",
+    `| idle | ${mb(m.idleRssBytes)} |`,
+    `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client) |`,
+    `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
+    `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,
+    `| one client sending ${m.unreadReplies.replyBytesRequested / (64 * 1024)} GETs of a 64 KB value (${mb(m.unreadReplies.replyBytesRequested)} of replies), never reading, ${m.unreadReplies.seconds.toFixed(0)} s: peak | ${mb(m.unreadReplies.peakRssBytes)} |`,
+    `| after that client closed | ${mb(m.unreadReplies.rssAfterCloseBytes)} |`,
+    "",
+    `Bound: limits.maxPendingBytesPerClient = ${mb(m.maxPendingBytesPerClient)} per client. ` +
+      `The client got ${mb(p.bytesWritten)} into its socket in ${p.seconds.toFixed(1)} s; ` +
+      (p.stalled
+        ? `then its writes blocked: the proxy had stopped reading it. Peak growth over idle: ${mb(p.peakRssBytes - m.idleRssBytes)}.`
+        : `its writes never blocked: the proxy kept forwarding at ${(p.bytesWritten / MB / p.seconds).toFixed(0)} MB/s with at most the bound in flight, and SET replies are too small to fill it.`) +
+      (p.otherClientPingMs !== undefined
+        ? ` Meanwhile another client's PING took ${p.otherClientPingMs.toFixed(2)} ms.`
+        : "") +
+      (m.unreadReplies.otherClientPingMs !== undefined
+        ? ` During the unread-GET client, another client's PING took ${m.unreadReplies.otherClientPingMs.toFixed(2)} ms.`
+        : ""),
+  ].join("\n");
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const { values } = parseArgs({ options: { quick: { type: "boolean", default: false } } });
+  const cleanups = new Cleanups();
+  process.on("SIGINT", () => void cleanups.run().then(() => process.exit(130)));
+  const timer = setTimeout(() => void cleanups.run().then(() => process.exit(1)), 180_000);
+  runMemoryBench(cleanups, { quick: values.quick! })
+    .then((m) => console.log(memoryMarkdown(m)))
+    .catch((err: Error) => {
+      console.error(err.stack);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      clearTimeout(timer);
+      await cleanups.run();
+    });
+}

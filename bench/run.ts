@@ -1,0 +1,168 @@
+/**
+ * `npm run bench`: side-by-side throughput, latency and CPU of a single redis-server, a 3-master
+ * cluster reached directly, our proxy host with 1 and 2 workers over that cluster, and twemproxy
+ * over three standalone servers; then the proxy's memory benchmark.
+ *
+ *   npm run bench                    5 interleaved rounds + memory (about 7-8 minutes)
+ *   npm run bench -- --quick         1 short round + short memory run (under 2 minutes)
+ *   npm run bench -- --rounds 5      more rounds
+ *   npm run bench -- --memory        memory benchmark only
+ *   npm run bench -- --no-memory     throughput only
+ *   npm run bench -- --out DIR       where results go (default bench/results)
+ *   npm run bench -- --only a,b      only these workloads (ids as in the table)
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { machine } from "./lib/machine.ts";
+import { goals, goalsMarkdown, markdown, summarise, svgChart } from "./lib/report.ts";
+import { Cleanups, REPO_ROOT, benchDir, startEnvironment } from "./lib/targets.ts";
+import { killBounded } from "./lib/procs.ts";
+import {
+  WORKLOADS,
+  measure,
+  probeCrossSlot,
+  runStreams,
+  warmupStreams,
+  type RunResult,
+} from "./lib/workloads.ts";
+import { runMemoryBench, memoryMarkdown, type MemoryResult } from "./memory.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string" },
+    quick: { type: "boolean", default: false },
+    memory: { type: "boolean", default: false },
+    "no-memory": { type: "boolean", default: false },
+    out: { type: "string" },
+    only: { type: "string" },
+  },
+});
+
+const quick = values.quick!;
+const rounds = Number(values.rounds ?? (quick ? 1 : 5));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds expects a whole number >= 1`);
+const scale = quick ? 0.3 : 1;
+const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
+const onlyMemory = values.memory!;
+const withMemory = !values["no-memory"];
+const workloads = values.only ? WORKLOADS.filter((w) => values.only!.split(",").includes(w.id)) : WORKLOADS;
+
+const cleanups = new Cleanups();
+let stopping = false;
+const shutdown = async (code: number, why?: string) => {
+  if (stopping) return;
+  stopping = true;
+  if (why) console.error(why);
+  killBounded();
+  await cleanups.run();
+  process.exit(code);
+};
+process.on("SIGINT", () => void shutdown(130, "interrupted: stopping everything"));
+process.on("SIGTERM", () => void shutdown(143, "terminated: stopping everything"));
+// A whole run is bounded in time: a stuck process must not hold the machine.
+const budgetMs = (quick ? 4 : 25) * 60_000 * Math.max(1, rounds / 3);
+setTimeout(() => void shutdown(1, `bench exceeded its ${budgetMs / 60_000} min budget`), budgetMs).unref();
+
+const log = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+async function throughput(dir: string) {
+  log("starting single redis, 3-master cluster, proxy hosts (1 and 2 workers), twemproxy");
+  const env = await startEnvironment(cleanups, dir);
+  const targets = env.targets;
+  log("warming up keys (GET keyspace and 1 KB mix keys) on every target");
+  for (const t of targets) {
+    const outs = await runStreams(warmupStreams(t), 120_000);
+    const bad = outs.find((o) => o.code !== 0);
+    if (bad) throw new Error(`warm-up on ${t.id} failed: ${bad.stderr || bad.stdout}`);
+  }
+  // Cross-slot MSET through a proxy needs the busy proxy: probe once rather than hang or fake it.
+  const crossSlotError = new Map<string, string>();
+  for (const t of targets.filter((t) => !t.cluster)) {
+    const error = await probeCrossSlot(t.port);
+    if (error) {
+      crossSlotError.set(t.id, error);
+      log(`${t.id}: cross-slot MSET answered "${error}": MSET workloads not measurable there`);
+    }
+  }
+  const runs: RunResult[] = [];
+  const timeoutMs = 60_000;
+  for (let round = 1; round <= rounds; round++) {
+    for (const w of workloads) {
+      // Interleave targets (A B C D E, then B C D E A in the next round...) so drift hits all alike.
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+      for (const t of order) {
+        const skip = w.crossSlot ? crossSlotError.get(t.id) : undefined;
+        if (skip) {
+          runs.push({
+            ...{ workload: w.id, target: t.id, round, ok: false, error: skip, rps: 0, p50Ms: 0, p99Ms: 0 },
+            ...{ requests: 0, wallSeconds: 0, proxyCpuSeconds: 0, serverCpuSeconds: 0, streams: [] },
+          });
+          continue;
+        }
+        const r = await measure(w, t, round, scale, timeoutMs);
+        runs.push(r);
+        log(
+          `round ${round}/${rounds} ${w.id.padEnd(10)} ${t.id.padEnd(9)} ` +
+            (r.ok
+              ? `${Math.round(r.rps).toString().padStart(7)} rps p50 ${r.p50Ms.toFixed(3)} ms p99 ${r.p99Ms.toFixed(3)} ms ` +
+                `cpu proxy ${r.proxyCpuSeconds.toFixed(2)} s redis ${r.serverCpuSeconds.toFixed(2)} s`
+              : `FAILED: ${r.error}`),
+        );
+      }
+    }
+  }
+  return { targets, runs };
+}
+
+async function main() {
+  const dir = await benchDir(cleanups);
+  const info = machine();
+  await mkdir(outDir, { recursive: true });
+  const stamp = new Date().toISOString();
+  let memory: MemoryResult | undefined;
+  const report: string[] = [];
+  const json: Record<string, unknown> = { date: stamp, machine: info, rounds, quick, scale };
+
+  if (!onlyMemory) {
+    const { targets, runs } = await throughput(dir);
+    const ids = targets.map((t) => t.id);
+    const labels = Object.fromEntries(targets.map((t) => [t.id, t.label]));
+    const cells = summarise(runs, workloads, ids);
+    const goalList = goals(cells);
+    const title = `distributed-redis bench, ${stamp.slice(0, 16)}Z, ${rounds} round(s)${quick ? " (quick)" : ""}, ${info.nproc} x ${info.cpuModel}`;
+    report.push(
+      `### Throughput, latency and CPU (${rounds} interleaved round(s)${quick ? ", quick" : ""})`,
+      "",
+      `Machine: ${info.nproc} CPUs (${info.cpuModel}), ${info.memTotalGiB} GiB, Linux ${info.kernel}, Node ${info.node}, ${info.redis}, ${info.nutcracker}. Load average at start: ${info.loadAverageAtStart}.`,
+      "",
+      markdown(cells, workloads, labels),
+      "### Tracker goals",
+      "",
+      goalsMarkdown(goalList),
+      "",
+    );
+    Object.assign(json, { targets: labels, workloads: workloads.map((w) => ({ id: w.id, label: w.label })) });
+    Object.assign(json, { summary: cells, goals: goalList, runs });
+    await writeFile(join(outDir, "throughput.svg"), svgChart(cells, workloads, ids, labels, title));
+    await cleanups.run(); // free the cores before the memory benchmark
+  }
+  if (onlyMemory || withMemory) {
+    log("memory benchmark");
+    memory = await runMemoryBench(cleanups, { quick, log });
+    json.memory = memory;
+    report.push(memoryMarkdown(memory), "");
+    await cleanups.run();
+  }
+  const text = report.join("\n");
+  console.log(text);
+  const base = onlyMemory ? "memory" : "results";
+  await writeFile(join(outDir, `${base}.json`), JSON.stringify(json, null, 2) + "\n");
+  await writeFile(join(outDir, `${base}.md`), text + "\n");
+  log(`wrote ${join(outDir, `${base}.json`)}, ${base}.md${onlyMemory ? "" : ", throughput.svg"}`);
+}
+
+main().then(
+  () => shutdown(0),
+  (err: Error) => shutdown(1, `bench failed: ${err.stack ?? err.message}`),
+);
