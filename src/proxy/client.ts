@@ -36,6 +36,8 @@ const enum State {
 
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
 const QUEUED_REPLY = Buffer.from("+QUEUED\r\n");
+/** Unwritten reply bytes past which each new reply re-checks the client's limits. */
+const OUTPUT_CHECK_BYTES = 1024 * 1024;
 const EXECABORT = errorReply("EXECABORT Transaction discarded because of previous errors.");
 const UNWATCH = encodeCommand(["UNWATCH"]);
 /** Handled even inside MULTI rather than queued, as Redis does. */
@@ -432,6 +434,7 @@ export class ClientSession implements ReplySink {
   private send(request: Request): void {
     this.queue.push(request);
     this.inflightBytes += request.frame.length;
+    if (this.queue.length >= this.context.config.limits.maxInflightPerClient) this.checkBackpressure();
     // The busy proxy reaches the shards over its own connections, so nothing orders its requests
     // against this client's routed ones: a request never overtakes one sent the other way. It waits
     // until those are answered, so a pipeline reads its own writes as on Redis. (Requests one way
@@ -505,6 +508,7 @@ export class ClientSession implements ReplySink {
       this.flushQueued = true;
       this.context.flusher.add(this);
     }
+    if (this.outBytes > OUTPUT_CHECK_BYTES) this.checkBackpressure();
     // A subscriber that does not keep up is dropped, as Redis's pubsub output buffer limit does.
     if (this.subscriptions?.active && this.socket.writableLength + this.outBytes > PUBSUB_OUTPUT_LIMIT) {
       this.context.log.warn({ client: this.id }, "subscriber over its output buffer limit; closing it");
@@ -518,23 +522,40 @@ export class ClientSession implements ReplySink {
     writeBatch(this.socket, this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    if (this.socket.writableLength > OUTPUT_CHECK_BYTES) this.checkBackpressure();
     if (this.state === State.ClosingAfterReply && this.queue.length === 0) this.socket.end();
   }
 
   /**
-   * Pauses reading while the client has too much in flight or unread (a client that pipelines
-   * without reading is paused, not buffered without bound), and resumes below half the limit.
+   * Backpressure. A client with too much in flight (commands or request bytes) or too many unread
+   * reply bytes stops being served new commands: its parser pauses after the current command (one
+   * read can hold thousands) and its socket stops reading. Both resume below half the limits. A
+   * client whose unread replies pass the hard limit is disconnected, as Redis's
+   * client-output-buffer-limit does.
    */
   private checkBackpressure(): void {
     if (this.state === State.Closed) return;
-    const limit = this.context.config.limits.maxPendingBytesPerClient;
-    const used = this.inflightBytes + this.socket.writableLength + this.parser.bufferedBytes;
-    if (!this.readPaused && used > limit) {
-      this.readPaused = true;
-      this.socket.pause();
-    } else if (this.readPaused && used <= limit / 2) {
+    const limits = this.context.config.limits;
+    const unread = this.socket.writableLength + this.outBytes;
+    if (unread > limits.maxOutputBytesPerClient) {
+      this.context.log.warn({ client: this.id, unread }, "client over its output buffer limit; closing it");
+      this.destroy();
+      return;
+    }
+    const bytes = this.inflightBytes + unread + this.parser.bufferedBytes;
+    if (!this.readPaused) {
+      if (bytes > limits.maxPendingBytesPerClient || this.queue.length >= limits.maxInflightPerClient) {
+        this.readPaused = true;
+        this.parser.pause();
+        this.socket.pause();
+      }
+    } else if (
+      bytes <= limits.maxPendingBytesPerClient / 2 &&
+      this.queue.length <= limits.maxInflightPerClient / 2
+    ) {
       this.readPaused = false;
       this.socket.resume();
+      this.parser.resume();
     }
   }
 

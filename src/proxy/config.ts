@@ -35,8 +35,12 @@ export const proxyConfigSchema = z
       .optional(),
     /** Password clients must give (AUTH / HELLO AUTH). Unset: no authentication, as Redis by default. */
     clientPassword: z.string().min(1).optional(),
-    /** Pipelined connections per shard master, per worker. Bounds connections per shard to workers x hosts x this. @default 2 */
-    connectionsPerShard: z.number().int().min(1).max(64).default(2),
+    /**
+     * Pipelined connections per shard master, per worker: connections per shard are workers x hosts
+     * x this. One batches the most requests per write (fewest system calls), and a shard runs one
+     * command at a time anyway. @default 1
+     */
+    connectionsPerShard: z.number().int().min(1).max(64).default(1),
     /** How often the slot map is refreshed when nothing prompts it (MOVED and errors prompt it at once). @default 5000 */
     refreshIntervalMs: z.number().int().min(100).default(5000),
     /** How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN) before it fails. @default 5000 */
@@ -63,6 +67,18 @@ export const proxyConfigSchema = z
           .int()
           .min(64 * 1024)
           .default(64 * 1024 * 1024),
+        /** Commands a client may have in flight before the proxy stops taking more from it. @default 1000 */
+        maxInflightPerClient: z.number().int().min(1).default(1000),
+        /**
+         * Replies a client has not read, in bytes, past which it is disconnected (as Redis's
+         * client-output-buffer-limit); above the largest value Redis stores, so one big reply passes.
+         * @default 1073741824 (1 GB)
+         */
+        maxOutputBytesPerClient: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(1024 * 1024 * 1024),
         /** Close clients idle this long; 0 keeps them forever, as Redis's `timeout 0`. @default 0 */
         idleTimeoutSeconds: z.number().int().min(0).default(0),
       })
@@ -72,6 +88,8 @@ export const proxyConfigSchema = z
         maxBulkBytes: 512 * 1024 * 1024,
         maxArgs: 1024 * 1024,
         maxPendingBytesPerClient: 64 * 1024 * 1024,
+        maxInflightPerClient: 1000,
+        maxOutputBytesPerClient: 1024 * 1024 * 1024,
         idleTimeoutSeconds: 0,
       }),
     /** HTTP health and metrics endpoint (/healthz, /readyz, /metrics). Port 0 disables it. */

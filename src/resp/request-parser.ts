@@ -50,6 +50,7 @@ export class RequestParser {
   private resumeAt = 0;
   /** Set once an error was reported: the connection is going away, nothing more is parsed. */
   failed = false;
+  private paused = false;
 
   constructor(
     private readonly limits: RequestParserLimits,
@@ -64,14 +65,35 @@ export class RequestParser {
 
   feed(chunk: Buffer): void {
     if (this.failed) return;
-    if (this.pending === null) {
+    if (this.pending === null && !this.paused) {
       const consumed = this.parse(chunk, chunk.length);
       if (consumed < chunk.length && !this.failed) this.keep(chunk, consumed);
       return;
     }
-    this.append(chunk);
-    if (this.pendingLength < this.needed) return;
-    const buf = this.pending;
+    if (this.pending === null) this.keep(chunk, 0);
+    else this.append(chunk);
+    this.parsePending();
+  }
+
+  /**
+   * Stops handing out commands after the current one; bytes already read wait in the parser.
+   * The client uses it to stop dispatching while it has too much in flight (backpressure at the
+   * command, not the read: one read can hold thousands of commands).
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Hands out the commands held while paused, and goes on as usual. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.pending !== null && !this.failed) this.parsePending();
+  }
+
+  private parsePending(): void {
+    if (this.paused || this.pendingLength < this.needed) return;
+    const buf = this.pending!;
     const length = this.pendingLength;
     const consumed = this.parse(buf, length);
     if (this.failed) return;
@@ -119,6 +141,10 @@ export class RequestParser {
     let pos = 0;
     while (pos < length) {
       if (this.failed) return pos;
+      if (this.paused) {
+        this.needed = 0;
+        return pos;
+      }
       const end =
         buf[pos] === STAR ? this.parseMultibulk(buf, pos, length) : this.parseInline(buf, pos, length);
       if (end < 0) return pos; // incomplete (or failed): resume from pos

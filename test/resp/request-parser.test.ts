@@ -146,3 +146,38 @@ test("random bytes never throw: they parse or give one protocol error", () => {
     { numRuns: 500 },
   );
 });
+
+test("pausing after any command and resuming later hands out every command once, in order", () => {
+  fc.assert(
+    fc.property(
+      fc.array(command, { minLength: 1, maxLength: 20 }),
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true })),
+      fc.array(fc.boolean(), { minLength: 20, maxLength: 20 }),
+      (commands, points, pauses) => {
+        const seen: Buffer[][] = [];
+        const parser: RequestParser = new RequestParser(
+          limits,
+          (buf, _start, _end, argc, args) => {
+            const c: Buffer[] = [];
+            for (let i = 0; i < argc; i++) c.push(Buffer.from(buf.subarray(args[i * 2], args[i * 2 + 1])));
+            if (pauses[seen.length]) parser.pause();
+            seen.push(c);
+          },
+          () => assert.fail("no error expected"),
+        );
+        for (const chunk of cut(
+          Buffer.concat(commands.map((c) => encodeCommand(c.map((a) => Buffer.from(a))))),
+          points,
+        )) {
+          parser.feed(chunk);
+        }
+        for (let i = 0; i < 25; i++) parser.resume();
+        assert.deepEqual(
+          seen,
+          commands.map((c) => c.map((a) => Buffer.from(a))),
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
