@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Redis, Cluster } from "ioredis";
-import { down, readState, scale, status, up } from "../../src/local/platform.ts";
-import { alive } from "../../src/local/platform.ts";
+import { alive, down, readState, scale, up } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
 import { tempDir } from "../support/redis.ts";
 
