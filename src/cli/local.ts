@@ -3,7 +3,7 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { progressReporter } from "../cluster/admin/index.ts";
-import { down, formatStatus, scale, status, topologyOf, up, readState } from "../local/platform.ts";
+import { alive, down, formatStatus, scale, status, topologyOf, up, readState } from "../local/platform.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -55,10 +55,19 @@ export function registerLocalCommands(program: Command): void {
               : "\nPress Ctrl-C to stop everything.\n"),
         );
         if (o.detach) return;
+        // Stay in the foreground (the processes are detached, so nothing else keeps this one alive),
+        // and say so if one of them dies.
+        const watch = setInterval(() => {
+          for (const node of state.nodes) {
+            if (!alive(node.pid)) log(`warning: redis-server on port ${node.port} is not running`);
+          }
+          if (!alive(state.proxy.pid)) log(`warning: the proxy host (pid ${state.proxy.pid}) is not running`);
+        }, 5000);
         await new Promise<void>((resolve) => {
           process.once("SIGINT", resolve);
           process.once("SIGTERM", resolve);
         });
+        clearInterval(watch);
         log("stopping the proxy host and the shards");
         await down(o.dir);
         log("stopped; data stays in " + o.dir + " for the next `dredis local up`");

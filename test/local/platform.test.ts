@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Redis, Cluster } from "ioredis";
 import { alive, down, readState, scale, up } from "../../src/local/platform.ts";
@@ -133,5 +133,53 @@ test("a cluster client given the addresses from `dredis local status --json` sha
   assert.match(
     (none as { stderr: string }).stderr,
     /no local platform is running in .*; start one with: dredis local up/,
+  );
+});
+
+test("`dredis local up` stays in the foreground until Ctrl-C, then stops every process it started", async (t) => {
+  const dir = await tempDir("dredis-local-");
+  const [port] = await freePorts(1);
+  const basePort = 40_000 + Math.floor(Math.random() * 5_000);
+  t.after(() => down(dir));
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "src/cli/main.ts",
+      "local",
+      "up",
+      "--dir",
+      dir,
+      "--port",
+      String(port),
+      "--base-port",
+      String(basePort),
+      "--replicas",
+      "0",
+      "--workers",
+      "1",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes("Press Ctrl-C") && Date.now() < deadline && child.exitCode === null) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(output, /A distributed Redis is running\.[\s\S]*redis-cli -p \d+/);
+  const state = (await readState(dir))!;
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(child.exitCode, null, "it must stay in the foreground");
+  const client = new Redis({ port: port!, maxRetriesPerRequest: 0 });
+  assert.equal(await client.set("fg", "1"), "OK");
+  client.disconnect();
+  child.kill("SIGINT");
+  assert.equal(await exited, 0);
+  assert.ok(
+    [state.proxy.pid, ...state.nodes.map((n) => n.pid)].every((pid) => !alive(pid)),
+    "no process is left behind",
   );
 });
