@@ -201,21 +201,29 @@ function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): Command
 
 export class CommandTable {
   private readonly byName = new Map<string, CommandSpec>();
+  /** Specs by a case-folded hash of the name bytes, so a lookup decodes no string (hot path). */
+  private readonly byHash = new Map<number, { name: Buffer; spec: CommandSpec }[]>();
 
   constructor(denied: readonly string[] = DEFAULT_DENIED) {
     const deniedSet = new Set(denied.map((d) => d.toLowerCase()));
     for (const [name, raw] of Object.entries(RAW)) {
       const spec = build(name, raw, deniedSet);
       this.byName.set(name, spec);
-      this.byName.set(name.toUpperCase(), spec);
+      const bytes = Buffer.from(name, "latin1");
+      const hash = foldedHash(bytes, 0, bytes.length);
+      const bucket = this.byHash.get(hash) ?? [];
+      bucket.push({ name: bytes, spec });
+      this.byHash.set(hash, bucket);
     }
   }
 
-  /** Looks a command up by the name bytes a client sent. */
+  /** Looks a command up by the name bytes a client sent, in any letter case. */
   lookup(buf: Buffer, start: number, end: number): CommandSpec | undefined {
     if (end - start > 32) return undefined;
-    const name = buf.toString("latin1", start, end);
-    return this.byName.get(name) ?? this.byName.get(name.toLowerCase());
+    const bucket = this.byHash.get(foldedHash(buf, start, end));
+    if (bucket === undefined) return undefined;
+    for (const entry of bucket) if (foldedEqual(entry.name, buf, start, end)) return entry.spec;
+    return undefined;
   }
 
   get(name: string): CommandSpec | undefined {
@@ -224,8 +232,30 @@ export class CommandTable {
 
   /** Every top-level command, for the command support table. */
   all(): CommandSpec[] {
-    return [...new Set(this.byName.values())].sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
+}
+
+/** FNV-1a of the bytes with ASCII letters folded to lower case. */
+function foldedHash(buf: Uint8Array, start: number, end: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = start; i < end; i++) {
+    let b = buf[i]!;
+    if (b >= 65 && b <= 90) b += 32;
+    hash = Math.imul(hash ^ b, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** `lower` (a lower-case name) equals buf[start..end) ignoring ASCII letter case. */
+function foldedEqual(lower: Uint8Array, buf: Uint8Array, start: number, end: number): boolean {
+  if (lower.length !== end - start) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let b = buf[start + i]!;
+    if (b >= 65 && b <= 90) b += 32;
+    if (b !== lower[i]) return false;
+  }
+  return true;
 }
 
 /** Arity check as Redis does it: positive = exact, negative = at least. */

@@ -48,7 +48,8 @@ export class ClusterRouter implements BackendEvents {
   map: SlotMap | null = null;
   /** Version of the shards' Redis, reported to clients by HELLO and INFO. */
   serverVersion = "7.0.0";
-  private readonly pools = new Map<string, Pool>();
+  /** Shared pools by node address, one map per protocol (no key string is built per request). */
+  private readonly pools: Record<2 | 3, Map<string, Pool>> = { 2: new Map(), 3: new Map() };
   /** Connections lent to one blocking request at a time, and those idle between such requests. */
   private readonly dedicated = new Set<BackendConnection>();
   private readonly idleDedicated = new Map<string, BackendConnection[]>();
@@ -81,7 +82,7 @@ export class ClusterRouter implements BackendEvents {
   get ready(): boolean {
     if (!this.map || !this.map.complete) return false;
     return this.map.masters.every((address) => {
-      const pool = this.pools.get(`2|${address}`);
+      const pool = this.pools[2].get(address);
       return pool !== undefined && pool.failures === 0;
     });
   }
@@ -154,11 +155,10 @@ export class ClusterRouter implements BackendEvents {
    * (by `affinity`), so its commands to one shard keep their order; others spread over the pool.
    */
   private connectionTo(address: string, protocol: 2 | 3, affinity: number): BackendConnection | null {
-    const key = `${protocol}|${address}`;
-    let pool = this.pools.get(key);
+    let pool = this.pools[protocol].get(address);
     if (pool === undefined) {
       pool = { address, protocol, connections: [], failures: 0, retired: false };
-      this.pools.set(key, pool);
+      this.pools[protocol].set(address, pool);
       for (let i = 0; i < this.options.connectionsPerShard; i++) pool.connections.push(this.connect(pool));
     }
     // A node that keeps refusing connections is down: hold its requests instead of queueing them on it.
@@ -174,7 +174,7 @@ export class ClusterRouter implements BackendEvents {
   }
 
   onReady(connection: BackendConnection): void {
-    const pool = this.pools.get(`${connection.protocol}|${connection.address}`);
+    const pool = this.pools[connection.protocol].get(connection.address);
     if (pool && pool.failures > 0) {
       pool.failures = 0;
       this.options.log.info({ node: connection.address }, "shard node reachable again");
@@ -270,7 +270,7 @@ export class ClusterRouter implements BackendEvents {
       idle.splice(idle.indexOf(connection), 1);
       return;
     }
-    const pool = this.pools.get(`${connection.protocol}|${connection.address}`);
+    const pool = this.pools[connection.protocol].get(connection.address);
     const index = pool ? pool.connections.indexOf(connection) : -1;
     if (pool && index >= 0) {
       pool.connections[index] = null;
@@ -429,11 +429,11 @@ export class ClusterRouter implements BackendEvents {
     const masters = new Set(map.masters);
     // Connect to every master now, so the first requests do not wait for a connect and readiness is known.
     for (const address of masters) this.connectionTo(address, 2, 0);
-    for (const [key, pool] of this.pools) {
-      if (masters.has(pool.address) || pool.address.startsWith("unix:")) continue;
+    for (const [address, pool] of [...this.pools[2], ...this.pools[3]]) {
+      if (masters.has(address) || address.startsWith("unix:")) continue;
       // No longer a master: stop reconnecting; close connections once their replies are in.
       pool.retired = true;
-      this.pools.delete(key);
+      this.pools[pool.protocol].delete(address);
       for (const c of pool.connections) {
         if (c && c.pending === 0) c.close();
         else if (c) setTimeout(() => c.close(), 5000).unref();
@@ -447,8 +447,10 @@ export class ClusterRouter implements BackendEvents {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.parkTimer) clearInterval(this.parkTimer);
     clearInterval(this.reconnectRefill);
-    for (const pool of this.pools.values()) for (const c of pool.connections) c?.close();
-    this.pools.clear();
+    for (const pools of [this.pools[2], this.pools[3]]) {
+      for (const pool of pools.values()) for (const c of pool.connections) c?.close();
+      pools.clear();
+    }
     for (const c of [...this.dedicated, ...this.sessions, ...[...this.idleDedicated.values()].flat()])
       c.close();
     for (const client of this.control.values()) client.disconnect();
