@@ -90,8 +90,8 @@ export class SlotMigration extends pulumi.ComponentResource {
       { ...opts, hooks: { ...opts?.hooks, beforeCreate: [hooks.guard], beforeUpdate: [hooks.guard] } },
     );
 
-    // `dredis cluster apply` does not read --maxmemory yet: the desired value travels in the
-    // environment (and in the inputs, so a resize re-runs the workload) until it does.
+    // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
+    // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.
     const maxmemory = `${args.maxmemoryMb}mb`;
     const command = ["cluster", "apply", "--topology", topologyJson];
     // The workload waits for the shards this component waits for.

@@ -21,6 +21,7 @@ import {
   type AdminOptions,
 } from "../cluster/admin/index.ts";
 import { formatMovesTable } from "../cluster/admin/plan-table.ts";
+import { parseMemorySize, resizeMemory } from "../cluster/admin/memory.ts";
 
 interface CommonFlags {
   topology: string;
@@ -90,22 +91,31 @@ export function registerClusterCommands(program: Command): void {
   command("apply", "make the cluster match the topology (create, add shards, rebalance, drain and forget)", {
     plan: true,
     migrate: true,
-  }).action(
-    run(async (topology, options, flags) => {
-      const { plan, moved } = await applyTopology(topology, options);
-      print(flags, flags.dryRun ? plan : { plan, moved: moved.length }, () => {
-        if (!plan.changes) return "the cluster already matches the topology\n";
-        const lines = [
-          ...plan.create.map((a) => `create: ${a.shard} (${a.master}) gets slots ${a.slots}`),
-          ...plan.join.map((a) => `join: ${a}`),
-          ...plan.attach.map((a) => `attach: ${a.replica} as a replica of ${a.master}`),
-          ...plan.remove.map((a) => `remove (after its drain): ${a}`),
-          ...plan.forgetFailed.map((a) => `forget failed node: ${a}`),
-        ];
-        return `${lines.join("\n")}${lines.length ? "\n" : ""}${formatMovesTable([...plan.rebalance.resume, ...plan.rebalance.moves])}`;
-      });
-    }),
-  );
+  })
+    .option(
+      "--maxmemory <size>",
+      'then set every node\'s maxmemory (e.g. "512mb"; default: $DREDIS_MAXMEMORY); refused below what a node holds',
+    )
+    .action(
+      run(async (topology, options, flags) => {
+        // Checked before anything changes: a bad size is an input error.
+        const size = (flags as { maxmemory?: string }).maxmemory ?? process.env.DREDIS_MAXMEMORY;
+        const maxmemory = size !== undefined && size !== "" ? parseMemorySize(size) : undefined;
+        const { plan, moved } = await applyTopology(topology, options);
+        if (maxmemory !== undefined) await resizeMemory(topology, maxmemory, options);
+        print(flags, flags.dryRun ? plan : { plan, moved: moved.length }, () => {
+          if (!plan.changes) return "the cluster already matches the topology\n";
+          const lines = [
+            ...plan.create.map((a) => `create: ${a.shard} (${a.master}) gets slots ${a.slots}`),
+            ...plan.join.map((a) => `join: ${a}`),
+            ...plan.attach.map((a) => `attach: ${a.replica} as a replica of ${a.master}`),
+            ...plan.remove.map((a) => `remove (after its drain): ${a}`),
+            ...plan.forgetFailed.map((a) => `forget failed node: ${a}`),
+          ];
+          return `${lines.join("\n")}${lines.length ? "\n" : ""}${formatMovesTable([...plan.rebalance.resume, ...plan.rebalance.moves])}`;
+        });
+      }),
+    );
 
   command("add-shard", "join a shard's master and replicas to the cluster (no slots yet)", {
     plan: true,

@@ -14,3 +14,4 @@ export type { Problem, ProblemKind } from "./problems.ts";
 export { progressReporter } from "./progress-reporter.ts";
 export { planRebalance, rebalanceCluster, type RebalancePlan, type RebalanceResult } from "./rebalance.ts";
 export { addShard, removeShard } from "./shards.ts";
+export { parseMemorySize, resizeMemory, type ResizeResult } from "./memory.ts";
