@@ -139,7 +139,11 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
           !stopping &&
           list.length === config.workers &&
           list.every((s) => s !== undefined && s.ready && !s.draining);
-        const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list });
+        const busyProxy = {
+          pid: busy?.pid,
+          running: busy !== undefined && busy.exitCode === null && busy.signalCode === null,
+        };
+        const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list, busyProxy });
         res
           .writeHead(url === "/readyz" && !isReady ? 503 : 200, { "content-type": "application/json" })
           .end(body + "\n");

@@ -462,8 +462,9 @@ export class ClusterRouter implements BackendEvents {
 }
 
 function lostReply(connection: BackendConnection, error: Error | undefined): Buffer {
+  const peer = connection.address.startsWith("unix:") ? "the busy proxy" : `shard ${connection.address}`;
   return errorReply(
-    `ERR connection to shard ${connection.address} was lost before it replied (${error?.message ?? "closed"}); ` +
+    `ERR connection to ${peer} was lost before it replied (${error?.message ?? "closed"}); ` +
       "the command may or may not have run",
   );
 }

@@ -87,6 +87,7 @@ export interface HostStatus {
   ready: boolean;
   draining: boolean;
   workers: ({ index: number; pid: number; clients: number; ready: boolean } | null)[];
+  busyProxy: { pid: number; running: boolean };
 }
 
 export interface TestProxyHost {
