@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { CommandTable } from "./commands.ts";
 import type { ProxyConfig } from "./config.ts";
 import { FlushScheduler } from "./request.ts";
-import { ClusterRouter } from "./router.ts";
+import { routerFor } from "./router.ts";
 import { BusyConnection, type BusyServerContext } from "./busy/connection.ts";
 
 export interface BusyProxy {
@@ -29,15 +29,7 @@ export async function startBusyProxy(
   // A socket file left by a busy proxy that died would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });
   const flusher = new FlushScheduler();
-  const router = new ClusterRouter({
-    seeds: config.seeds,
-    auth: config.backendAuth,
-    connectionsPerShard: config.connectionsPerShard,
-    refreshIntervalMs: config.refreshIntervalMs,
-    retryBudgetMs: config.retryBudgetMs,
-    flusher,
-    log,
-  });
+  const router = routerFor(config, flusher, log);
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; commands wait for the cluster");
 

@@ -10,7 +10,6 @@ import {
   errorReply,
   bulkReply,
   integerReply,
-  MapReply,
   SimpleString,
   OK,
   PONG,
@@ -23,6 +22,7 @@ import { arityOk, Mode, movableKeyIndexes, type CommandSpec } from "./commands.t
 import { Deque } from "./deque.ts";
 import { Request, writeBatch, type ReplySink } from "./request.ts";
 import { Transaction } from "./transaction.ts";
+import { helloReply } from "./hello.ts";
 import { Subscriptions, PUBSUB_OUTPUT_LIMIT } from "./pubsub.ts";
 import { ConnectionState, type BackendConnection } from "./backend.ts";
 import type { ProxyContext } from "./context.ts";
@@ -729,20 +729,7 @@ export class ClientSession implements ReplySink {
     }
     if (name !== undefined) this.name = name === "" ? null : name;
     this.protocol = protocol;
-    this.reply(
-      encodeReply(
-        new MapReply([
-          ["server", "redis"],
-          ["version", this.context.router.serverVersion],
-          ["proto", protocol],
-          ["id", this.id],
-          ["mode", "standalone"],
-          ["role", "master"],
-          ["modules", []],
-        ]),
-        protocol,
-      ),
-    );
+    this.reply(encodeReply(helloReply(this.context.router.serverVersion, protocol, this.id), protocol));
   }
 }
 

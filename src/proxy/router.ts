@@ -13,6 +13,7 @@ import { errorReply } from "../resp/encode.ts";
 import { replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { BackendConnection, ConnectionState, type BackendAuth, type BackendEvents } from "./backend.ts";
 import type { FlushScheduler, Request } from "./request.ts";
+import type { ProxyConfig } from "./config.ts";
 
 export interface RouterOptions {
   seeds: string[];
@@ -42,6 +43,19 @@ interface Pool {
   /** Consecutive failed connects; 0 when the node answers. */
   failures: number;
   retired: boolean;
+}
+
+/** A router configured from the proxy config, as workers and the busy proxy both need one. */
+export function routerFor(config: ProxyConfig, flusher: FlushScheduler, log: Logger): ClusterRouter {
+  return new ClusterRouter({
+    seeds: config.seeds,
+    auth: config.backendAuth,
+    connectionsPerShard: config.connectionsPerShard,
+    refreshIntervalMs: config.refreshIntervalMs,
+    retryBudgetMs: config.retryBudgetMs,
+    flusher,
+    log,
+  });
 }
 
 export class ClusterRouter implements BackendEvents {

@@ -9,7 +9,7 @@ import { CommandTable, DEFAULT_DENIED } from "./commands.ts";
 import type { ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
-import { ClusterRouter } from "./router.ts";
+import { routerFor } from "./router.ts";
 
 export interface WorkerOptions {
   /** Logger; defaults to pino on stderr at the config's level. */
@@ -38,15 +38,7 @@ const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
 export async function startWorker(config: ProxyConfig, options: WorkerOptions = {}): Promise<ProxyWorker> {
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
-  const router = new ClusterRouter({
-    seeds: config.seeds,
-    auth: config.backendAuth,
-    connectionsPerShard: config.connectionsPerShard,
-    refreshIntervalMs: config.refreshIntervalMs,
-    retryBudgetMs: config.retryBudgetMs,
-    flusher,
-    log,
-  });
+  const router = routerFor(config, flusher, log);
   const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
   const context = new ProxyContext(
     config,

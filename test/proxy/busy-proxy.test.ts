@@ -1,20 +1,16 @@
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
 import { SPLITTABLE } from "../../src/proxy/commands.ts";
 import { BUSY_COMMANDS } from "../../src/proxy/busy/commands.ts";
 import { decodeReply, RespSet } from "../../src/resp/decode.ts";
-import { startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, until, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { startTestProxy, type TestBusyProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: TestProxy;
 let busy: TestBusyProxy;

@@ -1,21 +1,17 @@
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { startTestProxy, proxyClient } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { randomCommands } from "../support/workload.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
 
 const run = promisify(execFile);
-const cleanups: (() => Promise<void> | void)[] = [];
-const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: ProxyWorker;
 

@@ -1,16 +1,12 @@
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { startTestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
 import { INLINE_MAX_SIZE } from "../../src/resp/request-parser.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: ProxyWorker;
 let reference: { port: number };

@@ -6,6 +6,7 @@
  * SIGKILLs anything left when the test process exits, so a failing or throwing test leaks nothing.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { after } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -15,6 +16,18 @@ import { freePorts } from "../../src/local/ports.ts";
 /** The part of node:test's TestContext (or the module-level `after`) the helpers need. */
 export interface Cleanup {
   after(fn: () => Promise<void> | void): void;
+}
+
+/**
+ * Cleanup for servers a whole test file shares (started in a module-level `before`): everything
+ * registered runs, last first, once the file's tests are done, also when they fail.
+ */
+export function fileCleanup(): Cleanup {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  return { after: (fn) => void cleanups.push(fn) };
 }
 
 export const SLOTS = 16384;

@@ -9,7 +9,6 @@ import {
   encodeReply,
   ErrorReply,
   errorReply,
-  MapReply,
   SimpleString,
   type Protocol,
   type ReplyValue,
@@ -20,6 +19,7 @@ import { Deque } from "../deque.ts";
 import { writeBatch, type FlushScheduler } from "../request.ts";
 import type { ClusterRouter } from "../router.ts";
 import { BUSY_COMMANDS } from "./commands.ts";
+import { helloReply } from "../hello.ts";
 import { FanOut } from "./fan-out.ts";
 
 /** What every connection of one busy proxy shares. */
@@ -142,15 +142,7 @@ export class BusyConnection {
       else return new ErrorReply(`ERR Syntax error in HELLO option '${argv[i]!.toString("latin1")}'`);
     }
     this.protocol = protocol;
-    return new MapReply([
-      ["server", "redis"],
-      ["version", this.context.router.serverVersion],
-      ["proto", protocol],
-      ["id", this.id],
-      ["mode", "standalone"],
-      ["role", "master"],
-      ["modules", []],
-    ]);
+    return helloReply(this.context.router.serverVersion, protocol, this.id);
   }
 
   private settle(pending: Pending, reply: Buffer): void {
