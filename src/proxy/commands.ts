@@ -85,8 +85,6 @@ const LOCAL = new Set([
   "client|setinfo",
   "client|info",
   "client|help",
-  "client|list",
-  "client|kill",
 ]);
 
 /** Commands that change the client's session state (see client.ts). */
