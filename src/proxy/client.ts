@@ -25,7 +25,7 @@ import { Transaction } from "./transaction.ts";
 import { helloReply } from "./hello.ts";
 import { Subscriptions, PUBSUB_OUTPUT_LIMIT } from "./pubsub.ts";
 import { ConnectionState, type BackendConnection } from "./backend.ts";
-import type { ProxyContext } from "./context.ts";
+import { SHARD_INFO, type ProxyContext } from "./context.ts";
 
 const enum State {
   Open,
@@ -186,6 +186,11 @@ export class ClientSession implements ReplySink {
       case Mode.Session:
         this.session(spec, buf, frameStart, frameEnd, argc, args);
         return;
+      case Mode.Broadcast:
+        // Cluster-wide (SCAN, DBSIZE, SCRIPT LOAD...): the busy proxy runs it on every master.
+        if (this.context.busyProxy === undefined) this.reply(needsBusyProxy(spec));
+        else this.forward(buf.subarray(frameStart, frameEnd), -1, spec.readonly, this.context.busyProxy);
+        return;
       case Mode.Denied:
         this.reply(refusal(spec));
         return;
@@ -225,6 +230,10 @@ export class ClientSession implements ReplySink {
         );
       case Mode.Session:
         return this.reject(errorReply(`ERR command '${spec.name}' is not allowed inside MULTI`));
+      case Mode.Broadcast:
+        return this.reject(
+          errorReply(`ERR command '${spec.name}' runs on every shard and is not allowed inside MULTI`),
+        );
       case Mode.Denied:
       case Mode.Unsupported:
         return this.reject(refusal(spec));
@@ -623,8 +632,14 @@ export class ClientSession implements ReplySink {
         return this.reply(errorReply("ERR This instance has cluster support disabled"));
       case "role":
         return this.reply(encodeReply([new SimpleString("master") as never, 0, []], this.protocol));
-      case "info":
-        return this.reply(this.context.info(argc > 1 ? arg(1).toLowerCase() : "default", this.protocol));
+      case "info": {
+        const section = argc > 1 ? arg(1).toLowerCase() : "default";
+        if (this.context.busyProxy === undefined)
+          return this.reply(this.context.info(section, this.protocol));
+        // The busy proxy adds the shards' figures (keyspace, memory, stats) to the proxy's sections.
+        const sections = this.context.infoSections(section).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
+        return this.forward(encodeCommand([SHARD_INFO, ...sections]), -1, true, this.context.busyProxy);
+      }
       case "client|setname": {
         const value = arg(2);
         if (/[^\x21-\x7e]/.test(value)) {
@@ -744,6 +759,13 @@ function argBuffers(buf: Buffer, args: Int32Array, argc: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < argc; i++) out.push(buf.subarray(args[i * 2], args[i * 2 + 1]));
   return out;
+}
+
+/** A cluster-wide command on a worker that runs without a busy proxy. */
+function needsBusyProxy(spec: CommandSpec): Buffer {
+  return errorReply(
+    `ERR command '${spec.name}' needs the busy proxy (it runs on every shard), and this proxy runs without one`,
+  );
 }
 
 /** The error for a refused or not-yet-supported command. */

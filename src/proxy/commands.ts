@@ -33,6 +33,11 @@ export const enum Mode {
   Session,
   /** Refused: it would damage or confuse the cluster when sent through a proxy. */
   Denied,
+  /**
+   * Keyless with a cluster-wide meaning (SCAN, DBSIZE, FLUSHALL, SCRIPT LOAD...): the busy proxy
+   * runs it on every master and merges the replies.
+   */
+  Broadcast,
   /** Needs a session, a broadcast or a split that this proxy does not run yet. */
   Unsupported,
 }
@@ -117,6 +122,46 @@ const ANY_SHARD = new Set([
   "memory|help",
   "xinfo|help",
   "xgroup|help",
+  "script|help",
+  "function|help",
+  "slowlog|help",
+  "latency|help",
+  "pubsub|help",
+  // Functions are loaded on every master (FUNCTION LOAD is broadcast), so any one lists them all.
+  "function|list",
+  "function|dump",
+]);
+
+/**
+ * Keyless commands with a cluster-wide meaning, run by the busy proxy on every master (see
+ * ./busy/cluster-wide.ts for how each reply is merged).
+ */
+export const BROADCAST = new Set([
+  "scan",
+  "keys",
+  "dbsize",
+  "randomkey",
+  "flushall",
+  "flushdb",
+  "wait",
+  "script|load",
+  "script|exists",
+  "script|flush",
+  "function|load",
+  "function|delete",
+  "function|flush",
+  "function|restore",
+  "slowlog|get",
+  "slowlog|len",
+  "slowlog|reset",
+  "latency|latest",
+  "latency|history",
+  "latency|reset",
+  "pubsub|channels",
+  "pubsub|numsub",
+  "pubsub|numpat",
+  "pubsub|shardchannels",
+  "pubsub|shardnumsub",
 ]);
 
 /** Multi-key commands the busy proxy runs across slots (see `CommandSpec.splittable`). */
@@ -169,6 +214,7 @@ function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mo
   if (LOCAL.has(name)) return { mode: Mode.Local };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
   if (SESSION.has(name)) return { mode: Mode.Session };
+  if (BROADCAST.has(name)) return { mode: Mode.Broadcast };
   // Blocking commands are keyed too: they ride a connection of their own while they wait.
   if (raw.keyStart > 0 || raw.flags.includes("movablekeys")) return { mode: Mode.Keyed };
   return { mode: Mode.Unsupported, reason: "it needs a cluster-wide answer" };

@@ -3,7 +3,7 @@
  * and the worker-wide answers (INFO, CLIENT INFO lines).
  */
 import type { Logger } from "pino";
-import { bulkReply, type Protocol } from "../resp/encode.ts";
+import { encodeReply, VerbatimString, type Protocol } from "../resp/encode.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { CommandTable } from "./commands.ts";
 import type { ClusterRouter } from "./router.ts";
@@ -45,38 +45,54 @@ export class ProxyContext {
     );
   }
 
-  /** INFO as a standalone Redis would answer it, describing the proxy; shard figures are summed in a later version. */
-  info(section: string, protocol: Protocol): Buffer {
-    const sections: Record<string, string[]> = {
-      server: [
-        `redis_version:${this.router.serverVersion}`,
-        "redis_mode:standalone",
-        "proxy:distributed-redis",
-        `process_id:${process.pid}`,
-        `tcp_port:${this.config.listen.port}`,
-        `uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
+  /**
+   * INFO's sections as a standalone Redis would list them for `section`, describing the proxy.
+   * Memory, Stats and Keyspace are left for the busy proxy to fill with sums over the shards.
+   */
+  infoSections(section: string): InfoSection[] {
+    const sections: InfoSection[] = [
+      [
+        "server",
+        [
+          `redis_version:${this.router.serverVersion}`,
+          "redis_mode:standalone",
+          "proxy:distributed-redis",
+          `process_id:${process.pid}`,
+          `tcp_port:${this.config.listen.port}`,
+          `uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
+        ],
       ],
-      clients: [`connected_clients:${this.clients.size}`, `maxclients:${this.config.limits.maxClients}`],
-      persistence: ["loading:0"],
-      cluster: ["cluster_enabled:0"],
-      keyspace: [],
-    };
-    const wanted =
-      section === "default" || section === "all" || section === "everything"
-        ? Object.keys(sections)
-        : [section];
-    const text = wanted
-      .filter((name) => sections[name] !== undefined)
-      .map(
-        (name) =>
-          `# ${name[0]!.toUpperCase()}${name.slice(1)}\r\n${sections[name]!.map((l) => `${l}\r\n`).join("")}`,
-      )
-      .join("\r\n");
-    // RESP3 clients get INFO as a verbatim string, as Redis sends it.
-    if (protocol === 3) {
-      const body = Buffer.from(`txt:${text}`);
-      return Buffer.concat([Buffer.from(`=${body.length}\r\n`), body, Buffer.from("\r\n")]);
-    }
-    return bulkReply(text, protocol);
+      ["clients", [`connected_clients:${this.clients.size}`, `maxclients:${this.config.limits.maxClients}`]],
+      ["memory", []],
+      ["persistence", ["loading:0"]],
+      ["stats", []],
+      ["cluster", ["cluster_enabled:0"]],
+      ["keyspace", []],
+    ];
+    const all = section === "default" || section === "all" || section === "everything";
+    return sections.filter(([name]) => all || name === section);
   }
+
+  /** INFO answered by the worker alone (no busy proxy to sum the shards' figures). */
+  info(section: string, protocol: Protocol): Buffer {
+    return encodeReply(renderInfo(this.infoSections(section)), protocol);
+  }
+}
+
+/** The internal command a worker sends the busy proxy with its INFO sections, to get the shards' sums added. */
+export const SHARD_INFO = "dredis.info";
+
+/** One INFO section: its lower-case name and its `field:value` lines. */
+export type InfoSection = [name: string, lines: string[]];
+
+/** INFO text as Redis prints it ("# Name" headers, CRLF lines, a blank line between sections). */
+export function renderInfo(sections: readonly InfoSection[]): VerbatimString {
+  return new VerbatimString(
+    sections
+      .map(
+        ([name, lines]) =>
+          `# ${name[0]!.toUpperCase()}${name.slice(1)}\r\n${lines.map((l) => `${l}\r\n`).join("")}`,
+      )
+      .join("\r\n"),
+  );
 }

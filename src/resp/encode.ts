@@ -15,7 +15,8 @@ export type ReplyValue =
   | ErrorReply
   | MapReply
   | SetReply
-  | DoubleReply;
+  | DoubleReply
+  | VerbatimString;
 
 export class SimpleString {
   constructor(readonly value: string) {}
@@ -28,6 +29,10 @@ export class MapReply {
 }
 export class SetReply {
   constructor(readonly items: ReplyValue[]) {}
+}
+/** Text such as INFO's: a `=` verbatim string ("txt:") under RESP3, a bulk string under RESP2, as Redis sends it. */
+export class VerbatimString {
+  constructor(readonly text: string) {}
 }
 /** A double (sorted-set scores): a bulk string under RESP2, a `,` double under RESP3, as Redis sends it. */
 export class DoubleReply {
@@ -72,7 +77,13 @@ function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
   else if (typeof value === "number") out.push(integerReply(value));
   else if (value instanceof SimpleString) out.push(simpleString(value.value));
   else if (value instanceof ErrorReply) out.push(errorReply(value.message));
-  else if (value instanceof DoubleReply) {
+  else if (value instanceof VerbatimString) {
+    if (proto === 2) out.push(bulkReply(value.text, proto));
+    else {
+      const body = Buffer.from(`txt:${value.text}`);
+      out.push(Buffer.from(`=${body.length}\r\n`), body, CRLF);
+    }
+  } else if (value instanceof DoubleReply) {
     const text = formatDouble(value.value);
     out.push(proto === 3 ? Buffer.from(`,${text}\r\n`) : bulkReply(text, proto));
   } else if (value instanceof MapReply) {

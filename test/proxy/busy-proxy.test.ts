@@ -2,8 +2,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { SPLITTABLE } from "../../src/proxy/commands.ts";
-import { BUSY_COMMANDS } from "../../src/proxy/busy/commands.ts";
+import { BROADCAST, SPLITTABLE } from "../../src/proxy/commands.ts";
+import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "../../src/proxy/busy/commands.ts";
 import { decodeReply, RespSet } from "../../src/resp/decode.ts";
 import { startCluster, startStandalone, until, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { startTestProxy, type TestBusyProxy, type TestProxy } from "../support/proxy.ts";
@@ -68,7 +68,10 @@ function assertSameReplies(
 }
 
 test("every command a worker may send to the busy proxy has a handler there", () => {
-  assert.deepEqual([...BUSY_COMMANDS.keys()].sort(), [...SPLITTABLE].sort());
+  assert.deepEqual(
+    [...BUSY_COMMANDS.keys()].sort(),
+    [...SPLITTABLE, ...BROADCAST, ...INTERNAL_COMMANDS].sort(),
+  );
 });
 
 test("MGET, MSET, DEL, UNLINK, EXISTS and TOUCH across shards reply byte for byte as a standalone redis, RESP2 and RESP3", async () => {

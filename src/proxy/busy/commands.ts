@@ -1,10 +1,14 @@
 /**
- * The commands the busy proxy runs: every command the worker may send it (`SPLITTABLE` in
- * ../commands.ts), each with the handler that splits, fans out and merges it.
+ * The commands the busy proxy runs: every command the worker may send it (`SPLITTABLE` and
+ * `BROADCAST` in ../commands.ts), each with the handler that splits or broadcasts, fans out and
+ * merges it. Subcommands are named as Redis names them ("script|load").
  */
 import type { Protocol, ReplyValue } from "../../resp/encode.ts";
 import type { FanOut } from "./fan-out.ts";
+import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
 import { pfcount } from "./hyperloglog.ts";
+import { shardInfo, SHARD_INFO } from "./info.ts";
+import { scan } from "./scan.ts";
 import { mget, mset, summed } from "./key-commands.ts";
 import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
 import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
@@ -37,4 +41,10 @@ export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, B
   ["zinter", zinter],
   ["zdiff", zdiff],
   ["pfcount", pfcount],
+  ["scan", scan],
+  [SHARD_INFO, shardInfo],
+  ...CLUSTER_WIDE_COMMANDS,
 ]);
+
+/** Commands only workers send (not Redis commands, so not in the command table). */
+export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([SHARD_INFO]);

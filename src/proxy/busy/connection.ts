@@ -18,7 +18,7 @@ import { arityOk, type CommandTable } from "../commands.ts";
 import { Deque } from "../deque.ts";
 import { writeBatch, type FlushScheduler } from "../request.ts";
 import type { ClusterRouter } from "../router.ts";
-import { BUSY_COMMANDS } from "./commands.ts";
+import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "./commands.ts";
 import { helloReply } from "../hello.ts";
 import { FanOut } from "./fan-out.ts";
 
@@ -110,14 +110,17 @@ export class BusyConnection {
     const name = argv[0]!.toString("latin1").toLowerCase();
     if (name === "ping") return argv.length === 1 ? PONG : argv.length === 2 ? argv[1]! : wrongArity("ping");
     if (name === "hello") return this.hello(argv);
-    const handler = BUSY_COMMANDS.get(name);
-    const spec = this.context.commands.get(name);
-    if (handler === undefined || spec === undefined) {
+    let spec = this.context.commands.get(name);
+    if (spec?.subcommands !== undefined && argv.length > 1) {
+      spec = spec.subcommands.get(argv[1]!.toString("latin1").toLowerCase());
+    }
+    const handler = BUSY_COMMANDS.get(spec?.name ?? name);
+    if (handler === undefined || (spec === undefined && !INTERNAL_COMMANDS.has(name))) {
       return new ErrorReply(
-        `ERR the busy proxy runs only multi-key commands split across slots, not '${truncate(name)}'`,
+        `ERR the busy proxy runs only multi-key commands split across slots and cluster-wide commands, not '${truncate(name)}'`,
       );
     }
-    if (!arityOk(spec, argv.length)) return wrongArity(spec.name);
+    if (spec !== undefined && !arityOk(spec, argv.length)) return wrongArity(spec.name);
     return handler(argv, { fanOut: this.fanOut, protocol: this.protocol });
   }
 

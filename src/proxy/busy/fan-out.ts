@@ -17,6 +17,15 @@ export interface Part {
   args: (Buffer | string)[];
   /** Only reads: safe for the router to send again after a lost connection. */
   readonly: boolean;
+  /** Goes to this node whatever the slot map says (a read that must reach one node). */
+  target?: string;
+  /** Waits on a connection of its own (WAIT blocks): never holds up the shared pipeline. */
+  dedicated?: boolean;
+  /**
+   * Runs `args` as the first of these commands in one MULTI ... EXEC block on one node (an atomic
+   * snapshot); the part's result is EXEC's reply.
+   */
+  atomicWith?: (Buffer | string)[][];
 }
 
 /** The keys of one slot, as positions in the caller's key list (duplicates kept, order kept). */
@@ -40,7 +49,7 @@ export function groupBySlot(keys: readonly Buffer[]): SlotGroup[] {
 /** Runs parts for one busy-proxy connection. */
 export class FanOut {
   constructor(
-    private readonly router: ClusterRouter,
+    readonly router: ClusterRouter,
     /**
      * All parts of one connection's commands share backend connections (same affinity), so parts
      * of successive commands reach each shard in the order the commands came: a pipelined MSET
@@ -65,10 +74,17 @@ export class FanOut {
             if (--left === 0) resolve(results);
           },
         });
-        request.frame = encodeCommand(part.args);
+        if (part.atomicWith === undefined) request.frame = encodeCommand(part.args);
+        else {
+          const commands = [["MULTI"], part.args, ...part.atomicWith, ["EXEC"]];
+          request.frame = Buffer.concat(commands.map((c) => encodeCommand(c)));
+          request.parts = commands.length;
+        }
         request.slot = part.slot;
         request.readonly = part.readonly;
         request.affinity = this.affinity;
+        if (part.target !== undefined) request.target = part.target;
+        if (part.dedicated === true) request.dedicated = true;
         // Parts speak RESP2: the merge reads plain arrays and strings; the merged reply is encoded
         // in the caller's protocol afterwards.
         request.protocol = 2;

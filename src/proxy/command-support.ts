@@ -1,0 +1,61 @@
+/**
+ * The command support table (docs/commands.md), rendered from the command table itself, so the
+ * documentation says what the code does. `npm run docs:commands` writes it; a test fails when the
+ * committed file and the code disagree.
+ */
+import { CommandTable, Mode, type CommandSpec } from "./commands.ts";
+
+const HOW: Record<Mode, string> = {
+  [Mode.Keyed]: "routed by slot",
+  [Mode.AnyShard]: "any shard",
+  [Mode.Local]: "answered by the proxy",
+  [Mode.Session]: "session (pinned connection)",
+  [Mode.Broadcast]: "broadcast by the busy proxy",
+  [Mode.Denied]: "refused",
+  [Mode.Unsupported]: "not supported",
+};
+
+function why(spec: CommandSpec): string {
+  switch (spec.mode) {
+    case Mode.Keyed:
+      if (spec.splittable) return "keys on several slots are split by the busy proxy, replies merged";
+      if (spec.blocking) return "to the master of its keys' slot, on a connection of its own while it blocks";
+      return "to the master of its keys' slot; keys must share one slot (else CROSSSLOT)";
+    case Mode.AnyShard:
+      return "every master gives the same answer";
+    case Mode.Local:
+      return "the proxy's own standalone view";
+    case Mode.Session:
+      return "transactions and subscriptions hold their own shard connection";
+    case Mode.Broadcast:
+      return "runs on every master; replies merged (summed, united or checked to agree)";
+    case Mode.Denied:
+    case Mode.Unsupported:
+      return spec.reason ?? "";
+  }
+}
+
+function row(spec: CommandSpec): string {
+  const how = spec.splittable ? "routed by slot, split by the busy proxy" : HOW[spec.mode];
+  return `| \`${spec.name.replace("|", " ").toUpperCase()}\` | ${how} | ${why(spec)} |`;
+}
+
+/** The Markdown document: every command of @ioredis/commands (and each subcommand) with how the proxy runs it. */
+export function renderCommandSupport(table = new CommandTable()): string {
+  const lines = [
+    "# Command support",
+    "",
+    "Generated from `src/proxy/commands.ts` by `npm run docs:commands`; do not edit by hand.",
+    "How the proxy runs each Redis command (default deny list).",
+    "",
+    "| Command | How | Why |",
+    "|---|---|---|",
+  ];
+  for (const spec of table.all()) {
+    if (spec.subcommands === undefined) lines.push(row(spec));
+    else
+      for (const sub of [...spec.subcommands.values()].sort((a, b) => a.name.localeCompare(b.name)))
+        lines.push(row(sub));
+  }
+  return lines.join("\n") + "\n";
+}
