@@ -669,6 +669,10 @@ export class ClientSession implements ReplySink {
       }
       case "client|info":
         return this.reply(bulkReply(this.context.describeClient(this) + "\n", this.protocol));
+      case "client|list":
+        return this.reply(this.clientList(argc, arg));
+      case "client|kill":
+        return this.reply(this.clientKill(argc, arg));
       case "client|help":
         return this.reply(
           encodeReply(
@@ -686,6 +690,63 @@ export class ClientSession implements ReplySink {
       default:
         return this.reply(errorReply(`ERR command '${name}' is not supported through this proxy yet`));
     }
+  }
+
+  /** CLIENT LIST [TYPE normal] [ID id ...]: the clients of this worker (each worker has its own). */
+  private clientList(argc: number, arg: (i: number) => string): Buffer {
+    let clients = [...this.context.clients];
+    for (let i = 2; i < argc; i++) {
+      const option = arg(i).toLowerCase();
+      if (option === "id" && i + 1 < argc) {
+        const ids = new Set<number>();
+        for (i++; i < argc; i++) ids.add(Number(arg(i)));
+        clients = clients.filter((c) => ids.has(c.id));
+      } else if (option === "type" && i + 1 < argc) {
+        const type = arg(++i).toLowerCase();
+        if (!["normal", "master", "replica", "slave", "pubsub"].includes(type)) {
+          return errorReply(`ERR Unknown client type '${arg(i)}'`);
+        }
+        if (type !== "normal") clients = [];
+      } else return errorReply("ERR syntax error");
+    }
+    return bulkReply(clients.map((c) => this.context.describeClient(c) + "\n").join(""), this.protocol);
+  }
+
+  /**
+   * CLIENT KILL addr (old form: +OK or an error), or CLIENT KILL [ID id] [ADDR ip:port]
+   * [LADDR ip:port] [SKIPME yes|no] (the number killed), among this worker's clients.
+   */
+  private clientKill(argc: number, arg: (i: number) => string): Buffer {
+    if (argc === 3) {
+      const target = [...this.context.clients].find((c) => c.remoteAddress === arg(2));
+      if (target === undefined) return errorReply("ERR No such client");
+      this.killLater(target);
+      return OK;
+    }
+    let matches = [...this.context.clients];
+    let skipMe = true;
+    for (let i = 2; i < argc; i += 2) {
+      if (i + 1 >= argc) return errorReply("ERR syntax error");
+      const option = arg(i).toLowerCase();
+      const value = arg(i + 1);
+      if (option === "id") matches = matches.filter((c) => c.id === Number(value));
+      else if (option === "addr") matches = matches.filter((c) => c.remoteAddress === value);
+      else if (option === "laddr") matches = matches.filter((c) => c.localAddress === value);
+      else if (option === "skipme") {
+        if (value.toLowerCase() !== "yes" && value.toLowerCase() !== "no")
+          return errorReply("ERR syntax error");
+        skipMe = value.toLowerCase() === "yes";
+      } else return errorReply("ERR syntax error");
+    }
+    if (skipMe) matches = matches.filter((c) => c !== this);
+    for (const client of matches) this.killLater(client);
+    return integerReply(matches.length);
+  }
+
+  /** Closes a client once the current reply is queued (killing oneself still gets the reply). */
+  private killLater(client: ClientSession): void {
+    if (client === this) queueMicrotask(() => this.closeAfterReply());
+    else client.destroy();
   }
 
   /** AUTH [user] password, against the proxy's client password (the shards' credentials stay private). */

@@ -84,6 +84,8 @@ const LOCAL = new Set([
   "client|id",
   "client|setinfo",
   "client|info",
+  "client|list",
+  "client|kill",
   "client|help",
 ]);
 

@@ -166,3 +166,21 @@ test("a password set for clients is required, and AUTH / HELLO AUTH check it", a
   t.after(() => other.close());
   assert.match((await other.command("HELLO", "3", "AUTH", "default", "s3cret")).toString(), /^%7/);
 });
+
+test("CLIENT LIST and CLIENT KILL act on the proxy's own clients", async (t) => {
+  const admin = await RawClient.connect(proxy.port);
+  const victim = await RawClient.connect(proxy.port);
+  t.after(() => admin.close());
+  await victim.command("CLIENT", "SETNAME", "victim");
+  const victimId = Number((await victim.command("CLIENT", "ID")).toString().slice(1));
+  const list = (await admin.command("CLIENT", "LIST")).toString();
+  assert.match(list, new RegExp(`id=${victimId} addr=127\\.0\\.0\\.1:\\d+ .*name=victim`));
+  assert.match(
+    (await admin.command("CLIENT", "LIST", "ID", String(victimId))).toString(),
+    /^\$\d+\r\nid=\d+ [^\n]*name=victim [^\n]*\n\r\n$/,
+  );
+  assert.equal((await admin.command("CLIENT", "KILL", "ID", String(victimId))).toString(), ":1\r\n");
+  await victim.allUntilClose();
+  assert.equal((await admin.command("CLIENT", "KILL", "127.0.0.1:1")).toString(), "-ERR No such client\r\n");
+  assert.equal((await admin.command("CLIENT", "KILL", "ID", "999999999")).toString(), ":0\r\n");
+});
