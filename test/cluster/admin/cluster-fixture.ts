@@ -81,14 +81,28 @@ export async function writeKeys(client: Cluster, count: number): Promise<void> {
 export async function wrongKeys(client: Cluster, count: number): Promise<number[]> {
   const wrong: number[] = [];
   for (let start = 0; start < count; start += 1000) {
-    const values = await Promise.all(
-      Array.from({ length: Math.min(1000, count - start) }, (_, j) => client.get(keyOf(start + j))),
-    );
+    const values = await readBatch(client, start, Math.min(1000, count - start));
     values.forEach((v, j) => {
       if (v !== valueOf(start + j)) wrong.push(start + j);
     });
   }
   return wrong;
+}
+
+/**
+ * Reads keys start..start+n-1. When ioredis refreshes its slot map after shards were removed, it
+ * drops its connection to a removed node, failing reads in flight there with "Connection is
+ * closed": that is the client's churn, not the data's, so such a batch is read again.
+ */
+async function readBatch(client: Cluster, start: number, n: number): Promise<(string | null)[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Promise.all(Array.from({ length: n }, (_, j) => client.get(keyOf(start + j))));
+    } catch (err) {
+      if (attempt >= 5 || !/Connection is closed/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 /** `redis-cli --cluster check`: returns its output; throws (with the output) when it reports errors. */
