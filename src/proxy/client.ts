@@ -137,6 +137,7 @@ export class ClientSession implements ReplySink {
     args: Int32Array,
   ): void => {
     if (this.state !== State.Open) return;
+    this.context.stats.commands++;
     const table = this.context.commands;
     let spec = table.lookup(buf, args[0]!, args[1]!);
     if (spec === undefined) {

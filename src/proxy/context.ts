@@ -9,6 +9,7 @@ import type { CommandTable } from "./commands.ts";
 import type { ClusterRouter } from "./router.ts";
 import type { FlushScheduler } from "./request.ts";
 import type { ClientSession } from "./client.ts";
+import type { WorkerStats } from "./metrics.ts";
 
 export class ProxyContext {
   readonly startedAt = Date.now();
@@ -26,6 +27,11 @@ export class ProxyContext {
     /** "unix:/path" of the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
     readonly busyProxy: string | undefined = undefined,
   ) {}
+
+  /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */
+  get stats(): WorkerStats {
+    return this.router.stats;
+  }
 
   nextClientId(): number {
     return this.workerIndex * 1_000_000_000 + ++this.clientCounter;

@@ -15,6 +15,7 @@ import { pino, type Logger } from "pino";
 import type { ProxyConfig } from "./config.ts";
 import { startWorker, type ProxyWorker } from "./worker.ts";
 import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
+import { clusterMetricsRegistry, registerWorkerMetrics } from "./metrics.ts";
 
 /** Messages between the primary and its workers. */
 type ToWorker = { type: "drain"; timeoutMs: number } | { type: "status"; id: number };
@@ -127,11 +128,15 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
       ),
     );
 
+  const metrics = clusterMetricsRegistry();
   let admin: HttpServer | undefined;
   if (config.admin.port !== 0) {
     admin = createHttpServer(async (req, res) => {
       const url = req.url ?? "/";
-      if (url === "/healthz") {
+      if (url === "/metrics") {
+        const text = await metrics.clusterMetrics().catch((err: Error) => `# error: ${err.message}\n`);
+        res.writeHead(200, { "content-type": metrics.contentType }).end(text);
+      } else if (url === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       } else if (url === "/readyz" || url === "/status") {
         const list = await statuses();
@@ -197,6 +202,7 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
     workerIndex: index,
     busySocket: process.env.DREDIS_BUSY_SOCKET,
   });
+  registerWorkerMetrics(worker.context);
   let draining = false;
   process.on("message", (message: ToWorker) => {
     if (message?.type === "status") {

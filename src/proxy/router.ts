@@ -14,6 +14,7 @@ import { replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { BackendConnection, ConnectionState, type BackendAuth, type BackendEvents } from "./backend.ts";
 import type { FlushScheduler, Request } from "./request.ts";
 import type { ProxyConfig } from "./config.ts";
+import { WorkerStats } from "./metrics.ts";
 
 export interface RouterOptions {
   seeds: string[];
@@ -60,6 +61,7 @@ export function routerFor(config: ProxyConfig, flusher: FlushScheduler, log: Log
 
 export class ClusterRouter implements BackendEvents {
   map: SlotMap | null = null;
+  readonly stats = new WorkerStats();
   /** Version of the shards' Redis, reported to clients by HELLO and INFO. */
   serverVersion = "7.0.0";
   /** Shared pools by node address, one map per protocol (no key string is built per request). */
@@ -128,6 +130,11 @@ export class ClusterRouter implements BackendEvents {
       return;
     }
     connection.send(request);
+  }
+
+  /** Requests held for an unavailable shard. */
+  get waitingRequests(): number {
+    return this.parked.length;
   }
 
   /** Address of the master serving a slot (or any master for -1), if one is known. */
@@ -236,6 +243,7 @@ export class ClusterRouter implements BackendEvents {
     // Cheap first-letter test before any string is made: M(OVED) A(SK) T(RYAGAIN) C(LUSTERDOWN) L(OADING).
     if (c1 !== 77 && c1 !== 65 && c1 !== 84 && c1 !== 67 && c1 !== 76) return false;
     const text = head.toString("latin1", 1, head.length - 2);
+    this.stats.redirects++;
     const space = text.indexOf(" ");
     const kind = space < 0 ? text : text.slice(0, space);
     switch (kind) {
@@ -316,6 +324,7 @@ export class ClusterRouter implements BackendEvents {
         return;
       }
       this.reconnectTokens--;
+      this.stats.reconnects++;
       pool.connections[index] = this.connect(pool);
     };
     setTimeout(attempt, Math.random() * ceiling).unref();

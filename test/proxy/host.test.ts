@@ -28,6 +28,12 @@ test("connections from 50 clients land on every worker, and a killed worker is r
     50,
   );
 
+  const metrics = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
+  assert.match(metrics, /^dredis_clients_connected 50$/m, "summed over the workers");
+  assert.match(metrics, /^dredis_commands_total (\d+)$/m);
+  assert.ok(Number(/^dredis_commands_total (\d+)$/m.exec(metrics)![1]) >= 50);
+  assert.match(metrics, /^dredis_slot_map_complete 1$/m, "every worker has a complete map");
+
   const victim = status.workers.find((w) => w!.index === 0)!;
   const survivors = clients.filter((_, i) => placement[i] === 1);
   const errors: string[] = [];

@@ -1,0 +1,71 @@
+/**
+ * Prometheus metrics. Each worker keeps plain counters on its hot path (an integer add) and
+ * exposes them through prom-client when scraped; the primary serves `/metrics` on the admin port,
+ * summed over the workers by prom-client's AggregatorRegistry.
+ */
+import { AggregatorRegistry, Counter, Gauge, type PrometheusContentType } from "prom-client";
+import type { ProxyContext } from "./context.ts";
+
+/** Counters a worker keeps; read only when scraped. */
+export class WorkerStats {
+  commands = 0;
+  redirects = 0;
+  reconnects = 0;
+}
+
+/** Registers this worker's metrics and answers the primary's requests for them. */
+export function registerWorkerMetrics(context: ProxyContext): void {
+  new AggregatorRegistry(); // installs the worker's listener for the primary's metric requests
+  const { stats, router } = context;
+  new Gauge({
+    name: "dredis_clients_connected",
+    help: "Client connections open on the proxy",
+    collect() {
+      this.set(context.clients.size);
+    },
+  });
+  new Counter({
+    name: "dredis_commands_total",
+    help: "Commands received from clients",
+    collect() {
+      this.reset();
+      this.inc(stats.commands);
+    },
+  });
+  new Counter({
+    name: "dredis_redirects_total",
+    help: "MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies the proxy handled for its clients",
+    collect() {
+      this.reset();
+      this.inc(stats.redirects);
+    },
+  });
+  new Counter({
+    name: "dredis_backend_reconnects_total",
+    help: "Reconnections to shard nodes after a lost connection",
+    collect() {
+      this.reset();
+      this.inc(stats.reconnects);
+    },
+  });
+  new Gauge({
+    name: "dredis_requests_waiting",
+    help: "Requests held for a shard that is unavailable (failover in progress)",
+    collect() {
+      this.set(router.waitingRequests);
+    },
+  });
+  new Gauge({
+    name: "dredis_slot_map_complete",
+    help: "1 when a healthy master serves every slot (in every worker)",
+    aggregator: "min",
+    collect() {
+      this.set(router.map?.complete ? 1 : 0);
+    },
+  });
+}
+
+/** The primary's side: metrics of every worker, summed. */
+export function clusterMetricsRegistry(): AggregatorRegistry<PrometheusContentType> {
+  return new AggregatorRegistry();
+}
