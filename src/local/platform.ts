@@ -48,7 +48,8 @@ export interface UpOptions {
 }
 
 const HOST = "127.0.0.1";
-const CLI = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
+/** The installed `dredis` command (it loads tsx itself, wherever this package is installed). */
+const DREDIS = fileURLToPath(new URL("../../bin/dredis.js", import.meta.url));
 
 export function statePath(dir: string): string {
   return join(resolve(dir), "state.json");
@@ -343,13 +344,9 @@ async function startProxy(dir: string, state: LocalState): Promise<void> {
     }),
   );
   const logFile = await open(join(dir, "proxy.log"), "a");
-  const child = spawn(process.execPath, [...process.execArgv, CLI, "proxy", "--config", configFile], {
+  const child = spawn(process.execPath, [DREDIS, "proxy", "--config", configFile], {
     detached: true,
     stdio: ["ignore", logFile.fd, logFile.fd],
-    // The CLI is TypeScript: the child needs tsx, unless this process was itself started with it.
-    env: process.execArgv.some((a) => a.includes("tsx"))
-      ? process.env
-      : { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import tsx`.trim() },
   });
   child.unref();
   await logFile.close();
