@@ -365,14 +365,51 @@ function isHex(c: string | undefined): boolean {
   return c !== undefined && /[0-9a-fA-F]/.test(c);
 }
 
-/** Encodes a command as a RESP multibulk (what clients send). */
+/**
+ * Encodes a command as a RESP multibulk (what clients send), into one buffer sized up front: the
+ * busy proxy builds one per part of every split command, and per-argument header buffers made
+ * garbage collection a third of its time.
+ */
 export function encodeCommand(args: readonly (Buffer | string)[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const arg of args) {
+  let size = 3 + decimalLength(args.length);
+  const bytes = new Array<Buffer>(args.length);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
     const b = typeof arg === "string" ? Buffer.from(arg) : arg;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF_BUF);
+    bytes[i] = b;
+    size += 5 + decimalLength(b.length) + b.length;
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = 42; // '*'
+  let p = writeDecimal(out, 1, args.length);
+  out[p++] = 13;
+  out[p++] = 10;
+  for (const b of bytes) {
+    out[p++] = 36; // '$'
+    p = writeDecimal(out, p, b.length);
+    out[p++] = 13;
+    out[p++] = 10;
+    p += b.copy(out, p);
+    out[p++] = 13;
+    out[p++] = 10;
+  }
+  return out;
 }
 
-const CRLF_BUF = Buffer.from("\r\n");
+function decimalLength(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
+}
+
+function writeDecimal(out: Buffer, at: number, n: number): number {
+  const end = at + decimalLength(n);
+  for (let i = end - 1; i >= at; i--) {
+    out[i] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return end;
+}

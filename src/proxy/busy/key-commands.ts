@@ -44,11 +44,11 @@ export async function mset(argv: Buffer[], { fanOut }: BusyContext): Promise<Rep
   if ((argv.length - 1) % 2 !== 0) return new ErrorReply(RedisErrors.wrongArity("mset"));
   const keys: Buffer[] = [];
   for (let i = 1; i < argv.length; i += 2) keys.push(argv[i]!);
-  const parts: Part[] = groupBySlot(keys).map((group) => ({
-    slot: group.slot,
-    args: ["MSET", ...group.indexes.flatMap((k) => [argv[1 + k * 2]!, argv[2 + k * 2]!])],
-    readonly: false,
-  }));
+  const parts: Part[] = groupBySlot(keys).map((group) => {
+    const args: Buffer[] = [argv[0]!];
+    for (const k of group.indexes) args.push(argv[1 + k * 2]!, argv[2 + k * 2]!);
+    return { slot: group.slot, args, readonly: false };
+  });
   const results = await fanOut.run(parts);
   const failed = partFailure("MSET", parts, results);
   if (failed) return failed;
