@@ -1,17 +1,13 @@
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: TestProxy;
 let reference: RedisServer;

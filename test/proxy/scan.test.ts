@@ -1,20 +1,16 @@
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
 import { decodeCursor, LARGE_SLOT } from "../../src/proxy/busy/scan.ts";
-import { startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const run = promisify(execFile);
-const cleanups: (() => Promise<void> | void)[] = [];
-const hooks = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: TestProxy;
 let reference: RedisServer;
