@@ -12,12 +12,18 @@ export function registerProxyCommands(program: Command): void {
     .requiredOption("-c, --config <file>", "proxy config file (YAML or JSON)")
     .option("-p, --port <port>", "client port (overrides listen.port)", (v) => parsePort(v, "--port"))
     .option("-w, --workers <n>", "worker processes (overrides workers)", (v) => parseCount(v, "--workers"))
-    .action(async (options: { config: string; port?: number; workers?: number }) => {
-      const config = await loadProxyConfig(options.config);
-      if (options.port !== undefined) config.listen.port = options.port;
-      if (options.workers !== undefined) config.workers = options.workers;
-      await runProxyHost(config);
-    });
+    .option(
+      "--leader-election",
+      "on Kubernetes, a master-backup pair: hold the Lease LEASE_NAME and label this pod (POD_NAME) active while leader",
+    )
+    .action(
+      async (options: { config: string; port?: number; workers?: number; leaderElection?: boolean }) => {
+        const config = await loadProxyConfig(options.config);
+        if (options.port !== undefined) config.listen.port = options.port;
+        if (options.workers !== undefined) config.workers = options.workers;
+        await runProxyHost(config, undefined, { leaderElection: options.leaderElection === true });
+      },
+    );
 }
 
 function parsePort(value: string, flag: string): number {

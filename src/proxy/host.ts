@@ -16,6 +16,7 @@ import type { ProxyConfig } from "./config.ts";
 import { startWorker, type ProxyWorker } from "./worker.ts";
 import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
 import { clusterMetricsRegistry, registerWorkerMetrics } from "./metrics.ts";
+import { inClusterOptions, LeaderElector } from "./leader-election.ts";
 
 /** Messages between the primary and its workers. */
 type ToWorker = { type: "drain"; timeoutMs: number } | { type: "status"; id: number };
@@ -45,17 +46,27 @@ export interface HostHandle {
 }
 
 /** Entry point for `dredis proxy`: the primary forks; in a forked worker this runs the worker. */
+export interface HostOptions {
+  /** Campaign for the Kubernetes Lease of a master-backup pair (see leader-election.ts). */
+  leaderElection?: boolean;
+}
+
 export async function runProxyHost(
   config: ProxyConfig,
   log?: Logger,
+  options: HostOptions = {},
 ): Promise<HostHandle | ProxyWorker | BusyProxy> {
   const logger = log ?? pino({ level: config.logLevel }, pino.destination(2));
   if (process.env.DREDIS_ROLE === "busy") return runBusyProcess(config, logger);
   if (cluster.isWorker) return runForkedWorker(config, logger);
-  return startPrimary(config, logger);
+  // Checked before anything starts: a pod missing its environment fails at once, with the reason.
+  const elector = options.leaderElection ? new LeaderElector(inClusterOptions(logger)) : undefined;
+  const host = startPrimary(config, logger, elector);
+  void host.ready.then(() => elector?.start());
+  return host;
 }
 
-function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
+function startPrimary(config: ProxyConfig, log: Logger, elector?: LeaderElector): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const workers = new Map<number, { worker: Worker; index: number; startedAt: number; failures: number }>();
   let stopping = false;
@@ -162,6 +173,8 @@ function startPrimary(config: ProxyConfig, log: Logger): HostHandle {
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    // Hand the floating endpoint to the other pod first, then drain what is in flight here.
+    await elector?.stop();
     log.info("draining: no new connections, waiting for in-flight requests");
     const exits = [...workers.values()].map(
       ({ worker }) =>
