@@ -1,5 +1,6 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
+import { createConnection } from "node:net";
 import { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
 import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
@@ -219,4 +220,36 @@ test("SSUBSCRIBE follows the shard of the channel, and RESP3 clients get message
   assert.equal(await publisher.call("SPUBLISH", "orders", "o-1"), 1);
   const [message] = await client.next(1);
   assert.equal(message!.toString(), ">3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$3\r\no-1\r\n");
+});
+
+test("a subscriber that does not read is disconnected at the pubsub output limit, as Redis does; others go on", async (t) => {
+  const slow = createConnection({ host: "127.0.0.1", port: proxy.port });
+  slow.on("error", () => {});
+  t.after(() => slow.destroy());
+  const closed = new Promise<void>((resolve) => slow.once("close", () => resolve()));
+  slow.write("*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nfloods\r\n".replace("$5\r\nfloods", "$6\r\nfloods"));
+  await new Promise((r) => setTimeout(r, 200));
+  slow.pause();
+  const publisher = proxyClient(t, proxy.port);
+  // Published on every master directly: the subscriber's node gets each message at once, not
+  // later over the cluster bus, which would pace the flood by its own buffering.
+  const masters = cluster.masters.map((m) => cluster.connect(m));
+  const message = Buffer.alloc(1024 * 1024, "m");
+  assert.equal(await publisher.ping(), "PONG"); // connected, so it is counted before the flood
+  const clientsBefore = proxy.context.clients.size;
+  let published = 0;
+  // 32 MB is the limit: well past it (and past what the kernel buffers), the proxy must drop it.
+  // (Watched on the proxy's side: a paused socket sees its close only after reading its backlog.)
+  while (proxy.context.clients.size === clientsBefore && published < 200) {
+    await masters[published % masters.length]!.publish("floods", message);
+    published++;
+  }
+  t.diagnostic(`slow subscriber dropped after ${published} MB published`);
+  assert.equal(proxy.context.clients.size, clientsBefore - 1, "the slow subscriber was disconnected");
+  slow.resume();
+  await Promise.race([
+    closed,
+    new Promise((_, reject) => setTimeout(() => reject(new Error("its socket stayed open")), 5000)),
+  ]);
+  assert.equal(await publisher.ping(), "PONG");
 });
