@@ -106,7 +106,8 @@ function elector(url: string, pod: string): LeaderElector {
   });
 }
 
-test("one of two proxy pods holds the Lease and labels itself active; a cut-off leader is replaced after the lease expires", async (t) => {
+/** Two proxy pods campaigning for one Lease, pod-a elected first. */
+async function twoPods(t: { after(fn: () => unknown): void }) {
   const { fake, url } = await startFake(t);
   const a = elector(url, "pod-a");
   const b = elector(url, "pod-b");
@@ -114,6 +115,11 @@ test("one of two proxy pods holds the Lease and labels itself active; a cut-off 
   a.start();
   await until(() => a.leader, 5000, "pod-a to lead");
   b.start();
+  return { fake, a, b };
+}
+
+test("one of two proxy pods holds the Lease and labels itself active; a cut-off leader is replaced after the lease expires", async (t) => {
+  const { fake, a, b } = await twoPods(t);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(b.leader, false, "the second pod stays backup while the lease is renewed");
   assert.deepEqual(fake.active(), ["pod-a"]);
@@ -134,13 +140,7 @@ test("one of two proxy pods holds the Lease and labels itself active; a cut-off 
 });
 
 test("a leader that stops (SIGTERM drain) hands over at once, without waiting for the lease to expire", async (t) => {
-  const { fake, url } = await startFake(t);
-  const a = elector(url, "pod-a");
-  const b = elector(url, "pod-b");
-  t.after(() => Promise.all([a.stop(), b.stop()]));
-  a.start();
-  await until(() => a.leader, 5000, "pod-a to lead");
-  b.start();
+  const { fake, a, b } = await twoPods(t);
   await new Promise((r) => setTimeout(r, 300));
   const stopped = Date.now();
   await a.stop();
