@@ -43,3 +43,26 @@ test("requests for an unreachable cluster wait for the retry budget, then fail w
     /^-(CLUSTERDOWN no reachable master serves slot \d+ .*retried for 500 ms|ERR connection to shard .* was lost)/,
   );
 });
+
+test("a shard that restarts meets no reconnect storm: attempts back off and are rate-limited, then its slots are served again", async (t) => {
+  const cluster = await startCluster(t, { masters: 3, replicas: 0 });
+  const proxy = await startTestProxy(t, cluster, { retryBudgetMs: 10_000 });
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  const victim = cluster.masters[0]!;
+  // Slot 0 is the victim's (the harness gives master 0 the first range); "{06S}" hashes to slot 0.
+  assert.equal((await client.command("SET", "{06S}k", "before")).toString(), "+OK\r\n");
+  const before = proxy.context.stats.reconnects;
+  await victim.kill();
+  // Requests keep arriving while it is down (they wait within the retry budget).
+  const pending = Array.from({ length: 50 }, () => client.command("GET", "{06S}k"));
+  await new Promise((r) => setTimeout(r, 3000));
+  await victim.restart();
+  const replies = await Promise.all(pending);
+  const attempts = proxy.context.stats.reconnects - before;
+  t.diagnostic(`${attempts} reconnect attempts during 3 s of downtime`);
+  assert.ok(attempts >= 1, "it reconnects");
+  assert.ok(attempts <= 3 * 20, `at most the rate limit (20/s), got ${attempts}`);
+  // The node restarted without persistence (test config): it serves its slots again, empty.
+  for (const reply of replies) assert.equal(reply.toString(), "$-1\r\n");
+});
