@@ -62,8 +62,9 @@ export function routerFor(config: ProxyConfig, flusher: FlushScheduler, log: Log
 export class ClusterRouter implements BackendEvents {
   map: SlotMap | null = null;
   readonly stats = new WorkerStats();
-  /** Version of the shards' Redis, reported to clients by HELLO and INFO. */
+  /** Version of the shards' Redis, reported to clients by HELLO and INFO (read once from a shard). */
   serverVersion = "7.0.0";
+  private versionRead = false;
   /** Shared pools by node address, one map per protocol (no key string is built per request). */
   private readonly pools: Record<2 | 3, Map<string, Pool>> = { 2: new Map(), 3: new Map() };
   /** Connections lent to one blocking request at a time, and those idle between such requests. */
@@ -417,14 +418,13 @@ export class ClusterRouter implements BackendEvents {
       if (!/unknown subcommand|unknown command/i.test((err as Error).message)) throw err;
       map = slotMapFromSlots(await client.call("CLUSTER", "SLOTS"));
     }
-    if (this.serverVersion === "7.0.0" && !this.versionRead) {
+    if (!this.versionRead) {
       this.versionRead = true;
       const info = String(await client.call("INFO", "server"));
       this.serverVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? this.serverVersion;
     }
     return map;
   }
-  private versionRead = false;
 
   private controlConnection(address: string): Redis {
     let client = this.control.get(address);
