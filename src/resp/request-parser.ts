@@ -396,7 +396,8 @@ export function encodeCommand(args: readonly (Buffer | string)[]): Buffer {
   return out;
 }
 
-function decimalLength(n: number): number {
+/** Digits of a non-negative integer. */
+export function decimalLength(n: number): number {
   let digits = 1;
   while (n >= 10) {
     n = Math.floor(n / 10);
@@ -405,7 +406,8 @@ function decimalLength(n: number): number {
   return digits;
 }
 
-function writeDecimal(out: Buffer, at: number, n: number): number {
+/** Writes a non-negative integer in decimal at `at`; returns the offset after it. */
+export function writeDecimal(out: Buffer, at: number, n: number): number {
   const end = at + decimalLength(n);
   for (let i = end - 1; i >= at; i--) {
     out[i] = 48 + (n % 10);

@@ -21,6 +21,7 @@ import type { ClusterRouter } from "../router.ts";
 import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "./commands.ts";
 import { helloReply } from "../hello.ts";
 import { FanOut } from "./fan-out.ts";
+import { SlotGrouper, splitCommand } from "./key-split.ts";
 
 /** What every connection of one busy proxy shares. */
 export interface BusyServerContext {
@@ -55,6 +56,7 @@ export class BusyConnection {
   private readonly queue = new Deque<Pending>();
   private readonly parser: RequestParser;
   private readonly fanOut: FanOut;
+  private readonly grouper = new SlotGrouper();
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushQueued = false;
@@ -82,15 +84,20 @@ export class BusyConnection {
 
   private onCommand = (buf: Buffer, _start: number, _end: number, argc: number, args: Int32Array): void => {
     if (this.state !== State.Open) return;
+    const split = splitCommand(buf, args[0]!, args[1]!, argc);
+    if (split !== null) {
+      const pending: Pending = { reply: null };
+      this.enqueue(pending);
+      this.grouper.run(split, buf, argc, args, this.context.router, this.id, this.protocol, (reply) =>
+        this.settle(pending, reply),
+      );
+      return;
+    }
     // Subarrays are safe to keep: the parser never writes into a buffer it handed out.
     const argv: Buffer[] = [];
     for (let i = 0; i < argc; i++) argv.push(buf.subarray(args[i * 2], args[i * 2 + 1]));
     const pending: Pending = { reply: null };
-    this.queue.push(pending);
-    if (this.queue.length > MAX_INFLIGHT_COMMANDS && !this.paused) {
-      this.paused = true;
-      this.socket.pause();
-    }
+    this.enqueue(pending);
     // The protocol a reply is encoded in is the one in force when its command came.
     const protocol = this.protocol;
     const result = this.execute(argv);
@@ -104,6 +111,14 @@ export class BusyConnection {
         ),
     );
   };
+
+  private enqueue(pending: Pending): void {
+    this.queue.push(pending);
+    if (this.queue.length > MAX_INFLIGHT_COMMANDS && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
 
   /** PING and HELLO are answered at once (HELLO must switch the protocol before the next command). */
   private execute(argv: Buffer[]): ReplyValue | Promise<ReplyValue> {

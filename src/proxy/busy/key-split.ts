@@ -1,0 +1,366 @@
+/**
+ * The busy proxy's hot path: MGET, MSET, DEL, UNLINK, EXISTS and TOUCH split by slot straight from
+ * the parser's offsets, with no argument array, no Promise, no decoded reply and no re-encoding.
+ *
+ * Hand-written because these six are nearly all the busy proxy's traffic, and the general path
+ * (./key-commands.ts, kept for what this one declines) spent 36% of the busy proxy's time in
+ * garbage collection under MSET at pipeline 16 (bench/results/profile.md): an argument array, a
+ * part object, an argument list and a frame per part, a Promise per command, and every reply
+ * decoded into objects only to be encoded again. Here a command allocates its part frames as
+ * one buffer, one small object per part, and its reply; MGET's reply is spliced from the parts'
+ * reply bytes.
+ *
+ * Semantics are those of ./key-commands.ts: one part per slot running the same command on that
+ * slot's keys (duplicates kept), parts in parallel through the shared router, the same error texts.
+ */
+import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
+import { errorReply } from "../../resp/encode.ts";
+import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
+import { replyBuffer, type ReplyBytes } from "../../resp/reply-scanner.ts";
+import { Request, type ReplySink } from "../request.ts";
+import type { ClusterRouter } from "../router.ts";
+
+export const enum SplitKind {
+  /** Values in key order. */
+  Mget,
+  /** +OK when every part said OK. */
+  Mset,
+  /** The sum of the parts' integers (DEL, UNLINK, EXISTS, TOUCH). */
+  Sum,
+}
+
+interface SplitCommand {
+  kind: SplitKind;
+  /** The name parts carry, as Redis spells it in errors. */
+  name: string;
+  /** Arguments per key: 2 for MSET (key, value), else 1. */
+  step: number;
+  readonly: boolean;
+}
+
+const COMMANDS: readonly SplitCommand[] = [
+  { kind: SplitKind.Mget, name: "MGET", step: 1, readonly: true },
+  { kind: SplitKind.Mset, name: "MSET", step: 2, readonly: false },
+  { kind: SplitKind.Sum, name: "DEL", step: 1, readonly: false },
+  { kind: SplitKind.Sum, name: "UNLINK", step: 1, readonly: false },
+  { kind: SplitKind.Sum, name: "EXISTS", step: 1, readonly: true },
+  { kind: SplitKind.Sum, name: "TOUCH", step: 1, readonly: false },
+];
+
+/** Each command's name as the bytes parts send, with its RESP header: `$4\r\nMSET\r\n`. */
+const NAME_FRAMES = new Map(COMMANDS.map((c) => [c, Buffer.from(`$${c.name.length}\r\n${c.name}\r\n`)]));
+
+/**
+ * The split command named by buf[start..end) (any case) with an argument count it can take, or
+ * null: the caller then uses the general path, which also words the arity errors.
+ */
+export function splitCommand(buf: Buffer, start: number, end: number, argc: number): SplitCommand | null {
+  const length = end - start;
+  for (const command of COMMANDS) {
+    if (command.name.length !== length) continue;
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      // ASCII letters only: OR-ing 0x20 lowercases them.
+      if ((buf[start + i]! | 0x20) !== (command.name.charCodeAt(i) | 0x20)) {
+        same = false;
+        break;
+      }
+    }
+    if (!same) continue;
+    return argc >= 1 + command.step && (argc - 1) % command.step === 0 ? command : null;
+  }
+  return null;
+}
+
+const CRLF_LENGTH = 2;
+const OK = Buffer.from("+OK\r\n");
+const RESP3_NULL = Buffer.from("_\r\n");
+const PLUS = 43;
+const MINUS = 45;
+const COLON = 58;
+const STAR = 42;
+const DOLLAR = 36;
+
+/** Per-connection scratch space for grouping keys by slot without a Map. */
+export class SlotGrouper {
+  /** Group index of each slot during one split, -1 otherwise (reset after each use). */
+  private readonly groupOfSlot = new Int32Array(SLOT_COUNT).fill(-1);
+  private slots = new Int32Array(64);
+  private counts = new Int32Array(64);
+  private bytes = new Int32Array(64);
+  private offsets = new Int32Array(64);
+
+  /**
+   * Splits the command at args (parser offsets into buf) into one frame per slot and sends them.
+   * `done` receives the merged reply bytes, in the caller's protocol.
+   */
+  run(
+    command: SplitCommand,
+    buf: Buffer,
+    argc: number,
+    args: Int32Array,
+    router: ClusterRouter,
+    affinity: number,
+    protocol: 2 | 3,
+    done: (reply: Buffer) => void,
+  ): void {
+    const step = command.step;
+    const keyCount = (argc - 1) / step;
+    const keyGroup = new Int32Array(keyCount);
+    if (keyCount > this.slots.length) this.grow(keyCount);
+    const { groupOfSlot, slots, counts, bytes } = this;
+    let groups = 0;
+    for (let k = 0; k < keyCount; k++) {
+      const arg = 1 + k * step;
+      const slot = keySlot(buf, args[arg * 2]!, args[arg * 2 + 1]!);
+      let g = groupOfSlot[slot]!;
+      if (g < 0) {
+        g = groups++;
+        groupOfSlot[slot] = g;
+        slots[g] = slot;
+        counts[g] = 0;
+        bytes[g] = 0;
+      }
+      keyGroup[k] = g;
+      counts[g]!++;
+      for (let a = arg; a < arg + step; a++) bytes[g]! += argBytes(args[a * 2 + 1]! - args[a * 2]!);
+    }
+    for (let g = 0; g < groups; g++) groupOfSlot[slots[g]!] = -1;
+
+    // One buffer holds every part's frame: `*n\r\n`, the name, then that slot's arguments.
+    const name = NAME_FRAMES.get(command)!;
+    const offsets = this.offsets;
+    let total = 0;
+    for (let g = 0; g < groups; g++) {
+      offsets[g] = total;
+      const argCount = 1 + counts[g]! * step;
+      total += 3 + decimalLength(argCount) + name.length + bytes[g]!;
+    }
+    const frames = Buffer.allocUnsafe(total);
+    const cursor = new Int32Array(groups);
+    for (let g = 0; g < groups; g++) {
+      let p = offsets[g]!;
+      frames[p++] = STAR;
+      p = writeDecimal(frames, p, 1 + counts[g]! * step);
+      frames[p++] = 13;
+      frames[p++] = 10;
+      p += name.copy(frames, p);
+      cursor[g] = p;
+    }
+    for (let k = 0; k < keyCount; k++) {
+      const g = keyGroup[k]!;
+      let p = cursor[g]!;
+      for (let a = 1 + k * step, last = a + step; a < last; a++)
+        p = writeBulk(frames, p, buf, args[a * 2]!, args[a * 2 + 1]!);
+      cursor[g] = p;
+    }
+
+    const batch = new SplitBatch(command, groups, keyGroup, protocol, done);
+    for (let g = 0; g < groups; g++) {
+      const end = g + 1 < groups ? offsets[g + 1]! : total;
+      const request = new Request(new PartSink(batch, g));
+      request.frame = frames.subarray(offsets[g]!, end);
+      request.slot = slots[g]!;
+      batch.slots[g] = slots[g]!;
+      request.readonly = command.readonly;
+      request.affinity = affinity;
+      // Parts speak RESP2: the merge reads RESP2 shapes and writes the caller's protocol.
+      request.protocol = 2;
+      router.dispatch(request);
+    }
+  }
+
+  private grow(n: number): void {
+    let size = this.slots.length;
+    while (size < n) size *= 2;
+    this.slots = new Int32Array(size);
+    this.counts = new Int32Array(size);
+    this.bytes = new Int32Array(size);
+    this.offsets = new Int32Array(size);
+  }
+}
+
+/** Bytes of one bulk string of `length` bytes in a RESP frame: `$len\r\n...\r\n`. */
+function argBytes(length: number): number {
+  return 1 + decimalLength(length) + CRLF_LENGTH + length + CRLF_LENGTH;
+}
+
+function writeBulk(out: Buffer, p: number, src: Buffer, start: number, end: number): number {
+  out[p++] = DOLLAR;
+  p = writeDecimal(out, p, end - start);
+  out[p++] = 13;
+  out[p++] = 10;
+  // Short arguments (the usual keys and values) copy faster byte by byte than through copy()'s
+  // native call.
+  if (end - start <= 32) for (let i = start; i < end; i++) out[p++] = src[i]!;
+  else p += src.copy(out, p, start, end);
+  out[p++] = 13;
+  out[p++] = 10;
+  return p;
+}
+
+class PartSink implements ReplySink {
+  constructor(
+    private readonly batch: SplitBatch,
+    private readonly index: number,
+  ) {}
+
+  complete(_request: Request, reply: ReplyBytes): void {
+    this.batch.answer(this.index, reply);
+  }
+}
+
+/** The parts of one split command: collects their replies, then merges them into one. */
+class SplitBatch {
+  readonly replies: (Buffer | undefined)[];
+  readonly slots: Int32Array;
+  private left: number;
+
+  constructor(
+    private readonly command: SplitCommand,
+    groups: number,
+    /** Each key's part (MGET merges values back in key order). */
+    private readonly keyGroup: Int32Array,
+    private readonly protocol: 2 | 3,
+    private readonly done: (reply: Buffer) => void,
+  ) {
+    this.replies = new Array<Buffer | undefined>(groups);
+    this.slots = new Int32Array(groups);
+    this.left = groups;
+  }
+
+  answer(index: number, reply: ReplyBytes): void {
+    if (this.replies[index] !== undefined) return;
+    this.replies[index] = replyBuffer(reply);
+    if (--this.left === 0) this.done(this.merge());
+  }
+
+  private merge(): Buffer {
+    const { command, replies } = this;
+    const failed = this.failure();
+    if (failed !== null) return failed;
+    if (command.kind === SplitKind.Mset) {
+      for (let g = 0; g < replies.length; g++) if (!isOk(replies[g]!)) return this.unexpected(g);
+      return OK;
+    }
+    if (command.kind === SplitKind.Sum) {
+      let total = 0;
+      for (let g = 0; g < replies.length; g++) {
+        const reply = replies[g]!;
+        const n = reply[0] === COLON ? integerLine(reply) : null;
+        if (n === null) return this.unexpected(g);
+        total += n;
+      }
+      return Buffer.from(`:${total}\r\n`, "latin1");
+    }
+    return this.mergeValues();
+  }
+
+  /**
+   * MGET: each part's reply is `*n` then n bulk strings or nulls, in that part's key order; the
+   * merged array takes them in the caller's key order (a cursor per part).
+   */
+  private mergeValues(): Buffer {
+    const { replies, keyGroup } = this;
+    const groups = replies.length;
+    const cursor = new Int32Array(groups);
+    for (let g = 0; g < groups; g++) {
+      const reply = replies[g]!;
+      const count = reply[0] === STAR ? lineInteger(reply, 1) : null;
+      if (count === null) return this.unexpected(g);
+      cursor[g] = lineNext;
+    }
+    const keyCount = keyGroup.length;
+    const starts = new Int32Array(keyCount);
+    const ends = new Int32Array(keyCount);
+    let size = 3 + decimalLength(keyCount);
+    for (let k = 0; k < keyCount; k++) {
+      const g = keyGroup[k]!;
+      const reply = replies[g]!;
+      const at = cursor[g]!;
+      if (at >= reply.length || reply[at] !== DOLLAR) return this.unexpected(g);
+      const length = lineInteger(reply, at + 1);
+      if (length === null || length < -1) return this.unexpected(g);
+      const headerEnd = lineNext;
+      const end = length === -1 ? headerEnd : headerEnd + length + CRLF_LENGTH;
+      if (end > reply.length) return this.unexpected(g);
+      starts[k] = at;
+      ends[k] = end;
+      cursor[g] = end;
+      size += length === -1 && this.protocol === 3 ? RESP3_NULL.length : end - at;
+    }
+    // Every part's reply must have been used up exactly (its count was the part's key count).
+    for (let g = 0; g < groups; g++) if (cursor[g] !== replies[g]!.length) return this.unexpected(g);
+    const out = Buffer.allocUnsafe(size);
+    out[0] = STAR;
+    let p = writeDecimal(out, 1, keyCount);
+    out[p++] = 13;
+    out[p++] = 10;
+    for (let k = 0; k < keyCount; k++) {
+      const reply = replies[keyGroup[k]!]!;
+      const start = starts[k]!;
+      const end = ends[k]!;
+      if (this.protocol === 3 && reply[start + 1] === MINUS) p += RESP3_NULL.copy(out, p);
+      else if (end - start <= 48) for (let i = start; i < end; i++) out[p++] = reply[i]!;
+      else p += reply.copy(out, p, start, end);
+    }
+    return out;
+  }
+
+  /**
+   * The first failed part's error, worded as ./fan-out.ts's partFailure words it: WRONGTYPE as
+   * Redis says it, anything else with the command, the slot and, for writes, a warning that other
+   * parts may have run.
+   */
+  private failure(): Buffer | null {
+    for (let g = 0; g < this.replies.length; g++) {
+      const reply = this.replies[g]!;
+      if (reply[0] !== MINUS) continue;
+      const message = reply.toString("utf8", 1, reply.length - CRLF_LENGTH);
+      if (message.startsWith("WRONGTYPE ")) return errorReply(message);
+      const applied = this.command.readonly ? "" : " (parts on other slots may have been applied)";
+      return errorReply(`ERR ${this.command.name} failed on slot ${this.slots[g]}${applied}: ${message}`);
+    }
+    return null;
+  }
+
+  private unexpected(g: number): Buffer {
+    return errorReply(`ERR ${this.command.name} got an unexpected reply from slot ${this.slots[g]}`);
+  }
+}
+
+function isOk(reply: Buffer): boolean {
+  return reply.length === 5 && reply[0] === PLUS && reply[1] === 79 && reply[2] === 75;
+}
+
+/** The integer of a one-line reply such as `:12\r\n`, or null. */
+function integerLine(reply: Buffer): number | null {
+  const n = lineInteger(reply, 1);
+  return n !== null && lineNext === reply.length ? n : null;
+}
+
+/** Set by lineInteger: the offset just past the CRLF that ended the line it read. */
+let lineNext = 0;
+
+/**
+ * The decimal integer from `at` to the line's CRLF, or null when it is not one; sets lineNext.
+ * (A module variable rather than a returned pair: this runs for every value MGET merges.)
+ */
+function lineInteger(buf: Buffer, at: number): number | null {
+  let i = at;
+  let negative = false;
+  if (buf[i] === MINUS) {
+    negative = true;
+    i++;
+  }
+  let value = 0;
+  const first = i;
+  for (; i < buf.length && buf[i] !== 13; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return null;
+    value = value * 10 + d;
+  }
+  if (i === first || i + 1 >= buf.length || buf[i + 1] !== 10) return null;
+  lineNext = i + CRLF_LENGTH;
+  return negative ? -value : value;
+}
