@@ -106,16 +106,18 @@ async function main() {
   }
   // One summary per process that did work: the worker, and the busy proxy when a workload
   // sends it commands (MSET across slots). The primary idles.
-  const summaries: (ReturnType<typeof selfTimes> & { file: string })[] = [];
+  const summaries: (ReturnType<typeof selfTimes> & { file: string; role: string })[] = [];
   for (const file of await readdir(profDir)) {
     const p = JSON.parse(await readFile(join(profDir, file), "utf8")) as Profile;
-    summaries.push({ file, ...selfTimes(p) });
+    const times = selfTimes(p);
+    const role = roleOf(times.files.map(([name]) => name));
+    if (role !== null) summaries.push({ file, role, ...times });
   }
   summaries.sort((a, b) => b.totalMs - a.totalMs);
   if (summaries.length === 0) throw new Error("no CPU profile was written");
   const lines: string[] = [];
   for (const s of summaries.filter((x, i) => i === 0 || x.totalMs > summaries[0]!.totalMs * 0.1)) {
-    const role = isBusyProxy(s.functions.map(([name]) => name)) ? "the busy proxy" : "one proxy worker";
+    const role = s.role;
     const pct = (ms: number) => `${((ms / s.totalMs) * 100).toFixed(1)}%`;
     lines.push(
       `### CPU profile of ${role} (${workloads.map((w) => w.id).join(", ")})`,
@@ -142,9 +144,14 @@ async function main() {
   await writeFile(join(REPO_ROOT, "bench", "results", "profile.md"), text);
 }
 
-/** The busy proxy's profile is the one that ran no client-session code (workers do). */
-function isBusyProxy(functionNames: string[]): boolean {
-  return !functionNames.some((name) => name.includes("src/proxy/client.ts"));
+/**
+ * Which process a profile is of, by the files its samples ran in: workers run client sessions,
+ * the busy proxy its own connections; the primary and tsx's loader threads (null) are left out.
+ */
+function roleOf(files: string[]): string | null {
+  if (files.includes("src/proxy/client.ts")) return "one proxy worker";
+  if (files.includes("src/proxy/busy/connection.ts")) return "the busy proxy";
+  return null;
 }
 
 main().catch((err: Error) => {

@@ -147,6 +147,20 @@ test("random pipelines of MGET, MSET, DEL, UNLINK, EXISTS and TOUCH equal a stan
   );
 });
 
+test("inline MSET, MGET and DEL across shards work as on a standalone redis", async (t) => {
+  await flushBoth();
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  client.send("MSET a 1 b 22 c 333 $x $y\r\nmget c b a missing $x\r\nDEL a b c missing\r\nMGET a b c\r\n");
+  const replies = (await client.next(4)).map((r) => r.toString("latin1"));
+  assert.deepEqual(replies, [
+    "+OK\r\n",
+    "*5\r\n$3\r\n333\r\n$2\r\n22\r\n$1\r\n1\r\n$-1\r\n$2\r\n$y\r\n",
+    ":3\r\n",
+    "*3\r\n$-1\r\n$-1\r\n$-1\r\n",
+  ]);
+});
+
 /** A reply with its members sorted, for replies whose order Redis leaves unspecified. */
 function asSet(reply: Buffer): string {
   const value = decodeReply(reply);

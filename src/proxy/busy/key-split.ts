@@ -149,9 +149,20 @@ export class SlotGrouper {
     }
     for (let k = 0; k < keyCount; k++) {
       const g = keyGroup[k]!;
+      const first = 1 + k * step;
+      const last = first + step - 1;
       let p = cursor[g]!;
-      for (let a = 1 + k * step, last = a + step; a < last; a++)
-        p = writeBulk(frames, p, buf, args[a * 2]!, args[a * 2 + 1]!);
+      // The key's arguments as the worker sent them (`$len\r\n...\r\n`, a value's right after
+      // its key's) are copied in one go. Workers send canonical frames (the parser turns inline
+      // commands into them); anything else on the socket is written argument by argument.
+      const from = canonicalStart(buf, args, first, last);
+      if (from >= 0) {
+        const to = args[last * 2 + 1]! + CRLF_LENGTH;
+        if (to - from <= 64) for (let i = from; i < to; i++) frames[p++] = buf[i]!;
+        else p += buf.copy(frames, p, from, to);
+      } else {
+        for (let a = first; a <= last; a++) p = writeBulk(frames, p, buf, args[a * 2]!, args[a * 2 + 1]!);
+      }
       cursor[g] = p;
     }
 
@@ -178,6 +189,35 @@ export class SlotGrouper {
     this.bytes = new Int32Array(size);
     this.offsets = new Int32Array(size);
   }
+}
+
+/**
+ * Where the canonical RESP encoding of arguments first..last starts in buf, or -1 when they are
+ * not encoded exactly so, one right after the other.
+ */
+function canonicalStart(buf: Buffer, args: Int32Array, first: number, last: number): number {
+  let expected = -1;
+  let from = -1;
+  for (let a = first; a <= last; a++) {
+    const start = args[a * 2]!;
+    const length = args[a * 2 + 1]! - start;
+    const header = start - 3 - decimalLength(length);
+    if (header < 0 || (expected >= 0 && header !== expected) || !isBulkHeader(buf, header, length)) return -1;
+    if (from < 0) from = header;
+    expected = args[a * 2 + 1]! + CRLF_LENGTH;
+  }
+  return from;
+}
+
+/** Whether buf holds exactly `$<length>\r\n` at `at` (inline arguments never follow a CRLF). */
+function isBulkHeader(buf: Buffer, at: number, length: number): boolean {
+  if (buf[at] !== DOLLAR) return false;
+  const end = at + 1 + decimalLength(length);
+  for (let i = end - 1; i > at; i--) {
+    if (buf[i] !== 48 + (length % 10)) return false;
+    length = Math.floor(length / 10);
+  }
+  return buf[end] === 13 && buf[end + 1] === 10;
 }
 
 /** Bytes of one bulk string of `length` bytes in a RESP frame: `$len\r\n...\r\n`. */
