@@ -10,17 +10,21 @@
  *   npm run bench -- --no-memory     throughput only
  *   npm run bench -- --out DIR       where results go (default bench/results)
  *   npm run bench -- --only a,b      only these workloads (ids as in the table)
+ *   npm run bench -- --pin           redis-benchmark on CPU 0, everything under test on the others
  */
+import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { machine } from "./lib/machine.ts";
 import { goals, goalsMarkdown, markdown, summarise, svgChart } from "./lib/report.ts";
-import { Cleanups, REPO_ROOT, benchDir, startEnvironment } from "./lib/targets.ts";
+import { Cleanups, REPO_ROOT, benchDir, startEnvironment, type Target } from "./lib/targets.ts";
 import { killBounded } from "./lib/procs.ts";
 import {
   WORKLOADS,
   measure,
+  pinLoadGenerator,
   probeCrossSlot,
   runStreams,
   warmupStreams,
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     "no-memory": { type: "boolean", default: false },
     out: { type: "string" },
     only: { type: "string" },
+    pin: { type: "boolean", default: false },
   },
 });
 
@@ -46,6 +51,7 @@ const scale = quick ? 0.3 : 1;
 const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
 const onlyMemory = values.memory!;
 const withMemory = !values["no-memory"];
+const pin = values.pin!;
 const workloads = values.only ? WORKLOADS.filter((w) => values.only!.split(",").includes(w.id)) : WORKLOADS;
 
 const cleanups = new Cleanups();
@@ -70,6 +76,7 @@ async function throughput(dir: string) {
   log("starting single redis, 3-master cluster, proxy hosts (1 and 2 workers), twemproxy");
   const env = await startEnvironment(cleanups, dir);
   const targets = env.targets;
+  if (pin) pinEverything(targets);
   log("warming up keys (GET keyspace and 1 KB mix keys) on every target");
   for (const t of targets) {
     const outs = await runStreams(warmupStreams(t), 120_000);
@@ -115,6 +122,21 @@ async function throughput(dir: string) {
   return { targets, runs };
 }
 
+/**
+ * `--pin`: the load generator gets CPU 0 to itself and every server and proxy process (all their
+ * threads) shares the other CPUs, as when the clients run on other machines. Without it the
+ * scheduler mixes them, and every proxy competes with redis-benchmark for the same cores.
+ */
+function pinEverything(targets: Target[]): void {
+  const cpus = availableParallelism();
+  if (cpus < 2) throw new Error(`--pin needs at least 2 CPUs (this machine has ${cpus})`);
+  const rest = cpus === 2 ? "1" : `1-${cpus - 1}`;
+  const pids = new Set(targets.flatMap((t) => [...t.proxyPids(), ...t.serverPids()]));
+  for (const pid of pids) execFileSync("taskset", ["-a", "-p", "-c", rest, String(pid)], { stdio: "ignore" });
+  pinLoadGenerator(0);
+  log(`pinned: redis-benchmark on CPU 0, ${pids.size} server and proxy processes on CPU ${rest}`);
+}
+
 async function main() {
   const dir = await benchDir(cleanups);
   const info = machine();
@@ -122,7 +144,7 @@ async function main() {
   const stamp = new Date().toISOString();
   let memory: MemoryResult | undefined;
   const report: string[] = [];
-  const json: Record<string, unknown> = { date: stamp, machine: info, rounds, quick, scale };
+  const json: Record<string, unknown> = { date: stamp, machine: info, rounds, quick, scale, pinned: pin };
 
   if (!onlyMemory) {
     const { targets, runs } = await throughput(dir);
@@ -134,6 +156,12 @@ async function main() {
     report.push(
       `### Throughput, latency and CPU (${rounds} interleaved round(s)${quick ? ", quick" : ""})`,
       "",
+      ...(pin
+        ? [
+            "Pinned (`--pin`): redis-benchmark alone on CPU 0, every server and proxy process on the other CPU(s).",
+            "",
+          ]
+        : []),
       `Machine: ${info.nproc} CPUs (${info.cpuModel}), ${info.memTotalGiB} GiB, Linux ${info.kernel}, Node ${info.node}, ${info.redis}, ${info.nutcracker}. Load average at start: ${info.loadAverageAtStart}.`,
       "",
       markdown(cells, workloads, labels),

@@ -130,8 +130,21 @@ export function parseCsv(stdout: string): CsvRow | undefined {
   return undefined;
 }
 
+/** The CPU redis-benchmark is pinned to (`--pin`), or null to let the scheduler place it. */
+let loadGeneratorCpu: number | null = null;
+
+export function pinLoadGenerator(cpu: number): void {
+  loadGeneratorCpu = cpu;
+}
+
 export async function runStreams(streams: Stream[], timeoutMs: number) {
-  return Promise.all(streams.map((s) => runBounded("redis-benchmark", s.args, timeoutMs)));
+  return Promise.all(
+    streams.map((s) =>
+      loadGeneratorCpu === null
+        ? runBounded("redis-benchmark", s.args, timeoutMs)
+        : runBounded("taskset", ["-c", String(loadGeneratorCpu), "redis-benchmark", ...s.args], timeoutMs),
+    ),
+  );
 }
 
 /** Runs one workload against one target, with CPU accounting around it. */
