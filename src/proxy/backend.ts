@@ -118,6 +118,7 @@ export class BackendConnection {
       this.waiting.push(request);
       return;
     }
+    if (request.collect !== null) request.collect.length = 0; // sent again after a lost connection
     if (request.askTarget !== null) this.push(ASKING, Expect.Asking);
     this.push(request.frame, request);
     // A transaction block (MULTI ... EXEC) brings one reply per command: the request waits for all.
@@ -183,7 +184,10 @@ export class BackendConnection {
       return;
     }
     const request = head as Request;
-    if (this.inflight.peek() === request) {
+    if (request.collect !== null) {
+      request.collect.push(reply);
+      if (this.inflight.peek() === request) return;
+    } else if (this.inflight.peek() === request) {
       // A queued part of a transaction: +QUEUED, or the error that will make EXEC abort.
       if (firstByte === MINUS && request.partError === null) request.partError = replyBuffer(reply);
       return;

@@ -34,6 +34,12 @@ export class Request {
   affinity = 0;
   /** Replies the frame brings: 1, or for a transaction block (MULTI, n commands, EXEC) n + 2. */
   parts = 1;
+  /**
+   * Several independent commands in one frame (the busy proxy's parts for one node): every reply,
+   * in order, is collected here and the sink gets them all at the last; redirects are left to the
+   * sink, which retries just the parts that were refused. Null for everything else.
+   */
+  collect: ReplyBytes[] | null = null;
   /** The first error among a transaction block's queued parts (EXEC then aborts), e.g. a MOVED. */
   partError: Buffer | null = null;
   /** Needs a connection of its own while it waits (blocking commands). */

@@ -206,6 +206,11 @@ export class ClusterRouter implements BackendEvents {
 
   onReply(connection: BackendConnection, request: Request, reply: ReplyBytes, firstByte: number): void {
     if (this.dedicated.has(connection) && connection.pending === 0) this.releaseDedicated(connection);
+    if (request.collect !== null) {
+      // Independent parts: the sink retries the refused ones (retryRefused), not the whole frame.
+      request.sink?.complete(request, reply);
+      return;
+    }
     if (request.partError !== null) {
       // A transaction block whose queued commands were refused (EXEC answered EXECABORT): if a
       // redirect caused it, nothing ran, so the whole block goes again where the slot lives now.
@@ -235,6 +240,14 @@ export class ClusterRouter implements BackendEvents {
     }
     idle.push(connection);
     this.idleDedicated.set(key, idle);
+  }
+
+  /**
+   * Follows a refusal (MOVED, ASK, TRYAGAIN, LOADING, CLUSTERDOWN, MASTERDOWN) for a request that
+   * has not been through the router's own handling of it; false when the reply is final.
+   */
+  retryRefused(request: Request, reply: ReplyBytes): boolean {
+    return this.redirected(request, reply);
   }
 
   /** Handles cluster redirects and transient errors; returns false when the reply goes to the client as is. */
