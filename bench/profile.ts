@@ -123,7 +123,8 @@ async function main() {
       `### CPU profile of ${role} (${workloads.map((w) => w.id).join(", ")})`,
       "",
       `Busy ${(s.totalMs / 1000).toFixed(1)} s on the JS thread's samples (idle ${(s.idleMs / 1000).toFixed(1)} s excluded). ` +
-        `Kernel time inside syscalls shows as the JS or native frame that made the call.`,
+        `Kernel time inside syscalls shows as the JS or native frame that made the call, and so does time ` +
+        `spent descheduled inside one (V8 samples wall time): read system CPU from bench/syscalls.ts.`,
       "",
       "| self time | share | function |",
       "|---|---|---|",
