@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "bench/results/", ".dredis/", "coverage/"] },
+  { ignores: ["node_modules/", "dist/", "bench/results/", ".dredis/", "coverage/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

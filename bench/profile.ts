@@ -1,8 +1,8 @@
 /**
- * CPU profile of a proxy worker under the benchmark: a proxy host with one worker is started with
- * `NODE_OPTIONS=--cpu-prof`, redis-benchmark drives SET and GET at pipeline 1 and 16 through it,
- * the host is stopped (profiles are written on exit), and the worker's profile is summarised as
- * top self-time functions and self time per source file.
+ * CPU profiles under the benchmark: a proxy host with one worker (the compiled build, as
+ * benchmarked) is started with `--cpu-prof`, redis-benchmark drives the chosen workloads through
+ * it, the host is stopped (profiles are written on exit), and the worker's and the busy proxy's
+ * profiles are summarised as top self-time functions and self time per source file.
  *
  *   node --import tsx bench/profile.ts [--quick] [--workloads set-p1,get-p16]
  *
@@ -37,6 +37,8 @@ function shortUrl(url: string): string {
   if (!url) return "(native)";
   const i = url.indexOf("/src/");
   if (i >= 0) return url.slice(i + 1);
+  const d = url.indexOf("/dist/"); // the compiled build: line numbers are the emitted JS's
+  if (d >= 0) return url.slice(d + 1);
   const nm = url.lastIndexOf("node_modules/");
   if (nm >= 0) return url.slice(nm + "node_modules/".length);
   return url.replace(/^file:\/\//, "");
@@ -150,8 +152,10 @@ async function main() {
  * the busy proxy its own connections; the primary and tsx's loader threads (null) are left out.
  */
 function roleOf(files: string[]): string | null {
-  if (files.includes("src/proxy/client.ts")) return "one proxy worker";
-  if (files.includes("src/proxy/busy/connection.ts")) return "the busy proxy";
+  const ran = (module: string) =>
+    files.some((file) => file.endsWith(`${module}.ts`) || file.endsWith(`${module}.js`));
+  if (ran("proxy/client")) return "one proxy worker";
+  if (ran("proxy/busy/connection")) return "the busy proxy";
   return null;
 }
 

@@ -3,7 +3,7 @@
  * a single redis-server, a 3-master Redis Cluster (reached directly or through our proxy host),
  * and twemproxy over three standalone redis-servers.
  */
-import type { ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -16,6 +16,24 @@ import { startCluster, type TestCluster } from "../../test/support/redis.ts";
 import { processTree, spawnTracked, stopChild } from "./procs.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
+/** The compiled CLI (`npm run build`): what the image runs, and what the benchmarks measure. */
+export const COMPILED_CLI = join(REPO_ROOT, "dist", "cli", "main.js");
+
+let built: Promise<void> | undefined;
+
+/** Builds dist/ from the current sources, once per benchmark process (a few seconds). */
+export function ensureCompiled(): Promise<void> {
+  built ??= new Promise((resolve, reject) =>
+    execFile(
+      join(REPO_ROOT, "node_modules", ".bin", "tsc"),
+      ["-p", "tsconfig.build.json"],
+      { cwd: REPO_ROOT },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`npm run build failed:\n${stdout}${stderr}`)) : resolve(),
+    ),
+  );
+  return built;
+}
 
 export interface Target {
   /** Short id used in JSON and as a column key. */
@@ -80,8 +98,15 @@ export async function startProxyHost(
   dir: string,
   seeds: string[],
   workers: number,
-  options: { env?: NodeJS.ProcessEnv; config?: Record<string, unknown>; nodeArgs?: string[] } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    config?: Record<string, unknown>;
+    nodeArgs?: string[];
+    /** Run the TypeScript sources through tsx instead of the compiled build in dist/. */
+    fromSources?: boolean;
+  } = {},
 ): Promise<ProxyHost> {
+  if (!options.fromSources) await ensureCompiled();
   const [port, adminPort] = await freePorts(2);
   const file = join(dir, `proxy-${port}.yaml`);
   await writeFile(
@@ -97,7 +122,11 @@ export async function startProxyHost(
   );
   const child = spawnTracked(
     process.execPath,
-    [...(options.nodeArgs ?? []), "--import", "tsx", "src/cli/main.ts", "proxy", "--config", file],
+    [
+      ...(options.nodeArgs ?? []),
+      ...(options.fromSources ? ["--import", "tsx", "src/cli/main.ts"] : [COMPILED_CLI]),
+      ...["proxy", "--config", file],
+    ],
     {
       cwd: REPO_ROOT,
       detached: true,

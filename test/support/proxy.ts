@@ -106,6 +106,8 @@ export async function startProxyHost(
   t: Cleanup,
   cluster: TestCluster,
   overrides: Partial<ProxyConfigInput> = {},
+  /** How to start `dredis` (node arguments before `proxy`): the sources through tsx by default. */
+  launch: { argv: string[]; env?: NodeJS.ProcessEnv } = { argv: ["--import", "tsx", "src/cli/main.ts"] },
 ): Promise<TestProxyHost> {
   const dir = await tempDir("dredis-host-");
   const [port, adminPort] = await freePorts(2);
@@ -121,8 +123,9 @@ export async function startProxyHost(
       ...overrides,
     }),
   );
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file], {
+  const child = spawn(process.execPath, [...launch.argv, "proxy", "--config", file], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...launch.env },
   });
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
