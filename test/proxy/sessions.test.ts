@@ -159,6 +159,43 @@ test("blocking commands wait on their own connection: other clients are not held
   assert.equal(await waiter.brpop("queue:empty", 0.2), null);
 });
 
+test("replies pipelined ahead of a blocking command reach the client while it blocks", async (t) => {
+  // The worker may hold a client's replies one event-loop turn for the rest of its pipeline; a
+  // reply must never wait for a blocking command behind it. The push below happens only once the
+  // earlier replies arrived, so a worker that held them would leave this test hanging.
+  const raw = await RawClient.connect(proxy.port);
+  t.after(() => raw.close());
+  // One key per shard, so their replies come over three connections, in different turns.
+  const shard = (key: string) => Math.floor((slotOf(key) * 3) / 16384);
+  const keys = [0, 1, 2].map((n) => {
+    for (let i = 0; ; i++) if (shard(`ahead:${i}`) === n) return `ahead:${i}`;
+  });
+  await raw.pipeline(keys.map((k) => ["SET", k, k]));
+  raw.send(
+    Buffer.concat(
+      [...keys.map((k) => ["GET", k]), ["BLPOP", "ahead:queue", "0"]].map((c) =>
+        Buffer.from(`*${c.length}\r\n${c.map((a) => `$${a.length}\r\n${a}\r\n`).join("")}`),
+      ),
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const ahead = await Promise.race([
+    raw.next(keys.length),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("replies ahead of BLPOP held while it blocks")), 10_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  assert.deepEqual(
+    ahead.map((r) => r.toString()),
+    keys.map((k) => `$${k.length}\r\n${k}\r\n`),
+  );
+  const pusher = proxyClient(t, proxy.port);
+  await pusher.rpush("ahead:queue", "job");
+  const [popped] = await raw.next(1);
+  assert.equal(popped!.toString(), "*2\r\n$11\r\nahead:queue\r\n$3\r\njob\r\n");
+});
+
 test("a client that disconnects while blocked releases its shard connection", async (t) => {
   const raw = await RawClient.connect(proxy.port);
   raw.send("*3\r\n$5\r\nBLPOP\r\n$12\r\nqueue:orphan\r\n$1\r\n0\r\n");
