@@ -9,7 +9,7 @@ import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
 import { pfcount } from "./hyperloglog.ts";
 import { shardInfo, SHARD_INFO } from "./info.ts";
 import { scan } from "./scan.ts";
-import { mget, mset, summed } from "./key-commands.ts";
+import { declined } from "./key-split.ts";
 import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
 import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
 
@@ -27,12 +27,13 @@ export interface BusyContext {
 export type BusyHandler = (argv: Buffer[], context: BusyContext) => Promise<ReplyValue>;
 
 export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, BusyHandler>([
-  ["mget", mget],
-  ["mset", mset],
-  ["del", summed("DEL", false)],
-  ["unlink", summed("UNLINK", false)],
-  ["exists", summed("EXISTS", true)],
-  ["touch", summed("TOUCH", false)],
+  // Split in ./key-split.ts, before handlers are looked up; these only word what it declines.
+  ["mget", declined],
+  ["mset", declined],
+  ["del", declined],
+  ["unlink", declined],
+  ["exists", declined],
+  ["touch", declined],
   ["sinter", sinter],
   ["sunion", sunion],
   ["sdiff", sdiff],

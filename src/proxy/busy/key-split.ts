@@ -2,19 +2,22 @@
  * The busy proxy's hot path: MGET, MSET, DEL, UNLINK, EXISTS and TOUCH split by slot straight from
  * the parser's offsets, with no argument array, no Promise, no decoded reply and no re-encoding.
  *
- * Hand-written because these six are nearly all the busy proxy's traffic, and the general path
- * (./key-commands.ts, which now only sees the argument counts this one declines) spent 36% of the
- * busy proxy's time in garbage collection under MSET at pipeline 16 (bench/profile.ts): an
- * argument array, a part object, an argument list and a frame per part, a Promise per command,
- * and every reply decoded into objects only to be encoded again. Here a command writes its part
+ * Hand-written because these six are nearly all the busy proxy's traffic, and running them on the
+ * general path (./fan-out.ts, as the other split commands run) spent 36% of the busy proxy's time
+ * in garbage collection under MSET at pipeline 16 (bench/profile.ts): an argument array, a part
+ * object, an argument list and a frame per part, a Promise per command, and every reply decoded
+ * into objects only to be encoded again. Here a command writes its part
  * frames into one buffer, sends one request per node, and MGET's reply is spliced from the parts'
  * reply bytes.
  *
- * Semantics are those of ./key-commands.ts: one part per slot running the same command on that
- * slot's keys (duplicates kept), all parts at once through the shared router, the same error texts.
+ * Each part runs the same command on one slot's keys (duplicates kept: `EXISTS a a` counts twice),
+ * so a part means on its shard what the whole command means on a standalone Redis. MSET is not
+ * atomic across slots (each slot's part is): a reader may see some slots written before others,
+ * which is why MSETNX, whose answer depends on atomicity, is refused rather than split.
  */
 import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
-import { errorReply } from "../../resp/encode.ts";
+import { RedisErrors } from "../../errors.ts";
+import { ErrorReply, errorReply, type ReplyValue } from "../../resp/encode.ts";
 import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
 import { replyBuffer, type ReplyBytes } from "../../resp/reply-scanner.ts";
 import { Request, type ReplySink } from "../request.ts";
@@ -80,6 +83,14 @@ const MINUS = 45;
 const COLON = 58;
 const STAR = 42;
 const DOLLAR = 36;
+
+/**
+ * The busy proxy's handler for the six: reached only with an argument count splitCommand declined
+ * (MSET with a key and no value; the others fail the command table's arity check first).
+ */
+export async function declined(argv: Buffer[]): Promise<ReplyValue> {
+  return new ErrorReply(RedisErrors.wrongArity(argv[0]!.toString("latin1").toLowerCase()));
+}
 
 /**
  * Per-connection scratch space for grouping keys by slot without a Map. Arrays made per command
