@@ -23,6 +23,9 @@ export interface RequestParserLimits {
  * Receives each complete command. `args` holds start/end offsets into `buf` (args[2i], args[2i+1]);
  * it is reused for the next command, so copy what must outlive the call. `buf[frameStart..frameEnd)`
  * is the command's raw RESP encoding, safe to keep: the parser never writes into a buffer it handed out.
+ * That encoding is always canonical: every argument is preceded by exactly `$<length>\r\n` (lengths
+ * with a sign or leading zeros are refused, inline commands arrive re-encoded) and followed by
+ * `\r\n`, and the next argument's header comes right after (the busy proxy copies runs of them).
  */
 export type CommandHandler = (
   buf: Buffer,

@@ -21,6 +21,7 @@ function parseAll(chunks: Buffer[], parserLimits = limits): Parsed {
   const parser = new RequestParser(
     parserLimits,
     (buf, start, end, argc, args) => {
+      assertCanonical(buf, start, end, argc, args);
       const command: Buffer[] = [];
       for (let i = 0; i < argc; i++) command.push(Buffer.from(buf.subarray(args[i * 2], args[i * 2 + 1])));
       out.commands.push(command);
@@ -30,6 +31,25 @@ function parseAll(chunks: Buffer[], parserLimits = limits): Parsed {
   );
   for (const chunk of chunks) parser.feed(chunk);
   return out;
+}
+
+/**
+ * The handler's contract (the busy proxy copies runs of arguments by it): the frame is `*argc\r\n`
+ * then, argument after argument, exactly `$<length>\r\n`, the bytes at the given offsets, `\r\n`.
+ */
+function assertCanonical(buf: Buffer, start: number, end: number, argc: number, args: Int32Array): void {
+  const count = `*${argc}\r\n`;
+  assert.equal(buf.toString("latin1", start, start + count.length), count);
+  let p = start + count.length;
+  for (let i = 0; i < argc; i++) {
+    const header = `$${args[i * 2 + 1]! - args[i * 2]!}\r\n`;
+    assert.equal(buf.toString("latin1", p, p + header.length), header, `argument ${i}'s header`);
+    assert.equal(args[i * 2], p + header.length, `argument ${i} starts right after its header`);
+    p = args[i * 2 + 1]!;
+    assert.equal(buf.toString("latin1", p, p + 2), "\r\n");
+    p += 2;
+  }
+  assert.equal(p, end, "the frame ends after the last argument");
 }
 
 /** Cuts `data` at the given fractions. */
