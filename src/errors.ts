@@ -1,15 +1,58 @@
 /**
- * The catalogue of errors distributed-redis raises, in one place.
+ * The catalogue of errors distributed-redis raises, in one place (as fastify's `lib/errors.js`).
  *
- * Errors a Redis client sees carry the exact text Redis itself would send, so client libraries
- * and people recognise them. Errors an operator sees (configuration, missing tools) say what is
- * wrong and how to fix it.
+ * - `ErrorCodes`: the code of every `DredisError`, an error an operator sees (configuration,
+ *   missing tools, an unsafe request). Its message says what is wrong and how to fix it. Throw
+ *   with a named code (`ErrorCodes.CONFIG`): the compiler refuses a code that is not listed here.
+ * - `RedisErrors`: error replies a Redis client sees that Redis itself sends, byte for byte, so
+ *   client libraries and people recognise them.
+ * - `ProxyErrors`: error replies only this proxy sends (what it refuses, what failed across shards),
+ *   worded in Redis's style.
+ *
+ * Reply texts are without the leading '-' and trailing CRLF (`errorReply()` adds them).
  */
+
+/** Codes of the errors an operator acts on, by area. */
+export const ErrorCodes = {
+  // Configuration and arguments.
+  CONFIG: "E_CONFIG",
+  TOPOLOGY: "E_TOPOLOGY",
+  ADDRESS: "E_ADDRESS",
+  MEMORY_SIZE: "E_MEMORY_SIZE",
+  HAPROXY_ARGS: "E_HAPROXY_ARGS",
+  KEEPALIVED_ARGS: "E_KEEPALIVED_ARGS",
+  HEALTH_CHECK_ARGS: "E_HEALTH_CHECK_ARGS",
+  // Tools and processes.
+  MISSING_TOOL: "E_MISSING_TOOL",
+  INTERRUPTED: "E_INTERRUPTED",
+  LEADER_ELECTION: "E_LEADER_ELECTION",
+  // Cluster administration.
+  GATE: "E_GATE",
+  UNSAFE_CHANGE: "E_UNSAFE_CHANGE",
+  APPLY_INCOMPLETE: "E_APPLY_INCOMPLETE",
+  NOT_CONVERGED: "E_NOT_CONVERGED",
+  NOT_DRAINED: "E_NOT_DRAINED",
+  REPLICATE: "E_REPLICATE",
+  MIGRATE: "E_MIGRATE",
+  NO_SUCH_SHARD: "E_NO_SUCH_SHARD",
+  LAST_SHARD: "E_LAST_SHARD",
+  // The local platform.
+  LOCAL_ARGS: "E_LOCAL_ARGS",
+  LOCAL_RUNNING: "E_LOCAL_RUNNING",
+  LOCAL_NOT_RUNNING: "E_LOCAL_NOT_RUNNING",
+  RUNNING: "E_RUNNING",
+  REDIS_START: "E_REDIS_START",
+  PROXY_START: "E_PROXY_START",
+  PORT_IN_USE: "E_PORT_IN_USE",
+  NO_PORT: "E_NO_PORT",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 /** An error an operator must act on: bad configuration, a missing tool, an unsafe request. */
 export class DredisError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
@@ -19,12 +62,12 @@ export class DredisError extends Error {
 
 export const missingTool = (tool: string, debianPackage: string): DredisError =>
   new DredisError(
-    "E_MISSING_TOOL",
+    ErrorCodes.MISSING_TOOL,
     `${tool} was not found on PATH. Install it with: sudo apt-get install ${debianPackage} ` +
       `(or run: npm run setup, as root on Debian)`,
   );
 
-/** Texts Redis sends, byte for byte (without the leading '-' and trailing CRLF). */
+/** Texts Redis sends, byte for byte. */
 export const RedisErrors = {
   crossSlot: "CROSSSLOT Keys in request don't hash to the same slot",
   selectInCluster: "ERR SELECT is not allowed in cluster mode",
@@ -34,6 +77,7 @@ export const RedisErrors = {
   noAuth: "NOAUTH Authentication required.",
   noProto: "NOPROTO unsupported protocol version",
   clusterDown: "CLUSTERDOWN The cluster is down",
+  maxClients: "ERR max number of clients reached",
   protocol: {
     tooBigMultibulkCount: "ERR Protocol error: too big mbulk count string",
     invalidMultibulkLength: "ERR Protocol error: invalid multibulk length",
@@ -48,6 +92,74 @@ export const RedisErrors = {
   wrongArity: (name: string) => `ERR wrong number of arguments for '${name}' command`,
   unknownSubcommand: (sub: string, name: string) =>
     `ERR unknown subcommand '${truncate(sub, 128)}'. Try ${name.toUpperCase()} HELP.`,
+  syntax: "ERR syntax error",
+  notInteger: "ERR value is not an integer or out of range",
+  notFloat: "ERR weight value is not a float",
+  // Connection and session.
+  protocolVersionNotInteger: "ERR Protocol version is not an integer or out of range",
+  helloOption: (option: string) => `ERR Syntax error in HELLO option '${option}'`,
+  helloNoAuth:
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+  clusterSupportDisabled: "ERR This instance has cluster support disabled",
+  clientNameChars: "ERR Client names cannot contain spaces, newlines or special characters.",
+  clientInfoChars: (attr: string) => `ERR ${attr} cannot contain spaces, newlines or special characters.`,
+  unrecognizedOption: (option: string) => `ERR Unrecognized option '${option}'`,
+  unknownClientType: (type: string) => `ERR Unknown client type '${type}'`,
+  noSuchClient: "ERR No such client",
+  subscribedContext: (name: string) =>
+    `ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+  // Transactions.
+  execAbort: "EXECABORT Transaction discarded because of previous errors.",
+  multiNested: "ERR MULTI calls can not be nested",
+  execWithoutMulti: "ERR EXEC without MULTI",
+  discardWithoutMulti: "ERR DISCARD without MULTI",
+  watchInsideMulti: "ERR WATCH inside MULTI is not allowed",
+  // Multi-key commands the busy proxy runs.
+  notHyperLogLog: "WRONGTYPE Key is not a valid HyperLogLog string value.",
+  numkeysPositive: "ERR numkeys should be greater than 0",
+  numkeysOverArgs: "ERR Number of keys can't be greater than number of args",
+  limitNegative: "ERR LIMIT can't be negative",
+  inputKeyNeeded: (name: string) => `ERR at least 1 input key is needed for '${name}' command`,
+  countAtLeastMinusOne: "ERR count should be greater than or equal to -1",
+  invalidCursor: "ERR invalid cursor",
+} as const;
+
+/** Texts only this proxy sends. */
+export const ProxyErrors = {
+  notInMultiThroughProxy: (name: string) =>
+    `ERR command '${name}' is not allowed inside MULTI through this proxy`,
+  notInMulti: (name: string) => `ERR command '${name}' is not allowed inside MULTI`,
+  broadcastInMulti: (name: string) =>
+    `ERR command '${name}' runs on every shard and is not allowed inside MULTI`,
+  noMasterForSlot: (slot: number) => `CLUSTERDOWN no master serves slot ${slot}`,
+  needsBusyProxy: (name: string) =>
+    `ERR command '${name}' needs the busy proxy (it runs on every shard), and this proxy runs without one`,
+  disabled: (name: string, reason: string | undefined) =>
+    `ERR command '${name}' is disabled on this proxy: ${reason}`,
+  notSupported: (name: string, reason: string | undefined) =>
+    `ERR command '${name}' is not supported through this proxy yet: ${reason}`,
+  // The busy proxy.
+  busyFailed: (message: string) => `ERR busy proxy failed to run the command: ${message}`,
+  notForBusyProxy: (name: string) =>
+    `ERR the busy proxy runs only multi-key commands split across slots and cluster-wide commands, not '${truncate(name, 128)}'`,
+  noMasterKnown: "CLUSTERDOWN no master of the cluster is known yet",
+  unreadableShardReply: (message: string) => `ERR unreadable reply from the shard: ${message}`,
+  /** A part of a split command failed; `applied` warns that a write's other parts may have run. */
+  failedOnSlot: (command: string, slot: number, applied: string, message: string) =>
+    `ERR ${command} failed on slot ${slot}${applied}: ${message}`,
+  unexpectedFromSlot: (command: string, slot: number) =>
+    `ERR ${command} got an unexpected reply from slot ${slot}`,
+  failedOnShard: (command: string, address: string, message: string) =>
+    `ERR ${command} failed on shard ${address}: ${message}`,
+  shardsDisagree: (command: string, shown: string) =>
+    `ERR ${command} gave different answers on different shards: ${shown}`,
+  unexpectedFromShard: (command: string) => `ERR ${command} got an unexpected reply from a shard`,
+  scanSlotUnreadable: (slot: number, failure: string | null) =>
+    `ERR SCAN could not read slot ${slot} from a node that serves it${failure ? ` (${failure})` : ""}`,
+  unexpectedSlotRead: "unexpected reply to a slot read",
+  // The worker's router (for its owner to adopt).
+  watchedConnectionLost: "ERR the connection this transaction watched on was lost",
+  shuttingDown: "ERR proxy is shutting down",
 } as const;
 
 /** Redis's wording for an unknown command, including its quirks (quoted args, trailing space, 128-byte caps). */

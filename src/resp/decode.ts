@@ -9,6 +9,7 @@
  * reply encodes back to the same bytes.
  */
 import { DoubleReply, ErrorReply, SimpleString } from "./encode.ts";
+import { CR, LF } from "./bytes.ts";
 import { replyBuffer, type ReplyBytes } from "./reply-scanner.ts";
 
 /** A RESP3 map, entries in the order received (keys are often Buffers, which a JS Map would compare by identity). */
@@ -110,8 +111,8 @@ class Reader {
   }
 
   private line(): string {
-    const cr = this.buf.indexOf(13, this.pos);
-    if (cr < 0 || this.buf[cr + 1] !== 10) throw new Error("truncated RESP reply");
+    const cr = this.buf.indexOf(CR, this.pos);
+    if (cr < 0 || this.buf[cr + 1] !== LF) throw new Error("truncated RESP reply");
     const text = this.buf.toString("utf8", this.pos, cr);
     this.pos = cr + 2;
     return text;
@@ -121,7 +122,7 @@ class Reader {
     const size = length(header);
     if (size < 0) return null;
     const end = this.pos + size;
-    if (end + 2 > this.buf.length || this.buf[end] !== 13 || this.buf[end + 1] !== 10)
+    if (end + 2 > this.buf.length || this.buf[end] !== CR || this.buf[end + 1] !== LF)
       throw new Error("truncated RESP bulk string");
     const body = this.buf.subarray(this.pos, end);
     this.pos = end + 2;

@@ -42,6 +42,7 @@ export class DoubleReply {
 export const OK = Buffer.from("+OK\r\n");
 export const PONG = Buffer.from("+PONG\r\n");
 export const QUEUED = Buffer.from("+QUEUED\r\n");
+export const RESET = Buffer.from("+RESET\r\n");
 
 /** An error reply. Messages quoting client bytes are built as latin1 strings, so they round-trip byte for byte. */
 export function errorReply(message: string, encoding: BufferEncoding = "utf8"): Buffer {

@@ -11,9 +11,9 @@
 /** A complete top-level reply: one slice, or the slices of the reads it spanned, in order. */
 export type ReplyBytes = Buffer | Buffer[];
 
-export type ReplyHandler = (reply: ReplyBytes, firstByte: number) => void;
+import { CR, LF } from "./bytes.ts";
 
-const CR = 13;
+export type ReplyHandler = (reply: ReplyBytes, firstByte: number) => void;
 
 export class ReplyScanner {
   /** Elements still expected at each open aggregate level. */
@@ -58,7 +58,7 @@ export class ReplyScanner {
       if (this.lineCarry !== null) {
         const rest = chunk.indexOf(CR, pos);
         // The CR may have been the carry's last byte, with LF the first of this chunk.
-        if (this.lineCarry[this.lineCarry.length - 1] === CR && chunk[0] === 10) {
+        if (this.lineCarry[this.lineCarry.length - 1] === CR && chunk[0] === LF) {
           line = this.lineCarry;
           cr = this.lineCarry.length - 1;
           pos = 1;
@@ -181,14 +181,6 @@ function readLength(line: Buffer, start: number, end: number): number {
     value = value * 10 + d;
   }
   return negative ? -value : value;
-}
-
-/** Total length of a reply's bytes. */
-export function replyLength(reply: ReplyBytes): number {
-  if (Buffer.isBuffer(reply)) return reply.length;
-  let n = 0;
-  for (const b of reply) n += b.length;
-  return n;
 }
 
 /** The reply as one Buffer (copies only when it spans reads). */

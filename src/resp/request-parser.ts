@@ -8,6 +8,7 @@
  * stopped. Malformed input is reported with the text Redis sends for it.
  */
 import { RedisErrors } from "../errors.ts";
+import { CR, DOLLAR, LF, STAR } from "./bytes.ts";
 
 /** Longest header line or inline request Redis accepts before giving up (PROTO_INLINE_MAX_SIZE). */
 export const INLINE_MAX_SIZE = 64 * 1024;
@@ -34,11 +35,6 @@ export type CommandHandler = (
   argc: number,
   args: Int32Array,
 ) => void;
-
-const CR = 13;
-const LF = 10;
-const STAR = 42;
-const DOLLAR = 36;
 
 export class RequestParser {
   private args = new Int32Array(64);
@@ -383,18 +379,18 @@ export function encodeCommand(args: readonly (Buffer | string)[]): Buffer {
     size += 5 + decimalLength(b.length) + b.length;
   }
   const out = Buffer.allocUnsafe(size);
-  out[0] = 42; // '*'
+  out[0] = STAR;
   let p = writeDecimal(out, 1, args.length);
-  out[p++] = 13;
-  out[p++] = 10;
+  out[p++] = CR;
+  out[p++] = LF;
   for (const b of bytes) {
-    out[p++] = 36; // '$'
+    out[p++] = DOLLAR;
     p = writeDecimal(out, p, b.length);
-    out[p++] = 13;
-    out[p++] = 10;
+    out[p++] = CR;
+    out[p++] = LF;
     p += b.copy(out, p);
-    out[p++] = 13;
-    out[p++] = 10;
+    out[p++] = CR;
+    out[p++] = LF;
   }
   return out;
 }

@@ -5,6 +5,7 @@
  * over while the command is on its way, the router parks the part and sends it to the replica
  * that took the slot over, exactly as it does for a keyed command.
  */
+import { ProxyErrors } from "../../errors.ts";
 import { ErrorReply, MapReply, SetReply, type ReplyValue } from "../../resp/encode.ts";
 import { RespMap, RespSet, type RespValue } from "../../resp/decode.ts";
 import type { ClusterRouter } from "../router.ts";
@@ -46,7 +47,7 @@ export async function broadcast(
   options: BroadcastOptions,
 ): Promise<Broadcast | ErrorReply> {
   const masters = mastersOf(fanOut.router);
-  if (masters.length === 0) return new ErrorReply("CLUSTERDOWN no master of the cluster is known yet");
+  if (masters.length === 0) return new ErrorReply(ProxyErrors.noMasterKnown);
   const parts: Part[] = masters.map((m) => ({
     slot: m.slot,
     args,
@@ -68,14 +69,14 @@ export function shardFailure(command: string, { masters, results }: Broadcast): 
     return errors[0]!;
   const index = results.findIndex((r) => r instanceof ErrorReply);
   return new ErrorReply(
-    `ERR ${command} failed on shard ${masters[index]!.address}: ${(results[index] as ErrorReply).message}`,
+    ProxyErrors.failedOnShard(command, masters[index]!.address, (results[index] as ErrorReply).message),
   );
 }
 
 /** The same command gave different answers on different masters, where they must agree. */
 export function disagreement(command: string, { masters, results }: Broadcast): ErrorReply {
   const shown = results.map((r, i) => `${masters[i]!.address}=${describe(r)}`).join(", ");
-  return new ErrorReply(`ERR ${command} gave different answers on different shards: ${shown}`);
+  return new ErrorReply(ProxyErrors.shardsDisagree(command, shown));
 }
 
 function describe(value: RespValue): string {

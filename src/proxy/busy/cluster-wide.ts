@@ -4,6 +4,7 @@
  * would give. Where the shards must agree (SCRIPT LOAD's sha, FUNCTION LOAD's library name), a
  * disagreement is an error naming the shards; an error on one shard names that shard.
  */
+import { ProxyErrors, RedisErrors } from "../../errors.ts";
 import { ErrorReply, SimpleString, type ReplyValue } from "../../resp/encode.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
@@ -32,7 +33,7 @@ function everyMaster(withSub: boolean, readonly: boolean, merge: Merge): BusyHan
   };
 }
 
-const unexpected = (command: string) => new ErrorReply(`ERR ${command} got an unexpected reply from a shard`);
+const unexpected = (command: string) => new ErrorReply(ProxyErrors.unexpectedFromShard(command));
 
 const summed =
   (command: string): Merge =>
@@ -113,8 +114,7 @@ const slowlogGet: BusyHandler = async (argv, context) => {
   let count = 10;
   if (argv.length > 2) {
     const parsed = parseInteger(argv[2]!, 0, argv[2]!.length);
-    if (parsed === null || parsed < -1)
-      return new ErrorReply("ERR count should be greater than or equal to -1");
+    if (parsed === null || parsed < -1) return new ErrorReply(RedisErrors.countAtLeastMinusOne);
     count = parsed === -1 ? Infinity : parsed;
   }
   return everyMaster(true, true, ({ results }) => {

@@ -3,6 +3,7 @@
  * command, sent through the shared `ClusterRouter` (so MOVED, ASK, TRYAGAIN and failover are
  * handled per part, exactly as for the workers' own requests), all parts in parallel.
  */
+import { ProxyErrors } from "../../errors.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
 import { decodeReply, type RespValue } from "../../resp/decode.ts";
 import { ErrorReply } from "../../resp/encode.ts";
@@ -130,7 +131,7 @@ function decodeOrError(reply: ReplyBytes): RespValue {
   try {
     return decodeReply(reply);
   } catch (err) {
-    return new ErrorReply(`ERR unreadable reply from the shard: ${(err as Error).message}`);
+    return new ErrorReply(ProxyErrors.unreadableShardReply((err as Error).message));
   }
 }
 
@@ -152,12 +153,12 @@ export function partFailure(
     if (passThrough.includes(code)) return result;
     const part = parts[i]!;
     const applied = part.readonly ? "" : " (parts on other slots may have been applied)";
-    return new ErrorReply(`ERR ${command} failed on slot ${part.slot}${applied}: ${result.message}`);
+    return new ErrorReply(ProxyErrors.failedOnSlot(command, part.slot, applied, result.message));
   }
   return null;
 }
 
 /** For a part reply of a shape the command never returns: a bug or a misbehaving node, said plainly. */
 export function unexpectedReply(command: string, part: Part): ErrorReply {
-  return new ErrorReply(`ERR ${command} got an unexpected reply from slot ${part.slot}`);
+  return new ErrorReply(ProxyErrors.unexpectedFromSlot(command, part.slot));
 }

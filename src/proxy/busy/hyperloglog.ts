@@ -11,6 +11,7 @@
  * The script makes step 2 atomic: the temp keys never outlive it, even if the busy proxy dies.
  */
 import { randomBytes } from "node:crypto";
+import { RedisErrors } from "../../errors.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
 import { ErrorReply, type ReplyValue } from "../../resp/encode.ts";
 import type { BusyContext } from "./commands.ts";
@@ -31,7 +32,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return count
 `;
 
-const NOT_HLL = new ErrorReply("WRONGTYPE Key is not a valid HyperLogLog string value.");
+const NOT_HLL = new ErrorReply(RedisErrors.notHyperLogLog);
 /** Header: "HYLL", encoding byte, 3 unused bytes, 8 bytes of cached cardinality. */
 const HLL_HEADER_BYTES = 16;
 const HLL_DENSE = 0;

@@ -16,8 +16,9 @@
  * which is why MSETNX, whose answer depends on atomicity, is refused rather than split.
  */
 import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
-import { RedisErrors } from "../../errors.ts";
-import { ErrorReply, errorReply, type ReplyValue } from "../../resp/encode.ts";
+import { ProxyErrors, RedisErrors } from "../../errors.ts";
+import { COLON, CR, CRLF_LENGTH, DOLLAR, LF, MINUS, PLUS, STAR } from "../../resp/bytes.ts";
+import { ErrorReply, errorReply, OK, type ReplyValue } from "../../resp/encode.ts";
 import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
 import { replyBuffer, type ReplyBytes } from "../../resp/reply-scanner.ts";
 import { Request, type ReplySink } from "../request.ts";
@@ -75,14 +76,7 @@ export function splitCommand(buf: Buffer, start: number, end: number, argc: numb
   return null;
 }
 
-const CRLF_LENGTH = 2;
-const OK = Buffer.from("+OK\r\n");
 const RESP3_NULL = Buffer.from("_\r\n");
-const PLUS = 43;
-const MINUS = 45;
-const COLON = 58;
-const STAR = 42;
-const DOLLAR = 36;
 
 /**
  * The busy proxy's handler for the six: reached only with an argument count splitCommand declined
@@ -189,8 +183,8 @@ export class SlotGrouper {
       let p = spans[g * 2]!;
       frames[p++] = STAR;
       p = writeDecimal(frames, p, 1 + counts[g]! * step);
-      frames[p++] = 13;
-      frames[p++] = 10;
+      frames[p++] = CR;
+      frames[p++] = LF;
       for (let i = 0; i < name.length; i++) frames[p++] = name[i]!; // a few bytes: a loop beats copy()
       spans[g * 2 + 1] = p;
     }
@@ -402,8 +396,8 @@ class SplitBatch {
     const out = Buffer.allocUnsafe(size);
     out[0] = STAR;
     let p = writeDecimal(out, 1, keyCount);
-    out[p++] = 13;
-    out[p++] = 10;
+    out[p++] = CR;
+    out[p++] = LF;
     for (let k = 0; k < keyCount; k++) {
       const reply = replies[keyGroup[k]!]!;
       const start = starts[k]!;
@@ -427,13 +421,13 @@ class SplitBatch {
       const message = reply.toString("utf8", 1, reply.length - CRLF_LENGTH);
       if (message.startsWith("WRONGTYPE ")) return errorReply(message);
       const applied = this.command.readonly ? "" : " (parts on other slots may have been applied)";
-      return errorReply(`ERR ${this.command.name} failed on slot ${this.slots[g]}${applied}: ${message}`);
+      return errorReply(ProxyErrors.failedOnSlot(this.command.name, this.slots[g]!, applied, message));
     }
     return null;
   }
 
   private unexpected(g: number): Buffer {
-    return errorReply(`ERR ${this.command.name} got an unexpected reply from slot ${this.slots[g]}`);
+    return errorReply(ProxyErrors.unexpectedFromSlot(this.command.name, this.slots[g]!));
   }
 }
 
@@ -463,12 +457,12 @@ function lineInteger(buf: Buffer, at: number): number | null {
   }
   let value = 0;
   const first = i;
-  for (; i < buf.length && buf[i] !== 13; i++) {
+  for (; i < buf.length && buf[i] !== CR; i++) {
     const d = buf[i]! - 48;
     if (d < 0 || d > 9) return null;
     value = value * 10 + d;
   }
-  if (i === first || i + 1 >= buf.length || buf[i + 1] !== 10) return null;
+  if (i === first || i + 1 >= buf.length || buf[i + 1] !== LF) return null;
   lineNext = i + CRLF_LENGTH;
   return negative ? -value : value;
 }

@@ -43,6 +43,7 @@
  * larger than LARGE_SLOT is reading the whole slot once per piece.
  */
 import { crc32 } from "node:zlib";
+import { ProxyErrors, RedisErrors } from "../../errors.ts";
 import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
 import { ErrorReply, SimpleString, type ReplyValue } from "../../resp/encode.ts";
 import type { RespValue } from "../../resp/decode.ts";
@@ -96,23 +97,23 @@ interface Options {
 /** SCAN cursor [MATCH pattern] [COUNT count] [TYPE type], options checked as Redis 7.0 checks them. */
 function parseOptions(argv: Buffer[]): Options | ErrorReply {
   const cursor = decodeCursor(argv[1]!.toString("latin1"));
-  if (cursor === null) return new ErrorReply("ERR invalid cursor");
+  if (cursor === null) return new ErrorReply(RedisErrors.invalidCursor);
   const options: Options = { cursor, count: 10, match: null, type: null };
   for (let i = 2; i < argv.length; i += 2) {
     const option = argv[i]!.toString("latin1").toLowerCase();
-    if (i + 1 >= argv.length) return new ErrorReply("ERR syntax error");
+    if (i + 1 >= argv.length) return new ErrorReply(RedisErrors.syntax);
     const value = argv[i + 1]!;
     if (option === "count") {
       const count = parseInteger(value, 0, value.length);
-      if (count === null) return new ErrorReply("ERR value is not an integer or out of range");
-      if (count < 1) return new ErrorReply("ERR syntax error");
+      if (count === null) return new ErrorReply(RedisErrors.notInteger);
+      if (count < 1) return new ErrorReply(RedisErrors.syntax);
       options.count = count;
     } else if (option === "match") {
       options.match = value.length === 1 && value[0] === 42 ? null : value;
     } else if (option === "type") {
       options.type = value.toString("latin1").toLowerCase();
     } else {
-      return new ErrorReply("ERR syntax error");
+      return new ErrorReply(RedisErrors.syntax);
     }
   }
   return options;
@@ -270,9 +271,7 @@ async function readSlots(fanOut: FanOut, slots: number[]): Promise<Map<number, B
     if (retry.size > 0) {
       if (Date.now() >= deadline) {
         const slot = retry.keys().next().value!;
-        return new ErrorReply(
-          `ERR SCAN could not read slot ${slot} from a node that serves it${failure ? ` (${failure})` : ""}`,
-        );
+        return new ErrorReply(ProxyErrors.scanSlotUnreadable(slot, failure));
       }
       // Something moved or failed: let the slot map catch up before reading again.
       if (failure !== null || [...retry.values()].some((hop) => hop.node === undefined)) {
@@ -294,7 +293,7 @@ function readSnapshot(
 ): SlotView[] | ErrorReply {
   if (reply instanceof ErrorReply) return reply;
   if (!Array.isArray(reply) || reply.length !== slots.length + 1 || !Buffer.isBuffer(reply[0]))
-    return new ErrorReply("unexpected reply to a slot read");
+    return new ErrorReply(ProxyErrors.unexpectedSlotRead);
   const view = parseNodes(reply[0].toString("latin1"));
   const addressOf = (id: string | undefined): string | undefined => {
     if (id === undefined) return undefined;

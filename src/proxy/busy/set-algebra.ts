@@ -7,6 +7,7 @@
  * proxy combines them. Every key is type-checked by its shard, so a key of another type anywhere
  * gives Redis's WRONGTYPE, as on a standalone Redis. Member order is unspecified, as in Redis.
  */
+import { RedisErrors } from "../../errors.ts";
 import { ErrorReply, SetReply, type ReplyValue } from "../../resp/encode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
@@ -34,18 +35,17 @@ export const sdiff: BusyHandler = async (argv, { fanOut }) => {
 /** SINTERCARD numkeys key [key ...] [LIMIT limit], options checked as Redis checks them, with its texts. */
 export async function sintercard(argv: Buffer[], { fanOut }: BusyContext): Promise<ReplyValue> {
   const numkeys = integerArg(argv[1]!);
-  if (numkeys === null || numkeys < 1) return new ErrorReply("ERR numkeys should be greater than 0");
-  if (numkeys > argv.length - 2)
-    return new ErrorReply("ERR Number of keys can't be greater than number of args");
+  if (numkeys === null || numkeys < 1) return new ErrorReply(RedisErrors.numkeysPositive);
+  if (numkeys > argv.length - 2) return new ErrorReply(RedisErrors.numkeysOverArgs);
   let limit = 0;
   for (let i = 2 + numkeys; i < argv.length; i++) {
     const moreArgs = argv.length - 1 - i;
     if (argv[i]!.toString("latin1").toLowerCase() === "limit" && moreArgs > 0) {
       const value = integerArg(argv[++i]!);
-      if (value === null || value < 0) return new ErrorReply("ERR LIMIT can't be negative");
+      if (value === null || value < 0) return new ErrorReply(RedisErrors.limitNegative);
       limit = value;
     } else {
-      return new ErrorReply("ERR syntax error");
+      return new ErrorReply(RedisErrors.syntax);
     }
   }
   const members = await combine("SINTERCARD", "inter", argv.slice(2, 2 + numkeys), fanOut);

@@ -8,6 +8,7 @@
  * zunionInterDiffGenericCommand does: inputs sorted by size for ZUNION/ZINTER, NaN scores as 0,
  * result ordered by score then member bytes.
  */
+import { RedisErrors } from "../../errors.ts";
 import { DoubleReply, ErrorReply, type ReplyValue } from "../../resp/encode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
@@ -49,9 +50,9 @@ async function run(
 ): Promise<ReplyValue> {
   // Checked in Redis's order: numkeys, then the keys' types, then the options.
   const numkeys = parseInteger(argv[1]!, 0, argv[1]!.length);
-  if (numkeys === null) return new ErrorReply("ERR value is not an integer or out of range");
-  if (numkeys < 1) return new ErrorReply(`ERR at least 1 input key is needed for '${name}' command`);
-  if (numkeys > argv.length - 2) return new ErrorReply("ERR syntax error");
+  if (numkeys === null) return new ErrorReply(RedisErrors.notInteger);
+  if (numkeys < 1) return new ErrorReply(RedisErrors.inputKeyNeeded(name));
+  if (numkeys > argv.length - 2) return new ErrorReply(RedisErrors.syntax);
   const keys = argv.slice(2, 2 + numkeys);
   const options = parseOptions(operation, argv, 2 + numkeys, numkeys);
 
@@ -161,19 +162,19 @@ function parseOptions(
       j++;
       for (let i = 0; i < numkeys; i++, j++) {
         const weight = parseDouble(argv[j]!);
-        if (weight === null) return new ErrorReply("ERR weight value is not a float");
+        if (weight === null) return new ErrorReply(RedisErrors.notFloat);
         options.weights[i] = weight;
       }
     } else if (operation !== "diff" && remaining >= 2 && word === "aggregate") {
       const value = argv[j + 1]!.toString("latin1").toLowerCase();
-      if (value !== "sum" && value !== "min" && value !== "max") return new ErrorReply("ERR syntax error");
+      if (value !== "sum" && value !== "min" && value !== "max") return new ErrorReply(RedisErrors.syntax);
       options.aggregate = value;
       j += 2;
     } else if (word === "withscores") {
       options.withScores = true;
       j++;
     } else {
-      return new ErrorReply("ERR syntax error");
+      return new ErrorReply(RedisErrors.syntax);
     }
   }
   return options;
