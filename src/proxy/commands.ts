@@ -6,7 +6,12 @@
  * allocation-free for the names clients actually send (all-lower or all-upper case).
  */
 import { createRequire } from "node:module";
-import { getKeyIndexes } from "@ioredis/commands";
+import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
+import { LOCAL_COMMANDS } from "./local-commands.ts";
+import { PUBSUB_COMMANDS } from "./pubsub.ts";
+import { TRANSACTION_COMMANDS } from "./transaction.ts";
+
+export { arityOk, Mode, type CommandSpec } from "./command-spec.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -21,88 +26,19 @@ interface RawSpec {
 }
 const RAW = require("@ioredis/commands/built/commands.json") as Record<string, RawSpec>;
 
-/** How the proxy runs a command. */
-export const enum Mode {
-  /** Sent to the master of its keys' slot (all keys must share one slot). */
-  Keyed,
-  /** Keyless, and any master gives the same answer (TIME, COMMAND, PUBLISH...). */
-  AnyShard,
-  /** Answered by the proxy itself (PING, HELLO, AUTH, CLIENT SETNAME...). */
-  Local,
-  /** Changes the client's session: transactions (MULTI, EXEC, WATCH...) and Pub/Sub subscriptions. */
-  Session,
-  /** Refused: it would damage or confuse the cluster when sent through a proxy. */
-  Denied,
-  /**
-   * Keyless with a cluster-wide meaning (SCAN, DBSIZE, FLUSHALL, SCRIPT LOAD...): the busy proxy
-   * runs it on every master and merges the replies.
-   */
-  Broadcast,
-  /** Needs a session, a broadcast or a split that this proxy does not run yet. */
-  Unsupported,
-}
-
-export interface CommandSpec {
-  /** Lower-case name; for subcommands "container|sub", as Redis names them. */
-  name: string;
-  arity: number;
-  mode: Mode;
-  keyStart: number;
-  keyStop: number;
-  step: number;
-  movableKeys: boolean;
-  readonly: boolean;
-  write: boolean;
-  blocking: boolean;
-  /** Container commands (CLIENT, OBJECT, ...): subcommand name (lower case) to its spec. */
-  subcommands?: Map<string, CommandSpec>;
-  /**
-   * Keys may span slots: the busy proxy splits it by slot, runs the parts and merges the replies.
-   * Only commands whose meaning survives a split; atomic ones (MSETNX, RENAME, *STORE...) are not.
-   */
-  splittable: boolean;
-  /** Why the command is refused or not supported, for the error text. */
-  reason?: string;
-}
-
-/** Answered by the proxy. Container commands list the subcommands it answers. */
-const LOCAL = new Set([
-  "ping",
-  "echo",
-  "quit",
-  "reset",
-  "hello",
-  "auth",
-  "select",
-  "info",
-  "role",
-  "readonly",
-  "readwrite",
-  "asking",
-  "client|setname",
-  "client|getname",
-  "client|id",
-  "client|setinfo",
-  "client|info",
-  "client|list",
-  "client|kill",
-  "client|help",
-]);
-
-/** Commands that change the client's session state (see client.ts). */
-const SESSION = new Set([
-  "multi",
-  "exec",
-  "discard",
-  "watch",
-  "unwatch",
-  "subscribe",
-  "psubscribe",
-  "unsubscribe",
-  "punsubscribe",
-  "ssubscribe",
-  "sunsubscribe",
-]);
+/**
+ * Commands the session runs itself, each name with its handler: answered by the proxy (Local),
+ * or changing the client's session (Session: transactions and subscriptions). Their keys are
+ * the command names, so a handler without a command, or a Local/Session command without a
+ * handler, cannot be written (see test/proxy/command-registry.test.ts).
+ */
+export const LOCAL: Readonly<Record<LocalName, CommandHandler>> = LOCAL_COMMANDS;
+export const SESSION: Readonly<Record<SessionName, CommandHandler>> = {
+  ...TRANSACTION_COMMANDS,
+  ...PUBSUB_COMMANDS,
+};
+export type LocalName = keyof typeof LOCAL_COMMANDS;
+export type SessionName = keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSUB_COMMANDS;
 
 /** Keyless commands any master answers as the whole cluster would. */
 const ANY_SHARD = new Set([
@@ -138,7 +74,7 @@ const ANY_SHARD = new Set([
  * Keyless commands with a cluster-wide meaning, run by the busy proxy on every master (see
  * ./busy/cluster-wide.ts for how each reply is merged).
  */
-export const BROADCAST = new Set([
+export const BROADCAST_COMMANDS = [
   "scan",
   "keys",
   "dbsize",
@@ -164,10 +100,12 @@ export const BROADCAST = new Set([
   "pubsub|numpat",
   "pubsub|shardchannels",
   "pubsub|shardnumsub",
-]);
+] as const;
+export type BroadcastName = (typeof BROADCAST_COMMANDS)[number];
+export const BROADCAST: ReadonlySet<string> = new Set(BROADCAST_COMMANDS);
 
 /** Multi-key commands the busy proxy runs across slots (see `CommandSpec.splittable`). */
-export const SPLITTABLE = new Set([
+export const SPLITTABLE_COMMANDS = [
   "mget",
   "mset",
   "del",
@@ -182,7 +120,9 @@ export const SPLITTABLE = new Set([
   "zdiff",
   "sintercard",
   "pfcount",
-]);
+] as const;
+export type SplittableName = (typeof SPLITTABLE_COMMANDS)[number];
+export const SPLITTABLE: ReadonlySet<string> = new Set(SPLITTABLE_COMMANDS);
 
 const DENIED_REASON = "it acts on a single node, and through a proxy it would damage or confuse the cluster";
 /** Refused by default; `deniedCommands` in the proxy config replaces this list. */
@@ -210,12 +150,16 @@ export const DEFAULT_DENIED = [
   "restore-asking",
 ];
 
-function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mode: Mode; reason?: string } {
+function classify(
+  name: string,
+  raw: RawSpec,
+  denied: ReadonlySet<string>,
+): { mode: Mode; reason?: string; handler?: CommandHandler } {
   const top = name.split("|")[0]!;
   if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
-  if (LOCAL.has(name)) return { mode: Mode.Local };
+  if (Object.hasOwn(LOCAL, name)) return { mode: Mode.Local, handler: LOCAL[name as LocalName] };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
-  if (SESSION.has(name)) return { mode: Mode.Session };
+  if (Object.hasOwn(SESSION, name)) return { mode: Mode.Session, handler: SESSION[name as SessionName] };
   if (BROADCAST.has(name)) return { mode: Mode.Broadcast };
   // Blocking commands are keyed too: they ride a connection of their own while they wait.
   if (raw.keyStart > 0 || raw.flags.includes("movablekeys")) return { mode: Mode.Keyed };
@@ -223,7 +167,7 @@ function classify(name: string, raw: RawSpec, denied: ReadonlySet<string>): { mo
 }
 
 function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): CommandSpec {
-  const { mode, reason } = classify(name, raw, denied);
+  const { mode, reason, handler } = classify(name, raw, denied);
   const spec: CommandSpec = {
     name,
     arity: raw.arity,
@@ -238,6 +182,7 @@ function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): Command
     splittable: SPLITTABLE.has(name),
   };
   if (reason) spec.reason = reason;
+  if (handler) spec.handler = handler;
   if (raw.subcommands) {
     spec.subcommands = new Map();
     for (const [sub, subRaw] of Object.entries(raw.subcommands)) {
@@ -304,22 +249,4 @@ function foldedEqual(lower: Uint8Array, buf: Uint8Array, start: number, end: num
     if (b !== lower[i]) return false;
   }
   return true;
-}
-
-/** Arity check as Redis does it: positive = exact, negative = at least. */
-export function arityOk(spec: CommandSpec, argc: number): boolean {
-  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
-}
-
-/**
- * Key argument indexes of a command whose keys move (EVAL, ZUNIONSTORE, XREAD, SORT...).
- * Rare enough off the hot path to materialise the arguments.
- */
-export function movableKeyIndexes(name: string, args: Buffer[]): number[] {
-  try {
-    // getKeyIndexes counts from the first argument after the name.
-    return getKeyIndexes(name, args.slice(1)).map((i) => i + 1);
-  } catch {
-    return [];
-  }
 }

@@ -1,0 +1,167 @@
+/**
+ * What a command is to the proxy, and what its handler may ask of a client session: the contract
+ * between the command table (./commands.ts), the handlers (./local-commands.ts, ./transaction.ts,
+ * ./pubsub.ts) and the session that runs them (./client.ts). It imports none of them, so none of
+ * them imports another through it.
+ */
+import type { Logger } from "pino";
+import { ProxyErrors } from "../errors.ts";
+import { errorReply } from "../resp/encode.ts";
+import type { Protocol } from "../resp/encode.ts";
+import type { BackendConnection } from "./backend.ts";
+import type { ProxyConfig } from "./config.ts";
+import type { FlushScheduler } from "./io.ts";
+import type { Request } from "./request.ts";
+import type { CommandView } from "./command-view.ts";
+
+/** How the proxy runs a command. */
+export const enum Mode {
+  /** Sent to the master of its keys' slot (all keys must share one slot). */
+  Keyed,
+  /** Keyless, and any master gives the same answer (TIME, COMMAND, PUBLISH...). */
+  AnyShard,
+  /** Answered by the proxy itself (PING, HELLO, AUTH, CLIENT SETNAME...). */
+  Local,
+  /** Changes the client's session: transactions (MULTI, EXEC, WATCH...) and Pub/Sub subscriptions. */
+  Session,
+  /** Refused: it would damage or confuse the cluster when sent through a proxy. */
+  Denied,
+  /**
+   * Keyless with a cluster-wide meaning (SCAN, DBSIZE, FLUSHALL, SCRIPT LOAD...): the busy proxy
+   * runs it on every master and merges the replies.
+   */
+  Broadcast,
+  /** Needs a session, a broadcast or a split that this proxy does not run yet. */
+  Unsupported,
+}
+
+export interface CommandSpec {
+  /** Lower-case name; for subcommands "container|sub", as Redis names them. */
+  name: string;
+  arity: number;
+  mode: Mode;
+  keyStart: number;
+  keyStop: number;
+  step: number;
+  movableKeys: boolean;
+  readonly: boolean;
+  write: boolean;
+  blocking: boolean;
+  /** Container commands (CLIENT, OBJECT, ...): subcommand name (lower case) to its spec. */
+  subcommands?: Map<string, CommandSpec>;
+  /**
+   * Keys may span slots: the busy proxy splits it by slot, runs the parts and merges the replies.
+   * Only commands whose meaning survives a split; atomic ones (MSETNX, RENAME, *STORE...) are not.
+   */
+  splittable: boolean;
+  /** Runs a Local or Session command (set from the handler records, see ./commands.ts). */
+  handler?: CommandHandler;
+  /** Why the command is refused or not supported, for the error text. */
+  reason?: string;
+}
+
+/** Arity check as Redis does it: positive = exact, negative = at least. */
+export function arityOk(spec: CommandSpec, argc: number): boolean {
+  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
+}
+
+/** The error for a refused or not-yet-supported command. */
+export function refusal(spec: CommandSpec): Buffer {
+  return errorReply(
+    spec.mode === Mode.Denied
+      ? ProxyErrors.disabled(spec.name, spec.reason)
+      : ProxyErrors.notSupported(spec.name, spec.reason),
+  );
+}
+
+/** Runs one Local or Session command for a session; answers through `session.reply` or a request. */
+export type CommandHandler = (session: Session, view: CommandView, spec: CommandSpec) => void;
+
+/** The internal command a worker sends the busy proxy with its INFO sections, to get the shards' sums added. */
+export const SHARD_INFO = "dredis.info";
+
+/** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
+export const enum AuthState {
+  Required,
+  Authenticated,
+}
+
+/** What a session needs from its worker (./context.ts's ProxyContext provides it). */
+export interface SessionContext {
+  readonly config: ProxyConfig;
+  readonly commands: { lookup(buf: Buffer, start: number, end: number): CommandSpec | undefined };
+  readonly router: SessionRouter;
+  readonly flusher: FlushScheduler;
+  readonly log: Logger;
+  readonly stats: { commands: number };
+  /** Where the busy proxy listens; unset: multi-key commands across slots get CROSSSLOT. */
+  readonly busyProxy: string | undefined;
+  readonly clients: Iterable<Session>;
+  nextClientId(): number;
+  clientClosed(client: Session): void;
+  describeClient(client: Session): string;
+  infoSections(section: string): [name: string, lines: string[]][];
+  info(section: string, protocol: Protocol): Buffer;
+}
+
+/** The router calls a session makes (./router.ts's ClusterRouter provides them). */
+export interface SessionRouter {
+  readonly serverVersion: string;
+  dispatch(request: Request): void;
+  masterFor(slot: number, affinity?: number): string | undefined;
+  openSessionConnection(address: string, protocol: Protocol): BackendConnection;
+}
+
+/** What handlers may read and do on the session they run for (./client.ts's ClientSession). */
+export interface Session {
+  readonly id: number;
+  readonly context: SessionContext;
+  readonly createdAt: number;
+  readonly lastActivity: number;
+  readonly remoteAddress: string;
+  readonly localAddress: string;
+  protocol: Protocol;
+  name: string | null;
+  libName: string;
+  libVersion: string;
+  auth: AuthState;
+  readonly transaction: TransactionCommands;
+  readonly pubsub: SubscriptionCommands;
+  /** Queues a reply the proxy made itself, behind any replies still due. */
+  reply(reply: Buffer): void;
+  /** Stops taking commands; the connection closes once the replies due are written. */
+  closeAfterReply(): void;
+  /** Closes the connection at once. */
+  destroy(): void;
+  /** Drops the transaction, the watch and every subscription (RESET). */
+  endSession(): void;
+  /** A request of this session, for a frame it sends. */
+  newRequest(frame: Buffer, slot: number, readonly: boolean): Request;
+  /** Queues the request for its reply slot and sends it on its way. */
+  send(request: Request): void;
+  /** Sends a frame to the busy proxy, or answers that there is none. */
+  toBusyProxy(frame: Buffer, readonly: boolean): void;
+  readonly hasBusyProxy: boolean;
+  /** Slot of a command's keys: -1 when it has none, SPANS_SLOTS when they hash to different slots. */
+  slotOf(spec: CommandSpec, view: CommandView): number;
+}
+
+/** Marks a command whose keys span slots: it goes to the busy proxy, or gets CROSSSLOT. */
+export const SPANS_SLOTS = -2;
+
+/** MULTI, EXEC, DISCARD, WATCH and UNWATCH on a session (./transaction.ts). */
+export interface TransactionCommands {
+  multi(): void;
+  exec(): void;
+  discard(): void;
+  watch(view: CommandView, spec: CommandSpec): void;
+  unwatch(view: CommandView): void;
+}
+
+/** The (un)subscribe family and a subscribed client's PING on a session (./pubsub.ts). */
+export interface SubscriptionCommands {
+  /** The client is in subscribed mode: it has at least one subscription. */
+  readonly active: boolean;
+  subscription(view: CommandView, spec: CommandSpec): void;
+  ping(view: CommandView): void;
+}

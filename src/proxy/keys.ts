@@ -1,0 +1,53 @@
+/**
+ * Where a command's keys are: the slot they hash to, as the session routes a keyed command or
+ * checks a queued or watched one.
+ */
+import { getKeyIndexes } from "@ioredis/commands";
+import { keySlot } from "../cluster/key-slot.ts";
+import { SPANS_SLOTS, type CommandSpec } from "./command-spec.ts";
+import type { CommandView } from "./command-view.ts";
+
+/** Slot of a command's keys: -1 when it has none, SPANS_SLOTS when they hash to different slots. */
+export function slotOf(spec: CommandSpec, view: CommandView): number {
+  const { buf, args } = view;
+  let slot = -1;
+  if (spec.movableKeys) {
+    for (const index of movableKeyIndexes(spec.name, view.argBuffers())) {
+      const s = keySlot(buf, args[index * 2]!, args[index * 2 + 1]!);
+      if (slot < 0) slot = s;
+      else if (s !== slot) return SPANS_SLOTS;
+    }
+    return slot;
+  }
+  const last = spec.keyStop < 0 ? view.argc + spec.keyStop : Math.min(spec.keyStop, view.argc - 1);
+  for (let i = spec.keyStart; i <= last; i += spec.step) {
+    const s = keySlot(buf, args[i * 2]!, args[i * 2 + 1]!);
+    if (slot < 0) slot = s;
+    else if (s !== slot) return SPANS_SLOTS;
+  }
+  return slot;
+}
+
+/**
+ * Key argument indexes of a command whose keys move (EVAL, ZUNIONSTORE, XREAD, SORT...).
+ * Rare enough off the hot path to materialise the arguments.
+ */
+export function movableKeyIndexes(name: string, args: Buffer[]): number[] {
+  try {
+    // getKeyIndexes counts from the first argument after the name.
+    return getKeyIndexes(name, args.slice(1)).map((i) => i + 1);
+  } catch {
+    return [];
+  }
+}
+
+/** XREAD and XREADGROUP block only with a BLOCK option; other blocking commands always may. */
+export function blocksForReal(spec: CommandSpec, view: CommandView): boolean {
+  if (spec.name !== "xread" && spec.name !== "xreadgroup") return true;
+  for (let i = 1; i < view.argc; i++) {
+    const word = view.arg(i).toLowerCase();
+    if (word === "streams") return false;
+    if (word === "block") return true;
+  }
+  return false;
+}

@@ -1,0 +1,203 @@
+/**
+ * The commands the proxy answers itself (PING, ECHO, AUTH, HELLO, SELECT, INFO, ROLE, CLIENT ...,
+ * QUIT, RESET), each with its handler: the proxy presents itself as one standalone Redis.
+ * A name listed here is a Local command in the command table (./commands.ts); adding one is one
+ * entry in `LOCAL_COMMANDS`.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { RedisErrors } from "../errors.ts";
+import {
+  bulkReply,
+  encodeReply,
+  errorReply,
+  integerReply,
+  OK,
+  PONG,
+  RESET,
+  SimpleString,
+} from "../resp/encode.ts";
+import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
+import type { CommandView } from "./command-view.ts";
+import { AuthState, SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
+import { helloReply, parseHello } from "./hello.ts";
+
+const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
+const SYNTAX = errorReply(RedisErrors.syntax);
+/** Client names and library attributes: printable ASCII without spaces, as Redis checks them. */
+const NOT_PRINTABLE = /[^\x21-\x7e]/;
+
+export const LOCAL_COMMANDS = {
+  ping: (session, view) => {
+    // A subscribed RESP2 client's PING is answered by Redis in the subscriber format.
+    if (session.protocol === 2 && session.pubsub.active) return session.pubsub.ping(view);
+    session.reply(view.argc === 1 ? PONG : bulkReply(view.argBuffer(1), session.protocol));
+  },
+  echo: (session, view) => session.reply(bulkReply(view.argBuffer(1), session.protocol)),
+  quit: (session) => {
+    session.reply(OK);
+    session.closeAfterReply();
+  },
+  reset: (session) => {
+    session.endSession();
+    session.protocol = 2;
+    session.name = null;
+    session.auth = initialAuth(session);
+    session.reply(RESET);
+  },
+  auth: (session, view) =>
+    session.reply(
+      authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
+    ),
+  hello,
+  select: (session, view) => {
+    const db = parseInteger(view.buf, view.argStart(1), view.argEnd(1));
+    if (db === null) return session.reply(errorReply(RedisErrors.notInteger));
+    session.reply(db === 0 ? OK : errorReply(RedisErrors.selectInCluster));
+  },
+  readonly: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
+  readwrite: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
+  asking: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
+  role: (session) =>
+    session.reply(encodeReply([new SimpleString("master") as never, 0, []], session.protocol)),
+  info: (session, view) => {
+    const section = view.argc > 1 ? view.arg(1).toLowerCase() : "default";
+    const context = session.context;
+    if (!session.hasBusyProxy) return session.reply(context.info(section, session.protocol));
+    // The busy proxy adds the shards' figures (keyspace, memory, stats) to the proxy's sections.
+    const sections = context.infoSections(section).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
+    session.toBusyProxy(encodeCommand([SHARD_INFO, ...sections]), true);
+  },
+  "client|setname": (session, view) => {
+    const value = view.arg(2);
+    if (NOT_PRINTABLE.test(value)) return session.reply(errorReply(RedisErrors.clientNameChars));
+    session.name = value === "" ? null : value;
+    session.reply(OK);
+  },
+  "client|getname": (session) => session.reply(bulkReply(session.name, session.protocol)),
+  "client|id": (session) => session.reply(integerReply(session.id)),
+  "client|setinfo": (session, view) => {
+    const attr = view.arg(2).toLowerCase();
+    const value = view.arg(3);
+    if (attr !== "lib-name" && attr !== "lib-ver")
+      return session.reply(errorReply(RedisErrors.unrecognizedOption(view.arg(2))));
+    if (NOT_PRINTABLE.test(value)) return session.reply(errorReply(RedisErrors.clientInfoChars(attr)));
+    if (attr === "lib-name") session.libName = value;
+    else session.libVersion = value;
+    session.reply(OK);
+  },
+  "client|info": (session) =>
+    session.reply(bulkReply(session.context.describeClient(session) + "\n", session.protocol)),
+  "client|list": (session, view) => session.reply(clientList(session, view)),
+  "client|kill": (session, view) => session.reply(clientKill(session, view)),
+  "client|help": (session) =>
+    session.reply(
+      encodeReply(
+        [
+          "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+          "GETNAME",
+          "SETNAME <name>",
+          "ID",
+          "INFO",
+          "SETINFO <option> <value>",
+        ].map((s) => new SimpleString(s) as never),
+        session.protocol,
+      ),
+    ),
+} satisfies Record<string, CommandHandler>;
+
+/** Without a client password every connection starts authenticated. */
+export function initialAuth(session: { context: Session["context"] }): AuthState {
+  return session.context.config.clientPassword === undefined ? AuthState.Authenticated : AuthState.Required;
+}
+
+function hello(session: Session, view: CommandView): void {
+  const hello = parseHello(view);
+  if (typeof hello === "string") return session.reply(errorReply(hello));
+  if (hello.auth !== null) {
+    const result = authenticate(session, hello.auth.username, hello.auth.password);
+    if (result !== OK) return session.reply(result);
+  }
+  if (session.auth !== AuthState.Authenticated) return session.reply(errorReply(RedisErrors.helloNoAuth));
+  if (hello.name !== null) session.name = hello.name === "" ? null : hello.name;
+  const protocol = hello.protocol ?? session.protocol;
+  session.protocol = protocol;
+  session.reply(
+    encodeReply(helloReply(session.context.router.serverVersion, protocol, session.id), protocol),
+  );
+}
+
+/** AUTH [user] password, against the proxy's client password (the shards' credentials stay private). */
+function authenticate(session: Session, username: string | undefined, password: Buffer): Buffer {
+  const expected = session.context.config.clientPassword;
+  if (expected === undefined) {
+    // Like Redis's default user with nopass: `AUTH pass` is an error, `AUTH default anything` succeeds.
+    if (username === undefined) return errorReply(RedisErrors.noAuthConfigured);
+    return username === "default" ? OK : errorReply(RedisErrors.wrongPass);
+  }
+  const want = Buffer.from(expected);
+  const ok =
+    (username === undefined || username === "default") &&
+    password.length === want.length &&
+    timingSafeEqual(password, want);
+  if (!ok) return errorReply(RedisErrors.wrongPass);
+  session.auth = AuthState.Authenticated;
+  return OK;
+}
+
+/** CLIENT LIST [TYPE normal] [ID id ...]: the clients of this worker (each worker has its own). */
+function clientList(session: Session, view: CommandView): Buffer {
+  const { argc } = view;
+  let clients = [...session.context.clients];
+  for (let i = 2; i < argc; i++) {
+    const option = view.arg(i).toLowerCase();
+    if (option === "id" && i + 1 < argc) {
+      const ids = new Set<number>();
+      for (i++; i < argc; i++) ids.add(Number(view.arg(i)));
+      clients = clients.filter((c) => ids.has(c.id));
+    } else if (option === "type" && i + 1 < argc) {
+      const type = view.arg(++i).toLowerCase();
+      if (!["normal", "master", "replica", "slave", "pubsub"].includes(type))
+        return errorReply(RedisErrors.unknownClientType(view.arg(i)));
+      if (type !== "normal") clients = [];
+    } else return SYNTAX;
+  }
+  const context = session.context;
+  return bulkReply(clients.map((c) => context.describeClient(c) + "\n").join(""), session.protocol);
+}
+
+/**
+ * CLIENT KILL addr (old form: +OK or an error), or CLIENT KILL [ID id] [ADDR ip:port]
+ * [LADDR ip:port] [SKIPME yes|no] (the number killed), among this worker's clients.
+ */
+function clientKill(session: Session, view: CommandView): Buffer {
+  const { argc } = view;
+  if (argc === 3) {
+    const target = [...session.context.clients].find((c) => c.remoteAddress === view.arg(2));
+    if (target === undefined) return errorReply(RedisErrors.noSuchClient);
+    killLater(session, target);
+    return OK;
+  }
+  let matches = [...session.context.clients];
+  let skipMe = true;
+  for (let i = 2; i < argc; i += 2) {
+    if (i + 1 >= argc) return SYNTAX;
+    const option = view.arg(i).toLowerCase();
+    const value = view.arg(i + 1);
+    if (option === "id") matches = matches.filter((c) => c.id === Number(value));
+    else if (option === "addr") matches = matches.filter((c) => c.remoteAddress === value);
+    else if (option === "laddr") matches = matches.filter((c) => c.localAddress === value);
+    else if (option === "skipme") {
+      if (value.toLowerCase() !== "yes" && value.toLowerCase() !== "no") return SYNTAX;
+      skipMe = value.toLowerCase() === "yes";
+    } else return SYNTAX;
+  }
+  if (skipMe) matches = matches.filter((c) => c !== session);
+  for (const client of matches) killLater(session, client);
+  return integerReply(matches.length);
+}
+
+/** Closes a client once the current reply is queued (killing oneself still gets the reply). */
+function killLater(session: Session, client: Session): void {
+  if (client === session) queueMicrotask(() => session.closeAfterReply());
+  else client.destroy();
+}
