@@ -8,7 +8,8 @@ import { ProxyErrors, RedisErrors } from "../../errors.ts";
 import { ErrorReply, SimpleString, type ReplyValue } from "../../resp/encode.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
-import type { BusyHandler } from "./commands.ts";
+import type { BroadcastName } from "../commands.ts";
+import type { BusyHandler } from "./handler.ts";
 import { broadcast, disagreement, shardFailure, sum, toReply, union, type Broadcast } from "./broadcast.ts";
 
 const OK = new SimpleString("OK");
@@ -162,29 +163,29 @@ const latencyHistory: Merge = ({ results }) => {
 /** FLUSHALL / FLUSHDB [ASYNC|SYNC]: every master; +OK once all did. */
 const flush = (name: string) => everyMaster(false, false, allOk(name));
 
-export const CLUSTER_WIDE_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, BusyHandler>([
-  ["dbsize", everyMaster(false, true, summed("DBSIZE"))],
-  ["keys", everyMaster(false, true, unionOf("KEYS"))],
-  ["randomkey", randomkey],
-  ["flushall", flush("FLUSHALL")],
-  ["flushdb", flush("FLUSHDB")],
-  ["wait", wait],
-  ["script|load", everyMaster(true, false, agreed("SCRIPT LOAD"))],
-  ["script|exists", everyMaster(true, true, everywhere)],
-  ["script|flush", everyMaster(true, false, allOk("SCRIPT FLUSH"))],
-  ["function|load", everyMaster(true, false, agreed("FUNCTION LOAD"))],
-  ["function|delete", everyMaster(true, false, allOk("FUNCTION DELETE"))],
-  ["function|flush", everyMaster(true, false, allOk("FUNCTION FLUSH"))],
-  ["function|restore", everyMaster(true, false, allOk("FUNCTION RESTORE"))],
-  ["slowlog|get", slowlogGet],
-  ["slowlog|len", everyMaster(true, true, summed("SLOWLOG LEN"))],
-  ["slowlog|reset", everyMaster(true, false, allOk("SLOWLOG RESET"))],
-  ["latency|latest", everyMaster(true, true, latencyLatest)],
-  ["latency|history", everyMaster(true, true, latencyHistory)],
-  ["latency|reset", everyMaster(true, false, summed("LATENCY RESET"))],
-  ["pubsub|channels", everyMaster(true, true, unionOf("PUBSUB CHANNELS"))],
-  ["pubsub|numsub", everyMaster(true, true, numsub("PUBSUB NUMSUB"))],
-  ["pubsub|numpat", everyMaster(true, true, summed("PUBSUB NUMPAT"))],
-  ["pubsub|shardchannels", everyMaster(true, true, unionOf("PUBSUB SHARDCHANNELS"))],
-  ["pubsub|shardnumsub", everyMaster(true, true, numsub("PUBSUB SHARDNUMSUB"))],
-]);
+export const CLUSTER_WIDE_COMMANDS: Record<Exclude<BroadcastName, "scan">, BusyHandler> = {
+  dbsize: everyMaster(false, true, summed("DBSIZE")),
+  keys: everyMaster(false, true, unionOf("KEYS")),
+  randomkey,
+  flushall: flush("FLUSHALL"),
+  flushdb: flush("FLUSHDB"),
+  wait,
+  "script|load": everyMaster(true, false, agreed("SCRIPT LOAD")),
+  "script|exists": everyMaster(true, true, everywhere),
+  "script|flush": everyMaster(true, false, allOk("SCRIPT FLUSH")),
+  "function|load": everyMaster(true, false, agreed("FUNCTION LOAD")),
+  "function|delete": everyMaster(true, false, allOk("FUNCTION DELETE")),
+  "function|flush": everyMaster(true, false, allOk("FUNCTION FLUSH")),
+  "function|restore": everyMaster(true, false, allOk("FUNCTION RESTORE")),
+  "slowlog|get": slowlogGet,
+  "slowlog|len": everyMaster(true, true, summed("SLOWLOG LEN")),
+  "slowlog|reset": everyMaster(true, false, allOk("SLOWLOG RESET")),
+  "latency|latest": everyMaster(true, true, latencyLatest),
+  "latency|history": everyMaster(true, true, latencyHistory),
+  "latency|reset": everyMaster(true, false, summed("LATENCY RESET")),
+  "pubsub|channels": everyMaster(true, true, unionOf("PUBSUB CHANNELS")),
+  "pubsub|numsub": everyMaster(true, true, numsub("PUBSUB NUMSUB")),
+  "pubsub|numpat": everyMaster(true, true, summed("PUBSUB NUMPAT")),
+  "pubsub|shardchannels": everyMaster(true, true, unionOf("PUBSUB SHARDCHANNELS")),
+  "pubsub|shardnumsub": everyMaster(true, true, numsub("PUBSUB SHARDNUMSUB")),
+};

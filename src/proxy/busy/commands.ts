@@ -1,51 +1,45 @@
 /**
- * The commands the busy proxy runs: every command the worker may send it (`SPLITTABLE` and
- * `BROADCAST` in ../commands.ts), each with the handler that splits or broadcasts, fans out and
- * merges it. Subcommands are named as Redis names them ("script|load").
+ * The commands the busy proxy runs: every command the worker may send it (`SPLITTABLE_COMMANDS`
+ * and `BROADCAST_COMMANDS` in ../commands.ts), each with the handler that splits or broadcasts,
+ * fans out and merges it. The record's keys are those names, so a command without a handler, or
+ * a handler for a command the worker never sends, does not compile. Subcommands are named as
+ * Redis names them ("script|load").
  */
-import type { Protocol, ReplyValue } from "../../resp/encode.ts";
-import type { FanOut } from "./fan-out.ts";
+import type { BroadcastName, SplittableName } from "../commands.ts";
+import { SHARD_INFO } from "../command-spec.ts";
+import type { BusyHandler } from "./handler.ts";
 import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
 import { pfcount } from "./hyperloglog.ts";
-import { shardInfo, SHARD_INFO } from "./info.ts";
+import { shardInfo } from "./info.ts";
 import { scan } from "./scan.ts";
 import { declined } from "./key-split.ts";
 import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
 import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
 
-/** What a handler needs besides its arguments. */
-export interface BusyContext {
-  fanOut: FanOut;
-  /** The protocol of the connection the command came on (reply shapes differ, e.g. WITHSCORES). */
-  protocol: Protocol;
-}
+export type { BusyContext, BusyHandler } from "./handler.ts";
 
-/**
- * Runs one command (argv[0] is its name; arity is already checked) and resolves with the merged
- * reply, or an ErrorReply. Never rejects for a failed part: that is an error reply.
- */
-export type BusyHandler = (argv: Buffer[], context: BusyContext) => Promise<ReplyValue>;
-
-export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map<string, BusyHandler>([
+const HANDLERS: Record<SplittableName | BroadcastName | typeof SHARD_INFO, BusyHandler> = {
   // Split in ./key-split.ts, before handlers are looked up; these only word what it declines.
-  ["mget", declined],
-  ["mset", declined],
-  ["del", declined],
-  ["unlink", declined],
-  ["exists", declined],
-  ["touch", declined],
-  ["sinter", sinter],
-  ["sunion", sunion],
-  ["sdiff", sdiff],
-  ["sintercard", sintercard],
-  ["zunion", zunion],
-  ["zinter", zinter],
-  ["zdiff", zdiff],
-  ["pfcount", pfcount],
-  ["scan", scan],
-  [SHARD_INFO, shardInfo],
+  mget: declined,
+  mset: declined,
+  del: declined,
+  unlink: declined,
+  exists: declined,
+  touch: declined,
+  sinter,
+  sunion,
+  sdiff,
+  sintercard,
+  zunion,
+  zinter,
+  zdiff,
+  pfcount,
+  scan,
+  [SHARD_INFO]: shardInfo,
   ...CLUSTER_WIDE_COMMANDS,
-]);
+};
+
+export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map(Object.entries(HANDLERS));
 
 /** Commands only workers send (not Redis commands, so not in the command table). */
 export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([SHARD_INFO]);

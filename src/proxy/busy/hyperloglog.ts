@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { RedisErrors } from "../../errors.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
 import { ErrorReply, type ReplyValue } from "../../resp/encode.ts";
-import type { BusyContext } from "./commands.ts";
+import type { BusyContext } from "./handler.ts";
 import { partFailure, unexpectedReply, type Part } from "./fan-out.ts";
 
 const MERGE_AND_COUNT = `

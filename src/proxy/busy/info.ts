@@ -9,11 +9,9 @@
  * (a sum of ratios means nothing). Keyspace sums keys and expires; avg_ttl is weighted by expires.
  */
 import { ErrorReply } from "../../resp/encode.ts";
-import { renderInfo, SHARD_INFO, type InfoSection } from "../context.ts";
-import type { BusyHandler } from "./commands.ts";
+import { renderInfo, type InfoSection } from "../context.ts";
+import type { BusyHandler } from "./handler.ts";
 import { broadcast, shardFailure } from "./broadcast.ts";
-
-export { SHARD_INFO };
 
 /** Sections whose figures come from the shards. */
 const SHARD_SECTIONS = new Set(["memory", "stats", "keyspace"]);

@@ -48,7 +48,7 @@ import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
 import { ErrorReply, SimpleString, type ReplyValue } from "../../resp/encode.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
-import type { BusyHandler } from "./commands.ts";
+import type { BusyHandler } from "./handler.ts";
 import type { FanOut, Part } from "./fan-out.ts";
 import { globMatch } from "./glob.ts";
 

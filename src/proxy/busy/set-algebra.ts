@@ -11,7 +11,7 @@ import { RedisErrors } from "../../errors.ts";
 import { ErrorReply, SetReply, type ReplyValue } from "../../resp/encode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
-import type { BusyContext, BusyHandler } from "./commands.ts";
+import type { BusyContext, BusyHandler } from "./handler.ts";
 import { groupBySlot, partFailure, unexpectedReply, type FanOut, type Part } from "./fan-out.ts";
 
 type Members = Map<string, Buffer>;

@@ -13,7 +13,7 @@ import { DoubleReply, ErrorReply, type ReplyValue } from "../../resp/encode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
-import type { BusyContext, BusyHandler } from "./commands.ts";
+import type { BusyContext, BusyHandler } from "./handler.ts";
 import { partFailure, unexpectedReply, type Part } from "./fan-out.ts";
 
 type Operation = "union" | "inter" | "diff";
