@@ -12,7 +12,7 @@ import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
 import { pfcount } from "./hyperloglog.ts";
 import { shardInfo } from "./info.ts";
 import { scan } from "./scan.ts";
-import { declined } from "./key-split.ts";
+import { declined } from "./split-commands.ts";
 import { sdiff, sinter, sintercard, sunion } from "./set-algebra.ts";
 import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
 

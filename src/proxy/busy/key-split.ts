@@ -16,75 +16,18 @@
  * which is why MSETNX, whose answer depends on atomicity, is refused rather than split.
  */
 import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
-import { ProxyErrors, RedisErrors } from "../../errors.ts";
+import { ProxyErrors } from "../../errors.ts";
 import { COLON, CR, CRLF_LENGTH, DOLLAR, LF, MINUS, PLUS, STAR } from "../../resp/bytes.ts";
-import { ErrorReply, errorReply, OK, type ReplyValue } from "../../resp/encode.ts";
+import { errorReply, OK } from "../../resp/encode.ts";
 import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
 import { replyBuffer, type ReplyBytes } from "../../resp/reply-scanner.ts";
 import { Request, type ReplySink } from "../request.ts";
 import type { ClusterRouter } from "../router.ts";
+import { NAME_FRAMES, SplitKind, splitCommand, type SplitCommand } from "./split-commands.ts";
 
-export const enum SplitKind {
-  /** Values in key order. */
-  Mget,
-  /** +OK when every part said OK. */
-  Mset,
-  /** The sum of the parts' integers (DEL, UNLINK, EXISTS, TOUCH). */
-  Sum,
-}
-
-interface SplitCommand {
-  kind: SplitKind;
-  /** The name parts carry, as Redis spells it in errors. */
-  name: string;
-  /** Arguments per key: 2 for MSET (key, value), else 1. */
-  step: number;
-  readonly: boolean;
-}
-
-const COMMANDS: readonly SplitCommand[] = [
-  { kind: SplitKind.Mget, name: "MGET", step: 1, readonly: true },
-  { kind: SplitKind.Mset, name: "MSET", step: 2, readonly: false },
-  { kind: SplitKind.Sum, name: "DEL", step: 1, readonly: false },
-  { kind: SplitKind.Sum, name: "UNLINK", step: 1, readonly: false },
-  { kind: SplitKind.Sum, name: "EXISTS", step: 1, readonly: true },
-  { kind: SplitKind.Sum, name: "TOUCH", step: 1, readonly: false },
-];
-
-/** Each command's name as the bytes parts send, with its RESP header: `$4\r\nMSET\r\n`. */
-const NAME_FRAMES = new Map(COMMANDS.map((c) => [c, Buffer.from(`$${c.name.length}\r\n${c.name}\r\n`)]));
-
-/**
- * The split command named by buf[start..end) (any case) with an argument count it can take, or
- * null: the caller then uses the general path, which also words the arity errors.
- */
-export function splitCommand(buf: Buffer, start: number, end: number, argc: number): SplitCommand | null {
-  const length = end - start;
-  for (const command of COMMANDS) {
-    if (command.name.length !== length) continue;
-    let same = true;
-    for (let i = 0; i < length; i++) {
-      // ASCII letters only: OR-ing 0x20 lowercases them.
-      if ((buf[start + i]! | 0x20) !== (command.name.charCodeAt(i) | 0x20)) {
-        same = false;
-        break;
-      }
-    }
-    if (!same) continue;
-    return argc >= 1 + command.step && (argc - 1) % command.step === 0 ? command : null;
-  }
-  return null;
-}
+export { splitCommand };
 
 const RESP3_NULL = Buffer.from("_\r\n");
-
-/**
- * The busy proxy's handler for the six: reached only with an argument count splitCommand declined
- * (MSET with a key and no value; the others fail the command table's arity check first).
- */
-export async function declined(argv: Buffer[]): Promise<ReplyValue> {
-  return new ErrorReply(RedisErrors.wrongArity(argv[0]!.toString("latin1").toLowerCase()));
-}
 
 /**
  * Per-connection scratch space for grouping keys by slot without a Map. Arrays made per command
