@@ -2,8 +2,12 @@
  * The proxy's command table: for every Redis command, how the proxy runs it and where its keys are.
  *
  * Arity and key positions come from @ioredis/commands (generated from Redis's own COMMAND output);
- * this file adds only the proxy's decision per command. Lookups by name are case-insensitive and
- * allocation-free for the names clients actually send (all-lower or all-upper case).
+ * this file adds the proxy's decision per command: its mode, and for the commands the session runs
+ * itself, its handler. Those commands are the keys of their handlers' records (./local-commands.ts,
+ * ./transaction.ts, ./pubsub.ts), so adding one is one entry there; the busy proxy's handlers are
+ * keyed by `BROADCAST_COMMANDS` and `SPLITTABLE_COMMANDS` (./busy/commands.ts). Lookups by name are
+ * case-insensitive and allocation-free for the names clients actually send (all-lower or all-upper
+ * case).
  */
 import { createRequire } from "node:module";
 import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
@@ -28,9 +32,9 @@ const RAW = require("@ioredis/commands/built/commands.json") as Record<string, R
 
 /**
  * Commands the session runs itself, each name with its handler: answered by the proxy (Local),
- * or changing the client's session (Session: transactions and subscriptions). Their keys are
- * the command names, so a handler without a command, or a Local/Session command without a
- * handler, cannot be written (see test/proxy/command-registry.test.ts).
+ * or changing the client's session (Session: transactions and subscriptions). A command is Local
+ * or Session because it has a handler here, so none lacks one; test/proxy/command-registry.test.ts
+ * fails on a handler whose name is no command of that mode.
  */
 export const LOCAL: Readonly<Record<LocalName, CommandHandler>> = LOCAL_COMMANDS;
 export const SESSION: Readonly<Record<SessionName, CommandHandler>> = {
