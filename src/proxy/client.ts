@@ -11,13 +11,12 @@ import { RedisErrors, ProxyErrors, unknownCommand } from "../errors.ts";
 import { errorReply, type Protocol } from "../resp/encode.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
-import { blocksForReal, slotOf } from "./keys.ts";
+import { blocksForReal, slotOf, SPANS_SLOTS } from "./keys.ts";
 import {
   arityOk,
   AuthState,
   Mode,
   refusal,
-  SPANS_SLOTS,
   type CommandSpec,
   type Session,
   type SessionContext,
@@ -51,7 +50,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private readonly view = new CommandView();
   /** Request bytes sent to shards and not yet answered, for backpressure. */
   private inflightBytes = 0;
-  /** Requests not yet sent because they must not overtake earlier ones (see `forward`), in order. */
+  /** Requests not yet sent because they must not overtake earlier ones (see `send`), in order. */
   private held: Request[] = [];
   /** Sent and not yet answered, by path: to the shards directly, or through the busy proxy. */
   private routedInFlight = 0;
@@ -174,10 +173,6 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     } else {
       this.reply(CROSSSLOT);
     }
-  }
-
-  slotOf(spec: CommandSpec, view: CommandView): number {
-    return slotOf(spec, view);
   }
 
   /** Sends a frame to the busy proxy (the caller checked there is one). */

@@ -142,12 +142,7 @@ export interface Session {
   /** Sends a frame to the busy proxy, or answers that there is none. */
   toBusyProxy(frame: Buffer, readonly: boolean): void;
   readonly hasBusyProxy: boolean;
-  /** Slot of a command's keys: -1 when it has none, SPANS_SLOTS when they hash to different slots. */
-  slotOf(spec: CommandSpec, view: CommandView): number;
 }
-
-/** Marks a command whose keys span slots: it goes to the busy proxy, or gets CROSSSLOT. */
-export const SPANS_SLOTS = -2;
 
 /** MULTI, EXEC, DISCARD, WATCH and UNWATCH on a session (./transaction.ts). */
 export interface TransactionCommands {

@@ -4,8 +4,11 @@
  */
 import { getKeyIndexes } from "@ioredis/commands";
 import { keySlot } from "../cluster/key-slot.ts";
-import { SPANS_SLOTS, type CommandSpec } from "./command-spec.ts";
+import type { CommandSpec } from "./command-spec.ts";
 import type { CommandView } from "./command-view.ts";
+
+/** Marks a command whose keys span slots: it goes to the busy proxy, or gets CROSSSLOT. */
+export const SPANS_SLOTS = -2;
 
 /** Slot of a command's keys: -1 when it has none, SPANS_SLOTS when they hash to different slots. */
 export function slotOf(spec: CommandSpec, view: CommandView): number {

@@ -12,11 +12,11 @@ import { errorReply, OK, QUEUED } from "../resp/encode.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ConnectionState as BackendState, type BackendConnection } from "./backend.ts";
 import { Request } from "./request.ts";
+import { slotOf, SPANS_SLOTS } from "./keys.ts";
 import type { CommandView } from "./command-view.ts";
 import {
   Mode,
   refusal,
-  SPANS_SLOTS,
   type CommandHandler,
   type CommandSpec,
   type Session,
@@ -120,7 +120,7 @@ export class SessionTransaction implements TransactionCommands {
     let slot = -1;
     switch (spec.mode) {
       case Mode.Keyed:
-        slot = this.session.slotOf(spec, view);
+        slot = slotOf(spec, view);
         if (slot === SPANS_SLOTS) return this.reject(CROSSSLOT);
         break;
       case Mode.AnyShard:
@@ -181,7 +181,7 @@ export class SessionTransaction implements TransactionCommands {
   watch(view: CommandView, spec: CommandSpec): void {
     if (this.phase !== TransactionPhase.None)
       return this.session.reply(errorReply(RedisErrors.watchInsideMulti));
-    const slot = this.session.slotOf(spec, view);
+    const slot = slotOf(spec, view);
     if (slot === SPANS_SLOTS || (this.watchState === WatchState.Held && this.watchSlot !== slot))
       return this.session.reply(CROSSSLOT);
     if (this.watchState === WatchState.None) {
