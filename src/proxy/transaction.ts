@@ -47,14 +47,6 @@ export class Transaction {
   /** Slot of the queued commands' keys; -1 while only keyless commands are queued. */
   slot = -1;
 
-  get size(): number {
-    return this.frames.length - 1;
-  }
-
-  get queuedBytes(): number {
-    return this.bytes;
-  }
-
   /** Queues a command; false when its slot differs from the transaction's (CROSSSLOT). */
   add(frame: Buffer, slot: number): boolean {
     if (slot >= 0) {
