@@ -14,7 +14,6 @@ import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { blocksForReal, slotOf, SPANS_SLOTS } from "./keys.ts";
 import {
   arityOk,
-  AuthState,
   Mode,
   refusal,
   type CommandSpec,
@@ -22,8 +21,8 @@ import {
   type SessionContext,
 } from "./command-spec.ts";
 import { CommandView } from "./command-view.ts";
-import { initialAuth } from "./local-commands.ts";
-import { ConnectionState, OrderedReplies, ReadState, type ReplyWriterOwner } from "./ordered-replies.ts";
+import { initiallyAuthenticated } from "./local-commands.ts";
+import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, type ReplySink } from "./request.ts";
 import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
@@ -33,6 +32,11 @@ const DEFER_MAX_BYTES = 16 * 1024;
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
 const NOAUTH = errorReply(RedisErrors.noAuth);
 
+const enum Auth {
+  Required,
+  Authenticated,
+}
+
 export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Request> {
   readonly id: number;
   readonly createdAt = Date.now();
@@ -41,7 +45,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   libName = "";
   libVersion = "";
   protocol: Protocol = 2;
-  auth: AuthState;
+  /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
+  private auth: Auth;
   readonly transaction: SessionTransaction;
   readonly pubsub: SessionPubSub;
   private readonly replies: OrderedReplies<Request>;
@@ -61,7 +66,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     readonly context: SessionContext,
   ) {
     this.id = context.nextClientId();
-    this.auth = initialAuth(this);
+    this.auth = initiallyAuthenticated(this) ? Auth.Authenticated : Auth.Required;
     this.replies = new OrderedReplies<Request>(socket, context.flusher, this, DEFER_MAX_BYTES);
     this.transaction = new SessionTransaction(this);
     this.pubsub = new SessionPubSub(this, this.replies);
@@ -87,13 +92,21 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     return `${this.socket.localAddress}:${this.socket.localPort}`;
   }
 
+  get authenticated(): boolean {
+    return this.auth === Auth.Authenticated;
+  }
+
+  set authenticated(yes: boolean) {
+    this.auth = yes ? Auth.Authenticated : Auth.Required;
+  }
+
   get hasBusyProxy(): boolean {
     return this.context.busyProxy !== undefined;
   }
 
   /** Stops taking commands; closes once the replies still due are written (draining). */
   closeWhenIdle(): void {
-    if (this.replies.state === ConnectionState.Open) this.closeAfterReply();
+    if (this.replies.open) this.closeAfterReply();
   }
 
   /** Closes the connection at once (shutdown, CLIENT KILL). */
@@ -108,7 +121,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     argc: number,
     args: Int32Array,
   ): void => {
-    if (this.replies.state !== ConnectionState.Open) return;
+    if (!this.replies.open) return;
     this.context.stats.commands++;
     const view = this.view.set(buf, frameStart, frameEnd, argc, args);
     let spec = this.context.commands.lookup(buf, args[0]!, args[1]!);
@@ -116,7 +129,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       return this.reject(errorReply(unknownCommand(view.arg(0), view.argStrings(1)), "latin1"));
     }
     if (
-      this.auth !== AuthState.Authenticated &&
+      this.auth !== Auth.Authenticated &&
       spec.name !== "auth" &&
       spec.name !== "hello" &&
       spec.name !== "quit"
@@ -245,11 +258,11 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.done = true;
     if (request.target === null) this.routedInFlight--;
     else this.busyInFlight--;
-    if (this.replies.state === ConnectionState.Closed) return;
+    if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order
     if (this.replies.queue.length === 0 && this.pubsub.heldFrames.length > 0) this.pubsub.emitHeld();
-    if (this.replies.readState === ReadState.Paused) this.checkBackpressure();
+    if (this.replies.readPaused) this.checkBackpressure();
   }
 
   released(request: Request): void {
@@ -269,7 +282,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
    * client-output-buffer-limit does.
    */
   checkBackpressure(): void {
-    if (this.replies.state === ConnectionState.Closed) return;
+    if (this.replies.closed) return;
     const limits = this.context.config.limits;
     const unread = this.replies.unwrittenBytes;
     if (unread > limits.maxOutputBytesPerClient) {
@@ -279,7 +292,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     }
     const bytes = this.inflightBytes + unread + this.parser.bufferedBytes;
     const inflight = this.replies.queue.length;
-    if (this.replies.readState === ReadState.Reading) {
+    if (!this.replies.readPaused) {
       if (bytes > limits.maxPendingBytesPerClient || inflight >= limits.maxInflightPerClient) {
         this.parser.pause();
         this.replies.pauseReading();
@@ -300,7 +313,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   }
 
   private onClose(): void {
-    this.replies.closed();
+    this.replies.socketClosed();
     this.endSession();
     this.context.clientClosed(this);
   }

@@ -80,12 +80,6 @@ export type CommandHandler = (session: Session, view: CommandView, spec: Command
 /** The internal command a worker sends the busy proxy with its INFO sections, to get the shards' sums added. */
 export const SHARD_INFO = "dredis.info";
 
-/** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
-export const enum AuthState {
-  Required,
-  Authenticated,
-}
-
 /** What a session needs from its worker (./context.ts's ProxyContext provides it). */
 export interface SessionContext {
   readonly config: ProxyConfig;
@@ -124,7 +118,8 @@ export interface Session {
   name: string | null;
   libName: string;
   libVersion: string;
-  auth: AuthState;
+  /** The client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
+  authenticated: boolean;
   readonly transaction: TransactionCommands;
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */

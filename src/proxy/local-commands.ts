@@ -18,7 +18,7 @@ import {
 } from "../resp/encode.ts";
 import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
-import { AuthState, SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
+import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
@@ -41,7 +41,7 @@ export const LOCAL_COMMANDS = {
     session.endSession();
     session.protocol = 2;
     session.name = null;
-    session.auth = initialAuth(session);
+    session.authenticated = initiallyAuthenticated(session);
     session.reply(RESET);
   },
   auth: (session, view) =>
@@ -106,8 +106,8 @@ export const LOCAL_COMMANDS = {
 } satisfies Record<string, CommandHandler>;
 
 /** Without a client password every connection starts authenticated. */
-export function initialAuth(session: { context: Session["context"] }): AuthState {
-  return session.context.config.clientPassword === undefined ? AuthState.Authenticated : AuthState.Required;
+export function initiallyAuthenticated(session: { context: Session["context"] }): boolean {
+  return session.context.config.clientPassword === undefined;
 }
 
 function hello(session: Session, view: CommandView): void {
@@ -117,7 +117,7 @@ function hello(session: Session, view: CommandView): void {
     const result = authenticate(session, hello.auth.username, hello.auth.password);
     if (result !== OK) return session.reply(result);
   }
-  if (session.auth !== AuthState.Authenticated) return session.reply(errorReply(RedisErrors.helloNoAuth));
+  if (!session.authenticated) return session.reply(errorReply(RedisErrors.helloNoAuth));
   if (hello.name !== null) session.name = hello.name === "" ? null : hello.name;
   const protocol = hello.protocol ?? session.protocol;
   session.protocol = protocol;
@@ -140,7 +140,7 @@ function authenticate(session: Session, username: string | undefined, password: 
     password.length === want.length &&
     timingSafeEqual(password, want);
   if (!ok) return errorReply(RedisErrors.wrongPass);
-  session.auth = AuthState.Authenticated;
+  session.authenticated = true;
   return OK;
 }
 

@@ -79,6 +79,19 @@ export class OrderedReplies<S extends ReplySlot> {
     private readonly deferMaxBytes: number,
   ) {}
 
+  // State tests for the owners' hot paths: an enum compared in its own file costs no lookup.
+  get open(): boolean {
+    return this.state === ConnectionState.Open;
+  }
+
+  get closed(): boolean {
+    return this.state === ConnectionState.Closed;
+  }
+
+  get readPaused(): boolean {
+    return this.readState === ReadState.Paused;
+  }
+
   /** Reply bytes queued and not yet handed to the socket. */
   get outputBytes(): number {
     return this.outBytes;
@@ -166,7 +179,7 @@ export class OrderedReplies<S extends ReplySlot> {
   }
 
   /** The socket closed: nothing more is written. */
-  closed(): void {
+  socketClosed(): void {
     this.state = ConnectionState.Closed;
     this.out = [];
   }

@@ -17,13 +17,7 @@ import { RequestParser, type RequestParserLimits } from "../../resp/request-pars
 import { arityOk, type CommandTable } from "../commands.ts";
 import { CommandView } from "../command-view.ts";
 import type { FlushScheduler } from "../io.ts";
-import {
-  ConnectionState,
-  OrderedReplies,
-  ReadState,
-  type ReplySlot,
-  type ReplyWriterOwner,
-} from "../ordered-replies.ts";
+import { OrderedReplies, type ReplySlot, type ReplyWriterOwner } from "../ordered-replies.ts";
 import type { ClusterRouter } from "../router.ts";
 import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "./commands.ts";
 import { helloReply, parseHello } from "../hello.ts";
@@ -72,7 +66,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     socket.on("data", (chunk: Buffer) => this.parser.feed(chunk));
     socket.on("error", () => {});
     socket.on("close", () => {
-      this.replies.closed();
+      this.replies.socketClosed();
       context.closed(this);
     });
   }
@@ -82,7 +76,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
   }
 
   private onCommand = (buf: Buffer, start: number, end: number, argc: number, args: Int32Array): void => {
-    if (this.replies.state !== ConnectionState.Open) return;
+    if (!this.replies.open) return;
     const split = splitCommand(buf, args[0]!, args[1]!, argc);
     if (split !== null) {
       const pending = this.enqueue();
@@ -108,7 +102,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
   private enqueue(): Pending {
     const pending = new Pending();
     this.replies.queue.push(pending);
-    if (this.replies.queue.length > MAX_INFLIGHT_COMMANDS && this.replies.readState === ReadState.Reading)
+    if (this.replies.queue.length > MAX_INFLIGHT_COMMANDS && !this.replies.readPaused)
       this.replies.pauseReading();
     return pending;
   }
@@ -144,9 +138,9 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
   private settle(pending: Pending, reply: Buffer): void {
     pending.reply = reply;
     pending.done = true;
-    if (this.replies.state === ConnectionState.Closed) return;
+    if (this.replies.closed) return;
     this.replies.release(pending);
-    if (this.replies.readState === ReadState.Paused && this.replies.queue.length <= MAX_INFLIGHT_COMMANDS / 2)
+    if (this.replies.readPaused && this.replies.queue.length <= MAX_INFLIGHT_COMMANDS / 2)
       this.replies.resumeReading();
   }
 
