@@ -20,7 +20,8 @@ import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { keySlot } from "../cluster/key-slot.ts";
 import { arityOk, Mode, movableKeyIndexes, type CommandSpec } from "./commands.ts";
 import { Deque } from "./deque.ts";
-import { Request, writeBatch, type ReplySink } from "./request.ts";
+import { Request, RequestKind, writeBatch, type ReplySink } from "./request.ts";
+import type { BusyLink } from "./busy-link.ts";
 import { Transaction } from "./transaction.ts";
 import { helloReply } from "./hello.ts";
 import { Subscriptions, PUBSUB_OUTPUT_LIMIT } from "./pubsub.ts";
@@ -428,9 +429,9 @@ export class ClientSession implements ReplySink {
     return slot;
   }
 
-  private forward(frame: Buffer, slot: number, readonly: boolean, target: string | null = null): void {
+  private forward(frame: Buffer, slot: number, readonly: boolean, busyProxy?: BusyLink): void {
     const request = this.newRequest(frame, slot, readonly);
-    request.target = target;
+    if (busyProxy !== undefined) request.kind = RequestKind.Busy;
     this.send(request);
   }
 
@@ -461,13 +462,17 @@ export class ClientSession implements ReplySink {
   }
 
   private mayOvertake(request: Request): boolean {
-    return request.target === null ? this.busyInFlight === 0 : this.routedInFlight === 0;
+    return request.kind !== RequestKind.Busy ? this.busyInFlight === 0 : this.routedInFlight === 0;
   }
 
   private dispatch(request: Request): void {
-    if (request.target === null) this.routedInFlight++;
-    else this.busyInFlight++;
-    this.context.router.dispatch(request);
+    if (request.kind !== RequestKind.Busy) {
+      this.routedInFlight++;
+      this.context.router.dispatch(request);
+    } else {
+      this.busyInFlight++;
+      this.context.busyProxy!.send(request);
+    }
   }
 
   /** Sends held requests that may go now (called as replies come in). */
@@ -490,7 +495,7 @@ export class ClientSession implements ReplySink {
   complete(request: Request, reply: ReplyBytes): void {
     request.reply = reply;
     request.done = true;
-    if (request.target === null) this.routedInFlight--;
+    if (request.kind !== RequestKind.Busy) this.routedInFlight--;
     else this.busyInFlight--;
     if (this.state === State.Closed) return;
     if (this.held.length > 0) this.releaseHeld();

@@ -43,8 +43,18 @@ export const proxyConfigSchema = z
     connectionsPerShard: z.number().int().min(1).max(64).default(1),
     /** How often the slot map is refreshed when nothing prompts it (MOVED and errors prompt it at once). @default 5000 */
     refreshIntervalMs: z.number().int().min(100).default(5000),
-    /** How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN) before it fails. @default 5000 */
-    retryBudgetMs: z.number().int().min(0).default(5000),
+    /**
+     * How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN)
+     * before it fails, in ms. "auto" covers a shard failover: 2 x the cluster's
+     * `cluster-node-timeout` (read from the shards at every slot-map load) + 2000 ms for the
+     * replica's election, e.g. 12000 for node-timeout 5000, 32000 for Redis's default 15000
+     * (src/proxy/upstream/limits.ts). @default "auto"
+     */
+    retryBudgetMs: z
+      .union([z.number().int().min(0), z.literal("auto")], {
+        error: 'expected a number of milliseconds (0 or more) or "auto"',
+      })
+      .default("auto"),
     limits: z
       .object({
         /** @default 10000 */

@@ -6,13 +6,6 @@
 import { AggregatorRegistry, Counter, Gauge, type PrometheusContentType } from "prom-client";
 import type { ProxyContext } from "./context.ts";
 
-/** Counters a worker keeps; read only when scraped. */
-export class WorkerStats {
-  commands = 0;
-  redirects = 0;
-  reconnects = 0;
-}
-
 /** Registers this worker's metrics and answers the primary's requests for them. */
 export function registerWorkerMetrics(context: ProxyContext): void {
   new AggregatorRegistry(); // installs the worker's listener for the primary's metric requests

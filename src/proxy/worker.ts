@@ -10,6 +10,7 @@ import type { ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
+import { busyLinkTo } from "./busy-link.ts";
 
 export interface WorkerOptions {
   /** Logger; defaults to pino on stderr at the config's level. */
@@ -39,6 +40,9 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
   const router = routerFor(config, flusher, log);
+  const busyLink = options.busySocket
+    ? busyLinkTo(options.busySocket, flusher, () => router.retryBudgetMs, log)
+    : undefined;
   const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
   const context = new ProxyContext(
     config,
@@ -47,7 +51,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     flusher,
     log,
     options.workerIndex ?? 0,
-    options.busySocket ? `unix:${options.busySocket}` : undefined,
+    busyLink,
   );
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; requests wait for the cluster");
@@ -75,6 +79,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     const deadline = Date.now() + timeoutMs;
     while (context.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const client of context.clients) client.destroy();
+    busyLink?.close();
     await router.close();
     log.info({ port }, "proxy worker drained");
   };
@@ -88,6 +93,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
         server.close(() => resolve());
         for (const client of context.clients) client.destroy();
       });
+      busyLink?.close();
       await router.close();
     },
   };
