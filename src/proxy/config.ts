@@ -120,6 +120,29 @@ export const proxyConfigSchema = z
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
 
+/**
+ * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
+ * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
+ * authenticate against the new `clientPassword` (authenticated ones stay so). Every other field
+ * takes effect at the next restart.
+ */
+export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword">;
+
+export function liveFields(config: ProxyConfig): LiveConfig {
+  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword };
+}
+
+/** The top-level fields that differ between two configs, other than the live ones. */
+export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
+  const live = new Set<string>(["backendAuth", "clientPassword"]);
+  const names = new Set([...Object.keys(running), ...Object.keys(next)]);
+  return [...names].filter(
+    (name) =>
+      !live.has(name) &&
+      JSON.stringify(running[name as keyof ProxyConfig]) !== JSON.stringify(next[name as keyof ProxyConfig]),
+  );
+}
+
 /** Validates a config object; a bad field is named with what was expected. */
 export function parseProxyConfig(input: unknown, source = "proxy config"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input);

@@ -6,7 +6,7 @@ import { pino, type Logger } from "pino";
 import { errorReply } from "../resp/encode.ts";
 import { ClientSession } from "./client.ts";
 import { CommandTable, DEFAULT_DENIED } from "./commands.ts";
-import type { ProxyConfig } from "./config.ts";
+import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
@@ -32,6 +32,8 @@ export interface ProxyWorker {
    * each client once it has its replies, then closes the shard connections.
    */
   drain(timeoutMs: number): Promise<void>;
+  /** Takes on the live fields of a re-read config (see LiveConfig). */
+  reload(live: LiveConfig): void;
 }
 
 const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
@@ -39,7 +41,8 @@ const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
 export async function startWorker(config: ProxyConfig, options: WorkerOptions = {}): Promise<ProxyWorker> {
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
-  const router = routerFor(config, flusher, log);
+  const credentials = { auth: config.backendAuth };
+  const router = routerFor(config, flusher, log, credentials);
   const busyLink = options.busySocket
     ? busyLinkTo(options.busySocket, flusher, () => router.retryBudgetMs, log)
     : undefined;
@@ -88,6 +91,11 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     port,
     context,
     drain,
+    reload(live) {
+      credentials.auth = live.backendAuth;
+      // Client sessions read it from the config at each AUTH and at connect.
+      config.clientPassword = live.clientPassword;
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
