@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics. Each worker keeps plain counters on its hot path (an integer add) and
+ * Prometheus metrics. Each worker keeps plain counters on its hot path (stats.ts) and
  * exposes them through prom-client when scraped; the primary serves `/metrics` on the admin port,
  * summed over the workers by prom-client's AggregatorRegistry.
  */
@@ -43,9 +43,9 @@ export function registerWorkerMetrics(context: ProxyContext): void {
   });
   new Gauge({
     name: "dredis_requests_waiting",
-    help: "Requests held for a shard that is unavailable (failover in progress)",
+    help: "Requests held for a shard that is unavailable (failover in progress) or for the busy proxy's restart",
     collect() {
-      this.set(router.waitingRequests);
+      this.set(router.waitingRequests + (context.busyProxy?.waitingRequests ?? 0));
     },
   });
   new Gauge({

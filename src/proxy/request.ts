@@ -34,6 +34,7 @@ export const enum RequestKind {
 }
 
 export class Request {
+  /** Where the request goes; set with `target` and `pinned`, or to Busy by the client session. */
   kind = RequestKind.Slot;
   /** Raw RESP bytes to send (the client's own bytes, untouched). */
   frame: Buffer = EMPTY;
