@@ -109,7 +109,8 @@ export class ConnectionPools {
 
   /** A reply came on `connection`: a lent one with nothing left in flight goes back to the idle list. */
   replied(connection: BackendConnection): void {
-    if (connection.pending !== 0 || !this.lent.delete(connection)) return;
+    if (!this.lent.has(connection) || connection.pending !== 0) return;
+    this.lent.delete(connection);
     const key = `${connection.protocol}|${connection.address}`;
     const idle = this.idle.get(key) ?? [];
     if (idle.length >= MAX_IDLE_DEDICATED || this.closed) {
