@@ -188,3 +188,17 @@ function truncate(s: string, n: number): string {
 function sanitize(s: string): string {
   return s.replace(/[\r\n]/g, " ");
 }
+
+// Router and busy link (src/proxy/router.ts, src/proxy/upstream/, src/proxy/busy-link.ts): texts a
+// client sees when the shard side cannot answer. CLUSTERDOWN where waiting longer may help.
+export const UpstreamErrors = {
+  shardUnavailable: (what: string, owner: string | undefined, budgetMs: number) =>
+    `CLUSTERDOWN no reachable master serves ${what}${owner ? ` (${owner} is not answering)` : ""}; ` +
+    `retried for ${budgetMs} ms`,
+  busyProxyUnavailable: (budgetMs: number) =>
+    `CLUSTERDOWN the busy proxy (multi-key commands across slots) is not answering; retried for ${budgetMs} ms`,
+  connectionLost: (peer: string, reason: string) =>
+    `ERR connection to ${peer} was lost before it replied (${reason}); the command may or may not have run`,
+  watchedConnectionLost: "ERR the connection this transaction watched on was lost",
+  shuttingDown: "ERR proxy is shutting down",
+} as const;

@@ -18,10 +18,17 @@ export function registerProxyCommands(program: Command): void {
     )
     .action(
       async (options: { config: string; port?: number; workers?: number; leaderElection?: boolean }) => {
-        const config = await loadProxyConfig(options.config);
-        if (options.port !== undefined) config.listen.port = options.port;
-        if (options.workers !== undefined) config.workers = options.workers;
-        await runProxyHost(config, undefined, { leaderElection: options.leaderElection === true });
+        const load = async () => {
+          const config = await loadProxyConfig(options.config);
+          if (options.port !== undefined) config.listen.port = options.port;
+          if (options.workers !== undefined) config.workers = options.workers;
+          return config;
+        };
+        // SIGHUP re-reads the file, with the same command-line overrides.
+        await runProxyHost(await load(), undefined, {
+          leaderElection: options.leaderElection === true,
+          reloadConfig: load,
+        });
       },
     );
 }

@@ -1,5 +1,5 @@
 /**
- * Pipelined, multiplexed connections to one shard node.
+ * Pipelined, multiplexed connections to one shard node (or to the busy proxy, over its socket).
  *
  * Many clients' requests share each connection: requests are appended to one outgoing batch that
  * is written once per event-loop turn, and replies are matched to requests in order (Redis answers
@@ -7,10 +7,12 @@
  * decoding; the router only looks at error replies, for redirects.
  */
 import { createConnection, type Socket } from "node:net";
+import type { Endpoint } from "../cluster/address.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ReplyScanner, replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { Deque } from "./deque.ts";
-import { writeBatch, type FlushScheduler, type Request } from "./request.ts";
+import { writeBatch, type FlushScheduler, type Request, type RequestConnection } from "./request.ts";
+import { CONNECT_TIMEOUT_MS, KEEPALIVE_MS } from "./upstream/limits.ts";
 
 const ASKING = encodeCommand(["ASKING"]);
 const MINUS = 45;
@@ -49,7 +51,23 @@ const enum Expect {
 /** Receives every frame of a connection in pipe mode (Pub/Sub): confirmations, messages, pushes. */
 export type PipeHandler = (reply: ReplyBytes, firstByte: number) => void;
 
-export class BackendConnection {
+/**
+ * A backend connection as the router, its pools and client sessions use it. The socket one is
+ * below; routing tests give the router a fake (see upstream/pools.ts, `Connect`).
+ */
+export interface BackendConnection extends RequestConnection {
+  /** The node's "host:port" (or a name for the busy proxy's socket), as the slot map spells it. */
+  readonly address: string;
+  readonly protocol: 2 | 3;
+  readonly state: ConnectionState;
+  /** Requests written and not yet answered. */
+  readonly pending: number;
+  pipe: PipeHandler | null;
+  onClosed: (() => void) | null;
+  sendRaw(frame: Buffer): void;
+}
+
+export class SocketConnection implements BackendConnection {
   state = ConnectionState.Connecting;
   /**
    * Pipe mode: frames are not matched to requests but all handed to this handler (a subscribed
@@ -69,21 +87,22 @@ export class BackendConnection {
   private closeError: Error | undefined;
 
   constructor(
+    endpoint: Endpoint,
     readonly address: string,
     readonly protocol: 2 | 3,
     auth: BackendAuth | undefined,
     private readonly flusher: FlushScheduler,
     private readonly events: BackendEvents,
-    connectTimeoutMs = 2000,
   ) {
     this.scanner = new ReplyScanner(this.onReply);
-    this.socket = createConnection({ ...socketAddress(address), noDelay: true });
-    this.socket.setTimeout(connectTimeoutMs, () =>
-      this.socket.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)),
+    this.socket = createConnection({ ...endpoint, noDelay: true });
+    this.socket.setTimeout(CONNECT_TIMEOUT_MS, () =>
+      this.socket.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`)),
     );
     this.socket.on("connect", () => {
       this.socket.setTimeout(0);
-      if (!address.startsWith("unix:")) this.socket.setKeepAlive(true, 10_000);
+      // A no-op on a unix socket (Node sets keepalive on TCP handles only).
+      this.socket.setKeepAlive(true, KEEPALIVE_MS);
       this.state = ConnectionState.Ready;
       if (protocol === 3 || auth) {
         const hello = ["HELLO", String(protocol)];
@@ -108,7 +127,10 @@ export class BackendConnection {
     this.socket.on("close", () => this.onClose());
   }
 
-  /** Requests written and not yet answered. */
+  get closed(): boolean {
+    return this.state === ConnectionState.Closed;
+  }
+
   get pending(): number {
     return this.inflight.length + this.waiting.length;
   }
@@ -209,13 +231,6 @@ export class BackendConnection {
     this.events.onClose(this, sent, unsent, this.closeError);
     this.onClosed?.();
   }
-}
-
-/** "host:port", "[v6]:port", or "unix:/path/to.sock" (the busy proxy's local socket). */
-export function socketAddress(address: string): { path: string } | { host: string; port: number } {
-  if (address.startsWith("unix:")) return { path: address.slice(5) };
-  const split = address.lastIndexOf(":");
-  return { host: address.slice(0, split).replace(/^\[|\]$/g, ""), port: Number(address.slice(split + 1)) };
 }
 
 /** How many of the last requests in `sent` are still in the unwritten batch `out`. */

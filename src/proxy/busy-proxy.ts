@@ -1,7 +1,8 @@
 /**
  * The busy proxy: one process per host that runs multi-key commands whose keys span slots
  * (split by slot, fan out, merge), so that slow fan-out work never stalls the workers.
- * Workers reach it over a local socket, speaking RESP, pipelined, as if it were a shard.
+ * Workers reach it over a local socket, speaking RESP, pipelined, through their busy link
+ * (busy-link.ts), which takes its replies as final.
  *
  * It has its own `ClusterRouter`, built as a worker builds one, so every part of a split command
  * gets the same redirect, retry and failover handling as a worker's own requests. The commands
@@ -11,7 +12,7 @@ import { createServer, type Server } from "node:net";
 import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import { CommandTable } from "./commands.ts";
-import type { ProxyConfig } from "./config.ts";
+import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
 import { BusyConnection, type BusyServerContext } from "./busy/connection.ts";
@@ -19,6 +20,8 @@ import { BusyConnection, type BusyServerContext } from "./busy/connection.ts";
 export interface BusyProxy {
   /** Stops listening, drops the workers' connections (their in-flight commands fail there), closes shard connections. */
   close(): Promise<void>;
+  /** Takes on the live fields of a re-read config: new shard connections use the new `backendAuth`. */
+  reload(live: LiveConfig): void;
 }
 
 export async function startBusyProxy(
@@ -29,7 +32,8 @@ export async function startBusyProxy(
   // A socket file left by a busy proxy that died would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });
   const flusher = new FlushScheduler();
-  const router = routerFor(config, flusher, log);
+  const credentials = { auth: config.backendAuth };
+  const router = routerFor(config, flusher, log, credentials);
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; commands wait for the cluster");
 
@@ -61,6 +65,9 @@ export async function startBusyProxy(
   log.info({ socket: socketPath }, "busy proxy listening");
 
   return {
+    reload(live) {
+      credentials.auth = live.backendAuth;
+    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const connection of connections) connection.destroy();

@@ -23,7 +23,7 @@ import {
 import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
 import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
-import { Request, type ReplySink } from "./request.ts";
+import { Request, RequestKind, type ReplySink } from "./request.ts";
 import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
 
@@ -190,12 +190,12 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
 
   /** Sends a frame to the busy proxy (the caller checked there is one). */
   toBusyProxy(frame: Buffer, readonly: boolean): void {
-    this.forward(frame, -1, readonly, this.context.busyProxy);
+    this.forward(frame, -1, readonly, true);
   }
 
-  private forward(frame: Buffer, slot: number, readonly: boolean, target: string | null = null): void {
+  private forward(frame: Buffer, slot: number, readonly: boolean, toBusyProxy = false): void {
     const request = this.newRequest(frame, slot, readonly);
-    request.target = target;
+    if (toBusyProxy) request.kind = RequestKind.Busy;
     this.send(request);
   }
 
@@ -227,13 +227,17 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   }
 
   private mayOvertake(request: Request): boolean {
-    return request.target === null ? this.busyInFlight === 0 : this.routedInFlight === 0;
+    return request.kind !== RequestKind.Busy ? this.busyInFlight === 0 : this.routedInFlight === 0;
   }
 
   private dispatch(request: Request): void {
-    if (request.target === null) this.routedInFlight++;
-    else this.busyInFlight++;
-    this.context.router.dispatch(request);
+    if (request.kind !== RequestKind.Busy) {
+      this.routedInFlight++;
+      this.context.router.dispatch(request);
+    } else {
+      this.busyInFlight++;
+      this.context.busyProxy!.send(request);
+    }
   }
 
   /** Sends held requests that may go now (called as replies come in). */
@@ -256,7 +260,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   complete(request: Request, reply: ReplyBytes): void {
     request.reply = reply;
     request.done = true;
-    if (request.target === null) this.routedInFlight--;
+    if (request.kind !== RequestKind.Busy) this.routedInFlight--;
     else this.busyInFlight--;
     if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();

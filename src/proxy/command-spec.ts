@@ -88,8 +88,8 @@ export interface SessionContext {
   readonly flusher: FlushScheduler;
   readonly log: Logger;
   readonly stats: { commands: number };
-  /** Where the busy proxy listens; unset: multi-key commands across slots get CROSSSLOT. */
-  readonly busyProxy: string | undefined;
+  /** The link to the busy proxy; unset: multi-key commands across slots get CROSSSLOT. */
+  readonly busyProxy: { send(request: Request): void } | undefined;
   readonly clients: Iterable<Session>;
   nextClientId(): number;
   clientClosed(client: Session): void;

@@ -43,8 +43,18 @@ export const proxyConfigSchema = z
     connectionsPerShard: z.number().int().min(1).max(64).default(1),
     /** How often the slot map is refreshed when nothing prompts it (MOVED and errors prompt it at once). @default 5000 */
     refreshIntervalMs: z.number().int().min(100).default(5000),
-    /** How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN) before it fails. @default 5000 */
-    retryBudgetMs: z.number().int().min(0).default(5000),
+    /**
+     * How long a request may wait for a shard to come back (failover, CLUSTERDOWN, TRYAGAIN)
+     * before it fails, in ms. "auto" covers a shard failover: 2 x the cluster's
+     * `cluster-node-timeout` (read from the shards at every slot-map load) + 2000 ms for the
+     * replica's election, e.g. 12000 for node-timeout 5000, 32000 for Redis's default 15000
+     * (src/proxy/upstream/limits.ts). @default "auto"
+     */
+    retryBudgetMs: z
+      .union([z.number().int().min(0), z.literal("auto")], {
+        error: 'expected a number of milliseconds (0 or more) or "auto"',
+      })
+      .default("auto"),
     limits: z
       .object({
         /** @default 10000 */
@@ -109,6 +119,29 @@ export const proxyConfigSchema = z
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
+
+/**
+ * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
+ * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
+ * authenticate against the new `clientPassword` (authenticated ones stay so). Every other field
+ * takes effect at the next restart.
+ */
+export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword">;
+
+export function liveFields(config: ProxyConfig): LiveConfig {
+  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword };
+}
+
+/** The top-level fields that differ between two configs, other than the live ones. */
+export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
+  const live = new Set<string>(["backendAuth", "clientPassword"]);
+  const names = new Set([...Object.keys(running), ...Object.keys(next)]);
+  return [...names].filter(
+    (name) =>
+      !live.has(name) &&
+      JSON.stringify(running[name as keyof ProxyConfig]) !== JSON.stringify(next[name as keyof ProxyConfig]),
+  );
+}
 
 /** Validates a config object; a bad field is named with what was expected. */
 export function parseProxyConfig(input: unknown, source = "proxy config"): ProxyConfig {

@@ -1,15 +1,16 @@
 /**
- * What every client session of a worker shares: configuration, command table, router, flushing,
- * and the worker-wide answers (INFO, CLIENT INFO lines).
+ * What every client session of a worker shares: configuration, command table, router, the link to
+ * the busy proxy, flushing, and the worker-wide answers (INFO, CLIENT INFO lines).
  */
 import type { Logger } from "pino";
 import { encodeReply, VerbatimString, type Protocol } from "../resp/encode.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { CommandTable } from "./commands.ts";
 import type { ClusterRouter } from "./router.ts";
+import type { BusyLink } from "./busy-link.ts";
 import type { FlushScheduler } from "./request.ts";
 import type { ClientSession } from "./client.ts";
-import type { WorkerStats } from "./metrics.ts";
+import type { WorkerStats } from "./stats.ts";
 
 export class ProxyContext {
   readonly startedAt = Date.now();
@@ -24,8 +25,8 @@ export class ProxyContext {
     readonly log: Logger,
     /** Distinguishes workers of one host so client ids stay unique across them. */
     readonly workerIndex = 0,
-    /** "unix:/path" of the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
-    readonly busyProxy: string | undefined = undefined,
+    /** The link to the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
+    readonly busyProxy: BusyLink | undefined = undefined,
   ) {}
 
   /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */
@@ -84,9 +85,6 @@ export class ProxyContext {
     return encodeReply(renderInfo(this.infoSections(section)), protocol);
   }
 }
-
-/** The internal command a worker sends the busy proxy with its INFO sections, to get the shards' sums added. */
-export const SHARD_INFO = "dredis.info";
 
 /** One INFO section: its lower-case name and its `field:value` lines. */
 export type InfoSection = [name: string, lines: string[]];

@@ -1,6 +1,7 @@
 /**
  * A proxy host: a primary process that forks `workers` proxy workers sharing one listening port,
- * restarts any that die (with backoff), serves health on an admin port, and drains on SIGTERM.
+ * restarts any that die (with backoff), serves health on an admin port, drains on SIGTERM, and on
+ * SIGHUP re-reads its config file and hands the fields that apply live to its workers and busy proxy.
  *
  * Node 20 has no SO_REUSEPORT for `net`, so the workers share the port through node:cluster.
  * Round-robin distribution (SCHED_RR) is used: measured on our machines, letting workers race on
@@ -12,14 +13,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
-import type { ProxyConfig } from "./config.ts";
+import { fieldsNeedingRestart, liveFields, type LiveConfig, type ProxyConfig } from "./config.ts";
 import { startWorker, type ProxyWorker } from "./worker.ts";
 import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
 import { clusterMetricsRegistry, registerWorkerMetrics } from "./metrics.ts";
 import { inClusterOptions, LeaderElector } from "./leader-election.ts";
 
 /** Messages between the primary and its workers. */
-type ToWorker = { type: "drain"; timeoutMs: number } | { type: "status"; id: number };
+type ToWorker =
+  | { type: "drain"; timeoutMs: number }
+  | { type: "status"; id: number }
+  | { type: "reload"; live: LiveConfig };
 type FromWorker = { type: "status"; id: number; status: WorkerStatus };
 
 export interface WorkerStatus {
@@ -49,6 +53,8 @@ export interface HostHandle {
 export interface HostOptions {
   /** Campaign for the Kubernetes Lease of a master-backup pair (see leader-election.ts). */
   leaderElection?: boolean;
+  /** Re-reads the config (from its file) on SIGHUP; without it, SIGHUP is logged and ignored. */
+  reloadConfig?: () => Promise<ProxyConfig>;
 }
 
 export async function runProxyHost(
@@ -61,12 +67,17 @@ export async function runProxyHost(
   if (cluster.isWorker) return runForkedWorker(config, logger);
   // Checked before anything starts: a pod missing its environment fails at once, with the reason.
   const elector = options.leaderElection ? new LeaderElector(inClusterOptions(logger)) : undefined;
-  const host = startPrimary(config, logger, elector);
+  const host = startPrimary(config, logger, elector, options.reloadConfig);
   void host.ready.then(() => elector?.start());
   return host;
 }
 
-function startPrimary(config: ProxyConfig, log: Logger, elector?: LeaderElector): HostHandle {
+function startPrimary(
+  config: ProxyConfig,
+  log: Logger,
+  elector?: LeaderElector,
+  reloadConfig?: () => Promise<ProxyConfig>,
+): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const workers = new Map<number, { worker: Worker; index: number; startedAt: number; failures: number }>();
   let stopping = false;
@@ -197,6 +208,29 @@ function startPrimary(config: ProxyConfig, log: Logger, elector?: LeaderElector)
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => void stop().then(() => process.exit(0)));
   }
+  let running = config;
+  const reload = async (): Promise<void> => {
+    if (reloadConfig === undefined) {
+      log.warn("SIGHUP ignored: this host was started without a config file to re-read");
+      return;
+    }
+    let next: ProxyConfig;
+    try {
+      next = await reloadConfig();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "config reload failed; the running config stays");
+      return;
+    }
+    const restart = fieldsNeedingRestart(running, next);
+    if (restart.length > 0)
+      log.warn({ fields: restart }, "config fields changed that take effect only after a restart");
+    running = { ...running, ...liveFields(next) };
+    const message: ToWorker = { type: "reload", live: liveFields(next) };
+    for (const { worker } of workers.values()) if (!worker.isDead()) worker.send(message);
+    if (busy?.connected) busy.send(message);
+    log.info("config reloaded: backendAuth and clientPassword apply to new connections and AUTH");
+  };
+  process.on("SIGHUP", () => void reload());
   return {
     ready,
     adminPort: () => {
@@ -230,11 +264,14 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
     } else if (message?.type === "drain") {
       draining = true;
       void worker.drain(message.timeoutMs).then(() => process.exit(0));
+    } else if (message?.type === "reload") {
+      worker.reload(message.live);
     }
   });
   // The primary owns signals; a worker ignores them so a Ctrl-C reaches it only through the drain.
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => {});
+  process.on("SIGHUP", () => {});
   return worker;
 }
 
@@ -243,6 +280,10 @@ async function runBusyProcess(config: ProxyConfig, log: Logger): Promise<BusyPro
   const busy = await startBusyProxy(config, socketPath, log.child({ role: "busy" }));
   process.once("SIGTERM", () => void busy.close().then(() => process.exit(0)));
   process.on("SIGINT", () => {});
+  process.on("SIGHUP", () => {});
+  process.on("message", (message: ToWorker) => {
+    if (message?.type === "reload") busy.reload(message.live);
+  });
   // Exit with the primary: a busy proxy left behind would hold its socket.
   process.on("disconnect", () => void busy.close().then(() => process.exit(0)));
   return busy;

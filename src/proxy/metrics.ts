@@ -1,17 +1,10 @@
 /**
- * Prometheus metrics. Each worker keeps plain counters on its hot path (an integer add) and
+ * Prometheus metrics. Each worker keeps plain counters on its hot path (stats.ts) and
  * exposes them through prom-client when scraped; the primary serves `/metrics` on the admin port,
  * summed over the workers by prom-client's AggregatorRegistry.
  */
 import { AggregatorRegistry, Counter, Gauge, type PrometheusContentType } from "prom-client";
 import type { ProxyContext } from "./context.ts";
-
-/** Counters a worker keeps; read only when scraped. */
-export class WorkerStats {
-  commands = 0;
-  redirects = 0;
-  reconnects = 0;
-}
 
 /** Registers this worker's metrics and answers the primary's requests for them. */
 export function registerWorkerMetrics(context: ProxyContext): void {
@@ -50,9 +43,9 @@ export function registerWorkerMetrics(context: ProxyContext): void {
   });
   new Gauge({
     name: "dredis_requests_waiting",
-    help: "Requests held for a shard that is unavailable (failover in progress)",
+    help: "Requests held for a shard that is unavailable (failover in progress) or for the busy proxy's restart",
     collect() {
-      this.set(router.waitingRequests);
+      this.set(router.waitingRequests + (context.busyProxy?.waitingRequests ?? 0));
     },
   });
   new Gauge({

@@ -2,7 +2,6 @@
  * One client command on its way through the proxy.
  */
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
-import type { BackendConnection } from "./backend.ts";
 
 /** Whoever waits for a request's reply. */
 export interface ReplySink {
@@ -10,7 +9,31 @@ export interface ReplySink {
   complete(request: Request, reply: ReplyBytes): void;
 }
 
+/** What a request holds of a backend connection: the one it must use, or the one it borrowed. */
+export interface RequestConnection {
+  readonly closed: boolean;
+  send(request: Request): void;
+  close(): void;
+}
+
+/**
+ * Where a request goes. Kept by the setters of `target` and `pinned` (so the code that sets a
+ * destination sets the kind with it); a busy-proxy request is marked by the client session.
+ */
+export const enum RequestKind {
+  /** To the master of `slot` (any master when -1), on a shared pipelined connection. */
+  Slot,
+  /** To the node `target`, whatever its slot (a fan-out part for one node). */
+  Node,
+  /** On the connection `pinned` (a WATCHed transaction). */
+  Pinned,
+  /** To the busy proxy, over the worker's busy link; its replies are final. */
+  Busy,
+}
+
 export class Request {
+  /** Where the request goes; set with `target` and `pinned`, or to Busy by the client session. */
+  kind = RequestKind.Slot;
   /** Raw RESP bytes to send (the client's own bytes, untouched). */
   frame: Buffer = EMPTY;
   /** Slot of the request's keys, or -1 when keyless. */
@@ -24,8 +47,6 @@ export class Request {
   redirects = 0;
   /** When the request stops waiting for an unavailable shard (ms since epoch; 0 = not waiting yet). */
   deadline = 0;
-  /** Goes to this address whatever its slot (the busy proxy), or null to route by slot. */
-  target: string | null = null;
   /** Sent with ASKING first to this node (during a slot migration). */
   askTarget: string | null = null;
   /** Picks the backend connection: the same for all of one client's requests, so they keep their order. */
@@ -40,16 +61,34 @@ export class Request {
   collect: ReplyBytes[] | null = null;
   /** The first error among a transaction block's queued parts (EXEC then aborts), e.g. a MOVED. */
   partError: Buffer | null = null;
-  /** Needs a connection of its own while it waits (blocking commands). */
+  /** Needs a connection of its own while it waits (blocking commands), wherever it goes. */
   dedicated = false;
   /** The connection lent to a dedicated request, so it can be closed if the client goes away. */
-  lentConnection: BackendConnection | null = null;
-  /** Must go on this connection (a WATCHed transaction), whatever the slot map says. */
-  pinned: BackendConnection | null = null;
+  lentConnection: RequestConnection | null = null;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
+  private node: string | null = null;
+  private connection: RequestConnection | null = null;
 
   constructor(public sink: ReplySink | null) {}
+
+  /** Goes to this node address whatever its slot, or null to route by slot. */
+  get target(): string | null {
+    return this.node;
+  }
+  set target(address: string | null) {
+    this.node = address;
+    this.kind = address === null ? RequestKind.Slot : RequestKind.Node;
+  }
+
+  /** Must go on this connection (a WATCHed transaction), whatever the slot map says. */
+  get pinned(): RequestConnection | null {
+    return this.connection;
+  }
+  set pinned(connection: RequestConnection | null) {
+    this.connection = connection;
+    this.kind = connection === null ? RequestKind.Slot : RequestKind.Pinned;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);

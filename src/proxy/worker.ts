@@ -6,10 +6,11 @@ import { pino, type Logger } from "pino";
 import { errorReply } from "../resp/encode.ts";
 import { ClientSession } from "./client.ts";
 import { CommandTable, DEFAULT_DENIED } from "./commands.ts";
-import type { ProxyConfig } from "./config.ts";
+import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
+import { busyLinkTo } from "./busy-link.ts";
 
 export interface WorkerOptions {
   /** Logger; defaults to pino on stderr at the config's level. */
@@ -31,6 +32,8 @@ export interface ProxyWorker {
    * each client once it has its replies, then closes the shard connections.
    */
   drain(timeoutMs: number): Promise<void>;
+  /** Takes on the live fields of a re-read config (see LiveConfig). */
+  reload(live: LiveConfig): void;
 }
 
 const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
@@ -38,7 +41,11 @@ const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
 export async function startWorker(config: ProxyConfig, options: WorkerOptions = {}): Promise<ProxyWorker> {
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
-  const router = routerFor(config, flusher, log);
+  const credentials = { auth: config.backendAuth };
+  const router = routerFor(config, flusher, log, credentials);
+  const busyLink = options.busySocket
+    ? busyLinkTo(options.busySocket, flusher, () => router.retryBudgetMs, log)
+    : undefined;
   const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
   const context = new ProxyContext(
     config,
@@ -47,7 +54,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     flusher,
     log,
     options.workerIndex ?? 0,
-    options.busySocket ? `unix:${options.busySocket}` : undefined,
+    busyLink,
   );
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; requests wait for the cluster");
@@ -75,6 +82,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     const deadline = Date.now() + timeoutMs;
     while (context.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const client of context.clients) client.destroy();
+    busyLink?.close();
     await router.close();
     log.info({ port }, "proxy worker drained");
   };
@@ -83,11 +91,17 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     port,
     context,
     drain,
+    reload(live) {
+      credentials.auth = live.backendAuth;
+      // Client sessions read it from the config at each AUTH and at connect.
+      config.clientPassword = live.clientPassword;
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const client of context.clients) client.destroy();
       });
+      busyLink?.close();
       await router.close();
     },
   };

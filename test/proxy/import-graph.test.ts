@@ -7,13 +7,6 @@ import ts from "typescript";
 
 const PROXY = resolve(dirname(fileURLToPath(import.meta.url)), "../../src/proxy");
 
-/**
- * Files whose import cycles another branch is removing (the router split makes request.ts,
- * backend.ts, metrics.ts and context.ts acyclic). A cycle made only of these is tolerated until
- * that branch lands; a cycle through any other src/proxy file fails now. Empty this list then.
- */
-const TOLERATED = new Set(["backend.ts", "request.ts", "router.ts", "metrics.ts", "context.ts"]);
-
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory()
@@ -92,6 +85,5 @@ test("the import graph sees src/proxy's imports, type-only ones included", () =>
 });
 
 test("src/proxy files import each other without a cycle, import type included", () => {
-  const found = cycles(importGraph()).filter((cycle) => cycle.some((file) => !TOLERATED.has(file)));
-  assert.deepEqual(found, []);
+  assert.deepEqual(cycles(importGraph()), []);
 });

@@ -93,6 +93,8 @@ export interface HostStatus {
 export interface TestProxyHost {
   port: number;
   adminPort: number;
+  /** The config file the host was started with (rewrite it and send SIGHUP to reload). */
+  configFile: string;
   process: ChildProcess;
   /** What the host wrote to stdout/stderr so far (pino JSON lines). */
   output(): string;
@@ -150,7 +152,15 @@ export async function startProxyHost(
     `the proxy host to be ready (output so far: ${output.slice(-500)})`,
     100,
   );
-  return { port: port!, adminPort: adminPort!, process: child, output: () => output, status, exited };
+  return {
+    port: port!,
+    adminPort: adminPort!,
+    configFile: file,
+    process: child,
+    output: () => output,
+    status,
+    exited,
+  };
 }
 
 export interface ProxyHostProcess {

@@ -2,7 +2,7 @@
  * One admin connection per node address, authenticated with the caller's credentials, closed together.
  */
 import { Redis } from "ioredis";
-import { DredisError } from "../../errors.ts";
+import { parseAddress } from "../address.ts";
 import type { Credentials } from "./options.ts";
 
 export class NodePool {
@@ -15,7 +15,7 @@ export class NodePool {
   get(address: string): Redis {
     let client = this.clients.get(address);
     if (!client) {
-      const { host, port } = splitAddress(address);
+      const { host, port } = parseAddress(address);
       client = new Redis({
         host,
         port,
@@ -45,11 +45,8 @@ export class NodePool {
   }
 }
 
-export function splitAddress(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(":");
-  if (at < 0) throw new DredisError("E_ADDRESS", `expected "host:port", got "${address}"`);
-  return { host: address.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(address.slice(at + 1)) };
-}
+/** "host:port" or "[v6]:port" to host and port, for the admin modules (src/cluster/address.ts). */
+export { parseAddress as splitAddress };
 
 /** Runs `fn` with a fresh pool and always closes it. */
 export async function withPool<T>(credentials: Credentials, fn: (pool: NodePool) => Promise<T>): Promise<T> {

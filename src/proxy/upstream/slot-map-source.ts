@@ -1,0 +1,172 @@
+/**
+ * Where the router's slot map comes from: read from the cluster on a timer and at once when
+ * something suggests it changed (MOVED, a lost connection, CLUSTERDOWN), with MOVED applied to
+ * the map before the read confirms it. Each read also takes the cluster's `cluster-node-timeout`,
+ * from which the default retry budget is derived (limits.ts, failoverBudgetMs).
+ *
+ * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
+ */
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { parseAddress } from "../../cluster/address.ts";
+import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
+import type { BackendAuth } from "../backend.ts";
+import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
+
+export interface MapRead {
+  map: SlotMap;
+  /** The node's `cluster-node-timeout`, when it let us read it. */
+  nodeTimeoutMs: number | undefined;
+  /** The node's Redis version, when asked for. */
+  version: string | undefined;
+}
+
+/** Reads the slot map from one node. */
+export interface MapReader {
+  read(address: string, withVersion: boolean): Promise<MapRead>;
+  close(): void;
+}
+
+export class SlotMapSource {
+  map: SlotMap | null = null;
+  /** Version of the shards' Redis, reported to clients by HELLO and INFO (read once from a shard). */
+  serverVersion = "7.0.0";
+  /** The cluster's node timeout, as last read (Redis's default until then). */
+  nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
+  private versionRead = false;
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly seeds: readonly string[],
+    private readonly reader: MapReader,
+    private readonly refreshIntervalMs: number,
+    /** Called with every map read (the router updates its pools and retries waiting requests). */
+    private readonly onMap: (map: SlotMap) => void,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the first map and starts the refresh timer. Resolves even if no seed answers yet. */
+  async start(): Promise<void> {
+    this.timer = setInterval(() => void this.refresh(), this.refreshIntervalMs);
+    this.timer.unref();
+    await this.refresh();
+  }
+
+  /** A MOVED: the slot is served at `address` now. Applied at once; a full read confirms it. */
+  moved(slot: number, address: string): void {
+    this.map?.assign(slot, address);
+    void this.refresh();
+  }
+
+  /** Re-reads the slot map. Concurrent calls share one read; calls during a read cause one more. */
+  refresh(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        await this.load();
+      } while (this.refreshAgain && !this.closed);
+    })().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const candidates = new Set<string>([
+      ...(this.map?.masters ?? []),
+      ...(this.map?.nodes.map((n) => n.address) ?? []),
+      ...this.seeds,
+    ]);
+    let best: MapRead | null = null;
+    const errors: string[] = [];
+    for (const address of candidates) {
+      try {
+        const read = await this.reader.read(address, !this.versionRead);
+        if (read.version !== undefined) {
+          this.versionRead = true;
+          this.serverVersion = read.version;
+        }
+        if (!best || coverage(read.map) > coverage(best.map)) best = read;
+        if (read.map.complete) break;
+      } catch (err) {
+        errors.push(`${address}: ${(err as Error).message}`);
+      }
+    }
+    if (this.closed) return;
+    if (!best) {
+      this.log.warn({ errors }, "no cluster node answered the slot map request");
+      return;
+    }
+    if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
+    this.map = best.map;
+    this.onMap(best.map);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.reader.close();
+  }
+}
+
+function coverage(map: SlotMap): number {
+  let n = 0;
+  for (const owner of map.owner) if (owner >= 0) n++;
+  return n;
+}
+
+/** Reads maps over one ioredis control connection per node, authenticated with the current credentials. */
+export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader {
+  const control = new Map<string, Redis>();
+  const connection = (address: string): Redis => {
+    let client = control.get(address);
+    if (client && client.status !== "end" && client.status !== "close") return client;
+    const credentials = auth();
+    client = new Redis({
+      ...parseAddress(address),
+      username: credentials?.username,
+      password: credentials?.password,
+      lazyConnect: true,
+      connectTimeout: CONTROL_CONNECT_TIMEOUT_MS,
+      commandTimeout: CONTROL_COMMAND_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: true,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => {});
+    control.set(address, client);
+    return client;
+  };
+  return {
+    async read(address, withVersion) {
+      const client = connection(address);
+      if (client.status === "wait") await client.connect();
+      let map: SlotMap;
+      try {
+        map = slotMapFromShards(await client.call("CLUSTER", "SHARDS"));
+      } catch (err) {
+        if (!/unknown subcommand|unknown command/i.test((err as Error).message)) throw err;
+        map = slotMapFromSlots(await client.call("CLUSTER", "SLOTS"));
+      }
+      // Refused where CONFIG is denied to the proxy's user: the budget then assumes Redis's default.
+      const timeout = await client.call("CONFIG", "GET", "cluster-node-timeout").catch(() => undefined);
+      const nodeTimeoutMs = Array.isArray(timeout) ? Number(timeout[1]) : NaN;
+      let version: string | undefined;
+      if (withVersion) {
+        const info = String(await client.call("INFO", "server"));
+        version = /redis_version:(\S+)/.exec(info)?.[1];
+      }
+      return { map, nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined, version };
+    },
+    close() {
+      for (const client of control.values()) client.disconnect();
+      control.clear();
+    },
+  };
+}
