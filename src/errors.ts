@@ -158,16 +158,6 @@ export const ProxyErrors = {
     `ERR SCAN could not read slot ${slot} from a node that serves it${failure ? ` (${failure})` : ""}`,
   /** Not a reply: the reason scanSlotUnreadable quotes. */
   unexpectedSlotRead: "unexpected reply to a slot read",
-  // The worker's router (the texts router.ts sends today, for it to take from here).
-  watchedConnectionLost: "ERR the connection this transaction watched on was lost",
-  shuttingDown: "ERR proxy is shutting down",
-  /** `peer`: "the busy proxy" or "shard host:port". */
-  connectionLost: (peer: string, why: string) =>
-    `ERR connection to ${peer} was lost before it replied (${why}); the command may or may not have run`,
-  /** `what`: "slot N" or "this command"; `owner`: the unanswering master, if known. */
-  unavailable: (what: string, owner: string | undefined, budgetMs: number) =>
-    `CLUSTERDOWN no reachable master serves ${what}${owner ? ` (${owner} is not answering)` : ""}; ` +
-    `retried for ${budgetMs} ms`,
 } as const;
 
 /** Redis's wording for an unknown command, including its quirks (quoted args, trailing space, 128-byte caps). */

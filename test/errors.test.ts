@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DredisError, ErrorCodes, ProxyErrors, RedisErrors } from "../src/errors.ts";
+import { DredisError, ErrorCodes, ProxyErrors, RedisErrors, UpstreamErrors } from "../src/errors.ts";
 
 /** Every text of a catalogue, functions called with sample arguments. */
 function texts(catalogue: object, path = ""): [string, string][] {
@@ -23,7 +23,7 @@ test("error codes are distinct, and each is its constant's name with E_", () => 
 });
 
 test("every reply text is one line that starts with an upper-case error code, as Redis's do", () => {
-  const all = [...texts(RedisErrors), ...texts(ProxyErrors)].filter(
+  const all = [...texts(RedisErrors), ...texts(ProxyErrors), ...texts(UpstreamErrors)].filter(
     ([name]) => name !== "unexpectedSlotRead",
   );
   assert.ok(all.length > 60, `only ${all.length} texts found`);
