@@ -14,6 +14,13 @@
  * runs before the pod's SIGTERM and within the same grace period.
  *
  * redis-cli authenticates from REDISCLI_AUTH, so the password never appears on a command line.
+ *
+ * Wiring: Docker `command: shardEntrypointCommand(script)`, `stopTimeout` above the handover
+ * timeout, healthcheck `["CMD-SHELL", shardHealthCheckCommand()]`; Kubernetes `command:
+ * shardEntrypointCommand(script, ["--cluster-announce-hostname", "$(POD_NAME)...."])`,
+ * `lifecycle.preStop.exec.command: shardHandoverCommand(script)`, readiness
+ * `exec: ["sh", "-c", shardHealthCheckCommand()]`, `terminationGracePeriodSeconds` above the
+ * handover timeout.
  */
 import { DredisError } from "../../src/errors.ts";
 import { REDIS_PORT } from "./topology.ts";
@@ -51,6 +58,8 @@ export function renderShardEntrypoint(options: ShardEntrypointOptions): string {
     );
   return `#!/bin/sh
 # dredis shard entrypoint: redis-server that hands mastership to a caught-up replica before it stops.
+# Command substitutions start with a space: Kubernetes replaces "$" "(" NAME ")" in a command
+# wherever a variable NAME is set, and a function name could one day be one.
 set -u
 CONF='${configPath}'
 PORT=${port}
@@ -78,11 +87,11 @@ best_replica() {
 owned_slot_ranges() { cli CLUSTER NODES | tr -d '\\r' | awk '$3 ~ /myself/ { print NF - 8 }'; }
 
 handover() {
-  [ "$(role)" = master ] || return 0
-  [ "$(owned_slot_ranges)" -gt 0 ] 2>/dev/null || return 0
+  [ "$( role)" = master ] || return 0
+  [ "$( owned_slot_ranges)" -gt 0 ] 2>/dev/null || return 0
   deadline=$(( $(date +%s) + HANDOVER_TIMEOUT ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
-    target=$(best_replica)
+    target=$( best_replica)
     if [ -z "$target" ]; then say "no online replica: stopping without a handover"; return 0; fi
     set -- $target
     say "handing over to $1:$2"
@@ -90,7 +99,7 @@ handover() {
     # A manual failover gives up after 5 s on the replica's side; then try again.
     attempt_end=$(( $(date +%s) + 6 ))
     while [ "$(date +%s)" -lt "$attempt_end" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-      if [ "$(role)" = slave ]; then say "handed over to $1:$2"; return 0; fi
+      if [ "$( role)" = slave ]; then say "handed over to $1:$2"; return 0; fi
       sleep 0.1
     done
   done

@@ -12,7 +12,7 @@ import { installRecorder } from "./record.ts";
 import { stackSpec } from "../support/stack-config.ts";
 
 installRecorder();
-const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change, migrationRuns } =
+const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change, workloadsRun } =
   await import("./scenario.ts");
 
 const dev = stackSpec("dev");
@@ -57,7 +57,7 @@ test(
     const c = await change({ spec: dev }, { spec: dev, outputs: rebuilt });
     for (const name of ["redis-proxy-0", "redis-proxy-1"])
       assert.notEqual(c.action(name), "same", `${name} keeps the old image`);
-    assert.ok(migrationRuns(c), "the migration workload keeps the old image");
+    assert.ok(workloadsRun(c).includes("redis-migration-run"), "the migration workload keeps the old image");
     assertShardsUntouched(c);
     assertRollsOneAtATime(c);
   },
@@ -96,7 +96,7 @@ test("proxyHosts 2 -> 3: a host is added and the balancer keeps serving", TODO, 
 test("shards 3 -> 5: new shards are created and migrated to, existing nodes untouched", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, shards: 5 } });
   assert.equal(c.action("redis-shard-4-1"), "create");
-  assert.ok(migrationRuns(c));
+  assert.ok(workloadsRun(c).includes("redis-migration-run"));
   assertShardsUntouched(c);
   assertRollsOneAtATime(c);
 });
@@ -104,7 +104,10 @@ test("shards 3 -> 5: new shards are created and migrated to, existing nodes unto
 test("shards 5 -> 3: the removed shards are deleted after the migration drained them, the rest untouched", async () => {
   const c = await change({ spec: { ...dev, shards: 5 } }, { spec: dev });
   assert.deepEqual(c.disruption.retired, ["shard-3", "shard-4"]);
-  assert.ok(migrationRuns(c), "deletes run after every create and replacement: the drain comes first");
+  assert.ok(
+    workloadsRun(c).includes("redis-migration-run"),
+    "deletes run after every create and replacement: the drain comes first",
+  );
   assertShardsUntouched(c);
   assertRollsOneAtATime(c);
 });

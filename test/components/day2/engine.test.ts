@@ -210,3 +210,23 @@ test("a rolling StatefulSet update takes one pod down, OnDelete none; deletes of
   );
   assert.deepEqual(d.retired, ["c"]);
 });
+
+test("kubernetes: a named Secret with new data is deleted and created again (Secrets are immutable to the provider by default)", () => {
+  const secret = (password: string, name?: string) =>
+    state(
+      "auth",
+      { metadata: name ? { name } : {}, stringData: { password } },
+      { type: "kubernetes:core/v1:Secret" },
+    );
+  const named = step(planUpdate(graph(secret("a", "auth")), graph(secret("b", "auth"))), "auth");
+  assert.deepEqual(
+    [named.action, named.deleteBeforeReplace, named.replaceBecause],
+    ["replace", true, ["stringData.password"]],
+  );
+  const labelled = state(
+    "auth",
+    { metadata: { name: "auth", labels: { a: "1" } }, stringData: { password: "a" } },
+    { type: "kubernetes:core/v1:Secret" },
+  );
+  assert.equal(step(planUpdate(graph(secret("a", "auth")), graph(labelled)), "auth").action, "update");
+});

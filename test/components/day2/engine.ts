@@ -86,6 +86,7 @@ function replaceDependents(plan: Plan, olds: Map<string, State>, news: Map<strin
       const inputs = Object.entries(next.propertyDependencies)
         .filter(([, deps]) => deps.some((d) => deletedFirst.has(d)))
         .map(([input]) => [input]);
+      if (inputs.length === 0) continue;
       const forced = providerReplaces(next, inputs);
       if (forced.length === 0) continue;
       plan.set(next.key, {
@@ -121,7 +122,7 @@ function providerReplaces(state: State, changed: Path[]): Path[] {
     const forceNew = kubernetesForceNew(state.type).map(parsePath);
     return changed.filter((path) => forceNew.some((f) => covers(f, path) || covers(path, f)));
   }
-  return pkg === "random" ? changed : [];
+  throw new Error(`no replace-on-change data for ${state.type}`);
 }
 
 interface DockerRules {
@@ -217,7 +218,7 @@ export interface Disruption {
   maxGroupsDown: Record<Role["role"], number>;
   /** Steps that take nodes down (replacements, rolling restarts), deletes of retired groups excluded. */
   outages: Outage[];
-  /** Groups whose every resource is deleted (removed shards), with the steps that must precede them. */
+  /** Groups none of whose resources remain (removed shards): deleted after the run's other steps, not outages. */
   retired: string[];
 }
 
@@ -244,7 +245,7 @@ export function disruption(
       retired.add(role.group);
       continue;
     }
-    const down = nodesDown(step, olds.get(step.key), news.get(step.key), role);
+    const down = nodesDown(step, news.get(step.key), role);
     if (down > 0) outages.push({ step, role, down });
   }
   const before = precedence(plan, olds, news);
@@ -266,18 +267,25 @@ export function disruption(
 
 /**
  * Nodes a step takes down at once: all of a resource's nodes when it is replaced (delete first)
- * or deleted; one when a StatefulSet or Deployment rolls a changed pod template (the controllers'
- * default rolling update, one pod unavailable at a time; not with the OnDelete strategy). A Docker
- * update (`docker update`: memory, restart policy) leaves the container running.
+ * or deleted. A changed pod template is rolled out by the controller: a StatefulSet one pod at a
+ * time (none with OnDelete), a Deployment `maxUnavailable` pods (default 25%, rounded down; all
+ * with Recreate). A Docker update (`docker update`: memory, restart policy) leaves the container
+ * running.
  */
-function nodesDown(step: Step, old: State | undefined, next: State | undefined, role: Role): number {
+function nodesDown(step: Step, next: State | undefined, role: Role): number {
   if (step.action === "delete" || (step.action === "replace" && step.deleteBeforeReplace)) return role.nodes;
-  if (step.action !== "update" || !next || !old) return 0;
-  const workload =
-    next.type === "kubernetes:apps/v1:StatefulSet" || next.type === "kubernetes:apps/v1:Deployment";
-  if (!workload || !step.changed.some((p) => p.startsWith("spec.template"))) return 0;
-  const strategy = (next.inputs["spec"] as { updateStrategy?: { type?: string } }).updateStrategy?.type;
-  return strategy === "OnDelete" ? 0 : 1;
+  if (step.action !== "update" || !next || !step.changed.some((p) => p.startsWith("spec.template"))) return 0;
+  const spec = next.inputs["spec"] as {
+    updateStrategy?: { type?: string };
+    strategy?: { type?: string; rollingUpdate?: { maxUnavailable?: number | string } };
+  };
+  if (next.type === "kubernetes:apps/v1:StatefulSet") return spec.updateStrategy?.type === "OnDelete" ? 0 : 1;
+  if (next.type !== "kubernetes:apps/v1:Deployment") return 0;
+  if (spec.strategy?.type === "Recreate") return role.nodes;
+  const maxUnavailable = spec.strategy?.rollingUpdate?.maxUnavailable ?? "25%";
+  return typeof maxUnavailable === "number"
+    ? maxUnavailable
+    : Math.floor((parseFloat(maxUnavailable) * role.nodes) / 100);
 }
 
 /**

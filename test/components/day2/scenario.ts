@@ -25,6 +25,7 @@ export interface Change {
 }
 
 const NAME = "redis";
+const CONTAINER = "docker:index/container:Container";
 
 export async function change(before: Deployment, after: Deployment): Promise<Change> {
   const run = (d: Deployment) =>
@@ -105,10 +106,18 @@ export function dataNodesTouched(c: Change): string[] {
   ];
 }
 
-/** Whether the migration workload (which applies live changes inside the network) runs in this update. */
-export function migrationRuns(c: Change): boolean {
-  const run = [...c.plan.values()].find((s) => /::redis-migration-run$/.test(s.key));
-  return run !== undefined && (run.action === "create" || run.action === "replace");
+/**
+ * The one-shot workloads (a Docker container run with `attach`, a Kubernetes Job) this update
+ * runs: the migration, or whatever applies live changes inside the network.
+ */
+export function workloadsRun(c: Change): string[] {
+  return [...c.plan.values()]
+    .filter((s) => s.action === "create" || s.action === "replace")
+    .map((s) => c.news.get(s.key)!)
+    .filter(
+      (r) => r.type === "kubernetes:batch/v1:Job" || (r.type === CONTAINER && r.inputs["attach"] === true),
+    )
+    .map((r) => r.name);
 }
 
 /**
@@ -137,7 +146,11 @@ export function assertAppliedLive(c: Change): void {
     [],
     "shard nodes replaced or restarted for a change Redis takes live",
   );
-  assert.ok(migrationRuns(c), "nothing runs inside the network to apply the change to the running nodes");
+  assert.notDeepEqual(
+    workloadsRun(c),
+    [],
+    "nothing runs inside the network to apply the change to the running nodes",
+  );
 }
 
 /** A change that does not concern the shards leaves every shard node alone. */

@@ -101,6 +101,8 @@ test("the rendered script is valid sh, and bad options are refused with the opti
   const script = renderShardEntrypoint({ configPath: "/etc/redis/redis.conf", handoverTimeoutSeconds: 20 });
   const check = spawnSync("sh", ["-n"], { input: script, encoding: "utf8" });
   assert.equal(check.status, 0, check.stderr);
+  // Kubernetes would substitute an environment variable for any of these in the pod's command.
+  assert.doesNotMatch(script, /\$\([A-Za-z_][A-Za-z0-9_]*\)/);
   assert.throws(
     () => renderShardEntrypoint({ configPath: "/etc/redis/redis.conf", handoverTimeoutSeconds: 0 }),
     /handoverTimeoutSeconds must be a positive integer \(got 0\)/,
