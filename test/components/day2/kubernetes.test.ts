@@ -99,3 +99,19 @@ test("shards 8 -> 6: the removed StatefulSets are deleted after the migration dr
   assertShardsUntouched(c);
   assertRollsOneAtATime(c);
 });
+
+// Needs: the shard pods run the entrypoint of components/plan/shard-entrypoint.ts, with its
+// handover as the preStop hook, within terminationGracePeriodSeconds.
+test("a shard pod hands its master over before it stops (preStop)", TODO, async () => {
+  const c = await change({ spec: prod }, { spec: prod });
+  for (const state of c.news.values()) {
+    if (state.type !== "kubernetes:apps/v1:StatefulSet") continue;
+    const pod = (state.inputs["spec"] as { template: { spec: Record<string, unknown> } }).template.spec;
+    const [redis] = pod["containers"] as { lifecycle?: { preStop?: { exec?: { command?: string[] } } } }[];
+    assert.match(
+      JSON.stringify(redis?.lifecycle?.preStop?.exec?.command),
+      /CLUSTER FAILOVER/,
+      `${state.name}: no handover`,
+    );
+  }
+});
