@@ -28,8 +28,14 @@ const NAME = "redis";
 const CONTAINER = "docker:index/container:Container";
 
 export async function change(before: Deployment, after: Deployment): Promise<Change> {
-  const run = (d: Deployment) =>
-    record((opts) => createStack({ name: NAME, spec: d.spec, password: d.password }, opts), d.outputs);
+  const run = async (d: Deployment) => {
+    const states = await record(
+      (opts) => createStack({ name: NAME, spec: d.spec, password: d.password }, opts),
+      d.outputs,
+    );
+    assertClassified(states, d.spec);
+    return states;
+  };
   const olds = await run(before);
   const news = await run(after);
   const plan = planUpdate(olds, news);
@@ -81,6 +87,24 @@ export const classify: Classify = (state) => {
     return { role: "endpoint", group: "endpoint", nodes: 1 };
   return undefined;
 };
+
+/**
+ * Every shard and the proxies are recognised by `classify`: were a component to rename them, the
+ * invariants would otherwise hold vacuously.
+ */
+function assertClassified(states: Map<string, State>, spec: ClusterSpec): void {
+  const roles = [...states.values()].map(classify).filter((r) => r !== undefined);
+  const shards = new Set(roles.filter((r) => r.role === "data").map((r) => r.group));
+  assert.equal(shards.size, spec.shards, `classify finds ${shards.size} of ${spec.shards} shards`);
+  assert.ok(
+    roles.some((r) => r.role === "proxy"),
+    "classify finds no proxy host",
+  );
+  assert.ok(
+    roles.some((r) => r.role === "endpoint") || spec.proxyMode === "master-backup",
+    "classify finds no endpoint",
+  );
+}
 
 /** Proxy hosts down at once: one group per host on Docker, one Deployment of all hosts on Kubernetes. */
 export function proxyHostsDown(d: Disruption): number {
