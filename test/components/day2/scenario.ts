@@ -20,7 +20,7 @@ export interface Change {
   news: Map<string, State>;
   plan: Plan;
   disruption: Disruption;
-  /** Action of the resource named `name` (any type) */
+  /** Action on the one resource named `name`, whatever its type. */
   action(name: string): string;
 }
 
