@@ -82,6 +82,8 @@ async function startNode(t: TestContext, dir: string, port: number, busPort: num
 function healthy(port: number): boolean {
   const run = spawnSync("sh", ["-c", shardHealthCheckCommand(port)], {
     env: { ...process.env, REDISCLI_AUTH: password },
+    // A probe that hangs is a failed probe, as for Docker and the kubelet.
+    timeout: 5_000,
   });
   return run.status === 0;
 }
