@@ -1,0 +1,161 @@
+/**
+ * The shard node's entrypoint: a POSIX sh script that runs in the stock redis image (sh,
+ * redis-server and redis-cli; no node), so that stopping a node never costs the shard its master.
+ *
+ * `sh -c <script> dredis-shard [redis-server args...]` starts redis-server on the given config and
+ * waits. On SIGTERM (`docker stop`, a pod's deletion) it hands mastership over first: when this
+ * node is a master that owns slots and has a connected replica, it sends `CLUSTER FAILOVER` (not
+ * FORCE: Redis pauses writes on the master until the replica's offset equals its own, so no
+ * acknowledged write is lost) to the replica with the highest offset, and waits, bounded, until
+ * this node reports `role:slave`; then `SHUTDOWN`, which saves as the config says. A replica, or a
+ * master without slots or replica, just shuts down.
+ *
+ * `sh -c <script> dredis-shard handover` does the handover only: Kubernetes' preStop hook, which
+ * runs before the pod's SIGTERM and within the same grace period.
+ *
+ * redis-cli authenticates from REDISCLI_AUTH, so the password never appears on a command line.
+ *
+ * Wiring: Docker `command: shardEntrypointCommand(script)`, `stopTimeout` above the handover
+ * timeout, healthcheck `["CMD-SHELL", shardHealthCheckCommand()]`; Kubernetes `command:
+ * shardEntrypointCommand(script, ["--cluster-announce-hostname", "$(POD_NAME)...."])`,
+ * `lifecycle.preStop.exec.command: shardHandoverCommand(script)`, readiness
+ * `exec: ["sh", "-c", shardHealthCheckCommand()]`, `terminationGracePeriodSeconds` above the
+ * handover timeout.
+ */
+import { DredisError } from "../../src/errors.ts";
+import { REDIS_PORT } from "./topology.ts";
+
+export interface ShardEntrypointOptions {
+  /** redis.conf of the node, e.g. "/etc/redis/redis.conf". */
+  configPath: string;
+  /**
+   * How long to wait for a replica to take over before shutting down regardless: the platform's
+   * stop timeout (Docker's `stopTimeout`, the pod's `terminationGracePeriodSeconds`) minus the time
+   * SHUTDOWN needs to save.
+   * @example 20
+   */
+  handoverTimeoutSeconds: number;
+  /** Client port of the node (on loopback). @default 6379 */
+  port?: number;
+}
+
+/** Name the script gives itself as `$0` in the commands below (it shows in `ps`). */
+const SCRIPT_NAME = "dredis-shard";
+
+/** The entrypoint script; run it as `shardEntrypointCommand` or `shardHandoverCommand` say. */
+export function renderShardEntrypoint(options: ShardEntrypointOptions): string {
+  const { configPath, handoverTimeoutSeconds, port = REDIS_PORT } = options;
+  checkPort(port);
+  if (!Number.isInteger(handoverTimeoutSeconds) || handoverTimeoutSeconds < 1)
+    throw new DredisError(
+      "E_SHARD_ENTRYPOINT_ARGS",
+      `shard entrypoint handoverTimeoutSeconds must be a positive integer (got ${handoverTimeoutSeconds})`,
+    );
+  if (!/^\/[A-Za-z0-9_./-]+$/.test(configPath))
+    throw new DredisError(
+      "E_SHARD_ENTRYPOINT_ARGS",
+      `shard entrypoint configPath must be an absolute path of letters, digits and _./- (got ${JSON.stringify(configPath)})`,
+    );
+  return `#!/bin/sh
+# dredis shard entrypoint: redis-server that hands mastership to a caught-up replica before it stops.
+# Command substitutions start with a space: Kubernetes replaces "$" "(" NAME ")" in a command
+# wherever a variable NAME is set, and a function name could one day be one.
+set -u
+CONF='${configPath}'
+PORT=${port}
+HANDOVER_TIMEOUT=${handoverTimeoutSeconds}
+
+cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
+say() { echo "${SCRIPT_NAME}: $*" >&2; }
+role() { cli INFO replication | tr -d '\\r' | sed -n 's/^role://p'; }
+
+# "ip port" of the online replica with the highest replication offset, from INFO replication's
+# lines like: slave0:ip=10.0.0.7,port=6379,state=online,offset=1234,lag=0
+best_replica() {
+  cli INFO replication | tr -d '\\r' | awk -F'[:,]' '
+    /^slave[0-9]+:/ {
+      delete f
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      if (f["state"] == "online" && (best == "" || f["offset"] + 0 > offset)) {
+        best = f["ip"] " " f["port"]; offset = f["offset"] + 0
+      }
+    }
+    END { if (best != "") print best }'
+}
+
+# Slots this node owns: the fields after the 8th of its own CLUSTER NODES line.
+owned_slot_ranges() { cli CLUSTER NODES | tr -d '\\r' | awk '$3 ~ /myself/ { print NF - 8 }'; }
+
+handover() {
+  [ "$( role)" = master ] || return 0
+  [ "$( owned_slot_ranges)" -gt 0 ] 2>/dev/null || return 0
+  deadline=$(( $(date +%s) + HANDOVER_TIMEOUT ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    target=$( best_replica)
+    if [ -z "$target" ]; then say "no online replica: stopping without a handover"; return 0; fi
+    set -- $target
+    say "handing over to $1:$2"
+    redis-cli -h "$1" -p "$2" CLUSTER FAILOVER >/dev/null 2>&1
+    # A manual failover gives up after 5 s on the replica's side; then try again.
+    attempt_end=$(( $(date +%s) + 6 ))
+    while [ "$(date +%s)" -lt "$attempt_end" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+      if [ "$( role)" = slave ]; then say "handed over to $1:$2"; return 0; fi
+      sleep 0.1
+    done
+  done
+  say "no replica took over within $HANDOVER_TIMEOUT s"
+  return 1
+}
+
+if [ "\${1:-}" = handover ]; then handover; exit $?; fi
+
+stopping=0
+trap 'stopping=1' TERM INT
+redis-server "$CONF" "$@" &
+pid=$!
+# wait returns early when a trapped signal arrives; anything else means redis-server exited.
+while :; do
+  wait "$pid"
+  status=$?
+  [ "$stopping" = 1 ] && break
+  exit "$status"
+done
+handover || true
+cli SHUTDOWN >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+`;
+}
+
+/** The container's command: the script, then extra redis-server arguments. */
+export function shardEntrypointCommand(script: string, serverArgs: string[] = []): string[] {
+  return ["sh", "-c", script, SCRIPT_NAME, ...serverArgs];
+}
+
+/** Kubernetes' preStop hook: the handover alone (the pod's SIGTERM follows it). */
+export function shardHandoverCommand(script: string): string[] {
+  return ["sh", "-c", script, SCRIPT_NAME, "handover"];
+}
+
+/**
+ * The node's health check, a sh command line: the node answers, sees `cluster_state:ok`, and, if
+ * it is a replica, its link to the master is up and no sync is in progress (a replica that is
+ * still loading its master's data cannot take over). For Docker's CMD-SHELL and a pod's exec probe.
+ */
+export function shardHealthCheckCommand(port: number = REDIS_PORT): string {
+  checkPort(port);
+  const cli = `redis-cli -h 127.0.0.1 -p ${port}`;
+  return (
+    `c=$(${cli} CLUSTER INFO) && r=$(${cli} INFO replication) && ` +
+    `echo "$c" | grep -q '^cluster_state:ok' && ` +
+    `{ echo "$r" | grep -q '^role:master' || ` +
+    `{ echo "$r" | grep -q '^master_link_status:up' && echo "$r" | grep -q '^master_sync_in_progress:0'; }; }`
+  );
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new DredisError(
+      "E_SHARD_ENTRYPOINT_ARGS",
+      `shard entrypoint port must be an integer in 1..65535 (got ${port})`,
+    );
+}
