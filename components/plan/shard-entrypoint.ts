@@ -22,7 +22,7 @@
  * `exec: ["sh", "-c", shardHealthCheckCommand()]`, `terminationGracePeriodSeconds` above the
  * handover timeout.
  */
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 import { REDIS_PORT } from "./topology.ts";
 
 export interface ShardEntrypointOptions {
@@ -48,12 +48,12 @@ export function renderShardEntrypoint(options: ShardEntrypointOptions): string {
   checkPort(port);
   if (!Number.isInteger(handoverTimeoutSeconds) || handoverTimeoutSeconds < 1)
     throw new DredisError(
-      "E_SHARD_ENTRYPOINT_ARGS",
+      ErrorCodes.SHARD_ENTRYPOINT_ARGS,
       `shard entrypoint handoverTimeoutSeconds must be a positive integer (got ${handoverTimeoutSeconds})`,
     );
   if (!/^\/[A-Za-z0-9_./-]+$/.test(configPath))
     throw new DredisError(
-      "E_SHARD_ENTRYPOINT_ARGS",
+      ErrorCodes.SHARD_ENTRYPOINT_ARGS,
       `shard entrypoint configPath must be an absolute path of letters, digits and _./- (got ${JSON.stringify(configPath)})`,
     );
   return `#!/bin/sh
@@ -155,7 +155,7 @@ export function shardHealthCheckCommand(port: number = REDIS_PORT): string {
 function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new DredisError(
-      "E_SHARD_ENTRYPOINT_ARGS",
+      ErrorCodes.SHARD_ENTRYPOINT_ARGS,
       `shard entrypoint port must be an integer in 1..65535 (got ${port})`,
     );
 }
