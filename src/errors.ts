@@ -68,3 +68,14 @@ function truncate(s: string, n: number): string {
 function sanitize(s: string): string {
   return s.replace(/[\r\n]/g, " ");
 }
+
+// --- Roll, day-2 changes and the local platform (issue 12, area "roll") ---
+
+/** `local up` over a directory that holds a cluster of another shape. */
+export const E_LOCAL_SHAPE = "E_LOCAL_SHAPE";
+/** A redis.conf setting that Redis refuses to change while it runs: it needs a roll. */
+export const E_NEEDS_RESTART = "E_NEEDS_RESTART";
+/** A setting name Redis does not know, or a malformed `key=value`. */
+export const E_SETTING = "E_SETTING";
+/** A roll or handover step that did not finish in time (the cluster is left as it was at that step). */
+export const E_ROLL = "E_ROLL";

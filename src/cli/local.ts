@@ -3,7 +3,17 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { progressReporter } from "../cluster/admin/index.ts";
-import { alive, down, formatStatus, scale, status, topologyOf, up, readState } from "../local/platform.ts";
+import {
+  alive,
+  down,
+  formatStatus,
+  MAX_NODE_PORT,
+  scale,
+  status,
+  topologyOf,
+  up,
+} from "../local/platform.ts";
+import { readSecretFile } from "./secret-file.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -26,7 +36,13 @@ export function registerLocalCommands(program: Command): void {
     .option("--replicas <n>", "replicas per shard", integer(0, 5), 1)
     .option("--workers <n>", "proxy worker processes", integer(1, 64), 2)
     .option("--port <port>", "the proxy's client port", integer(1, 65535), 6380)
-    .option("--base-port <port>", "first port tried for the shards' nodes", integer(1, 55000), 7001)
+    .option(
+      "--base-port <port>",
+      "first port tried for the shards' nodes (each also uses port+10000)",
+      integer(1, MAX_NODE_PORT),
+      7001,
+    )
+    .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -38,9 +54,11 @@ export function registerLocalCommands(program: Command): void {
         basePort: number;
         dir: string;
         detach?: boolean;
+        passwordFile?: string;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
-        const state = await up({ ...o, onProgress: progressReporter(), log });
+        const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const state = await up({ ...o, password, onProgress: progressReporter(), log });
         const report = await status(o.dir);
         process.stdout.write(
           `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
@@ -99,10 +117,11 @@ export function registerLocalCommands(program: Command): void {
     .description("stop the proxy host and every shard; data stays in --dir")
     .option("--dir <dir>", "the platform's directory", ".dredis")
     .action(async (o: { dir: string }) => {
-      const had = (await readState(o.dir)) !== undefined;
-      await down(o.dir);
+      const wasRunning = await down(o.dir);
       process.stderr.write(
-        had ? `dredis: stopped the local platform in ${o.dir}\n` : `dredis: nothing running in ${o.dir}\n`,
+        wasRunning
+          ? `dredis: stopped the local platform in ${o.dir}\n`
+          : `dredis: nothing running in ${o.dir}\n`,
       );
     });
 }
