@@ -1,5 +1,5 @@
 /**
- * `dredis local <up|status|scale|down>`: the whole product as local processes.
+ * `dredis local <up|status|scale|roll|set|down>`: the whole product as local processes.
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { progressReporter } from "../cluster/admin/index.ts";
@@ -8,11 +8,14 @@ import {
   down,
   formatStatus,
   MAX_NODE_PORT,
+  roll,
   scale,
+  set,
   status,
   topologyOf,
   up,
 } from "../local/platform.ts";
+import { parseSettings } from "../local/node-settings.ts";
 import { readSecretFile } from "./secret-file.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
@@ -22,6 +25,9 @@ const integer = (min: number, max: number) => (value: string) => {
   }
   return n;
 };
+
+/** Commander's accumulator for a repeatable option. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /** Registers `dredis local ...`. */
 export function registerLocalCommands(program: Command): void {
@@ -111,6 +117,59 @@ export function registerLocalCommands(program: Command): void {
       await scale(o.dir, o.shards, { onProgress: progressReporter() });
       process.stdout.write(formatStatus(await status(o.dir)));
     });
+
+  local
+    .command("roll")
+    .description(
+      "restart every node one at a time (replicas first, each master after a handover to a caught-up replica), " +
+        "optionally with redis.conf settings that need a restart",
+    )
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .option(
+      "--set <key=value>",
+      "a redis.conf setting each node gets before its restart (repeatable)",
+      collect,
+      [],
+    )
+    .option("--allow-downtime", "also restart masters that have no replica (their slots are down meanwhile)")
+    .action(async (o: { dir: string; set: string[]; allowDowntime?: boolean }) => {
+      await roll(o.dir, {
+        settings: parseSettings(o.set),
+        allowDowntime: o.allowDowntime,
+        onProgress: progressReporter(),
+      });
+      process.stdout.write(formatStatus(await status(o.dir)));
+    });
+
+  local
+    .command("set")
+    .description(
+      "change the running platform live: redis.conf settings, or rotate the password in two steps " +
+        "(--password-file, then --drop-previous-password); the next `up` keeps the change",
+    )
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .option("--config <key=value>", "a redis.conf setting Redis can change live (repeatable)", collect, [])
+    .option(
+      "--password-file <file>",
+      "step 1: every node accepts this password as well, and the proxy host reloads its config to use it",
+    )
+    .option("--drop-previous-password", "step 2: every node accepts only the new password")
+    .action(
+      async (o: { dir: string; config: string[]; passwordFile?: string; dropPreviousPassword?: boolean }) => {
+        const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const state = await set(o.dir, {
+          settings: parseSettings(o.config),
+          password,
+          dropPreviousPassword: o.dropPreviousPassword,
+          onProgress: progressReporter(),
+        });
+        if (state.previousPassword !== undefined)
+          process.stderr.write(
+            `dredis: both passwords are accepted; once every client uses the new one, run: ` +
+              `dredis local set --dir ${o.dir} --drop-previous-password\n`,
+          );
+      },
+    );
 
   local
     .command("down")
