@@ -38,8 +38,12 @@ export function registerLocalCommands(program: Command): void {
   local
     .command("up")
     .description("start shards and a proxy host, and stay in the foreground until Ctrl-C (or --detach)")
-    .option("--shards <n>", "shards (masters)", integer(3, 100), 3)
-    .option("--replicas <n>", "replicas per shard", integer(0, 5), 1)
+    .option("--shards <n>", "shards (masters); default: 3, or the directory's own", integer(3, 100))
+    .option(
+      "--replicas <n>",
+      "replicas per shard, fixed at creation; default: 1, or the directory's own",
+      integer(0, 5),
+    )
     .option("--workers <n>", "proxy worker processes", integer(1, 64), 2)
     .option("--port <port>", "the proxy's client port", integer(1, 65535), 6380)
     .option(
@@ -53,8 +57,8 @@ export function registerLocalCommands(program: Command): void {
     .option("--detach", "return once ready, leaving everything running")
     .action(
       async (o: {
-        shards: number;
-        replicas: number;
+        shards?: number;
+        replicas?: number;
         workers: number;
         port: number;
         basePort: number;

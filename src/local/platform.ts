@@ -54,8 +54,10 @@ export interface LocalState {
 
 export interface UpOptions {
   dir: string;
-  shards: number;
-  replicas: number;
+  /** @default 3 for a new directory; an existing one restarts in its own shape */
+  shards?: number;
+  /** @default 1 for a new directory; an existing one restarts in its own shape */
+  replicas?: number;
   workers: number;
   port: number;
   /** First port tried for the shards' nodes (each also needs port + 10000 for the cluster bus). */
@@ -123,20 +125,20 @@ export async function up(options: UpOptions): Promise<LocalState> {
         `see it with: dredis local status --dir ${options.dir}, or stop it with: dredis local down --dir ${options.dir}`,
     );
   }
-  if (options.shards < 3) {
+  const shape = await shapeToStart(dir, options, existing);
+  if (shape.shards < 3) {
     throw new DredisError(
       "E_LOCAL_ARGS",
-      `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${options.shards}`,
+      `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${shape.shards}`,
     );
   }
-  await refuseOtherShape(dir, options, existing);
   await mkdir(dir, { recursive: true });
   const log = options.log ?? (() => {});
   const state: LocalState = {
     version: 1,
     host: HOST,
     proxy: { port: options.port, adminPort: 0, pid: 0, workers: options.workers },
-    replicas: options.replicas,
+    replicas: shape.replicas,
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
     ...passwordFields(existing, options.password),
     ...(existing?.settings ? { settings: existing.settings } : {}),
@@ -144,8 +146,8 @@ export async function up(options: UpOptions): Promise<LocalState> {
   try {
     await assertPortFree(options.port, "--port");
     if (state.nodes.length === 0) {
-      log(`starting ${options.shards} shards x ${1 + options.replicas} redis-server processes`);
-      await addNodes(dir, state, 0, options.shards, options.basePort);
+      log(`starting ${shape.shards} shards x ${1 + shape.replicas} redis-server processes`);
+      await addNodes(dir, state, 0, shape.shards, options.basePort);
     } else {
       log(`restarting the ${state.nodes.length} redis-server processes of ${dir}`);
       for (const node of state.nodes) node.pid = await startNode(node, state);
@@ -165,35 +167,39 @@ export async function up(options: UpOptions): Promise<LocalState> {
 }
 
 /**
- * A directory's nodes keep their cluster identity (nodes.conf) and data: `up` restarts them as
- * they were, so a different shape is refused before anything changes (it would form a cluster
- * whose nodes.conf files name nodes that no longer exist).
+ * The shape to start. A directory's nodes keep their cluster identity (nodes.conf) and data: `up`
+ * restarts them as they were, so a different shape is refused before anything changes (it would
+ * form a cluster whose nodes.conf files name nodes that no longer exist).
  */
-async function refuseOtherShape(
+async function shapeToStart(
   dir: string,
   options: UpOptions,
   existing: LocalState | undefined,
-): Promise<void> {
+): Promise<{ shards: number; replicas: number }> {
   const onDisk = existing
     ? { shards: new Set(existing.nodes.map((n) => n.shard)).size, replicas: existing.replicas }
     : await shapeOfNodeDirs(dir);
-  if (!onDisk || onDisk.shards === 0) return;
-  if (existing && onDisk.shards === options.shards && onDisk.replicas === options.replicas) return;
+  const wanted = {
+    shards: options.shards ?? onDisk?.shards ?? 3,
+    replicas: options.replicas ?? onDisk?.replicas ?? 1,
+  };
+  if (!onDisk || onDisk.shards === 0) return wanted;
+  if (existing && onDisk.shards === wanted.shards && onDisk.replicas === wanted.replicas) return wanted;
   const flags = `--dir ${dir}`;
   const what = existing
     ? `a cluster of ${onDisk.shards} shards x ${onDisk.replicas} replicas`
     : `the data of ${onDisk.shards} shards x ${onDisk.replicas} replicas but no state file`;
   const restart = existing
     ? `start it as it was: dredis local up ${flags} --shards ${onDisk.shards} --replicas ${onDisk.replicas}` +
-      `, then change the number of shards online with: dredis local scale ${flags} --shards ${options.shards}` +
+      `, then change the number of shards online with: dredis local scale ${flags} --shards ${wanted.shards}` +
       ` (the number of replicas is fixed at creation)\n  - or `
     : "";
   throw new DredisError(
     E_LOCAL_SHAPE,
-    `${dir} holds ${what}; refusing to start ${options.shards} shards x ${options.replicas} replicas over it (nothing was changed).\n` +
+    `${dir} holds ${what}; refusing to start ${wanted.shards} shards x ${wanted.replicas} replicas over it (nothing was changed).\n` +
       `  - ${restart}start afresh, deleting its data: dredis local down ${flags} && rm -rf ${dir} && ` +
-      `dredis local up ${flags} --shards ${options.shards} --replicas ${options.replicas}\n` +
-      `  - or use another directory: dredis local up --dir <new-dir> --shards ${options.shards} --replicas ${options.replicas}`,
+      `dredis local up ${flags} --shards ${wanted.shards} --replicas ${wanted.replicas}\n` +
+      `  - or use another directory: dredis local up --dir <new-dir> --shards ${wanted.shards} --replicas ${wanted.replicas}`,
   );
 }
 
