@@ -1,7 +1,10 @@
 /**
- * Day-2 changes on a running 3 x 1 local platform under continuous load through the proxy: a live
- * password rotation, a live redis.conf setting, and a roll with a setting that needs a restart.
+ * Day-2 changes on a running 3 x 1 local platform under continuous load through the proxy: a roll
+ * with a setting that needs a restart (and a live one it must keep), then a live password rotation.
  * One platform serves the file's cases (each leaves it healthy for the next).
+ *
+ * The rotation needs the proxy host to re-read its config on SIGHUP (new backend connections use
+ * the new password); a host without that reload dies of the signal, and the case fails.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +16,8 @@ import { Redis } from "ioredis";
 import { parse as parseYaml } from "yaml";
 import { down, proxyConfigPath, readState, status, up, type LocalState } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
+import { handover } from "../../src/cluster/admin/index.ts";
+import { withPool } from "../../src/cluster/admin/node-pool.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { tempDir } from "../support/redis.ts";
 import { startLoad, type LoadReport } from "./proxy-load.ts";
@@ -80,53 +85,6 @@ function assertClean(report: LoadReport): void {
   assert.deepEqual(report.wrong, [], "every value read is the last acknowledged write");
   assert.deepEqual(report.lost, [], "no acknowledged write is lost");
 }
-
-test("a live password rotation: both passwords work during it, only the new one after; proxy clients see no error and lose no write", async (t) => {
-  const state = (await readState(dir))!;
-  const load = await startLoad(port, "rotate");
-  t.after(() => load.stop());
-  const file = join(dir, "new-password");
-  await writeFile(file, "second-password\n");
-
-  const added = await local("set", "--password-file", file);
-  assert.equal(added.code, 0, added.stderr);
-  assert.match(
-    added.stderr,
-    /dredis: both passwords are accepted; once every client uses the new one, run: dredis local set --dir .* --drop-previous-password/,
-  );
-  for (const address of addresses(state)) {
-    assert.equal(
-      await onNode(address, "first-password", "PING"),
-      "PONG",
-      `${address} still accepts the old one`,
-    );
-    assert.equal(await onNode(address, "second-password", "PING"), "PONG", `${address} accepts the new one`);
-    assert.deepEqual(await onNode(address, "second-password", "CONFIG", "GET", "masterauth"), [
-      "masterauth",
-      "second-password",
-    ]);
-  }
-  const proxyConfig = parseYaml(await readFile(proxyConfigPath(dir), "utf8")) as {
-    backendAuth: { password: string };
-  };
-  assert.equal(
-    proxyConfig.backendAuth.password,
-    "second-password",
-    "the proxy host's config names the new one",
-  );
-
-  const dropped = await local("set", "--drop-previous-password");
-  assert.equal(dropped.code, 0, dropped.stderr);
-  for (const address of addresses(state)) {
-    assert.match(await authReply(address, "first-password"), /^-WRONGPASS/, `${address} refuses the old one`);
-    assert.equal(await authReply(address, "second-password"), "+OK");
-    const replication = String(await onNode(address, "second-password", "INFO", "replication"));
-    if (replication.includes("role:slave")) assert.match(replication, /master_link_status:up/);
-  }
-  assertClean(await load.stop());
-  assert.equal((await readState(dir))!.password, "second-password");
-  await redisCliCheck(addresses(state)[0]!, "second-password");
-});
 
 test("`local roll --set` restarts every node one at a time, each master after a handover, under load: no client error, no lost write, the setting and a live one kept", async (t) => {
   const state = (await readState(dir))!;
@@ -197,4 +155,57 @@ test("`local roll --set` restarts every node one at a time, each master after a 
     ]);
   }
   await redisCliCheck(addresses(after)[0]!, password);
+});
+
+test("a live password rotation: both passwords work during it, only the new one after; proxy clients see no error and lose no write, also across new backend connections", async (t) => {
+  const state = (await readState(dir))!;
+  const load = await startLoad(port, "rotate");
+  t.after(() => load.stop());
+  const file = join(dir, "new-password");
+  await writeFile(file, "second-password\n");
+
+  const added = await local("set", "--password-file", file);
+  assert.equal(added.code, 0, added.stderr);
+  assert.match(
+    added.stderr,
+    /dredis: both passwords are accepted; once every client uses the new one, run: dredis local set --dir .* --drop-previous-password/,
+  );
+  for (const address of addresses(state)) {
+    assert.equal(
+      await onNode(address, "first-password", "PING"),
+      "PONG",
+      `${address} still accepts the old one`,
+    );
+    assert.equal(await onNode(address, "second-password", "PING"), "PONG", `${address} accepts the new one`);
+    assert.deepEqual(await onNode(address, "second-password", "CONFIG", "GET", "masterauth"), [
+      "masterauth",
+      "second-password",
+    ]);
+  }
+  const proxyConfig = parseYaml(await readFile(proxyConfigPath(dir), "utf8")) as {
+    backendAuth: { password: string };
+  };
+  assert.equal(
+    proxyConfig.backendAuth.password,
+    "second-password",
+    "the proxy host's config names the new one",
+  );
+
+  const dropped = await local("set", "--drop-previous-password");
+  assert.equal(dropped.code, 0, dropped.stderr);
+  for (const address of addresses(state)) {
+    assert.match(await authReply(address, "first-password"), /^-WRONGPASS/, `${address} refuses the old one`);
+    assert.equal(await authReply(address, "second-password"), "+OK");
+    const replication = String(await onNode(address, "second-password", "INFO", "replication"));
+    if (replication.includes("role:slave")) assert.match(replication, /master_link_status:up/);
+  }
+  // Every master hands over to its replica, where the proxy has no connection yet: the proxy must
+  // open new backend connections, which only the new password opens now.
+  const masters = (await status(dir)).nodes.filter((n) => n.role === "master").map((n) => n.address);
+  await withPool({ password: "second-password" }, async (pool) => {
+    for (const master of masters) assert.ok(await handover(pool, master), `${master} handed over`);
+  });
+  assertClean(await load.stop());
+  assert.equal((await readState(dir))!.password, "second-password");
+  await redisCliCheck(addresses(state)[0]!, "second-password");
 });
