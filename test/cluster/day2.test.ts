@@ -131,7 +131,16 @@ test("apply switches persistence, memory and redis.conf settings live on every n
   const persistence = await apply("--password-file", join(secrets, "first"), "--persistence", "sometimes");
   assert.equal(persistence.code, 1);
   assert.match(persistence.stderr, /--persistence must be one of aof, rdb, none, got "sometimes"/);
-  for (const node of nodes) assert.notEqual(await configOf(node, "tcp-backlog"), "1024");
+  const asSetting = await apply("--password-file", join(secrets, "first"), "--config", "requirepass=oops");
+  assert.equal(asSetting.code, 1);
+  assert.match(
+    asSetting.stderr,
+    /requirepass is not changed as a setting .*rotate the password in two steps/,
+  );
+  for (const node of nodes) {
+    assert.notEqual(await configOf(node, "tcp-backlog"), "1024");
+    assert.equal(await authReply(node, "first-password"), "+OK");
+  }
 });
 
 test("a password rotation through apply: both passwords accepted after step 1, only the new one after step 2; a client connected before keeps its data", async (t) => {

@@ -29,6 +29,9 @@ export function persistenceSettings(mode: Persistence): Record<string, string> {
 
 const allNodes = (topology: Topology) => topology.shards.flatMap((s) => [...s.replicas, s.master]);
 
+/** Changed only through the two-step rotation, never as a plain setting. */
+const PASSWORD_SETTINGS = new Set(["requirepass", "masterauth", "masteruser"]);
+
 /** Redis's answer to CONFIG SET on a setting that only a restart changes. */
 const IMMUTABLE = /immutable/i;
 
@@ -45,6 +48,12 @@ export async function checkLiveSettings(
   const client = pool.get(address);
   const needRestart: string[] = [];
   for (const key of Object.keys(settings)) {
+    if (PASSWORD_SETTINGS.has(key))
+      throw new DredisError(
+        E_SETTING,
+        `${key} is not changed as a setting (clients would be refused at once); rotate the password in two steps: ` +
+          "--password-file with --previous-password-file, then --drop-previous-password",
+      );
     const current = (await client.call("CONFIG", "GET", key)) as string[];
     if (current.length === 0)
       throw new DredisError(E_SETTING, `"${key}" is not a redis.conf setting this Redis (${address}) knows`);

@@ -164,15 +164,22 @@ export async function handover(
       type: "step",
       message: `  handing ${address} over to its replica ${target.address} (caught up at offset ${target.offset})`,
     });
-    await pool.get(target.address).call("CLUSTER", "FAILOVER");
-    const deadline = Date.now() + FAILOVER_ATTEMPT_MS;
+    const refused = await pool
+      .get(target.address)
+      .call("CLUSTER", "FAILOVER")
+      .then(
+        () => undefined,
+        (err: Error) => err.message,
+      );
+    // Refused, say, while the master is flagged failing: nothing happened, the next attempt may pass.
+    const deadline = refused === undefined ? Date.now() + FAILOVER_ATTEMPT_MS : 0;
     while (Date.now() < deadline) {
       await sleep(POLL_MS, options.signal);
       const [now, old] = await Promise.all([
-        readNode(pool, target.address),
+        readNode(pool, target.address).catch(() => undefined),
         readNode(pool, address).catch(() => undefined),
       ]);
-      if (now.role === "master" && old?.role === "slave") {
+      if (now?.role === "master" && old?.role === "slave") {
         await waitSynced(pool, target.address, options);
         report(options, {
           type: "step",
@@ -183,8 +190,14 @@ export async function handover(
     }
     report(options, {
       type: "warning",
-      message: `the failover of ${address} to ${target.address} did not happen within ${FAILOVER_ATTEMPT_MS} ms (attempt ${attempt} of ${FAILOVER_ATTEMPTS})`,
+      message:
+        `the failover of ${address} to ${target.address} ` +
+        (refused !== undefined
+          ? `was refused: ${refused}`
+          : `did not happen within ${FAILOVER_ATTEMPT_MS} ms`) +
+        ` (attempt ${attempt} of ${FAILOVER_ATTEMPTS})`,
     });
+    if (refused !== undefined) await sleep(1_000, options.signal);
   }
   throw new DredisError(
     E_ROLL,
