@@ -8,13 +8,12 @@ import {
   down,
   formatStatus,
   MAX_NODE_PORT,
-  roll,
   scale,
-  set,
   status,
   topologyOf,
   up,
 } from "../local/platform.ts";
+import { roll, set } from "../local/day2.ts";
 import { parseSettings } from "../local/node-settings.ts";
 import { readSecretFile } from "./secret-file.ts";
 
