@@ -132,7 +132,7 @@ export function registerClusterCommands(program: Command): void {
     )
     .option(
       "--previous-password-file <file>",
-      "rotation step 1: the password the nodes accept now; they accept both afterwards, replicas use the new one",
+      "rotation step 1: the password the nodes accept now (default: $DREDIS_PREVIOUS_PASSWORD); they accept both afterwards, replicas use the new one",
     )
     .option(
       "--drop-previous-password",
@@ -380,23 +380,32 @@ function persistenceFlag(flag: string | undefined): Record<string, string> {
 
 /**
  * What the password flags ask for: `admin` is the password to connect with (the nodes accept the
- * previous one until step 2, and the new one from step 1 on).
+ * previous one until step 2, and the new one from step 1 on). Each file has an environment
+ * variable beside it for workloads that get secrets as variables: DREDIS_PASSWORD (the new one)
+ * and DREDIS_PREVIOUS_PASSWORD.
  */
 async function passwordFlags(
   flags: Day2Flags,
 ): Promise<{ password?: string; admin?: string; add: boolean; drop: boolean }> {
-  const password = flags.passwordFile !== undefined ? await readSecretFile(flags.passwordFile) : undefined;
+  const password =
+    flags.passwordFile !== undefined
+      ? await readSecretFile(flags.passwordFile)
+      : process.env.DREDIS_PASSWORD || undefined;
   const previous =
-    flags.previousPasswordFile !== undefined ? await readSecretFile(flags.previousPasswordFile) : undefined;
+    flags.previousPasswordFile !== undefined
+      ? await readSecretFile(flags.previousPasswordFile)
+      : process.env.DREDIS_PREVIOUS_PASSWORD || undefined;
   if ((previous !== undefined || flags.dropPreviousPassword) && password === undefined)
     throw new DredisError(
       "E_SETTING",
-      "--previous-password-file and --drop-previous-password need --password-file (the new password)",
+      "a previous password (--previous-password-file, $DREDIS_PREVIOUS_PASSWORD) and --drop-previous-password " +
+        "need the new password (--password-file or $DREDIS_PASSWORD)",
     );
   if (previous !== undefined && flags.dropPreviousPassword)
     throw new DredisError(
       "E_SETTING",
-      "--previous-password-file and --drop-previous-password are two steps: run step 1, move every client (the proxies) to the new password, then run step 2",
+      "a previous password and --drop-previous-password are two steps: run step 1, move every client (the proxies) " +
+        "to the new password, then run step 2 without the previous password",
     );
   const add = previous !== undefined && previous !== password;
   return { password, admin: add ? previous : password, add, drop: flags.dropPreviousPassword === true };
