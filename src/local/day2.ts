@@ -46,8 +46,8 @@ export async function roll(
   if (options.settings && Object.keys(options.settings).length > 0) {
     // A name redis-server does not know would stop the first node restarted from starting again.
     await refuseUnknownSettings(state, options.settings);
+    // Kept with the state once the first node restarts with them (a refused roll changes nothing).
     state.settings = { ...state.settings, ...options.settings };
-    await writeState(dir, state);
   }
   const byAddress = new Map(state.nodes.map((n) => [`${state.host}:${n.port}`, n]));
   return rollCluster(
@@ -73,6 +73,11 @@ async function refuseUnknownSettings(state: LocalState, settings: Record<string,
   try {
     await client.connect();
     for (const key of Object.keys(settings)) {
+      if (["requirepass", "masterauth", "masteruser"].includes(key))
+        throw new DredisError(
+          E_SETTING,
+          `${key} is not changed as a setting; rotate the password with: dredis local set --password-file <file>`,
+        );
       const found = (await client.call("CONFIG", "GET", key)) as string[];
       if (found.length === 0)
         throw new DredisError(
