@@ -46,6 +46,15 @@ export const ErrorCodes = {
   PROXY_START: "E_PROXY_START",
   PORT_IN_USE: "E_PORT_IN_USE",
   NO_PORT: "E_NO_PORT",
+  /** `local up` over a directory that holds a cluster of another shape. */
+  LOCAL_SHAPE: "E_LOCAL_SHAPE",
+  // Day-2 changes.
+  /** A redis.conf setting that Redis refuses to change while it runs: it needs a roll. */
+  NEEDS_RESTART: "E_NEEDS_RESTART",
+  /** A setting name Redis does not know, or a malformed `key=value`. */
+  SETTING: "E_SETTING",
+  /** A roll or handover step that did not finish in time (the cluster is left as it was at that step). */
+  ROLL: "E_ROLL",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,16 +1,30 @@
 /**
- * `dredis cluster <create|apply|add-shard|remove-shard|rebalance|check|fix>`: cluster
+ * `dredis cluster <create|apply|add-shard|remove-shard|rebalance|roll|check|fix>`: cluster
  * administration from the command line. Each command takes the desired topology
  * (`--topology <json-or-file>`); credentials come from DREDIS_USERNAME / DREDIS_PASSWORD.
+ * `handover` and `wait-synced` take one node's address: they are the roll's steps for platforms
+ * that restart nodes themselves.
  *
  * Exit codes: 0 success, 1 failure (or, for check, problems found), 2 refused by a gate.
  */
+import { spawnSync } from "node:child_process";
 import { InvalidArgumentError, type Command } from "commander";
-import { DredisError } from "../errors.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 import { loadTopology, type Topology } from "../cluster/topology.ts";
 import {
+  addPassword,
   addShard,
+  applyLiveSettings,
   applyTopology,
+  dropPreviousPasswords,
+  handover,
+  PERSISTENCE_MODES,
+  persistenceSettings,
+  rollCluster,
+  waitSynced,
+  type Credentials,
+  type Persistence,
+  type RestartNode,
   checkCluster,
   createCluster,
   fixCluster,
@@ -22,6 +36,9 @@ import {
 } from "../cluster/admin/index.ts";
 import { formatMovesTable } from "../cluster/admin/plan-table.ts";
 import { parseMemorySize, resizeMemory } from "../cluster/admin/memory.ts";
+import { splitAddress, withPool } from "../cluster/admin/node-pool.ts";
+import { parseSettings } from "../local/node-settings.ts";
+import { readSecretFile } from "./secret-file.ts";
 
 interface CommonFlags {
   topology: string;
@@ -32,6 +49,9 @@ interface CommonFlags {
   parallelBatches?: number;
   slotsPerBatch?: number;
   shard?: string;
+  restart?: string;
+  allowDowntime?: boolean;
+  syncTimeoutMs?: number;
 }
 
 const positiveInt = (value: string): number => {
@@ -96,13 +116,43 @@ export function registerClusterCommands(program: Command): void {
       "--maxmemory <size>",
       'then set every node\'s maxmemory (e.g. "512mb"; default: $DREDIS_MAXMEMORY); refused below what a node holds',
     )
+    .option(
+      "--persistence <mode>",
+      "then switch every node's persistence live: aof, rdb or none (default: $DREDIS_PERSISTENCE)",
+    )
+    .option(
+      "--config <key=value>",
+      "then set a redis.conf setting live on every node (repeatable); one that needs a restart is refused",
+      collect,
+      [],
+    )
+    .option(
+      "--password-file <file>",
+      "the password the nodes must accept (replaces $DREDIS_PASSWORD); with --previous-password-file, step 1 of a rotation",
+    )
+    .option(
+      "--previous-password-file <file>",
+      "rotation step 1: the password the nodes accept now (default: $DREDIS_PREVIOUS_PASSWORD); they accept both afterwards, replicas use the new one",
+    )
+    .option(
+      "--drop-previous-password",
+      "rotation step 2, once every client uses the new password: the nodes accept only --password-file's",
+    )
     .action(
       run(async (topology, options, flags) => {
-        // Checked before anything changes: a bad size is an input error.
-        const size = (flags as { maxmemory?: string }).maxmemory ?? process.env.DREDIS_MAXMEMORY;
+        // Checked before anything changes: bad input is an input error.
+        const day2 = flags as Day2Flags;
+        const size = day2.maxmemory ?? process.env.DREDIS_MAXMEMORY;
         const maxmemory = size !== undefined && size !== "" ? parseMemorySize(size) : undefined;
+        const settings = { ...persistenceFlag(day2.persistence), ...parseSettings(day2.config ?? []) };
+        const rotation = await passwordFlags(day2);
+        if (rotation.password !== undefined) options.password = rotation.admin;
+        if (rotation.add && !options.dryRun) await addPassword(topology, rotation.password!, options);
         const { plan, moved } = await applyTopology(topology, options);
         if (maxmemory !== undefined) await resizeMemory(topology, maxmemory, options);
+        await applyLiveSettings(topology, settings, options);
+        if (rotation.drop && !options.dryRun)
+          await dropPreviousPasswords(topology, rotation.password!, options);
         print(flags, flags.dryRun ? plan : { plan, moved: moved.length }, () => {
           if (!plan.changes) return "the cluster already matches the topology\n";
           const lines = [
@@ -156,6 +206,78 @@ export function registerClusterCommands(program: Command): void {
     }),
   );
 
+  command(
+    "roll",
+    "restart every node one at a time: replicas first, each master after a handover to a caught-up replica",
+  )
+    .requiredOption(
+      "--restart <how>",
+      '"shutdown" (SHUTDOWN the node; its supervisor starts it again: Docker restart policy, Kubernetes, systemd) ' +
+        'or a shell command run for each node, with {address}, {host} and {port} replaced (e.g. "docker restart {host}")',
+    )
+    .option("--allow-downtime", "also restart masters that have no replica (their slots are down meanwhile)")
+    .option(
+      "--sync-timeout-ms <n>",
+      "how long a restarted node may take to come back and sync (default: 300000)",
+      positiveInt,
+    )
+    .action(
+      run(async (topology, options, flags) => {
+        const result = await rollCluster(topology, restarter(flags.restart!, options), {
+          ...options,
+          allowDowntime: flags.allowDowntime,
+          syncTimeoutMs: flags.syncTimeoutMs,
+        });
+        print(
+          flags,
+          result,
+          () =>
+            `restarted: ${result.restarted.join(", ")}\n` +
+            result.handovers.map((h) => `handed over: ${h.from} -> ${h.to}\n`).join(""),
+        );
+      }),
+    );
+
+  cluster
+    .command("handover")
+    .description(
+      "if the node is a master, hand its slots to its most caught-up replica (CLUSTER FAILOVER, no FORCE) and wait " +
+        "until that replica is master and the cluster ok; for a platform about to stop the node (e.g. a preStop hook)",
+    )
+    .requiredOption("--node <host:port>", "the node about to stop")
+    .option(
+      "--sync-timeout-ms <n>",
+      "how long to wait for a replica to catch up (default: 300000)",
+      positiveInt,
+    )
+    .action(async (o: { node: string; syncTimeoutMs?: number }) => {
+      await withPool(credentials(), async (pool) => {
+        const to = await handover(pool, o.node, {
+          ...credentials(),
+          onProgress: progressReporter(process.stderr),
+          syncTimeoutMs: o.syncTimeoutMs,
+        });
+        process.stdout.write(
+          to ? `handed over to ${to}\n` : `${o.node} is not a master owning slots; nothing to hand over\n`,
+        );
+      });
+    });
+
+  cluster
+    .command("wait-synced")
+    .description(
+      "wait until the node is in the cluster, cluster_state is ok, and (for a replica) its link is up, " +
+        "it is not loading or syncing, and it has caught up with its master's offset",
+    )
+    .requiredOption("--node <host:port>", "the node just (re)started")
+    .option("--sync-timeout-ms <n>", "how long to wait (default: 300000)", positiveInt)
+    .action(async (o: { node: string; syncTimeoutMs?: number }) => {
+      await withPool(credentials(), async (pool) => {
+        const { offset } = await waitSynced(pool, o.node, { syncTimeoutMs: o.syncTimeoutMs });
+        process.stdout.write(`${o.node} is in sync (offset ${offset})\n`);
+      });
+    });
+
   command("check", "verify slots, open slots, agreement, failed nodes and replicas").action(
     run(async (topology, options, flags) => {
       const report = await checkCluster(topology, options);
@@ -195,8 +317,7 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
     const stop = () => abort.abort();
     process.once("SIGINT", stop).once("SIGTERM", stop);
     const options: AdminOptions = {
-      username: process.env.DREDIS_USERNAME || undefined,
-      password: process.env.DREDIS_PASSWORD || undefined,
+      ...credentials(),
       onProgress: progressReporter(process.stderr),
       signal: abort.signal,
       dryRun: flags.dryRun,
@@ -221,6 +342,98 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
     } finally {
       process.off("SIGINT", stop).off("SIGTERM", stop);
     }
+  };
+}
+
+/** Admin credentials from the environment, as every command takes them. */
+function credentials(): Credentials {
+  return {
+    username: process.env.DREDIS_USERNAME || undefined,
+    password: process.env.DREDIS_PASSWORD || undefined,
+  };
+}
+
+/** Commander's accumulator for a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+interface Day2Flags {
+  maxmemory?: string;
+  persistence?: string;
+  config?: string[];
+  passwordFile?: string;
+  previousPasswordFile?: string;
+  dropPreviousPassword?: boolean;
+}
+
+function persistenceFlag(flag: string | undefined): Record<string, string> {
+  const mode = flag ?? process.env.DREDIS_PERSISTENCE;
+  if (mode === undefined || mode === "") return {};
+  if (!(PERSISTENCE_MODES as readonly string[]).includes(mode))
+    throw new DredisError(
+      "E_SETTING",
+      `--persistence must be one of ${PERSISTENCE_MODES.join(", ")}, got "${mode}"`,
+    );
+  return persistenceSettings(mode as Persistence);
+}
+
+/**
+ * What the password flags ask for: `admin` is the password to connect with (the nodes accept the
+ * previous one until step 2, and the new one from step 1 on). Each file has an environment
+ * variable beside it for workloads that get secrets as variables: DREDIS_PASSWORD (the new one)
+ * and DREDIS_PREVIOUS_PASSWORD.
+ */
+async function passwordFlags(
+  flags: Day2Flags,
+): Promise<{ password?: string; admin?: string; add: boolean; drop: boolean }> {
+  const password =
+    flags.passwordFile !== undefined
+      ? await readSecretFile(flags.passwordFile)
+      : process.env.DREDIS_PASSWORD || undefined;
+  const previous =
+    flags.previousPasswordFile !== undefined
+      ? await readSecretFile(flags.previousPasswordFile)
+      : process.env.DREDIS_PREVIOUS_PASSWORD || undefined;
+  if ((previous !== undefined || flags.dropPreviousPassword) && password === undefined)
+    throw new DredisError(
+      "E_SETTING",
+      "a previous password (--previous-password-file, $DREDIS_PREVIOUS_PASSWORD) and --drop-previous-password " +
+        "need the new password (--password-file or $DREDIS_PASSWORD)",
+    );
+  if (previous !== undefined && flags.dropPreviousPassword)
+    throw new DredisError(
+      "E_SETTING",
+      "a previous password and --drop-previous-password are two steps: run step 1, move every client (the proxies) " +
+        "to the new password, then run step 2 without the previous password",
+    );
+  const add = previous !== undefined && previous !== password;
+  return { password, admin: add ? previous : password, add, drop: flags.dropPreviousPassword === true };
+}
+
+/** How `cluster roll` restarts a node: SHUTDOWN (a supervisor starts it again) or a shell command. */
+function restarter(how: string, credentials: Credentials): RestartNode {
+  if (how === "shutdown")
+    return (address) =>
+      withPool(credentials, async (pool) => {
+        // The connection closes as the node exits: that is the success.
+        await pool
+          .get(address)
+          .call("SHUTDOWN")
+          .catch(() => {});
+      });
+  return async (address) => {
+    const { host, port } = splitAddress(address);
+    const command = how
+      .replaceAll("{address}", address)
+      .replaceAll("{host}", host)
+      .replaceAll("{port}", String(port));
+    const result = spawnSync("sh", ["-c", command], { stdio: ["ignore", "inherit", "inherit"] });
+    if (result.status !== 0)
+      throw new DredisError(
+        ErrorCodes.ROLL,
+        `the restart command for ${address} failed (exit ${result.status}): ${command}`,
+      );
   };
 }
 

@@ -1,9 +1,21 @@
 /**
- * `dredis local <up|status|scale|down>`: the whole product as local processes.
+ * `dredis local <up|status|scale|roll|set|down>`: the whole product as local processes.
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { progressReporter } from "../cluster/admin/index.ts";
-import { alive, down, formatStatus, scale, status, topologyOf, up, readState } from "../local/platform.ts";
+import {
+  alive,
+  down,
+  formatStatus,
+  MAX_NODE_PORT,
+  scale,
+  status,
+  topologyOf,
+  up,
+} from "../local/platform.ts";
+import { roll, set } from "../local/day2.ts";
+import { parseSettings } from "../local/node-settings.ts";
+import { readSecretFile } from "./secret-file.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -12,6 +24,9 @@ const integer = (min: number, max: number) => (value: string) => {
   }
   return n;
 };
+
+/** Commander's accumulator for a repeatable option. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /** Registers `dredis local ...`. */
 export function registerLocalCommands(program: Command): void {
@@ -22,25 +37,37 @@ export function registerLocalCommands(program: Command): void {
   local
     .command("up")
     .description("start shards and a proxy host, and stay in the foreground until Ctrl-C (or --detach)")
-    .option("--shards <n>", "shards (masters)", integer(3, 100), 3)
-    .option("--replicas <n>", "replicas per shard", integer(0, 5), 1)
+    .option("--shards <n>", "shards (masters); default: 3, or the directory's own", integer(3, 100))
+    .option(
+      "--replicas <n>",
+      "replicas per shard, fixed at creation; default: 1, or the directory's own",
+      integer(0, 5),
+    )
     .option("--workers <n>", "proxy worker processes", integer(1, 64), 2)
     .option("--port <port>", "the proxy's client port", integer(1, 65535), 6380)
-    .option("--base-port <port>", "first port tried for the shards' nodes", integer(1, 55000), 7001)
+    .option(
+      "--base-port <port>",
+      "first port tried for the shards' nodes (each also uses port+10000)",
+      integer(1, MAX_NODE_PORT),
+      7001,
+    )
+    .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
       async (o: {
-        shards: number;
-        replicas: number;
+        shards?: number;
+        replicas?: number;
         workers: number;
         port: number;
         basePort: number;
         dir: string;
         detach?: boolean;
+        passwordFile?: string;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
-        const state = await up({ ...o, onProgress: progressReporter(), log });
+        const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const state = await up({ ...o, password, onProgress: progressReporter(), log });
         const report = await status(o.dir);
         process.stdout.write(
           `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
@@ -95,14 +122,68 @@ export function registerLocalCommands(program: Command): void {
     });
 
   local
+    .command("roll")
+    .description(
+      "restart every node one at a time (replicas first, each master after a handover to a caught-up replica), " +
+        "optionally with redis.conf settings that need a restart",
+    )
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .option(
+      "--set <key=value>",
+      "a redis.conf setting each node gets before its restart (repeatable)",
+      collect,
+      [],
+    )
+    .option("--allow-downtime", "also restart masters that have no replica (their slots are down meanwhile)")
+    .action(async (o: { dir: string; set: string[]; allowDowntime?: boolean }) => {
+      await roll(o.dir, {
+        settings: parseSettings(o.set),
+        allowDowntime: o.allowDowntime,
+        onProgress: progressReporter(),
+      });
+      process.stdout.write(formatStatus(await status(o.dir)));
+    });
+
+  local
+    .command("set")
+    .description(
+      "change the running platform live: redis.conf settings, or rotate the password in two steps " +
+        "(--password-file, then --drop-previous-password); the next `up` keeps the change",
+    )
+    .option("--dir <dir>", "the platform's directory", ".dredis")
+    .option("--config <key=value>", "a redis.conf setting Redis can change live (repeatable)", collect, [])
+    .option(
+      "--password-file <file>",
+      "step 1: every node accepts this password as well, and the proxy host reloads its config to use it",
+    )
+    .option("--drop-previous-password", "step 2: every node accepts only the new password")
+    .action(
+      async (o: { dir: string; config: string[]; passwordFile?: string; dropPreviousPassword?: boolean }) => {
+        const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const state = await set(o.dir, {
+          settings: parseSettings(o.config),
+          password,
+          dropPreviousPassword: o.dropPreviousPassword,
+          onProgress: progressReporter(),
+        });
+        if (state.previousPassword !== undefined)
+          process.stderr.write(
+            `dredis: both passwords are accepted; once every client uses the new one, run: ` +
+              `dredis local set --dir ${o.dir} --drop-previous-password\n`,
+          );
+      },
+    );
+
+  local
     .command("down")
     .description("stop the proxy host and every shard; data stays in --dir")
     .option("--dir <dir>", "the platform's directory", ".dredis")
     .action(async (o: { dir: string }) => {
-      const had = (await readState(o.dir)) !== undefined;
-      await down(o.dir);
+      const wasRunning = await down(o.dir);
       process.stderr.write(
-        had ? `dredis: stopped the local platform in ${o.dir}\n` : `dredis: nothing running in ${o.dir}\n`,
+        wasRunning
+          ? `dredis: stopped the local platform in ${o.dir}\n`
+          : `dredis: nothing running in ${o.dir}\n`,
       );
     });
 }

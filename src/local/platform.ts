@@ -9,21 +9,24 @@
  */
 import { spawn } from "node:child_process";
 
-import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { stringify as toYaml } from "yaml";
-import { DredisError } from "../errors.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 import { applyTopology, type ProgressEvent } from "../cluster/admin/index.ts";
 import type { Topology } from "../cluster/topology.ts";
+import { freePorts } from "./ports.ts";
 import { findRedisServer, renderRedisConf, waitForPong } from "./redis-server.ts";
+import { writeNodeSettings } from "./node-settings.ts";
 
 export interface LocalNode {
   shard: string;
   port: number;
   dir: string;
+  /** 0 while the platform is stopped. */
   pid: number;
 }
 
@@ -33,16 +36,26 @@ export interface LocalState {
   proxy: { port: number; adminPort: number; pid: number; workers: number };
   replicas: number;
   nodes: LocalNode[];
+  /** The password every node and the proxy's backend connections use; unset: none. */
+  password?: string;
+  /** During a rotation: the password being replaced, still accepted until it is dropped. */
+  previousPassword?: string;
+  /** redis.conf settings changed since creation (`local set`, `local roll --set`): every node gets them, new ones too. */
+  settings?: Record<string, string>;
 }
 
 export interface UpOptions {
   dir: string;
-  shards: number;
-  replicas: number;
+  /** @default 3 for a new directory; an existing one restarts in its own shape */
+  shards?: number;
+  /** @default 1 for a new directory; an existing one restarts in its own shape */
+  replicas?: number;
   workers: number;
   port: number;
   /** First port tried for the shards' nodes (each also needs port + 10000 for the cluster bus). */
   basePort: number;
+  /** Password of every node (clients of the shards and replicas use it); the proxy authenticates with it. */
+  password?: string;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -63,11 +76,14 @@ export async function readState(dir: string): Promise<LocalState | undefined> {
   }
 }
 
-async function writeState(dir: string, state: LocalState): Promise<void> {
-  await writeFile(statePath(dir), JSON.stringify(state, null, 2) + "\n");
+export async function writeState(dir: string, state: LocalState): Promise<void> {
+  // It may hold the password.
+  await writeFile(statePath(dir), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
 }
 
 export function alive(pid: number): boolean {
+  // 0 is "stopped" in the state file (and kill(0) would signal our own process group).
+  if (pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -101,10 +117,11 @@ export async function up(options: UpOptions): Promise<LocalState> {
         `see it with: dredis local status --dir ${options.dir}, or stop it with: dredis local down --dir ${options.dir}`,
     );
   }
-  if (options.shards < 3) {
+  const shape = await shapeToStart(dir, options, existing);
+  if (shape.shards < 3) {
     throw new DredisError(
       "E_LOCAL_ARGS",
-      `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${options.shards}`,
+      `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${shape.shards}`,
     );
   }
   await mkdir(dir, { recursive: true });
@@ -113,30 +130,108 @@ export async function up(options: UpOptions): Promise<LocalState> {
     version: 1,
     host: HOST,
     proxy: { port: options.port, adminPort: 0, pid: 0, workers: options.workers },
-    replicas: options.replicas,
+    replicas: shape.replicas,
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
+    ...passwordFields(existing, options.password),
+    ...(existing?.settings ? { settings: existing.settings } : {}),
   };
   try {
     await assertPortFree(options.port, "--port");
     if (state.nodes.length === 0) {
-      log(`starting ${options.shards} shards x ${1 + options.replicas} redis-server processes`);
-      await addNodes(dir, state, 0, options.shards, options.basePort);
+      log(`starting ${shape.shards} shards x ${1 + shape.replicas} redis-server processes`);
+      await addNodes(dir, state, 0, shape.shards, options.basePort);
     } else {
       log(`restarting the ${state.nodes.length} redis-server processes of ${dir}`);
-      for (const node of state.nodes) node.pid = await startNode(node);
+      for (const node of state.nodes) node.pid = await startNode(node, state);
     }
     await writeState(dir, state);
     log("forming the cluster");
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress });
+    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
     log(`starting the proxy host (${options.workers} workers) on ${HOST}:${options.port}`);
     await startProxy(dir, state);
     await writeState(dir, state);
     return state;
   } catch (err) {
     await stopAll(state);
-    await rm(statePath(dir), { force: true });
+    await keepStopped(dir, state);
     throw err;
   }
+}
+
+/**
+ * The shape to start. A directory's nodes keep their cluster identity (nodes.conf) and data: `up`
+ * restarts them as they were, so a different shape is refused before anything changes (it would
+ * form a cluster whose nodes.conf files name nodes that no longer exist).
+ */
+async function shapeToStart(
+  dir: string,
+  options: UpOptions,
+  existing: LocalState | undefined,
+): Promise<{ shards: number; replicas: number }> {
+  const onDisk = existing
+    ? { shards: new Set(existing.nodes.map((n) => n.shard)).size, replicas: existing.replicas }
+    : await shapeOfNodeDirs(dir);
+  const wanted = {
+    shards: options.shards ?? onDisk?.shards ?? 3,
+    replicas: options.replicas ?? onDisk?.replicas ?? 1,
+  };
+  if (!onDisk || onDisk.shards === 0) return wanted;
+  if (existing && onDisk.shards === wanted.shards && onDisk.replicas === wanted.replicas) return wanted;
+  const flags = `--dir ${dir}`;
+  const what = existing
+    ? `a cluster of ${onDisk.shards} shards x ${onDisk.replicas} replicas`
+    : `the data of ${onDisk.shards} shards x ${onDisk.replicas} replicas but no state file`;
+  const restart = existing
+    ? `start it as it was: dredis local up ${flags} --shards ${onDisk.shards} --replicas ${onDisk.replicas}` +
+      `, then change the number of shards online with: dredis local scale ${flags} --shards ${wanted.shards}` +
+      ` (the number of replicas is fixed at creation)\n  - or `
+    : "";
+  throw new DredisError(
+    ErrorCodes.LOCAL_SHAPE,
+    `${dir} holds ${what}; refusing to start ${wanted.shards} shards x ${wanted.replicas} replicas over it (nothing was changed).\n` +
+      `  - ${restart}start afresh, deleting its data: dredis local down ${flags} && rm -rf ${dir} && ` +
+      `dredis local up ${flags} --shards ${wanted.shards} --replicas ${wanted.replicas}\n` +
+      `  - or use another directory: dredis local up --dir <new-dir> --shards ${wanted.shards} --replicas ${wanted.replicas}`,
+  );
+}
+
+/** Shards and replicas per shard from the node directories (`nodes/shard-S-R`), for a directory without a state file. */
+async function shapeOfNodeDirs(dir: string): Promise<{ shards: number; replicas: number } | undefined> {
+  const names = await readdir(join(dir, "nodes")).catch(() => [] as string[]);
+  const perShard = new Map<string, number>();
+  for (const name of names) {
+    const match = /^(shard-\d+)-\d+$/.exec(name);
+    if (match) perShard.set(match[1]!, (perShard.get(match[1]!) ?? 0) + 1);
+  }
+  if (perShard.size === 0) return undefined;
+  return { shards: perShard.size, replicas: Math.max(...perShard.values()) - 1 };
+}
+
+/** The state after a stop: nodes keep their ports (nodes.conf names them), pids are 0. */
+async function keepStopped(dir: string, state: LocalState): Promise<void> {
+  if (state.nodes.length === 0) {
+    await rm(statePath(dir), { force: true });
+    return;
+  }
+  state.proxy.pid = 0;
+  for (const node of state.nodes) node.pid = 0;
+  await writeState(dir, state);
+}
+
+function passwordFields(
+  existing: LocalState | undefined,
+  password: string | undefined,
+): Pick<LocalState, "password" | "previousPassword"> {
+  if (existing && existing.nodes.length > 0) {
+    if (password !== undefined && password !== existing.password)
+      throw new DredisError(
+        "E_LOCAL_ARGS",
+        "--password differs from the password of the nodes in this directory; change it live with: " +
+          "dredis local set --password-file <file> (then --drop-previous-password)",
+      );
+    return { password: existing.password, previousPassword: existing.previousPassword };
+  }
+  return password !== undefined ? { password } : {};
 }
 
 /** Adds (or removes) shards online: new nodes join and slots move to them; removed shards are drained first, then stopped. */
@@ -162,26 +257,30 @@ export async function scale(
       options.basePort ?? Math.max(...state.nodes.map((n) => n.port)) + 1,
     );
     await writeState(dir, state);
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress });
+    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
     return state;
   }
   const keep = new Set(Array.from({ length: shards }, (_, i) => shardName(i)));
   const removed = state.nodes.filter((n) => !keep.has(n.shard));
   const remaining = { ...state, nodes: state.nodes.filter((n) => keep.has(n.shard)) };
   // Drain and forget first; only then stop the processes (nothing is stopped before its slots moved).
-  await applyTopology(topologyOf(remaining), { onProgress: options.onProgress });
+  await applyTopology(topologyOf(remaining), { onProgress: options.onProgress, password: state.password });
   for (const node of removed) await stopPid(node.pid);
   await writeState(dir, remaining);
   return remaining;
 }
 
-/** Stops the proxy host (it drains) and every node. Data stays in the directory for the next `up`. */
+/**
+ * Stops the proxy host (it drains) and every node. Data and the state (the nodes' ports) stay in
+ * the directory for the next `up`. Returns false when nothing was running.
+ */
 export async function down(dir: string): Promise<boolean> {
   const state = await readState(dir);
   if (!state) return false;
+  const wasRunning = alive(state.proxy.pid) || state.nodes.some((n) => alive(n.pid));
   await stopAll(state);
-  await rm(statePath(dir), { force: true });
-  return true;
+  await keepStopped(resolve(dir), state);
+  return wasRunning;
 }
 
 export interface NodeStatus {
@@ -207,6 +306,7 @@ export async function status(dir: string): Promise<Status> {
       const client = new Redis({
         host: state.host,
         port: node.port,
+        password: state.password,
         lazyConnect: true,
         connectTimeout: 1000,
         maxRetriesPerRequest: 0,
@@ -262,7 +362,7 @@ export function formatStatus(s: Status): string {
   return `proxy ${s.endpoint} (${s.proxyReady ? "ready" : "NOT ready"})\n\n${table}\n`;
 }
 
-async function requireRunning(dir: string): Promise<LocalState> {
+export async function requireRunning(dir: string): Promise<LocalState> {
   const state = await readState(dir);
   if (!state || !alive(state.proxy.pid)) {
     throw new DredisError(
@@ -310,39 +410,63 @@ async function addNodes(
           "protected-mode": false,
         }),
       );
-      node.pid = await startNode(node);
+      node.pid = await startNode(node, state);
       state.nodes.push(node);
       port++;
     }
   }
 }
 
-async function startNode(node: LocalNode): Promise<number> {
+/** Starts a node from its redis.conf, with the platform's password and changed settings written into it first. */
+export async function startNode(node: LocalNode, state: LocalState): Promise<number> {
+  await writeNodeSettings(join(node.dir, "redis.conf"), nodeSettings(state));
   const child = spawn(findRedisServer(), [join(node.dir, "redis.conf")], { detached: true, stdio: "ignore" });
   child.unref();
-  await waitForPong(HOST, node.port, 15_000, () => child.exitCode !== null).catch(async (err) => {
-    const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
-    throw new DredisError(
-      "E_REDIS_START",
-      `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
-    );
-  });
+  await waitForPong(HOST, node.port, 15_000, () => child.exitCode !== null, state.password).catch(
+    async (err) => {
+      const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
+      throw new DredisError(
+        "E_REDIS_START",
+        `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
+      );
+    },
+  );
   return child.pid!;
 }
 
-async function startProxy(dir: string, state: LocalState): Promise<void> {
-  state.proxy.adminPort = await nextFreePortPair(state.proxy.port + 1000, false);
-  const configFile = join(dir, "proxy.yaml");
+/** What every node's redis.conf must say beyond its rendered base: the password and the settings changed since. */
+export function nodeSettings(state: LocalState): Record<string, string> {
+  return {
+    ...(state.password !== undefined ? { requirepass: state.password, masterauth: state.password } : {}),
+    ...state.settings,
+  };
+}
+
+export function proxyConfigPath(dir: string): string {
+  return join(resolve(dir), "proxy.yaml");
+}
+
+/** Writes the proxy host's config from the state (the host re-reads it on SIGHUP). */
+export async function writeProxyConfig(dir: string, state: LocalState): Promise<void> {
   await writeFile(
-    configFile,
+    proxyConfigPath(dir),
     toYaml({
       listen: { host: HOST, port: state.proxy.port },
       admin: { host: HOST, port: state.proxy.adminPort },
       seeds: state.nodes.slice(0, 3).map((n) => `${state.host}:${n.port}`),
       workers: state.proxy.workers,
+      ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
       logLevel: "info",
     }),
+    { mode: 0o600 },
   );
+}
+
+async function startProxy(dir: string, state: LocalState): Promise<void> {
+  // Any free port: a fixed offset from --port runs past 65535 for high ports.
+  [state.proxy.adminPort] = (await freePorts(1, HOST)) as [number];
+  const configFile = proxyConfigPath(dir);
+  await writeProxyConfig(dir, state);
   const logFile = await open(join(dir, "proxy.log"), "a");
   const child = spawn(process.execPath, [DREDIS, "proxy", "--config", configFile], {
     detached: true,
@@ -373,7 +497,7 @@ async function stopAll(state: LocalState): Promise<void> {
 }
 
 /** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. */
-async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   if (!alive(pid)) return;
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
@@ -391,12 +515,18 @@ async function assertPortFree(port: number, flag: string): Promise<void> {
   }
 }
 
-/** The first port from `from` that is free, and (for a cluster node) whose bus port (+10000) is free too. */
-async function nextFreePortPair(from: number, withBus = true): Promise<number> {
-  for (let port = from; port < 55_000; port++) {
-    if ((await portFree(port)) && (!withBus || (await portFree(port + 10_000)))) return port;
+/** Highest node port: its cluster bus port (+10000) must be a port too. */
+export const MAX_NODE_PORT = 65_535 - 10_000;
+
+/** The first port from `from` that is free and whose bus port (+10000) is free too. */
+async function nextFreePortPair(from: number): Promise<number> {
+  for (let port = from; port <= MAX_NODE_PORT; port++) {
+    if ((await portFree(port)) && (await portFree(port + 10_000))) return port;
   }
-  throw new DredisError("E_NO_PORT", `no free port from ${from} upward on ${HOST}`);
+  throw new DredisError(
+    "E_NO_PORT",
+    `no free port pair (port and port+10000) from ${from} to ${MAX_NODE_PORT} on ${HOST}; pick a lower --base-port`,
+  );
 }
 
 function portFree(port: number): Promise<boolean> {

@@ -164,36 +164,47 @@ export class RedisServer {
   }
 }
 
-/** Resolves once host:port answers PING with PONG (LOADING and refused connections are retried). */
+/**
+ * Resolves once host:port answers PING with PONG (LOADING and refused connections are retried).
+ * With a password it authenticates first: a server that requires one answers NOAUTH even while
+ * it is still loading.
+ */
 export async function waitForPong(
   host: string,
   port: number,
   timeoutMs: number,
   abort: () => boolean = () => false,
+  password?: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
   while (Date.now() < deadline) {
     if (abort()) throw new Error("the process exited");
-    last = await pingOnce(host, port).catch((err: Error) => err.message);
+    last = await pingOnce(host, port, password).catch((err: Error) => err.message);
     if (last === "+PONG") return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`no PONG within ${timeoutMs} ms (last: ${last})`);
 }
 
-function pingOnce(host: string, port: number): Promise<string> {
+function pingOnce(host: string, port: number, password?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ host, port });
     let data = "";
     socket.setTimeout(1000, () => socket.destroy(new Error("timeout")));
-    socket.on("connect", () => socket.write("PING\r\n"));
+    const auth =
+      password === undefined ? "" : `*2\r\n$4\r\nAUTH\r\n$${Buffer.byteLength(password)}\r\n${password}\r\n`;
+    socket.on("connect", () => socket.write(`${auth}PING\r\n`));
     socket.on("data", (chunk) => {
-      data += chunk.toString("latin1");
-      const end = data.indexOf("\r\n");
-      if (end >= 0) {
+      data += chunk.toString("utf8");
+      const lines = data.split("\r\n");
+      // The AUTH reply comes first; a failed AUTH is the answer.
+      if (password !== undefined && lines.length > 1 && lines[0] !== "+OK") {
         socket.destroy();
-        resolve(data.slice(0, end));
+        resolve(lines[0]!);
+      } else if (lines.length > (password === undefined ? 1 : 2)) {
+        socket.destroy();
+        resolve(lines[password === undefined ? 0 : 1]!);
       }
     });
     socket.on("error", reject);

@@ -15,3 +15,19 @@ export { progressReporter } from "./progress-reporter.ts";
 export { planRebalance, rebalanceCluster, type RebalancePlan, type RebalanceResult } from "./rebalance.ts";
 export { addShard, removeShard } from "./shards.ts";
 export { parseMemorySize, resizeMemory, type ResizeResult } from "./memory.ts";
+export {
+  handover,
+  rollCluster,
+  waitSynced,
+  type RestartNode,
+  type RollOptions,
+  type RollResult,
+} from "./roll.ts";
+export {
+  addPassword,
+  applyLiveSettings,
+  dropPreviousPasswords,
+  persistenceSettings,
+  PERSISTENCE_MODES,
+  type Persistence,
+} from "./live-settings.ts";

@@ -34,6 +34,13 @@ export class NodePool {
     return client;
   }
 
+  /** Closes and forgets the connection to an address, so the next `get` connects afresh (after its node restarted). */
+  drop(address: string): void {
+    this.clients.get(address)?.disconnect();
+    this.clients.delete(address);
+    this.lastErrors.delete(address);
+  }
+
   /** The last connection error seen for the address, if any. */
   lastError(address: string): string | undefined {
     return this.lastErrors.get(address);
