@@ -11,6 +11,7 @@ import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
 import { busyLinkTo } from "./busy-link.ts";
+import { BUSY_RESTART_BUDGET_MS } from "./upstream/limits.ts";
 
 export interface WorkerOptions {
   /** Logger; defaults to pino on stderr at the config's level. */
@@ -44,7 +45,12 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   const credentials = { auth: config.backendAuth };
   const router = routerFor(config, flusher, log, credentials);
   const busyLink = options.busySocket
-    ? busyLinkTo(options.busySocket, flusher, () => router.retryBudgetMs, log)
+    ? busyLinkTo(
+        options.busySocket,
+        flusher,
+        () => Math.max(router.retryBudgetMs, BUSY_RESTART_BUDGET_MS),
+        log,
+      )
     : undefined;
   const commands = new CommandTable(config.deniedCommands ?? DEFAULT_DENIED);
   const context = new ProxyContext(

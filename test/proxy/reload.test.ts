@@ -81,6 +81,14 @@ test("SIGHUP: a rotated backendAuth is used by new shard connections, a new clie
   // Every proxy connection to the shards is cut: the new ones must authenticate with the new password.
   await Promise.all(nodes.map((n) => n.call("ACL", "LOG", "RESET")));
   await Promise.all(nodes.map((n) => n.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")));
+  // A write sent on a connection the proxy has not yet seen closed fails as "may or may not have
+  // run", rightly; reads are retried. One cross-slot read (the busy proxy's connections) and one
+  // read per key (the worker's) make the proxy meet the cut connections and open new ones first.
+  assert.deepEqual(
+    await client.mget(keys),
+    keys.map((k) => `between:${k}`),
+  );
+  for (const k of keys) assert.equal(await client.get(k), `between:${k}`);
   await writeAndRead("after");
   const authFailures = await Promise.all(
     nodes.map(

@@ -55,3 +55,10 @@ export const DEFAULT_NODE_TIMEOUT_MS = 15_000;
 export function failoverBudgetMs(nodeTimeoutMs: number): number {
   return 2 * nodeTimeoutMs + ELECTION_ALLOWANCE_MS;
 }
+
+/**
+ * The least a request waits for the busy proxy to come back. Its restart (fork, load, first slot
+ * map) does not depend on the cluster's node timeout, and took over 6 s on a loaded 2-core machine;
+ * an explicit `retryBudgetMs` above this still wins.
+ */
+export const BUSY_RESTART_BUDGET_MS = 30_000;
