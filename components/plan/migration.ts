@@ -6,21 +6,8 @@
  */
 import type { Topology } from "../../src/cluster/topology.ts";
 import { DredisError } from "../../src/errors.ts";
-import { SLOT_COUNT } from "./topology.ts";
-
-/** An inclusive range of hash slots. */
-export interface SlotRange {
-  first: number;
-  last: number;
-}
-
-/** The even split of all 16384 slots over `shards` masters, as `dredis cluster apply` targets it. */
-export function evenSlotRanges(shards: number): SlotRange[] {
-  return Array.from({ length: shards }, (_, i) => ({
-    first: Math.floor((i * SLOT_COUNT) / shards),
-    last: Math.floor(((i + 1) * SLOT_COUNT) / shards) - 1,
-  }));
-}
+import { evenQuotas } from "../../src/cluster/even-split.ts";
+import { SLOT_COUNT } from "../../src/cluster/key-slot.ts";
 
 export type MigrationStep =
   | { kind: "create"; shards: string[] }
@@ -43,34 +30,22 @@ export function planMigration(previous: Topology | undefined, next: Topology): M
       `refusing to add (${added.join(", ")}) and remove (${removed.join(", ")}) shards in one ` +
         "deployment: change the shard count in one direction per `pulumi up`",
     );
-  const nextSlots = evenSlotRanges(next.shards.length);
-  const previousSlots = evenSlotRanges(previous.shards.length);
-  const size = (r: SlotRange) => r.last - r.first + 1;
-  if (added.length)
-    return {
-      kind: "add-shards",
-      added,
-      slotsToMove: next.shards.reduce(
-        (sum, s, i) => (before.has(s.name) ? sum : sum + size(nextSlots[i]!)),
-        0,
-      ),
-    };
-  if (removed.length)
-    return {
-      kind: "remove-shards",
-      removed,
-      slotsToMove: previous.shards.reduce(
-        (sum, s, i) => (after.has(s.name) ? sum : sum + size(previousSlots[i]!)),
-        0,
-      ),
-    };
+  // The forecast assumes the cluster was even under `previous`, and splits as the planner does.
+  const owned = evenQuotas(names(previous));
+  const sum = (shards: string[], quotas: Map<string, number>) =>
+    shards.reduce((total, name) => total + quotas.get(name)!, 0);
+  if (added.length) {
+    const current = new Map([...owned].map(([name, count]) => [name, { length: count }]));
+    return { kind: "add-shards", added, slotsToMove: sum(added, evenQuotas(names(next), current)) };
+  }
+  if (removed.length) return { kind: "remove-shards", removed, slotsToMove: sum(removed, owned) };
   const changed = next.shards
     .filter((s) => JSON.stringify(s) !== JSON.stringify(previous.shards.find((p) => p.name === s.name)))
     .map((s) => s.name);
   return changed.length ? { kind: "reconfigure", shards: changed } : { kind: "none" };
 }
 
-/** One line for the deploy log, e.g. "add shard-3, shard-4 and move 6554 of 16384 slots to them". */
+/** One line for the deploy log, e.g. "add shard-3, shard-4 and move 6553 of 16384 slots to them". */
 export function describeMigration(step: MigrationStep): string {
   switch (step.kind) {
     case "create":
