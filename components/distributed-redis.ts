@@ -9,10 +9,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { createDockerInfra } from "./docker/infra.ts";
-import { createKubernetesInfra } from "./kubernetes/infra.ts";
-import { planDockerAddresses } from "./plan/addresses.ts";
-import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
 import { RedisShard } from "./redis-shard.ts";
@@ -23,7 +21,7 @@ export interface DistributedRedisArgs {
    * Where everything runs: a Docker engine, or a Kubernetes cluster (through the providers given).
    * @example "kubernetes"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Shards (masters). Change it and run `pulumi up` to scale: new shards are created and slots
    * migrate online; removed shards are drained before they are deleted (at most half at once).
@@ -172,7 +170,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
     const spec = parseClusterSpec(rest, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
-    const platform = createPlatform(name, spec, password, this);
+    const platform = platformDrivers[spec.platform].infra(name, spec, password, this);
     const shardArgs = {
       platform: spec.platform,
       clusterName: name,
@@ -260,40 +258,4 @@ export class DistributedRedis extends pulumi.ComponentResource {
 function generatePassword(name: string, parent: pulumi.Resource): pulumi.Output<string> {
   // Letters and digits only: the password also goes into config files and VRRP authentication.
   return new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent }).result;
-}
-
-interface Platform {
-  /** What the migration workload needs besides the shards. */
-  shared: pulumi.Resource[];
-  runtimeImage: pulumi.Input<string>;
-  redisImage: pulumi.Input<string>;
-  haproxyImage?: pulumi.Input<string>;
-  dockerNetwork?: pulumi.Output<string>;
-  passwordSecret?: string;
-}
-
-function createPlatform(
-  name: string,
-  spec: ClusterSpec,
-  password: pulumi.Output<string>,
-  parent: pulumi.Resource,
-): Platform {
-  if (spec.platform === "docker") {
-    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), parent);
-    return {
-      shared: [infra.network],
-      runtimeImage: infra.runtimeImage,
-      redisImage: infra.redisImage,
-      haproxyImage: infra.haproxyImage,
-      dockerNetwork: infra.network.name,
-    };
-  }
-  const infra = createKubernetesInfra(name, spec.namespace, password, parent);
-  // The schema makes `image` required on Kubernetes.
-  return {
-    shared: [infra.authSecret],
-    runtimeImage: spec.image!,
-    redisImage: spec.redisImage,
-    passwordSecret: infra.authSecretName,
-  };
 }

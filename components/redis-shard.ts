@@ -5,9 +5,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { createDockerShard } from "./docker/shard.ts";
-import { createKubernetesShard } from "./kubernetes/shard.ts";
-import { clusterSpecShape, argError, parseSpec } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName, planShard } from "./plan/topology.ts";
 
 export interface RedisShardArgs {
@@ -15,7 +14,7 @@ export interface RedisShardArgs {
    * Where the shard runs.
    * @example "kubernetes"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Name of the cluster the shard belongs to; with `index` it fixes the nodes' names and hostnames
    * (`<clusterName>-shard-<index>-<ordinal>`).
@@ -119,17 +118,11 @@ export class RedisShard extends pulumi.ComponentResource {
     const plan = planShard(clusterName, spec.index, spec);
     const image = redisImage ?? "redis:7.2";
 
-    if (spec.platform === "docker") {
-      if (dockerNetwork === undefined)
-        throw argError("RedisShard args", "dockerNetwork", "required on docker");
-      createDockerShard(
-        name,
-        { shard: plan, persistence: spec.persistence, image, network: dockerNetwork, password },
-        this,
-      );
-    } else {
-      createKubernetesShard(name, { clusterName, shard: plan, spec, image, password }, this);
-    }
+    platformDrivers[spec.platform].shard(
+      name,
+      { clusterName, shard: plan, spec, image, password, dockerNetwork },
+      this,
+    );
 
     this.addresses = pulumi.output(plan.nodes.map((node) => node.address));
     this.registerOutputs({ addresses: this.addresses });

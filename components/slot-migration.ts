@@ -15,12 +15,10 @@
  * - on the workload (afterCreate): fails the deployment when the run failed, with its logs.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createDockerMigration } from "./docker/migration.ts";
-import { createMigrationHooks } from "./hooks.ts";
-import { createKubernetesMigration } from "./kubernetes/migration.ts";
-import { secretEnv } from "./kubernetes/common.ts";
 import { parseTopology } from "../src/cluster/topology.ts";
-import { argError } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { createMigrationHooks } from "./hooks.ts";
+import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
 
 export interface SlotMigrationArgs {
@@ -28,7 +26,7 @@ export interface SlotMigrationArgs {
    * Where the workload runs (the shards' platform).
    * @example "docker"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Name of the cluster; labels the Kubernetes Job.
    * @example "redis"
@@ -90,54 +88,29 @@ export class SlotMigration extends pulumi.ComponentResource {
       { ...opts, hooks: { ...opts?.hooks, beforeCreate: [hooks.guard], beforeUpdate: [hooks.guard] } },
     );
 
-    // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
-    // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.
-    const maxmemory = `${args.maxmemoryMb}mb`;
-    const command = ["cluster", "apply", "--topology", topologyJson];
     // The workload waits for the shards this component waits for.
     const workloadOpts: pulumi.CustomResourceOptions = {
       parent: this,
       dependsOn: opts?.dependsOn,
       hooks: { afterCreate: [hooks.succeeded] },
     };
-
-    if (args.platform === "docker") {
-      if (args.dockerNetwork === undefined)
-        throw argError("SlotMigration args", "dockerNetwork", "required on docker");
-      createDockerMigration(
-        `${name}-run`,
-        {
-          command,
-          envs: [
-            pulumi.interpolate`DREDIS_PASSWORD=${pulumi.secret(args.password)}`,
-            `TOPOLOGY_HASH=${topologyHash}`,
-            `DREDIS_MAXMEMORY=${maxmemory}`,
-          ],
-          image: args.image,
-          network: args.dockerNetwork,
-        },
-        workloadOpts,
-      );
-    } else {
-      if (args.passwordSecret === undefined)
-        throw argError("SlotMigration args", "passwordSecret", "required on kubernetes");
-      createKubernetesMigration(
-        `${name}-run`,
-        {
-          clusterName: args.clusterName,
-          namespace: args.namespace ?? "default",
-          topologyHash,
-          args: command,
-          env: [
-            secretEnv("DREDIS_PASSWORD", args.passwordSecret, "password"),
-            { name: "TOPOLOGY_HASH", value: topologyHash },
-            { name: "DREDIS_MAXMEMORY", value: maxmemory },
-          ],
-          image: args.image,
-        },
-        workloadOpts,
-      );
-    }
+    // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
+    // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.
+    platformDrivers[args.platform].migration(
+      `${name}-run`,
+      {
+        clusterName: args.clusterName,
+        topology,
+        topologyHash,
+        maxmemoryMb: args.maxmemoryMb,
+        image: args.image,
+        password: args.password,
+        dockerNetwork: args.dockerNetwork,
+        namespace: args.namespace,
+        passwordSecret: args.passwordSecret,
+      },
+      workloadOpts,
+    );
 
     this.topologyHash = pulumi.output(topologyHash);
     this.registerOutputs({ topologyHash: this.topologyHash });

@@ -13,7 +13,7 @@ import { renderHaproxyCfg } from "../plan/haproxy.ts";
 import { proxyHealthCheckCommand } from "../plan/health-check.ts";
 import { renderKeepalivedConf } from "../plan/keepalived.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
-import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
+import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 
 export interface DockerProxyFleetInputs {
   mode: "master-backup" | "load-balanced";

@@ -4,6 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import type { ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
@@ -57,7 +58,7 @@ export function createDockerShard(
             { file: `${REDIS_CONF_DIR}/auth.conf`, content: password.apply(renderAuthConf) },
           ],
           // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
-          envs: [pulumi.interpolate`REDISCLI_AUTH=${password}`],
+          envs: [pulumi.interpolate`${ENV.redisCliAuth}=${password}`],
           networksAdvanced: [{ name: inputs.network, aliases: [node.hostname] }],
           volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
           healthcheck: {

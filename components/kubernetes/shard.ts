@@ -5,6 +5,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
@@ -47,7 +48,7 @@ export function createKubernetesShard(
   const metadata = (objectName: string) => ({ name: objectName, namespace: spec.namespace, labels });
   // One config for all pods of the StatefulSet: each pod announces its own name from the command line.
   const redisConf = renderShardRedisConf({ persistence: spec.persistence, maxmemoryMb: shard.maxmemoryMb });
-  const announce = `$(POD_NAME).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
+  const announce = `$(${ENV.podName}).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
 
   const config = new k8s.core.v1.Secret(
     `${name}-config`,
@@ -101,8 +102,8 @@ export function createKubernetesShard(
                   announce,
                 ],
                 env: [
-                  { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-                  secretEnv("REDISCLI_AUTH", `${shard.resourceName}-config`, "password"),
+                  { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                  secretEnv(ENV.redisCliAuth, `${shard.resourceName}-config`, "password"),
                 ],
                 ports: [
                   { name: "redis", containerPort: REDIS_PORT },
