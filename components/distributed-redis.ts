@@ -10,6 +10,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { platformDrivers } from "./drivers.ts";
+import { createMigrationHooks } from "./hooks.ts";
 import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
@@ -187,8 +188,18 @@ export class DistributedRedis extends pulumi.ComponentResource {
       podAntiAffinity: spec.podAntiAffinity,
     };
 
+    // Created before the shards: their resources are bound to the hook that guards their deletes.
+    const migrationHooks = createMigrationHooks(`${name}-migration`, {
+      clusterName: name,
+      topology: plan.topology,
+    });
     const shards = plan.shards.map(
-      (shard) => new RedisShard(shard.resourceName, { ...shardArgs, index: shard.index }, { parent: this }),
+      (shard) =>
+        new RedisShard(
+          shard.resourceName,
+          { ...shardArgs, index: shard.index, drainGuard: migrationHooks.drained },
+          { parent: this },
+        ),
     );
 
     const migration = new SlotMigration(
@@ -203,6 +214,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         dockerNetwork: platform.dockerNetwork,
         namespace: spec.namespace,
         passwordSecret: platform.passwordSecret,
+        hooks: migrationHooks,
       },
       { parent: this, dependsOn: [...shards, ...platform.shared] },
     );

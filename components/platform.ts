@@ -36,6 +36,8 @@ export interface ShardInputs {
   image: pulumi.Input<string>;
   password: pulumi.Input<string>;
   dockerNetwork?: pulumi.Input<string>;
+  /** A beforeDelete hook for every resource of the shard. */
+  drainGuard?: pulumi.ResourceHook;
 }
 
 export interface ProxyFleetInputs {

@@ -90,6 +90,11 @@ export interface RedisShardArgs {
    * @example "preferred"
    */
   podAntiAffinity?: "required" | "preferred";
+  /**
+   * A beforeDelete hook bound to every resource of the shard, which refuses the delete of a shard
+   * that may still own slots (DistributedRedis passes its slot migration's `drained` hook).
+   */
+  drainGuard?: pulumi.ResourceHook;
 }
 
 const shardArgsSchema = clusterSpecShape
@@ -112,7 +117,7 @@ export class RedisShard extends pulumi.ComponentResource {
 
   constructor(name: string, args: RedisShardArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:RedisShard", name, {}, opts);
-    const { clusterName, password, redisImage, dockerNetwork, ...rest } = args;
+    const { clusterName, password, redisImage, dockerNetwork, drainGuard, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(shardArgsSchema, rest, "RedisShard args");
     const plan = planShard(clusterName, spec.index, spec);
@@ -120,7 +125,7 @@ export class RedisShard extends pulumi.ComponentResource {
 
     platformDrivers[spec.platform].shard(
       name,
-      { clusterName, shard: plan, spec, image, password, dockerNetwork },
+      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard },
       this,
     );
 

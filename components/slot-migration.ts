@@ -3,21 +3,27 @@
  *
  * A one-shot workload of the runtime image runs `dredis cluster apply --topology <json>`:
  * it creates the cluster on the first deploy, adds shards and rebalances when shards were added,
- * and drains shards about to be removed. Its inputs carry the topology hash, so a new topology
- * replaces the workload, which runs it again. Removed shards' resources are deleted by Pulumi
- * after all creates and updates, i.e. after this drain.
+ * drains shards about to be removed, and otherwise only checks the cluster. The workload is
+ * replaced on every deployment (a `replacementTrigger` that changes each run), so it runs until
+ * the cluster equals the topology, whatever happened to earlier runs. Removed shards' resources
+ * are deleted by Pulumi after all creates and updates, i.e. after this run, and only once it
+ * succeeded (the `drained` hook below).
  *
  * Hooks (run where `pulumi up` runs):
  * - on this component (beforeCreate/beforeUpdate, also at preview): refuses unsafe changes and
  *   logs the planned step. The component registers its topology as its inputs for this: it is
  *   how the hook sees the old and the new topology, since the workload itself is replaced, never
  *   updated;
- * - on the workload (afterCreate): fails the deployment when the run failed, with its logs.
+ * - on the workload (afterCreate): fails the deployment when the run failed, with its logs, and
+ *   records the run's outcome for:
+ * - on every shard resource (beforeDelete, bound by DistributedRedis): refuses to delete a shard
+ *   that left the topology unless this deployment's run succeeded.
  */
+import { randomUUID } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { parseTopology } from "../src/cluster/topology.ts";
 import { platformDrivers } from "./drivers.ts";
-import { createMigrationHooks } from "./hooks.ts";
+import { createMigrationHooks, type MigrationHooks } from "./hooks.ts";
 import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
 
@@ -69,6 +75,11 @@ export interface SlotMigrationArgs {
    * @example "redis-auth"
    */
   passwordSecret?: string;
+  /**
+   * The hooks to bind, when the caller created them first to bind their `drained` hook to the
+   * shards' resources (DistributedRedis does); created from this component's name otherwise.
+   */
+  hooks?: MigrationHooks;
 }
 
 export class SlotMigration extends pulumi.ComponentResource {
@@ -80,19 +91,32 @@ export class SlotMigration extends pulumi.ComponentResource {
     const topology = parseTopology(safeJson(args.topology), "SlotMigration args topology");
     const topologyJson = JSON.stringify(topology);
     const topologyHash = hashTopology(topology);
-    const hooks = createMigrationHooks(name);
+    const hooks = args.hooks ?? createMigrationHooks(name, { clusterName: args.clusterName, topology });
+    const own = opts?.hooks;
     super(
       "distributed-redis:index:SlotMigration",
       name,
       { topology: topologyJson, topologyHash, maxmemoryMb: args.maxmemoryMb },
-      { ...opts, hooks: { ...opts?.hooks, beforeCreate: [hooks.guard], beforeUpdate: [hooks.guard] } },
+      {
+        ...opts,
+        // The caller's hooks run too, before ours.
+        hooks: {
+          ...own,
+          beforeCreate: [...(own?.beforeCreate ?? []), hooks.guard],
+          beforeUpdate: [...(own?.beforeUpdate ?? []), hooks.guard],
+        },
+      },
     );
 
-    // The workload waits for the shards this component waits for.
     const workloadOpts: pulumi.CustomResourceOptions = {
       parent: this,
+      // The workload waits for the shards this component waits for.
       dependsOn: opts?.dependsOn,
       hooks: { afterCreate: [hooks.succeeded] },
+      // A new workload, so a new run, on every deployment: a run that failed before is retried
+      // (the engine records a resource whose afterCreate hook failed as created), a cluster that
+      // drifted is brought back, and a converged cluster costs a quick check.
+      replacementTrigger: randomUUID(),
     };
     // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
     // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.

@@ -37,6 +37,7 @@ export const dockerDriver: PlatformDriver = {
         image: inputs.image,
         network,
         password: inputs.password,
+        drainGuard: inputs.drainGuard,
       },
       parent,
     );

@@ -15,6 +15,7 @@ export interface DockerShardInputs {
   image: pulumi.Input<string>;
   network: pulumi.Input<string>;
   password: pulumi.Input<string>;
+  drainGuard?: pulumi.ResourceHook;
 }
 
 export interface DockerShard {
@@ -28,6 +29,7 @@ export function createDockerShard(
   parent: pulumi.Resource,
 ): DockerShard {
   const password = pulumi.secret(inputs.password);
+  const hooks = inputs.drainGuard ? { beforeDelete: [inputs.drainGuard] } : undefined;
   const volumes: docker.Volume[] = [];
   const containers: docker.Container[] = [];
   for (const node of inputs.shard.nodes) {
@@ -35,7 +37,7 @@ export function createDockerShard(
       `${name}-${node.ordinal}-data`,
       { name: `${node.resourceName}-data` },
       // The data outlives a container replacement; deleting the shard is what deletes it.
-      { parent },
+      { parent, hooks },
     );
     volumes.push(volume);
     containers.push(
@@ -75,7 +77,7 @@ export function createDockerShard(
           waitTimeout: 120,
         },
         // The container name is fixed (it is the node's identity), so a replacement must free it first.
-        { parent, deleteBeforeReplace: true },
+        { parent, deleteBeforeReplace: true, hooks },
       ),
     );
   }

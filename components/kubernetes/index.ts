@@ -31,6 +31,7 @@ export const kubernetesDriver: PlatformDriver = {
         spec: inputs.spec,
         image: inputs.image,
         password: inputs.password,
+        drainGuard: inputs.drainGuard,
       },
       parent,
     );

@@ -28,6 +28,7 @@ export interface KubernetesShardInputs {
   >;
   image: pulumi.Input<string>;
   password: pulumi.Input<string>;
+  drainGuard?: pulumi.ResourceHook;
 }
 
 export interface KubernetesShard {
@@ -44,6 +45,7 @@ export function createKubernetesShard(
 ): KubernetesShard {
   const { shard, spec } = inputs;
   const password = pulumi.secret(inputs.password);
+  const hooks = inputs.drainGuard ? { beforeDelete: [inputs.drainGuard] } : undefined;
   const labels = labelsFor(inputs.clusterName, "shard", { "dredis.io/shard": shard.name });
   const metadata = (objectName: string) => ({ name: objectName, namespace: spec.namespace, labels });
   // One config for all pods of the StatefulSet: each pod announces its own name from the command line.
@@ -56,7 +58,7 @@ export function createKubernetesShard(
       metadata: metadata(`${shard.resourceName}-config`),
       stringData: { "redis.conf": redisConf, "auth.conf": password.apply(renderAuthConf), password },
     },
-    { parent },
+    { parent, hooks },
   );
   const service = new k8s.core.v1.Service(
     name,
@@ -73,7 +75,7 @@ export function createKubernetesShard(
         ],
       },
     },
-    { parent },
+    { parent, hooks },
   );
   const memory = `${shard.memoryLimitMb}Mi`;
   const statefulSet = new k8s.apps.v1.StatefulSet(
@@ -143,7 +145,7 @@ export function createKubernetesShard(
         ],
       },
     },
-    { parent, dependsOn: [config, service] },
+    { parent, dependsOn: [config, service], hooks },
   );
   const disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
     name,
@@ -151,7 +153,7 @@ export function createKubernetesShard(
       metadata: metadata(shard.resourceName),
       spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
     },
-    { parent },
+    { parent, hooks },
   );
   return { config, service, statefulSet, disruptionBudget };
 }

@@ -89,25 +89,46 @@ export function checkTopologyChange(previous: Topology | undefined, next: Topolo
 
 /**
  * The outputs of a finished migration run, as the platforms report them: a Docker container's
- * `exitCode` and `containerLogs`, or a Kubernetes Job's `status`.
+ * `exitCode` and `containerLogs`, or a Kubernetes Job's `kind`, `metadata` and `status`.
  */
 export interface MigrationRunOutputs {
   exitCode?: number;
   containerLogs?: string;
+  kind?: string;
+  metadata?: { annotations?: Record<string, string> };
   status?: { failed?: number; succeeded?: number };
 }
+
+/**
+ * What a finished run proves: it succeeded (the cluster equals its topology: removed shards own
+ * nothing and were forgotten), it failed, or nothing (a Job Pulumi did not await, in render mode
+ * or with `pulumi.com/skipAwait`: not a failure, but no proof of a drain either).
+ */
+export type MigrationOutcome =
+  { kind: "succeeded" } | { kind: "failed"; message: string } | { kind: "unconfirmed"; message: string };
 
 /** Exit codes of `dredis cluster apply`. */
 const EXIT_REFUSED = 2;
 
-/** Undefined when the run succeeded, otherwise what the operator needs to read. */
-export function migrationRunFailure(outputs: MigrationRunOutputs): string | undefined {
-  if (outputs.status !== undefined)
-    return outputs.status.succeeded
-      ? undefined
-      : `the slot migration Job did not succeed (failed pods: ${outputs.status.failed ?? 0}); ` +
-          "read its logs with kubectl logs job/<name>";
-  if (outputs.exitCode === 0) return undefined;
+export function migrationRunOutcome(outputs: MigrationRunOutputs): MigrationOutcome {
+  if (outputs.kind === "Job" || outputs.status !== undefined) {
+    const status = outputs.status ?? {};
+    if (status.succeeded) return { kind: "succeeded" };
+    if (status.failed)
+      return {
+        kind: "failed",
+        message:
+          `the slot migration Job did not succeed (failed pods: ${status.failed}); ` +
+          "read its logs with kubectl logs job/<name>",
+      };
+    return {
+      kind: "unconfirmed",
+      message:
+        "the slot migration Job was not awaited (render mode or pulumi.com/skipAwait), " +
+        "so whether it finished is unknown",
+    };
+  }
+  if (outputs.exitCode === 0) return { kind: "succeeded" };
   const what =
     outputs.exitCode === EXIT_REFUSED
       ? "refused the change (exit 2)"
@@ -115,5 +136,51 @@ export function migrationRunFailure(outputs: MigrationRunOutputs): string | unde
         ? "reported no exit code"
         : `failed (exit ${outputs.exitCode})`;
   const logs = outputs.containerLogs?.trim();
-  return `dredis cluster apply ${what}${logs ? `:\n${logs}` : ""}`;
+  return { kind: "failed", message: `dredis cluster apply ${what}${logs ? `:\n${logs}` : ""}` };
+}
+
+/** Undefined unless the run failed; otherwise what the operator needs to read. */
+export function migrationRunFailure(outputs: MigrationRunOutputs): string | undefined {
+  const outcome = migrationRunOutcome(outputs);
+  return outcome.kind === "failed" ? outcome.message : undefined;
+}
+
+/** The topology shard a shard resource belongs to, from its name (`<cluster>-shard-<index>...`). */
+export function shardOfResource(clusterName: string, resourceName: string): string | undefined {
+  const prefix = `${clusterName}-shard-`;
+  if (!resourceName.startsWith(prefix)) return undefined;
+  const index = /^(\d+)(?:-|$)/.exec(resourceName.slice(prefix.length))?.[1];
+  return index === undefined ? undefined : `shard-${Number(index)}`;
+}
+
+/**
+ * Whether a shard's resource may be deleted in this deployment; undefined when it may, otherwise
+ * why not. A shard still in the topology is being replaced (or destroyed with the rest), never
+ * drained. A shard outside it may own slots and keys until a migration run of *this* deployment
+ * succeeded: a run that failed, was not confirmed, or did not happen proves nothing, whatever
+ * earlier deployments did.
+ */
+export function drainRefusal(
+  resourceName: string,
+  shard: string | undefined,
+  topology: Topology,
+  outcome: MigrationOutcome | undefined,
+): string | undefined {
+  if (shard === undefined)
+    return (
+      `refusing to delete ${resourceName}: it is not named like a shard resource ` +
+      "(<cluster>-shard-<index>...), so whether its shard was drained cannot be checked"
+    );
+  if (topology.shards.some((s) => s.name === shard) || outcome?.kind === "succeeded") return undefined;
+  const unproven =
+    outcome === undefined
+      ? "no slot migration finished in this deployment"
+      : outcome.kind === "failed"
+        ? "the slot migration of this deployment failed"
+        : outcome.message;
+  return (
+    `refusing to delete ${resourceName}: ${shard} is no longer in the topology and ${unproven}, ` +
+    `so ${shard} may still own slots or keys. Fix what stopped the migration and run \`pulumi up\` ` +
+    `again: it runs the migration again and deletes ${shard} once the migration has drained it`
+  );
 }

@@ -8,8 +8,11 @@ import { balanceMoves, evenQuotas } from "../../../src/cluster/admin/plan.ts";
 import {
   checkTopologyChange,
   describeMigration,
+  drainRefusal,
   migrationRunFailure,
+  migrationRunOutcome,
   planMigration,
+  shardOfResource,
 } from "../../../components/plan/migration.ts";
 
 const topology = (shards: number, replicasPerShard = 1) =>
@@ -114,4 +117,33 @@ test("a run fails the deployment unless it exited 0, with its logs", () => {
   assert.match(migrationRunFailure({})!, /reported no exit code/);
   assert.equal(migrationRunFailure({ status: { succeeded: 1 } }), undefined);
   assert.match(migrationRunFailure({ status: { failed: 1 } })!, /Job did not succeed \(failed pods: 1\)/);
+});
+
+test("a Job Pulumi did not await is no failure, and no proof of success either", () => {
+  assert.equal(migrationRunFailure({ kind: "Job" }), undefined);
+  assert.equal(migrationRunFailure({ kind: "Job", status: {} }), undefined);
+  assert.deepEqual(migrationRunOutcome({ kind: "Job" }).kind, "unconfirmed");
+  assert.deepEqual(migrationRunOutcome({ kind: "Job", status: { succeeded: 1 } }), { kind: "succeeded" });
+  assert.equal(migrationRunOutcome({ exitCode: 0 }).kind, "succeeded");
+});
+
+test("a removed shard's resource may go only after this deployment's run succeeded", () => {
+  const three = topology(3);
+  assert.equal(shardOfResource("redis", "redis-shard-12-1-data"), "shard-12");
+  assert.equal(shardOfResource("redis", "redis-shard-4"), "shard-4");
+  assert.equal(shardOfResource("redis", "redis-proxy-0"), undefined);
+  assert.equal(drainRefusal("redis-shard-0-0", "shard-0", three, undefined), undefined);
+  assert.equal(drainRefusal("redis-shard-3-0", "shard-3", three, { kind: "succeeded" }), undefined);
+  assert.match(
+    drainRefusal("redis-shard-3-0", "shard-3", three, undefined)!,
+    /^refusing to delete redis-shard-3-0: shard-3 is no longer in the topology and no slot migration finished in this deployment, so shard-3 may still own slots or keys/,
+  );
+  assert.match(
+    drainRefusal("redis-shard-3-0", "shard-3", three, { kind: "failed", message: "exit 1" })!,
+    /the slot migration of this deployment failed/,
+  );
+  assert.match(
+    drainRefusal("other", undefined, three, { kind: "succeeded" })!,
+    /not named like a shard resource/,
+  );
 });

@@ -24,6 +24,8 @@ export interface Recorded {
   dependsOn: string[];
   /** Names of the hooks bound per lifecycle event. */
   hooks: Record<string, string[]>;
+  /** The `replacementTrigger` option, resolved: the engine replaces the resource when it changes. */
+  replacementTrigger?: unknown;
 }
 
 interface Registration {
@@ -38,6 +40,11 @@ export interface MockRun {
   opts: pulumi.ComponentResourceOptions;
   /** Waits for every registration, then returns what was recorded. */
   settle(): Promise<Recorded[]>;
+  /**
+   * A named hook this run bound to some resource, to call as the engine would (mocks never run
+   * hooks). The engine finds a delete hook by the name stored with the resource in an earlier run.
+   */
+  hook(name: string): pulumi.ResourceHook;
 }
 
 /** Returned by providers in the real world; tests assert they are wired through. */
@@ -109,6 +116,10 @@ export function startRun(): MockRun {
           urn: urns[i]!,
           parent: r.opts.parent ? nameOf.get(r.opts.parent) : undefined,
           dependsOn: await resolveDeps(r.opts.dependsOn),
+          replacementTrigger:
+            r.opts.replacementTrigger === undefined
+              ? undefined
+              : await unwrap(pulumi.output(r.opts.replacementTrigger)),
           hooks: Object.fromEntries(
             Object.entries(r.opts.hooks ?? {}).map(([event, list]) => [
               event,
@@ -117,6 +128,14 @@ export function startRun(): MockRun {
           ),
         })),
       );
+    },
+    hook(name) {
+      const bound = registrations.flatMap((r) => Object.values(r.opts.hooks ?? {}).flat() as unknown[]);
+      const found = bound.find(
+        (h): h is pulumi.ResourceHook => h instanceof pulumi.ResourceHook && h.name === name,
+      );
+      if (!found) throw new Error(`no hook named ${name} was bound in this run`);
+      return found;
     },
   };
 }
