@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { platformDrivers } from "./drivers.ts";
 import { createMigrationHooks } from "./hooks.ts";
+import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
@@ -85,7 +86,8 @@ export interface DistributedRedisArgs {
   port?: number;
   /**
    * A prebuilt runtime image (`dredis`, redis-tools, keepalived). On Docker, built from this
-   * package's Dockerfile when unset; required on Kubernetes.
+   * package's Dockerfile when unset, and containers use it by ID; required on Kubernetes, where
+   * naming it by digest (`repo@sha256:...`) is what makes a rebuilt image reach the pods.
    * @example "ghcr.io/example/distributed-redis:0.1.0"
    */
   image?: string;
@@ -143,6 +145,13 @@ export interface DistributedRedisArgs {
    * @example "preferred"
    */
   podAntiAffinity?: "required" | "preferred";
+  /**
+   * How long Pulumi waits for one run of the slot migration before it fails the deployment (the
+   * run itself goes on, and the next `pulumi up` picks it up).
+   * @default sized to move the whole data set (see `migrationTimeoutMinutes` in plan/migration.ts)
+   * @example 240
+   */
+  migrationTimeoutMinutes?: number;
 }
 
 export class DistributedRedis extends pulumi.ComponentResource {
@@ -209,6 +218,8 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterName: name,
         topology: JSON.stringify(plan.topology),
         maxmemoryMb: spec.shardMemoryMb,
+        timeoutMinutes:
+          spec.migrationTimeoutMinutes ?? migrationTimeoutMinutes(spec.shards, spec.shardMemoryMb),
         image: platform.runtimeImage,
         password,
         dockerNetwork: platform.dockerNetwork,

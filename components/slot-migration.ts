@@ -24,6 +24,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseTopology } from "../src/cluster/topology.ts";
 import { platformDrivers } from "./drivers.ts";
 import { createMigrationHooks, type MigrationHooks } from "./hooks.ts";
+import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
 
@@ -49,6 +50,12 @@ export interface SlotMigrationArgs {
    * @example 512
    */
   maxmemoryMb: number;
+  /**
+   * How long Pulumi waits for the workload's run, in minutes.
+   * @default sized to move all the data of the topology's shards at `maxmemoryMb` each
+   * @example 240
+   */
+  timeoutMinutes?: number;
   /**
    * The runtime image (`dredis`).
    * @example "ghcr.io/example/distributed-redis:0.1.0"
@@ -117,6 +124,10 @@ export class SlotMigration extends pulumi.ComponentResource {
       // (the engine records a resource whose afterCreate hook failed as created), a cluster that
       // drifted is brought back, and a converged cluster costs a quick check.
       replacementTrigger: randomUUID(),
+      // The providers' defaults (Docker 20 min, a Kubernetes Job 10 min) are too short for big moves.
+      customTimeouts: {
+        create: `${args.timeoutMinutes ?? migrationTimeoutMinutes(topology.shards.length, args.maxmemoryMb)}m`,
+      },
     };
     // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
     // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.

@@ -13,6 +13,11 @@ export const kubernetesDriver: PlatformDriver = {
   infra(name, spec, password, parent) {
     // The schema requires it on Kubernetes: a cluster cannot pull an image built on this machine.
     if (spec.image === undefined) throw argError("DistributedRedis args", "image", "required on kubernetes");
+    if (!spec.image.includes("@sha256:"))
+      pulumi.log.warn(
+        `image ${spec.image} is named by tag: pods keep running whatever the tag named when they ` +
+          "started; name it by digest (repo@sha256:...) so a new image reaches them",
+      );
     const infra = createKubernetesInfra(name, spec.namespace, password, parent);
     return {
       shared: [infra.authSecret],

@@ -16,6 +16,7 @@ import {
   antiAffinity,
   contentHash,
   labelsFor,
+  passwordHash,
   nonRootPod,
   restrictedContainer,
   RUNTIME_UID,
@@ -83,8 +84,14 @@ export function createKubernetesProxyFleet(
         replicas: masterBackup ? 2 : inputs.hosts,
         selector: { matchLabels: labels },
         template: {
-          // The hash leaves the password out: its value must not appear in plain annotations.
-          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(render("<password>")) } },
+          metadata: {
+            labels,
+            annotations: {
+              // The config's hash leaves the password out; the password has its own, slow hash.
+              "dredis.io/config-hash": contentHash(render("<password>")),
+              "dredis.io/auth-hash": passwordHash(inputs.clusterName, inputs.password),
+            },
+          },
           spec: {
             ...(masterBackup ? { serviceAccountName: name } : {}),
             affinity: antiAffinity(labels, spec.podAntiAffinity),

@@ -13,6 +13,7 @@ import {
   antiAffinity,
   contentHash,
   labelsFor,
+  passwordHash,
   nonRootPod,
   REDIS_UID,
   restrictedContainer,
@@ -88,7 +89,13 @@ export function createKubernetesShard(
         podManagementPolicy: "Parallel",
         selector: { matchLabels: labels },
         template: {
-          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(redisConf) } },
+          metadata: {
+            labels,
+            annotations: {
+              "dredis.io/config-hash": contentHash(redisConf),
+              "dredis.io/auth-hash": passwordHash(inputs.clusterName, password),
+            },
+          },
           spec: {
             affinity: antiAffinity(labels, spec.podAntiAffinity),
             securityContext: nonRootPod(REDIS_UID),
@@ -133,6 +140,9 @@ export function createKubernetesShard(
             volumes: [{ name: "config", secret: { secretName: `${shard.resourceName}-config` } }],
           },
         },
+        // A removed shard (deleted only once drained) takes its volumes along, so re-adding its
+        // index later starts from empty nodes, not a stale nodes.conf; scaling down keeps them.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: "Delete", whenScaled: "Retain" },
         volumeClaimTemplates: [
           {
             metadata: { name: "data" },

@@ -64,6 +64,19 @@ export function describeMigration(step: MigrationStep): string {
   }
 }
 
+/**
+ * How long one migration run may take, in minutes: long enough to move the whole data set (a
+ * step moves less: at most half when shrinking, the new shards' share when growing), sized from
+ * what the plan knows, `shards` x `maxmemoryMb` bytes, at the slower of 10 MB/s and 15,000 keys/s
+ * of 256 bytes each (half the slowest rate `bench/migration.ts` measured), plus 10 minutes for
+ * the checks, joins and agreement waits around the moves.
+ */
+export function migrationTimeoutMinutes(shards: number, maxmemoryMb: number): number {
+  const bytes = shards * maxmemoryMb * 1024 * 1024;
+  const seconds = Math.max(bytes / (10 * 1024 * 1024), bytes / 256 / 15_000);
+  return 10 + Math.ceil(seconds / 60);
+}
+
 /** The smallest cluster Redis Cluster can fail over in: a majority of 3 masters. */
 export const MIN_SHARDS = 3;
 

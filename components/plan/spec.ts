@@ -52,6 +52,12 @@ export const clusterSpecShape = z
     fixedIp: ipv4.optional(),
     dockerSubnet: ipv4Cidr.default("172.28.0.0/16"),
     podAntiAffinity: z.enum(["required", "preferred"]).default("required"),
+    migrationTimeoutMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .optional(),
   })
   .strict();
 

@@ -143,7 +143,7 @@ test("the migration runs dredis cluster apply once the shards and network exist,
     topology.shards.map((s) => [s.name, s.master, s.replicas]),
     [0, 1, 2].map((i) => [`shard-${i}`, `redis-shard-${i}-0:6379`, [`redis-shard-${i}-1:6379`]]),
   );
-  assert.equal(run.inputs["image"], "redis-dredis:local");
+  assert.equal(run.inputs["image"], "sha256:built", "the built image by its ID, not its tag");
   assert.deepEqual(run.inputs["envs"] as Env, [
     "DREDIS_PASSWORD=generated-password-0123456789abcd",
     `TOPOLOGY_HASH=${outputs["topologyHash"] as string}`,
@@ -167,7 +167,7 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
   for (const i of [0, 1]) {
     const proxy = find(resources, CONTAINER, `redis-proxy-${i}`);
     assert.deepEqual(proxy.inputs["command"], ["proxy", "--config", "/etc/dredis/proxy.yaml"]);
-    assert.equal(proxy.inputs["image"], "redis-dredis:local");
+    assert.equal(proxy.inputs["image"], "sha256:built");
     const config = parseProxyConfig(parse(upload(proxy, "/etc/dredis/proxy.yaml")));
     assert.equal(config.listen.port, 6380);
     assert.equal(config.workers, 2);

@@ -26,6 +26,8 @@ export interface Recorded {
   hooks: Record<string, string[]>;
   /** The `replacementTrigger` option, resolved: the engine replaces the resource when it changes. */
   replacementTrigger?: unknown;
+  /** The options that decide how the engine replaces, waits for and diffs the resource. */
+  options: Pick<pulumi.CustomResourceOptions, "customTimeouts" | "ignoreChanges" | "deleteBeforeReplace">;
 }
 
 interface Registration {
@@ -63,6 +65,14 @@ const providerOutputs: Record<
   "docker:index/container:Container": () => ({ exitCode: 0, containerLogs: "" }),
   "kubernetes:core/v1:Service": () => ({ status: { loadBalancer: { ingress: [{ ip: "203.0.113.10" }] } } }),
 };
+
+/** Makes the mock provider of `type` report other outputs, e.g. a rebuilt image's new ID. */
+export function setProviderOutputs(
+  type: string,
+  outputs: (name: string, inputs: Record<string, unknown>) => Record<string, unknown>,
+): void {
+  providerOutputs[type] = outputs;
+}
 
 let inputsByUrn = new Map<string, { inputs: Record<string, unknown>; provider?: string }>();
 const urnOf = (type: string, name: string) => `${type}::${name}`;
@@ -120,6 +130,11 @@ export function startRun(): MockRun {
             r.opts.replacementTrigger === undefined
               ? undefined
               : await unwrap(pulumi.output(r.opts.replacementTrigger)),
+          options: Object.fromEntries(
+            (["customTimeouts", "ignoreChanges", "deleteBeforeReplace"] as const)
+              .filter((key) => (r.opts as pulumi.CustomResourceOptions)[key] !== undefined)
+              .map((key) => [key, (r.opts as pulumi.CustomResourceOptions)[key]]),
+          ),
           hooks: Object.fromEntries(
             Object.entries(r.opts.hooks ?? {}).map(([event, list]) => [
               event,
