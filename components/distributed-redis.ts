@@ -202,14 +202,18 @@ export class DistributedRedis extends pulumi.ComponentResource {
       clusterName: name,
       topology: plan.topology,
     });
-    const shards = plan.shards.map(
-      (shard) =>
+    // Each shard waits for the one before: a change that replaces nodes replaces one at a time.
+    const shards: RedisShard[] = [];
+    for (const shard of plan.shards) {
+      const rollAfter = shards.at(-1)?.rollTail ?? [];
+      shards.push(
         new RedisShard(
           shard.resourceName,
-          { ...shardArgs, index: shard.index, drainGuard: migrationHooks.drained },
+          { ...shardArgs, index: shard.index, drainGuard: migrationHooks.drained, rollAfter },
           { parent: this },
         ),
-    );
+      );
+    }
 
     const migration = new SlotMigration(
       `${name}-migration`,

@@ -38,6 +38,8 @@ export interface ShardInputs {
   dockerNetwork?: pulumi.Input<string>;
   /** A beforeDelete hook for every resource of the shard. */
   drainGuard?: pulumi.ResourceHook;
+  /** What the shard's nodes wait for: the previous shard's, so nodes are replaced one at a time. */
+  rollAfter?: pulumi.Resource[];
 }
 
 export interface ProxyFleetInputs {
@@ -86,8 +88,8 @@ export interface PlatformDriver {
     password: pulumi.Output<string>,
     parent: pulumi.Resource,
   ): PlatformInfra;
-  /** One shard's nodes, children of `parent` (a RedisShard). */
-  shard(name: string, inputs: ShardInputs, parent: pulumi.Resource): void;
+  /** One shard's nodes, children of `parent` (a RedisShard); returns what the next shard waits for. */
+  shard(name: string, inputs: ShardInputs, parent: pulumi.Resource): pulumi.Resource[];
   /** The proxies and what balances them, children of `parent` (a ProxyFleet). */
   proxyFleet(name: string, inputs: ProxyFleetInputs, parent: pulumi.Resource): ProxyFleetEndpoints;
   /** The one-shot workload that runs `dredis cluster apply`. */

@@ -95,6 +95,11 @@ export interface RedisShardArgs {
    * that may still own slots (DistributedRedis passes its slot migration's `drained` hook).
    */
   drainGuard?: pulumi.ResourceHook;
+  /**
+   * Resources this shard's nodes wait for (the previous shard's `rollTail`), so a change that
+   * replaces nodes replaces them one at a time across the cluster.
+   */
+  rollAfter?: pulumi.Resource[];
 }
 
 const shardArgsSchema = clusterSpecShape
@@ -114,18 +119,20 @@ const shardArgsSchema = clusterSpecShape
 export class RedisShard extends pulumi.ComponentResource {
   /** `host:port` of each node; node 0 starts as the master. */
   public readonly addresses: pulumi.Output<string[]>;
+  /** What the next shard's nodes wait for (its `rollAfter`): this shard's last node to be replaced. */
+  public readonly rollTail: pulumi.Resource[];
 
   constructor(name: string, args: RedisShardArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:RedisShard", name, {}, opts);
-    const { clusterName, password, redisImage, dockerNetwork, drainGuard, ...rest } = args;
+    const { clusterName, password, redisImage, dockerNetwork, drainGuard, rollAfter, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(shardArgsSchema, rest, "RedisShard args");
     const plan = planShard(clusterName, spec.index, spec);
     const image = redisImage ?? "redis:7.2";
 
-    platformDrivers[spec.platform].shard(
+    this.rollTail = platformDrivers[spec.platform].shard(
       name,
-      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard },
+      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard, rollAfter },
       this,
     );
 

@@ -29,7 +29,7 @@ export const dockerDriver: PlatformDriver = {
 
   shard(name, inputs, parent) {
     const network = requireNetwork("RedisShard", inputs.dockerNetwork);
-    createDockerShard(
+    const shard = createDockerShard(
       name,
       {
         shard: inputs.shard,
@@ -38,9 +38,11 @@ export const dockerDriver: PlatformDriver = {
         network,
         password: inputs.password,
         drainGuard: inputs.drainGuard,
+        rollAfter: inputs.rollAfter ?? [],
       },
       parent,
     );
+    return [shard.containers.at(-1)!];
   },
 
   proxyFleet(name, inputs, parent) {

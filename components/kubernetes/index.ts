@@ -28,7 +28,7 @@ export const kubernetesDriver: PlatformDriver = {
   },
 
   shard(name, inputs, parent) {
-    createKubernetesShard(
+    const shard = createKubernetesShard(
       name,
       {
         clusterName: inputs.clusterName,
@@ -37,9 +37,11 @@ export const kubernetesDriver: PlatformDriver = {
         image: inputs.image,
         password: inputs.password,
         drainGuard: inputs.drainGuard,
+        rollAfter: inputs.rollAfter ?? [],
       },
       parent,
     );
+    return [shard.statefulSet];
   },
 
   proxyFleet(name, inputs, parent) {

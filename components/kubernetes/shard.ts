@@ -30,6 +30,8 @@ export interface KubernetesShardInputs {
   image: pulumi.Input<string>;
   password: pulumi.Input<string>;
   drainGuard?: pulumi.ResourceHook;
+  /** The previous shard's StatefulSet: one shard's pods roll at a time. */
+  rollAfter: pulumi.Resource[];
 }
 
 export interface KubernetesShard {
@@ -155,7 +157,7 @@ export function createKubernetesShard(
         ],
       },
     },
-    { parent, dependsOn: [config, service], hooks },
+    { parent, dependsOn: [config, service, ...inputs.rollAfter], hooks },
   );
   const disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
     name,

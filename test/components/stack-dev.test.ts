@@ -10,6 +10,7 @@ import { parseTopology } from "../../src/cluster/topology.ts";
 import { countByType, find, installMocks, ofType, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { stackSpec } from "./support/stack-config.ts";
 import { renderHaproxyCfg } from "../../components/plan/haproxy.ts";
+import { shardHealthCheckScript } from "../../components/plan/health-check.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
@@ -104,9 +105,10 @@ test("shard nodes run redis-server on the generated config, with hostnames, volu
     "requirepass generated-password-0123456789abcd\nmasterauth generated-password-0123456789abcd\n",
   );
   assert.deepEqual(node.inputs["envs"], ["REDISCLI_AUTH=generated-password-0123456789abcd"]);
+  // Healthy means back in the cluster and synced (test/components/plan/shard-health-check.test.ts).
   assert.deepEqual((node.inputs["healthcheck"] as { tests: string[] }).tests, [
     "CMD-SHELL",
-    "redis-cli ping | grep -q PONG",
+    shardHealthCheckScript(6379),
   ]);
   assert.equal(node.inputs["memory"], Math.ceil(128 * 1.5) + 32);
   assert.equal(node.inputs["restart"], "unless-stopped");
