@@ -15,7 +15,13 @@ import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { shardHealthCheckScript } from "../plan/health-check.ts";
 import { REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
-import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
+import {
+  REDIS_CONF_DIR,
+  REDIS_DATA_DIR,
+  renderAuthConf,
+  renderMemoryConf,
+  renderShardRedisConf,
+} from "../plan/redis-conf.ts";
 
 export interface DockerShardInputs {
   shard: ShardPlan;
@@ -33,6 +39,8 @@ export interface DockerShard {
   /** In roll order: the replicas, then the master. */
   containers: docker.Container[];
 }
+
+const MEMORY_CONF = `${REDIS_CONF_DIR}/memory.conf`;
 
 /** Seconds a stopping node gets: a master hands over to a caught-up replica before it exits. */
 const STOP_SECONDS = 60;
@@ -73,9 +81,12 @@ export function createDockerShard(
                 persistence: inputs.persistence,
                 maxmemoryMb: inputs.shard.maxmemoryMb,
                 announceHostname: node.hostname,
+                memoryConfPath: MEMORY_CONF,
               }),
             },
             { file: `${REDIS_CONF_DIR}/auth.conf`, content: password.apply(renderAuthConf) },
+            // Index 2: see ignoreChanges below.
+            { file: MEMORY_CONF, content: renderMemoryConf(inputs.shard.maxmemoryMb) },
           ],
           // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
           envs: [pulumi.interpolate`${ENV.redisCliAuth}=${password}`],
@@ -98,7 +109,16 @@ export function createDockerShard(
           destroyGraceSeconds: STOP_SECONDS,
         },
         // The container name is fixed (it is the node's identity), so a replacement must free it first.
-        { parent, deleteBeforeReplace: true, hooks, dependsOn: previous },
+        {
+          parent,
+          deleteBeforeReplace: true,
+          hooks,
+          dependsOn: previous,
+          // A new size is no reason to stop a node: the container's limit is updated in place, and
+          // the migration sets maxmemory live on every node and saves it (CONFIG SET + REWRITE),
+          // so the file keeps the size the node was created with.
+          ignoreChanges: ["uploads[2].content"],
+        },
       ),
     );
     previous = [containers.at(-1)!];

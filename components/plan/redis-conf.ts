@@ -24,6 +24,11 @@ export interface ShardRedisConfOptions {
   dataDir?: string;
   /** @default "/etc/redis/auth.conf" */
   authConfPath?: string;
+  /**
+   * Where `maxmemory` lives, when in a file of its own (see `renderMemoryConf`) rather than in
+   * redis.conf: Docker keeps the file as first created, since the migration resizes nodes live.
+   */
+  memoryConfPath?: string;
 }
 
 /** The redis.conf directives of a shard node in a container, as an object. */
@@ -37,12 +42,18 @@ export function shardRedisConfig(options: ShardRedisConfOptions): RedisConfig {
     announceHostname: options.announceHostname,
     persistence: options.persistence,
     maxmemoryMb: options.maxmemoryMb,
+    maxmemoryFile: options.memoryConfPath,
     include: options.authConfPath ?? `${REDIS_CONF_DIR}/auth.conf`,
   });
 }
 
 export function renderShardRedisConf(options: ShardRedisConfOptions): string {
   return renderRedisConf(shardRedisConfig(options));
+}
+
+/** memory.conf: the node's first `maxmemory`; later sizes are set live and saved by CONFIG REWRITE. */
+export function renderMemoryConf(maxmemoryMb: number): string {
+  return renderRedisConf({ maxmemory: `${maxmemoryMb}mb` });
 }
 
 /** auth.conf: clients and the proxies authenticate with it, and replicas with their master. */

@@ -40,6 +40,8 @@ export interface ShardNodeConfOptions {
    */
   endpoints: "hostname" | "ip";
   announceHostname?: string;
+  /** `maxmemory` in a file of its own, included, instead of in this one. */
+  maxmemoryFile?: string;
   /** A file included last (auth.conf: credentials kept apart from the rest). */
   include?: string;
 }
@@ -60,11 +62,19 @@ export function shardNodeConfig(options: ShardNodeConfOptions): RedisConfig {
     ...(options.announceHostname ? { "cluster-announce-hostname": options.announceHostname } : {}),
     ...(options.endpoints === "hostname" ? { "cluster-preferred-endpoint-type": "hostname" } : {}),
     ...persistenceConfig(options.persistence),
-    ...(options.maxmemoryMb !== undefined ? { maxmemory: `${options.maxmemoryMb}mb` } : {}),
+    ...(options.maxmemoryMb !== undefined && options.maxmemoryFile === undefined
+      ? { maxmemory: `${options.maxmemoryMb}mb` }
+      : {}),
     // A cluster used as a store must refuse writes when full, never drop keys silently.
     "maxmemory-policy": "noeviction",
-    ...(options.include ? { include: options.include } : {}),
+    ...includes([options.maxmemoryFile, options.include]),
   };
+}
+
+/** `include` directives (a repeated directive is an array), for the files given. */
+function includes(files: (string | undefined)[]): RedisConfig {
+  const given = files.filter((f): f is string => f !== undefined);
+  return given.length === 0 ? {} : { include: given.length === 1 ? given[0]! : given };
 }
 
 function persistenceConfig(persistence: Persistence): RedisConfig {

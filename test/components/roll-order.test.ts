@@ -85,3 +85,28 @@ test("kubernetes: one shard's StatefulSet rolls at a time", async () => {
     [0, 1, 2, 3, 4, 5].map((s) => `redis-shard-${s}`),
   );
 });
+
+test("docker: a new shardMemoryMb changes only what is applied live (ignored upload) or in place (memory)", async () => {
+  const small = ofType(await deploy(stackSpec("dev")), CONTAINER).filter((c) =>
+    c.name.startsWith("redis-shard-"),
+  );
+  const big = ofType(await deploy({ ...stackSpec("dev"), shardMemoryMb: 512 }), CONTAINER).filter((c) =>
+    c.name.startsWith("redis-shard-"),
+  );
+  small.forEach((before, i) => {
+    const after = big[i]!;
+    const changed = Object.keys(after.inputs).filter(
+      (key) => JSON.stringify(after.inputs[key]) !== JSON.stringify(before.inputs[key]),
+    );
+    // `memory` is updated in place by the provider (docker update), not replaced.
+    assert.deepEqual(changed.sort(), ["memory", "uploads"], before.name);
+    const uploads = (r: Recorded) => r.inputs["uploads"] as { file: string; content: string }[];
+    assert.deepEqual(
+      uploads(after).slice(0, 2),
+      uploads(before).slice(0, 2),
+      "redis.conf and auth.conf unchanged",
+    );
+    assert.equal(uploads(after)[2]!.file, "/etc/redis/memory.conf");
+    assert.deepEqual(after.options.ignoreChanges, ["uploads[2].content"]);
+  });
+});

@@ -99,7 +99,10 @@ test("shard nodes run redis-server on the generated config, with hostnames, volu
   const conf = upload(node, "/etc/redis/redis.conf");
   assert.match(conf, /^cluster-enabled yes$/m);
   assert.match(conf, /^cluster-announce-hostname redis-shard-1-1$/m);
-  assert.match(conf, /^maxmemory 128mb$/m);
+  // maxmemory sits in a file of its own, which later resizes do not touch (they are live).
+  assert.match(conf, /^include \/etc\/redis\/memory.conf$/m);
+  assert.equal(upload(node, "/etc/redis/memory.conf"), "maxmemory 128mb\n");
+  assert.deepEqual(node.options.ignoreChanges, ["uploads[2].content"]);
   assert.equal(
     upload(node, "/etc/redis/auth.conf"),
     "requirepass generated-password-0123456789abcd\nmasterauth generated-password-0123456789abcd\n",
