@@ -6,6 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ENV } from "../../src/contract.ts";
+import { shardHealthCheckScript } from "../plan/health-check.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
@@ -120,8 +121,10 @@ export function createKubernetesShard(
                   { name: "redis", containerPort: REDIS_PORT },
                   { name: "bus", containerPort: CLUSTER_BUS_PORT },
                 ],
+                // Ready once back in the cluster and, as a replica, synced: the rolling update (one
+                // pod at a time) and the PodDisruptionBudget wait for that, not for a bare PONG.
                 readinessProbe: {
-                  exec: { command: ["sh", "-c", "redis-cli ping | grep -q PONG"] },
+                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT)] },
                   periodSeconds: 5,
                   timeoutSeconds: 3,
                 },

@@ -95,3 +95,13 @@ test("the migration's wait is sized to the data it may move, and can be overridd
   const overridden = await deploy({ ...stackSpec("prod"), migrationTimeoutMinutes: 600 });
   assert.deepEqual(migration(overridden).options.customTimeouts, { create: "600m" });
 });
+
+test("kubernetes: a shard pod is ready only back in the cluster and synced, so a roll waits for it", async () => {
+  const { shardHealthCheckScript } = await import("../../components/plan/health-check.ts");
+  for (const set of ofType(await deploy(stackSpec("prod")), STATEFUL_SET)) {
+    const pod = (set.inputs["spec"] as { template: { spec: { containers: Record<string, unknown>[] } } })
+      .template;
+    const probe = pod.spec.containers[0]!["readinessProbe"] as { exec: { command: string[] } };
+    assert.deepEqual(probe.exec.command, ["sh", "-c", shardHealthCheckScript(6379)], set.name);
+  }
+});
