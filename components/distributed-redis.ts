@@ -11,7 +11,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { platformDrivers } from "./drivers.ts";
 import { createMigrationHooks } from "./hooks.ts";
-import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
@@ -148,7 +147,7 @@ export interface DistributedRedisArgs {
   /**
    * How long Pulumi waits for one run of the slot migration before it fails the deployment (the
    * run itself goes on, and the next `pulumi up` picks it up).
-   * @default sized to move the whole data set (see `migrationTimeoutMinutes` in plan/migration.ts)
+   * @default sized to move the whole data set (`migrationTimeoutMinutes` of plan/migration.ts)
    * @example 240
    */
   migrationTimeoutMinutes?: number;
@@ -222,8 +221,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterName: name,
         topology: JSON.stringify(plan.topology),
         maxmemoryMb: spec.shardMemoryMb,
-        timeoutMinutes:
-          spec.migrationTimeoutMinutes ?? migrationTimeoutMinutes(spec.shards, spec.shardMemoryMb),
+        timeoutMinutes: spec.migrationTimeoutMinutes,
         image: platform.runtimeImage,
         password,
         dockerNetwork: platform.dockerNetwork,
