@@ -9,10 +9,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { createDockerInfra } from "./docker/infra.ts";
-import { createKubernetesInfra } from "./kubernetes/infra.ts";
-import { planDockerAddresses } from "./plan/addresses.ts";
-import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { createMigrationHooks } from "./hooks.ts";
+import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
 import { RedisShard } from "./redis-shard.ts";
@@ -23,7 +22,7 @@ export interface DistributedRedisArgs {
    * Where everything runs: a Docker engine, or a Kubernetes cluster (through the providers given).
    * @example "kubernetes"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Shards (masters). Change it and run `pulumi up` to scale: new shards are created and slots
    * migrate online; removed shards are drained before they are deleted (at most half at once).
@@ -86,7 +85,8 @@ export interface DistributedRedisArgs {
   port?: number;
   /**
    * A prebuilt runtime image (`dredis`, redis-tools, keepalived). On Docker, built from this
-   * package's Dockerfile when unset; required on Kubernetes.
+   * package's Dockerfile when unset, and containers use it by ID; required on Kubernetes, where
+   * naming it by digest (`repo@sha256:...`) is what makes a rebuilt image reach the pods.
    * @example "ghcr.io/example/distributed-redis:0.1.0"
    */
   image?: string;
@@ -144,6 +144,13 @@ export interface DistributedRedisArgs {
    * @example "preferred"
    */
   podAntiAffinity?: "required" | "preferred";
+  /**
+   * How long Pulumi waits for one run of the slot migration before it fails the deployment (the
+   * run itself goes on, and the next `pulumi up` picks it up).
+   * @default sized to move the whole data set (`migrationTimeoutMinutes` of plan/migration.ts)
+   * @example 240
+   */
+  migrationTimeoutMinutes?: number;
 }
 
 export class DistributedRedis extends pulumi.ComponentResource {
@@ -172,7 +179,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
     const spec = parseClusterSpec(rest, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
-    const platform = createPlatform(name, spec, password, this);
+    const platform = platformDrivers[spec.platform].infra(name, spec, password, this);
     const shardArgs = {
       platform: spec.platform,
       clusterName: name,
@@ -189,9 +196,23 @@ export class DistributedRedis extends pulumi.ComponentResource {
       podAntiAffinity: spec.podAntiAffinity,
     };
 
-    const shards = plan.shards.map(
-      (shard) => new RedisShard(shard.resourceName, { ...shardArgs, index: shard.index }, { parent: this }),
-    );
+    // Created before the shards: their resources are bound to the hook that guards their deletes.
+    const migrationHooks = createMigrationHooks(`${name}-migration`, {
+      clusterName: name,
+      topology: plan.topology,
+    });
+    // Each shard waits for the one before: a change that replaces nodes replaces one at a time.
+    const shards: RedisShard[] = [];
+    for (const shard of plan.shards) {
+      const rollAfter = shards.at(-1)?.rollTail ?? [];
+      shards.push(
+        new RedisShard(
+          shard.resourceName,
+          { ...shardArgs, index: shard.index, drainGuard: migrationHooks.drained, rollAfter },
+          { parent: this },
+        ),
+      );
+    }
 
     const migration = new SlotMigration(
       `${name}-migration`,
@@ -200,11 +221,13 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterName: name,
         topology: JSON.stringify(plan.topology),
         maxmemoryMb: spec.shardMemoryMb,
+        timeoutMinutes: spec.migrationTimeoutMinutes,
         image: platform.runtimeImage,
         password,
         dockerNetwork: platform.dockerNetwork,
         namespace: spec.namespace,
         passwordSecret: platform.passwordSecret,
+        hooks: migrationHooks,
       },
       { parent: this, dependsOn: [...shards, ...platform.shared] },
     );
@@ -260,40 +283,4 @@ export class DistributedRedis extends pulumi.ComponentResource {
 function generatePassword(name: string, parent: pulumi.Resource): pulumi.Output<string> {
   // Letters and digits only: the password also goes into config files and VRRP authentication.
   return new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent }).result;
-}
-
-interface Platform {
-  /** What the migration workload needs besides the shards. */
-  shared: pulumi.Resource[];
-  runtimeImage: pulumi.Input<string>;
-  redisImage: pulumi.Input<string>;
-  haproxyImage?: pulumi.Input<string>;
-  dockerNetwork?: pulumi.Output<string>;
-  passwordSecret?: string;
-}
-
-function createPlatform(
-  name: string,
-  spec: ClusterSpec,
-  password: pulumi.Output<string>,
-  parent: pulumi.Resource,
-): Platform {
-  if (spec.platform === "docker") {
-    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), parent);
-    return {
-      shared: [infra.network],
-      runtimeImage: infra.runtimeImage,
-      redisImage: infra.redisImage,
-      haproxyImage: infra.haproxyImage,
-      dockerNetwork: infra.network.name,
-    };
-  }
-  const infra = createKubernetesInfra(name, spec.namespace, password, parent);
-  // The schema makes `image` required on Kubernetes.
-  return {
-    shared: [infra.authSecret],
-    runtimeImage: spec.image!,
-    redisImage: spec.redisImage,
-    passwordSecret: infra.authSecretName,
-  };
 }

@@ -1,16 +1,21 @@
 /**
  * The resource hooks of a slot migration. They run on the machine that runs `pulumi up`, which
  * cannot reach the shards, so they only read what Pulumi hands them: the migration's old and new
- * topology (to refuse unsafe changes and show the planned step at preview) and the finished run's
- * outputs (to fail the deployment when the run failed). The decisions are the pure functions of
- * `plan/migration.ts`.
+ * topology (to refuse unsafe changes and show the planned step at preview), the finished run's
+ * outputs (to fail the deployment when the run failed), and, for a shard resource about to be
+ * deleted, whether this deployment's run drained its shard. The decisions are the pure functions
+ * of `plan/migration.ts`.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { parseTopology, type Topology } from "../src/cluster/topology.ts";
+import { DredisError } from "../src/errors.ts";
 import {
   checkTopologyChange,
   describeMigration,
-  migrationRunFailure,
+  drainRefusal,
+  migrationRunOutcome,
+  shardOfResource,
+  type MigrationOutcome,
   type MigrationRunOutputs,
 } from "./plan/migration.ts";
 
@@ -30,21 +35,50 @@ export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
 
 /** Fails the deployment when the migration run did not succeed, with its logs. */
 export function assertMigrationSucceeded(args: pulumi.ResourceHookArgs): void {
-  const failure = migrationRunFailure((args.newOutputs ?? {}) as MigrationRunOutputs);
-  if (failure) throw new Error(failure);
+  const outcome = migrationRunOutcome((args.newOutputs ?? {}) as MigrationRunOutputs);
+  if (outcome.kind === "failed") throw new Error(outcome.message);
+  if (outcome.kind === "unconfirmed") pulumi.log.warn(`slot migration: ${outcome.message}`);
 }
 
 export interface MigrationHooks {
   /** Bound to the SlotMigration component (beforeCreate, beforeUpdate); runs at preview too. */
   guard: pulumi.ResourceHook;
-  /** Bound to the migration workload (afterCreate: every topology change re-creates it). */
+  /** Bound to the migration workload (afterCreate: it is re-created, so run, on every deployment). */
   succeeded: pulumi.ResourceHook;
+  /**
+   * Bound to every resource of every shard (beforeDelete): refuses to delete a shard that left the
+   * topology unless this deployment's migration run succeeded. Deletes of removed resources come
+   * after all creates, so the run has finished by then; a failed before-hook fails the delete,
+   * and the engine deletes nothing the failed resource depends on, `--continue-on-error` included.
+   */
+  drained: pulumi.ResourceHook;
 }
 
-/** Hook names must be unique in a deployment, so they carry the component's name. */
-export function createMigrationHooks(name: string): MigrationHooks {
+export interface MigrationHookContext {
+  /** Prefix of every shard resource's name (`<clusterName>-shard-<index>...`). */
+  clusterName: string;
+  /** The topology this deployment applies. */
+  topology: Topology;
+}
+
+/**
+ * Hook names must be unique in a deployment, so they carry the component's name. They are created
+ * on every run: the engine finds a delete hook by the name stored with the resource, and a
+ * removed shard's resources were bound in an earlier deployment.
+ */
+export function createMigrationHooks(name: string, context: MigrationHookContext): MigrationHooks {
+  // This deployment's run, as its afterCreate hook saw it; none until then.
+  let outcome: MigrationOutcome | undefined;
   return {
     guard: new pulumi.ResourceHook(`${name}-topology-guard`, guardTopologyChange, { onDryRun: true }),
-    succeeded: new pulumi.ResourceHook(`${name}-run-succeeded`, assertMigrationSucceeded),
+    succeeded: new pulumi.ResourceHook(`${name}-run-succeeded`, (args) => {
+      outcome = migrationRunOutcome((args.newOutputs ?? {}) as MigrationRunOutputs);
+      assertMigrationSucceeded(args);
+    }),
+    drained: new pulumi.ResourceHook(`${name}-shard-drained`, (args) => {
+      const shard = shardOfResource(context.clusterName, args.name);
+      const refusal = drainRefusal(args.name, shard, context.topology, outcome);
+      if (refusal) throw new DredisError("E_UNSAFE_CHANGE", refusal);
+    }),
   };
 }

@@ -6,10 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { createDockerProxyFleet } from "./docker/proxy-fleet.ts";
-import { createKubernetesProxyFleet } from "./kubernetes/proxy-fleet.ts";
-import { planDockerAddresses } from "./plan/addresses.ts";
-import { clusterSpecShape, argError, parseSpec } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName } from "./plan/topology.ts";
 
 export interface ProxyFleetArgs {
@@ -17,7 +15,7 @@ export interface ProxyFleetArgs {
    * Where the proxies run.
    * @example "docker"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Name of the cluster the fleet serves; labels its Kubernetes objects.
    * @example "redis"
@@ -141,37 +139,13 @@ export class ProxyFleet extends pulumi.ComponentResource {
     const { clusterName, password, image, haproxyImage, dockerNetwork, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(fleetArgsSchema, rest, "ProxyFleet args");
-    const common = {
-      mode: spec.proxyMode,
-      hosts: spec.proxyHosts,
-      workers: spec.proxyWorkers,
-      port: spec.port,
-      seeds: spec.seeds,
-      password,
-      image,
-    };
-
-    if (spec.platform === "docker") {
-      if (dockerNetwork === undefined)
-        throw argError("ProxyFleet args", "dockerNetwork", "required on docker");
-      const fleet = createDockerProxyFleet(
-        name,
-        {
-          ...common,
-          haproxyImage: haproxyImage ?? "haproxy:2.8",
-          network: dockerNetwork,
-          addresses: planDockerAddresses(spec.dockerSubnet, spec.fixedIp),
-        },
-        this,
-      );
-      this.endpointHost = pulumi.output(fleet.endpointHost);
-      this.proxyAddresses = pulumi.output(fleet.proxyAddresses);
-    } else {
-      const fleet = createKubernetesProxyFleet(name, { ...common, clusterName, spec }, this);
-      this.endpointHost = fleet.endpointHost;
-      this.proxyAddresses = pulumi.output(fleet.proxyAddresses);
-    }
-
+    const fleet = platformDrivers[spec.platform].proxyFleet(
+      name,
+      { clusterName, spec, password, image, haproxyImage, dockerNetwork },
+      this,
+    );
+    this.endpointHost = fleet.endpointHost;
+    this.proxyAddresses = fleet.proxyAddresses;
     this.endpointPort = pulumi.output(spec.port);
     this.registerOutputs({
       endpointHost: this.endpointHost,

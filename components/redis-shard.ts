@@ -5,9 +5,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { createDockerShard } from "./docker/shard.ts";
-import { createKubernetesShard } from "./kubernetes/shard.ts";
-import { clusterSpecShape, argError, parseSpec } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName, planShard } from "./plan/topology.ts";
 
 export interface RedisShardArgs {
@@ -15,7 +14,7 @@ export interface RedisShardArgs {
    * Where the shard runs.
    * @example "kubernetes"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Name of the cluster the shard belongs to; with `index` it fixes the nodes' names and hostnames
    * (`<clusterName>-shard-<index>-<ordinal>`).
@@ -91,6 +90,16 @@ export interface RedisShardArgs {
    * @example "preferred"
    */
   podAntiAffinity?: "required" | "preferred";
+  /**
+   * A beforeDelete hook bound to every resource of the shard, which refuses the delete of a shard
+   * that may still own slots (DistributedRedis passes its slot migration's `drained` hook).
+   */
+  drainGuard?: pulumi.ResourceHook;
+  /**
+   * Resources this shard's nodes wait for (the previous shard's `rollTail`), so a change that
+   * replaces nodes replaces them one at a time across the cluster.
+   */
+  rollAfter?: pulumi.Resource[];
 }
 
 const shardArgsSchema = clusterSpecShape
@@ -110,26 +119,22 @@ const shardArgsSchema = clusterSpecShape
 export class RedisShard extends pulumi.ComponentResource {
   /** `host:port` of each node; node 0 starts as the master. */
   public readonly addresses: pulumi.Output<string[]>;
+  /** What the next shard's nodes wait for (its `rollAfter`): this shard's last node to be replaced. */
+  public readonly rollTail: pulumi.Resource[];
 
   constructor(name: string, args: RedisShardArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:RedisShard", name, {}, opts);
-    const { clusterName, password, redisImage, dockerNetwork, ...rest } = args;
+    const { clusterName, password, redisImage, dockerNetwork, drainGuard, rollAfter, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(shardArgsSchema, rest, "RedisShard args");
     const plan = planShard(clusterName, spec.index, spec);
     const image = redisImage ?? "redis:7.2";
 
-    if (spec.platform === "docker") {
-      if (dockerNetwork === undefined)
-        throw argError("RedisShard args", "dockerNetwork", "required on docker");
-      createDockerShard(
-        name,
-        { shard: plan, persistence: spec.persistence, image, network: dockerNetwork, password },
-        this,
-      );
-    } else {
-      createKubernetesShard(name, { clusterName, shard: plan, spec, image, password }, this);
-    }
+    this.rollTail = platformDrivers[spec.platform].shard(
+      name,
+      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard, rollAfter },
+      this,
+    );
 
     this.addresses = pulumi.output(plan.nodes.map((node) => node.address));
     this.registerOutputs({ addresses: this.addresses });

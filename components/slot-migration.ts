@@ -3,24 +3,29 @@
  *
  * A one-shot workload of the runtime image runs `dredis cluster apply --topology <json>`:
  * it creates the cluster on the first deploy, adds shards and rebalances when shards were added,
- * and drains shards about to be removed. Its inputs carry the topology hash, so a new topology
- * replaces the workload, which runs it again. Removed shards' resources are deleted by Pulumi
- * after all creates and updates, i.e. after this drain.
+ * drains shards about to be removed, and otherwise only checks the cluster. The workload is
+ * replaced on every deployment (a `replacementTrigger` that changes each run), so it runs until
+ * the cluster equals the topology, whatever happened to earlier runs. Removed shards' resources
+ * are deleted by Pulumi after all creates and updates, i.e. after this run, and only once it
+ * succeeded (the `drained` hook below).
  *
  * Hooks (run where `pulumi up` runs):
  * - on this component (beforeCreate/beforeUpdate, also at preview): refuses unsafe changes and
  *   logs the planned step. The component registers its topology as its inputs for this: it is
  *   how the hook sees the old and the new topology, since the workload itself is replaced, never
  *   updated;
- * - on the workload (afterCreate): fails the deployment when the run failed, with its logs.
+ * - on the workload (afterCreate): fails the deployment when the run failed, with its logs, and
+ *   records the run's outcome for:
+ * - on every shard resource (beforeDelete, bound by DistributedRedis): refuses to delete a shard
+ *   that left the topology unless this deployment's run succeeded.
  */
+import { randomUUID } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { createDockerMigration } from "./docker/migration.ts";
-import { createMigrationHooks } from "./hooks.ts";
-import { createKubernetesMigration } from "./kubernetes/migration.ts";
-import { secretEnv } from "./kubernetes/common.ts";
 import { parseTopology } from "../src/cluster/topology.ts";
-import { argError } from "./plan/spec.ts";
+import { platformDrivers } from "./drivers.ts";
+import { createMigrationHooks, type MigrationHooks } from "./hooks.ts";
+import { migrationTimeoutMinutes } from "./plan/migration.ts";
+import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
 
 export interface SlotMigrationArgs {
@@ -28,7 +33,7 @@ export interface SlotMigrationArgs {
    * Where the workload runs (the shards' platform).
    * @example "docker"
    */
-  platform: "docker" | "kubernetes";
+  platform: Platform;
   /**
    * Name of the cluster; labels the Kubernetes Job.
    * @example "redis"
@@ -45,6 +50,12 @@ export interface SlotMigrationArgs {
    * @example 512
    */
   maxmemoryMb: number;
+  /**
+   * How long Pulumi waits for the workload's run, in minutes.
+   * @default sized to move all the data of the topology's shards at `maxmemoryMb` each
+   * @example 240
+   */
+  timeoutMinutes?: number;
   /**
    * The runtime image (`dredis`).
    * @example "ghcr.io/example/distributed-redis:0.1.0"
@@ -71,6 +82,11 @@ export interface SlotMigrationArgs {
    * @example "redis-auth"
    */
   passwordSecret?: string;
+  /**
+   * The hooks to bind, when the caller created them first to bind their `drained` hook to the
+   * shards' resources (DistributedRedis does); created from this component's name otherwise.
+   */
+  hooks?: MigrationHooks;
 }
 
 export class SlotMigration extends pulumi.ComponentResource {
@@ -82,62 +98,54 @@ export class SlotMigration extends pulumi.ComponentResource {
     const topology = parseTopology(safeJson(args.topology), "SlotMigration args topology");
     const topologyJson = JSON.stringify(topology);
     const topologyHash = hashTopology(topology);
-    const hooks = createMigrationHooks(name);
+    const hooks = args.hooks ?? createMigrationHooks(name, { clusterName: args.clusterName, topology });
+    const own = opts?.hooks;
     super(
       "distributed-redis:index:SlotMigration",
       name,
       { topology: topologyJson, topologyHash, maxmemoryMb: args.maxmemoryMb },
-      { ...opts, hooks: { ...opts?.hooks, beforeCreate: [hooks.guard], beforeUpdate: [hooks.guard] } },
+      {
+        ...opts,
+        // The caller's hooks run too, before ours.
+        hooks: {
+          ...own,
+          beforeCreate: [...(own?.beforeCreate ?? []), hooks.guard],
+          beforeUpdate: [...(own?.beforeUpdate ?? []), hooks.guard],
+        },
+      },
     );
 
-    // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
-    // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.
-    const maxmemory = `${args.maxmemoryMb}mb`;
-    const command = ["cluster", "apply", "--topology", topologyJson];
-    // The workload waits for the shards this component waits for.
     const workloadOpts: pulumi.CustomResourceOptions = {
       parent: this,
+      // The workload waits for the shards this component waits for.
       dependsOn: opts?.dependsOn,
       hooks: { afterCreate: [hooks.succeeded] },
+      // A new workload, so a new run, on every deployment: a run that failed before is retried
+      // (the engine records a resource whose afterCreate hook failed as created), a cluster that
+      // drifted is brought back, and a converged cluster costs a quick check.
+      replacementTrigger: randomUUID(),
+      // The providers' defaults (Docker 20 min, a Kubernetes Job 10 min) are too short for big moves.
+      customTimeouts: {
+        create: `${args.timeoutMinutes ?? migrationTimeoutMinutes(topology.shards.length, args.maxmemoryMb)}m`,
+      },
     };
-
-    if (args.platform === "docker") {
-      if (args.dockerNetwork === undefined)
-        throw argError("SlotMigration args", "dockerNetwork", "required on docker");
-      createDockerMigration(
-        `${name}-run`,
-        {
-          command,
-          envs: [
-            pulumi.interpolate`DREDIS_PASSWORD=${pulumi.secret(args.password)}`,
-            `TOPOLOGY_HASH=${topologyHash}`,
-            `DREDIS_MAXMEMORY=${maxmemory}`,
-          ],
-          image: args.image,
-          network: args.dockerNetwork,
-        },
-        workloadOpts,
-      );
-    } else {
-      if (args.passwordSecret === undefined)
-        throw argError("SlotMigration args", "passwordSecret", "required on kubernetes");
-      createKubernetesMigration(
-        `${name}-run`,
-        {
-          clusterName: args.clusterName,
-          namespace: args.namespace ?? "default",
-          topologyHash,
-          args: command,
-          env: [
-            secretEnv("DREDIS_PASSWORD", args.passwordSecret, "password"),
-            { name: "TOPOLOGY_HASH", value: topologyHash },
-            { name: "DREDIS_MAXMEMORY", value: maxmemory },
-          ],
-          image: args.image,
-        },
-        workloadOpts,
-      );
-    }
+    // `dredis cluster apply` reads the desired size from DREDIS_MAXMEMORY and resizes every node
+    // in place (refused below what a node holds); it is in the inputs too, so a resize re-runs it.
+    platformDrivers[args.platform].migration(
+      `${name}-run`,
+      {
+        clusterName: args.clusterName,
+        topology,
+        topologyHash,
+        maxmemoryMb: args.maxmemoryMb,
+        image: args.image,
+        password: args.password,
+        dockerNetwork: args.dockerNetwork,
+        namespace: args.namespace,
+        passwordSecret: args.passwordSecret,
+      },
+      workloadOpts,
+    );
 
     this.topologyHash = pulumi.output(topologyHash);
     this.registerOutputs({ topologyHash: this.topologyHash });

@@ -34,19 +34,23 @@ export function createDockerInfra(
     },
     { parent },
   );
-  const runtimeImage =
-    spec.image ??
-    new docker.Image(
-      `${name}-runtime`,
-      {
-        imageName: `${name}-dredis:local`,
-        build: { context: packageRoot, dockerfile: `${packageRoot}Dockerfile` },
-        skipPush: true,
-      },
-      { parent },
-    ).imageName;
+  // Containers name images by ID, not by tag: the provider keeps a tag in its state as it was, so
+  // a rebuilt or re-pulled image would never reach a container named by tag.
   const pull = (resourceName: string, image: string) =>
     new docker.RemoteImage(resourceName, { name: image, keepLocally: true }, { parent }).imageId;
+  const runtimeImage =
+    spec.image !== undefined
+      ? pull(`${name}-runtime-image`, spec.image)
+      : // With skipPush, repoDigest is the built image's ID: it changes with every rebuild.
+        new docker.Image(
+          `${name}-runtime`,
+          {
+            imageName: `${name}-dredis:local`,
+            build: { context: packageRoot, dockerfile: `${packageRoot}Dockerfile` },
+            skipPush: true,
+          },
+          { parent },
+        ).repoDigest;
   return {
     network,
     runtimeImage,

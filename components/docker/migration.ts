@@ -1,7 +1,8 @@
 /**
  * The slot migration on Docker: a one-shot container of the runtime image on the cluster's
  * network. Pulumi waits for it to exit (`attach`) and keeps its exit code and logs, which the
- * afterCreate hook checks. Every input change replaces the container, i.e. runs it again.
+ * afterCreate hook checks. SlotMigration's replacementTrigger replaces the container, i.e. runs
+ * it again, on every deployment.
  */
 import * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";

@@ -13,7 +13,7 @@ import { renderHaproxyCfg } from "../plan/haproxy.ts";
 import { proxyHealthCheckCommand } from "../plan/health-check.ts";
 import { renderKeepalivedConf } from "../plan/keepalived.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
-import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
+import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 
 export interface DockerProxyFleetInputs {
   mode: "master-backup" | "load-balanced";
@@ -47,30 +47,41 @@ export function createDockerProxyFleet(
   const password = pulumi.secret(inputs.password);
   const hostCount = inputs.mode === "master-backup" ? 2 : inputs.hosts;
   const hostnames = Array.from({ length: hostCount }, (_, i) => `${name}-${i}`);
-  const proxies = hostnames.map((hostname, i) =>
-    createProxyContainer(
+  const [first, second] = inputs.addresses.proxyAddresses;
+  const proxies: docker.Container[] = [];
+  const keepalived: docker.Container[] = [];
+  // Each host waits for the one before (proxies report healthy only once they serve), so a change
+  // that replaces proxies replaces one host at a time while the others keep serving.
+  let previous: pulumi.Resource[] = [];
+  hostnames.forEach((hostname, i) => {
+    const proxy = createProxyContainer(
       hostname,
       inputs,
       password,
       parent,
       inputs.mode === "master-backup" ? inputs.addresses.proxyAddresses[i] : undefined,
-    ),
-  );
-  if (inputs.mode === "master-backup") {
-    const [first, second] = inputs.addresses.proxyAddresses;
-    const keepalived = proxies.map((proxy, i) =>
-      createKeepalivedContainer(`${hostnames[i]}-keepalived`, {
-        proxy,
-        self: i === 0 ? first : second,
-        peer: i === 0 ? second : first,
-        // The first host starts as master; the other takes the floating IP when it fails.
-        priority: i === 0 ? 150 : 100,
-        virtualRouterId: virtualRouterIdFor(name),
-        inputs,
-        password,
-        parent,
-      }),
+      previous,
     );
+    proxies.push(proxy);
+    previous = [proxy];
+    if (inputs.mode === "master-backup") {
+      keepalived.push(
+        createKeepalivedContainer(`${hostname}-keepalived`, {
+          proxy,
+          self: i === 0 ? first : second,
+          peer: i === 0 ? second : first,
+          // The first host starts as master; the other takes the floating IP when it fails.
+          priority: i === 0 ? 150 : 100,
+          virtualRouterId: virtualRouterIdFor(name),
+          inputs,
+          password,
+          parent,
+        }),
+      );
+      previous.push(keepalived.at(-1)!);
+    }
+  });
+  if (inputs.mode === "master-backup") {
     return {
       proxies,
       balancers: keepalived,
@@ -117,6 +128,7 @@ function createProxyContainer(
   password: pulumi.Output<string>,
   parent: pulumi.Resource,
   staticAddress: string | undefined,
+  after: pulumi.Resource[],
 ): docker.Container {
   return new docker.Container(
     hostname,
@@ -153,8 +165,10 @@ function createProxyContainer(
         startPeriod: "10s",
       },
       restart: "unless-stopped",
+      wait: true,
+      waitTimeout: 120,
     },
-    { parent, deleteBeforeReplace: true },
+    { parent, deleteBeforeReplace: true, dependsOn: after },
   );
 }
 

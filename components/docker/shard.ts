@@ -1,12 +1,27 @@
 /**
  * A shard on Docker: per node, a volume and a redis-server container on the cluster's network,
  * reachable under its stable hostname (a network alias), restarted by Docker when it dies.
+ *
+ * Replacing a container (a new image, say) stops that node. So each container waits for the one
+ * before it, replicas before their master, the first after the previous shard's master: the
+ * engine starts a replacement only once the previous one's create completed, and a create
+ * completes only when the health check says the node is back in the cluster and, as a replica,
+ * synced (`wait`). One node of the cluster is down at a time. (dependsOn-only edges do not make
+ * the engine replace dependents.)
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
-import type { ShardPlan } from "../plan/topology.ts";
-import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
+import { shardHealthCheckScript } from "../plan/health-check.ts";
+import { REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
+import {
+  REDIS_CONF_DIR,
+  REDIS_DATA_DIR,
+  renderAuthConf,
+  renderMemoryConf,
+  renderShardRedisConf,
+} from "../plan/redis-conf.ts";
 
 export interface DockerShardInputs {
   shard: ShardPlan;
@@ -14,12 +29,23 @@ export interface DockerShardInputs {
   image: pulumi.Input<string>;
   network: pulumi.Input<string>;
   password: pulumi.Input<string>;
+  drainGuard?: pulumi.ResourceHook;
+  /** What the first container waits for: the previous shard's master. */
+  rollAfter: pulumi.Resource[];
 }
 
 export interface DockerShard {
   volumes: docker.Volume[];
+  /** In roll order: the replicas, then the master. */
   containers: docker.Container[];
 }
+
+const MEMORY_CONF = `${REDIS_CONF_DIR}/memory.conf`;
+
+/** Seconds a stopping node gets: a master hands over to a caught-up replica before it exits. */
+const STOP_SECONDS = 60;
+/** Seconds a new node gets to become healthy: a full sync of a few GB at 10 MB/s. */
+const HEALTHY_SECONDS = 900;
 
 export function createDockerShard(
   name: string,
@@ -27,14 +53,17 @@ export function createDockerShard(
   parent: pulumi.Resource,
 ): DockerShard {
   const password = pulumi.secret(inputs.password);
+  const hooks = inputs.drainGuard ? { beforeDelete: [inputs.drainGuard] } : undefined;
   const volumes: docker.Volume[] = [];
   const containers: docker.Container[] = [];
-  for (const node of inputs.shard.nodes) {
+  let previous = inputs.rollAfter;
+  const [master, ...replicas] = inputs.shard.nodes;
+  for (const node of [...replicas, master!]) {
     const volume = new docker.Volume(
       `${name}-${node.ordinal}-data`,
       { name: `${node.resourceName}-data` },
       // The data outlives a container replacement; deleting the shard is what deletes it.
-      { parent },
+      { parent, hooks },
     );
     volumes.push(volume);
     containers.push(
@@ -52,16 +81,19 @@ export function createDockerShard(
                 persistence: inputs.persistence,
                 maxmemoryMb: inputs.shard.maxmemoryMb,
                 announceHostname: node.hostname,
+                memoryConfPath: MEMORY_CONF,
               }),
             },
             { file: `${REDIS_CONF_DIR}/auth.conf`, content: password.apply(renderAuthConf) },
+            // Index 2: see ignoreChanges below.
+            { file: MEMORY_CONF, content: renderMemoryConf(inputs.shard.maxmemoryMb) },
           ],
           // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
-          envs: [pulumi.interpolate`REDISCLI_AUTH=${password}`],
+          envs: [pulumi.interpolate`${ENV.redisCliAuth}=${password}`],
           networksAdvanced: [{ name: inputs.network, aliases: [node.hostname] }],
           volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
           healthcheck: {
-            tests: ["CMD-SHELL", "redis-cli ping | grep -q PONG"],
+            tests: ["CMD-SHELL", shardHealthCheckScript(REDIS_PORT)],
             interval: "5s",
             timeout: "3s",
             retries: 5,
@@ -69,14 +101,27 @@ export function createDockerShard(
           },
           memory: inputs.shard.memoryLimitMb,
           restart: "unless-stopped",
-          // Healthy before anything that depends on the shard (the migration) starts.
+          // Healthy before anything that depends on the node (the next node, the migration) starts.
           wait: true,
-          waitTimeout: 120,
+          waitTimeout: HEALTHY_SECONDS,
+          // A replacement stops the node (SIGTERM, then this long) before it removes it.
+          stopTimeout: STOP_SECONDS,
+          destroyGraceSeconds: STOP_SECONDS,
         },
         // The container name is fixed (it is the node's identity), so a replacement must free it first.
-        { parent, deleteBeforeReplace: true },
+        {
+          parent,
+          deleteBeforeReplace: true,
+          hooks,
+          dependsOn: previous,
+          // A new size is no reason to stop a node: the container's limit is updated in place, and
+          // the migration sets maxmemory live on every node and saves it (CONFIG SET + REWRITE),
+          // so the file keeps the size the node was created with.
+          ignoreChanges: ["uploads[2].content"],
+        },
       ),
     );
+    previous = [containers.at(-1)!];
   }
   return { volumes, containers };
 }

@@ -1,6 +1,7 @@
 /** What the Kubernetes objects of one DistributedRedis share: labels, hashing, affinity. */
-import { createHash } from "node:crypto";
+import { createHash, scryptSync } from "node:crypto";
 import type * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 
 export type Labels = Record<string, string>;
 
@@ -17,6 +18,19 @@ export function labelsFor(instance: string, component: string, extra: Labels = {
 /** A pod-template annotation value that changes with a config file, so pods restart on a change. */
 export function contentHash(text: string): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+/**
+ * A pod-template annotation value that changes with the password, so a rotation restarts the pods
+ * (Redis reads its auth file only at start, the proxies their config). A plain annotation, so a
+ * slow, salted hash (scrypt), not a fast digest a short password could be guessed back from.
+ */
+export function passwordHash(clusterName: string, password: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.unsecret(
+    pulumi
+      .output(password)
+      .apply((p) => scryptSync(p, `distributed-redis:${clusterName}`, 16).toString("hex")),
+  );
 }
 
 /** Keeps pods with `labels` on different nodes: required (never together) or preferred. */

@@ -1,8 +1,9 @@
 /**
- * The slot migration on Kubernetes: a Job of the runtime image. Pulumi replaces a Job whose pod
- * template changes (the template carries the topology hash), and awaits it: a failed Job fails
- * the deployment. No `ttlSecondsAfterFinished`: a Job the TTL controller deleted would be re-created,
- * and so re-run, by the next refresh.
+ * The slot migration on Kubernetes: a Job of the runtime image, replaced (so run) on every
+ * deployment by SlotMigration's replacementTrigger; its pod template carries the topology hash
+ * for people reading the cluster. Pulumi awaits it: a failed Job fails the deployment. No
+ * `ttlSecondsAfterFinished`: a Job the TTL controller deleted would be re-created, and so re-run,
+ * by the next refresh.
  */
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";

@@ -11,11 +11,12 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
-import { PROXY_ADMIN_PORT } from "../plan/topology.ts";
+import { ACTIVE_ROLE, ENV, POD_ROLE_LABEL, PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import {
   antiAffinity,
   contentHash,
   labelsFor,
+  passwordHash,
   nonRootPod,
   restrictedContainer,
   RUNTIME_UID,
@@ -44,9 +45,6 @@ export interface KubernetesProxyFleet {
   proxyAddresses: string[];
 }
 
-/** The label the elected leader sets on its own pod. */
-export const ACTIVE_ROLE_LABEL = "dredis.io/role";
-
 export function createKubernetesProxyFleet(
   name: string,
   inputs: KubernetesProxyFleetInputs,
@@ -74,9 +72,9 @@ export function createKubernetesProxyFleet(
   );
   const rbac = masterBackup ? createLeaderElectionRbac(name, metadata(), parent) : [];
   const leaseEnv = [
-    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-    { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-    { name: "LEASE_NAME", value: `${name}-leader` },
+    { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: ENV.podNamespace, valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+    { name: ENV.leaseName, value: `${name}-leader` },
   ];
   const deployment = new k8s.apps.v1.Deployment(
     name,
@@ -86,8 +84,14 @@ export function createKubernetesProxyFleet(
         replicas: masterBackup ? 2 : inputs.hosts,
         selector: { matchLabels: labels },
         template: {
-          // The hash leaves the password out: its value must not appear in plain annotations.
-          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(render("<password>")) } },
+          metadata: {
+            labels,
+            annotations: {
+              // The config's hash leaves the password out; the password has its own, slow hash.
+              "dredis.io/config-hash": contentHash(render("<password>")),
+              "dredis.io/auth-hash": passwordHash(inputs.clusterName, inputs.password),
+            },
+          },
           spec: {
             ...(masterBackup ? { serviceAccountName: name } : {}),
             affinity: antiAffinity(labels, spec.podAntiAffinity),
@@ -139,7 +143,7 @@ export function createKubernetesProxyFleet(
       metadata: metadata({ annotations: fixedIpAnnotations }),
       spec: {
         type: spec.serviceType,
-        selector: masterBackup ? { ...labels, [ACTIVE_ROLE_LABEL]: "active" } : labels,
+        selector: masterBackup ? { ...labels, [POD_ROLE_LABEL]: ACTIVE_ROLE } : labels,
         ports: [{ name: "redis", port: inputs.port, targetPort: "redis" }],
       },
     },

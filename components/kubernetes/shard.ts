@@ -5,6 +5,8 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { ENV } from "../../src/contract.ts";
+import { shardHealthCheckScript } from "../plan/health-check.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
@@ -12,6 +14,7 @@ import {
   antiAffinity,
   contentHash,
   labelsFor,
+  passwordHash,
   nonRootPod,
   REDIS_UID,
   restrictedContainer,
@@ -27,6 +30,9 @@ export interface KubernetesShardInputs {
   >;
   image: pulumi.Input<string>;
   password: pulumi.Input<string>;
+  drainGuard?: pulumi.ResourceHook;
+  /** The previous shard's StatefulSet: one shard's pods roll at a time. */
+  rollAfter: pulumi.Resource[];
 }
 
 export interface KubernetesShard {
@@ -43,11 +49,12 @@ export function createKubernetesShard(
 ): KubernetesShard {
   const { shard, spec } = inputs;
   const password = pulumi.secret(inputs.password);
+  const hooks = inputs.drainGuard ? { beforeDelete: [inputs.drainGuard] } : undefined;
   const labels = labelsFor(inputs.clusterName, "shard", { "dredis.io/shard": shard.name });
   const metadata = (objectName: string) => ({ name: objectName, namespace: spec.namespace, labels });
   // One config for all pods of the StatefulSet: each pod announces its own name from the command line.
   const redisConf = renderShardRedisConf({ persistence: spec.persistence, maxmemoryMb: shard.maxmemoryMb });
-  const announce = `$(POD_NAME).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
+  const announce = `$(${ENV.podName}).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
 
   const config = new k8s.core.v1.Secret(
     `${name}-config`,
@@ -55,7 +62,7 @@ export function createKubernetesShard(
       metadata: metadata(`${shard.resourceName}-config`),
       stringData: { "redis.conf": redisConf, "auth.conf": password.apply(renderAuthConf), password },
     },
-    { parent },
+    { parent, hooks },
   );
   const service = new k8s.core.v1.Service(
     name,
@@ -72,7 +79,7 @@ export function createKubernetesShard(
         ],
       },
     },
-    { parent },
+    { parent, hooks },
   );
   const memory = `${shard.memoryLimitMb}Mi`;
   const statefulSet = new k8s.apps.v1.StatefulSet(
@@ -85,7 +92,13 @@ export function createKubernetesShard(
         podManagementPolicy: "Parallel",
         selector: { matchLabels: labels },
         template: {
-          metadata: { labels, annotations: { "dredis.io/config-hash": contentHash(redisConf) } },
+          metadata: {
+            labels,
+            annotations: {
+              "dredis.io/config-hash": contentHash(redisConf),
+              "dredis.io/auth-hash": passwordHash(inputs.clusterName, password),
+            },
+          },
           spec: {
             affinity: antiAffinity(labels, spec.podAntiAffinity),
             securityContext: nonRootPod(REDIS_UID),
@@ -101,15 +114,17 @@ export function createKubernetesShard(
                   announce,
                 ],
                 env: [
-                  { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-                  secretEnv("REDISCLI_AUTH", `${shard.resourceName}-config`, "password"),
+                  { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                  secretEnv(ENV.redisCliAuth, `${shard.resourceName}-config`, "password"),
                 ],
                 ports: [
                   { name: "redis", containerPort: REDIS_PORT },
                   { name: "bus", containerPort: CLUSTER_BUS_PORT },
                 ],
+                // Ready once back in the cluster and, as a replica, synced: the rolling update (one
+                // pod at a time) and the PodDisruptionBudget wait for that, not for a bare PONG.
                 readinessProbe: {
-                  exec: { command: ["sh", "-c", "redis-cli ping | grep -q PONG"] },
+                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT)] },
                   periodSeconds: 5,
                   timeoutSeconds: 3,
                 },
@@ -130,6 +145,9 @@ export function createKubernetesShard(
             volumes: [{ name: "config", secret: { secretName: `${shard.resourceName}-config` } }],
           },
         },
+        // A removed shard (deleted only once drained) takes its volumes along, so re-adding its
+        // index later starts from empty nodes, not a stale nodes.conf; scaling down keeps them.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: "Delete", whenScaled: "Retain" },
         volumeClaimTemplates: [
           {
             metadata: { name: "data" },
@@ -142,7 +160,7 @@ export function createKubernetesShard(
         ],
       },
     },
-    { parent, dependsOn: [config, service] },
+    { parent, dependsOn: [config, service, ...inputs.rollAfter], hooks },
   );
   const disruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
     name,
@@ -150,7 +168,7 @@ export function createKubernetesShard(
       metadata: metadata(shard.resourceName),
       spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
     },
-    { parent },
+    { parent, hooks },
   );
   return { config, service, statefulSet, disruptionBudget };
 }

@@ -51,3 +51,24 @@ export function proxyHealthCheckCommand(args: ProxyHealthCheckArgs): string {
     ` && echo PING >&3 && read -r -t ${timeoutSeconds} pong <&3 && [[ $pong == +PONG* ]]'`
   );
 }
+
+/**
+ * A shard node's health check (`sh -c`, with redis-cli; the password from REDISCLI_AUTH): healthy
+ * when the node answers and either knows no other node yet (a new node: the migration joins it
+ * later, and waits for it to be healthy first) or sees the cluster ok and, as a replica, has its
+ * master link up and no sync in progress. A node replaced in a roll is healthy, and the next one
+ * may go, only once it is back in the cluster with the data.
+ */
+export function shardHealthCheckScript(port: number): string {
+  const cli = `redis-cli -p ${port}`;
+  return [
+    `[ "$(${cli} ping)" = PONG ] || exit 1`,
+    `cluster=$(${cli} cluster info | tr -d '\\r')`,
+    `echo "$cluster" | grep -qx 'cluster_known_nodes:1' && exit 0`,
+    `echo "$cluster" | grep -qx 'cluster_state:ok' || exit 1`,
+    `replication=$(${cli} info replication | tr -d '\\r')`,
+    `echo "$replication" | grep -qx 'role:master' && exit 0`,
+    `echo "$replication" | grep -qx 'master_link_status:up' || exit 1`,
+    `! echo "$replication" | grep -qx 'master_sync_in_progress:1'`,
+  ].join("\n");
+}

@@ -4,7 +4,7 @@
  */
 import { stringify } from "yaml";
 import type { ProxyConfigInput } from "../../src/proxy/config.ts";
-import { PROXY_ADMIN_PORT } from "./topology.ts";
+import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 
 export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
 

@@ -1,8 +1,9 @@
 /**
- * The redis.conf every shard node runs. Credentials live in a second file (`auth.conf`, included
- * at the end) so the main file can sit in plain config while the password stays a secret.
+ * The redis.conf every shard node runs in a container. Credentials live in a second file
+ * (`auth.conf`, included at the end) so the main file can sit in plain config while the password
+ * stays a secret.
  */
-import { renderRedisConf, type RedisConfig } from "../../src/local/redis-server.ts";
+import { renderRedisConf, shardNodeConfig, type RedisConfig } from "../../src/cluster/redis-conf.ts";
 import type { ClusterSpec } from "./spec.ts";
 import { REDIS_PORT } from "./topology.ts";
 
@@ -23,45 +24,36 @@ export interface ShardRedisConfOptions {
   dataDir?: string;
   /** @default "/etc/redis/auth.conf" */
   authConfPath?: string;
+  /**
+   * Where `maxmemory` lives, when in a file of its own (see `renderMemoryConf`) rather than in
+   * redis.conf: Docker keeps the file as first created, since the migration resizes nodes live.
+   */
+  memoryConfPath?: string;
 }
 
-/** The redis.conf directives of a shard node, as an object (see `renderRedisConf`). */
+/** The redis.conf directives of a shard node in a container, as an object. */
 export function shardRedisConfig(options: ShardRedisConfOptions): RedisConfig {
-  return {
+  return shardNodeConfig({
     port: REDIS_PORT,
     bind: "0.0.0.0",
-    // A password is always set (auth.conf), which is what protected mode asks for.
-    "protected-mode": false,
-    daemonize: false,
     logfile: "",
     dir: options.dataDir ?? REDIS_DATA_DIR,
-    "cluster-enabled": true,
-    "cluster-config-file": "nodes.conf",
-    "cluster-node-timeout": 5000,
-    // Hostnames survive restarts and rescheduling; IP addresses do not.
-    ...(options.announceHostname ? { "cluster-announce-hostname": options.announceHostname } : {}),
-    "cluster-preferred-endpoint-type": "hostname",
-    ...persistenceConfig(options.persistence),
-    maxmemory: `${options.maxmemoryMb}mb`,
-    // A cluster used as a store must refuse writes when full, never drop keys silently.
-    "maxmemory-policy": "noeviction",
+    endpoints: "hostname",
+    announceHostname: options.announceHostname,
+    persistence: options.persistence,
+    maxmemoryMb: options.maxmemoryMb,
+    maxmemoryFile: options.memoryConfPath,
     include: options.authConfPath ?? `${REDIS_CONF_DIR}/auth.conf`,
-  };
-}
-
-function persistenceConfig(persistence: ClusterSpec["persistence"]): RedisConfig {
-  switch (persistence) {
-    case "aof":
-      return { appendonly: true, appendfsync: "everysec", save: "" };
-    case "rdb":
-      return { appendonly: false, save: "3600 1 300 100 60 10000" };
-    case "none":
-      return { appendonly: false, save: "" };
-  }
+  });
 }
 
 export function renderShardRedisConf(options: ShardRedisConfOptions): string {
   return renderRedisConf(shardRedisConfig(options));
+}
+
+/** memory.conf: the node's first `maxmemory`; later sizes are set live and saved by CONFIG REWRITE. */
+export function renderMemoryConf(maxmemoryMb: number): string {
+  return renderRedisConf({ maxmemory: `${maxmemoryMb}mb` });
 }
 
 /** auth.conf: clients and the proxies authenticate with it, and replicas with their master. */

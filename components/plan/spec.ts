@@ -20,10 +20,14 @@ const ipv4Cidr = z
     'expected an IPv4 CIDR from /16 to /24, e.g. "172.28.0.0/16"',
   );
 
+/** Where a deployment runs; each has a driver (`components/drivers.ts`). */
+export const PLATFORMS = ["docker", "kubernetes"] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
 /** Every key, without the rules that relate keys to each other (components pick from it). */
 export const clusterSpecShape = z
   .object({
-    platform: z.enum(["docker", "kubernetes"]),
+    platform: z.enum(PLATFORMS),
     shards: z.number().int().min(3, "Redis Cluster needs at least 3 shards").max(128).default(3),
     replicasPerShard: z.number().int().min(0).max(5).default(1),
     shardMemoryMb: z
@@ -48,6 +52,12 @@ export const clusterSpecShape = z
     fixedIp: ipv4.optional(),
     dockerSubnet: ipv4Cidr.default("172.28.0.0/16"),
     podAntiAffinity: z.enum(["required", "preferred"]).default("required"),
+    migrationTimeoutMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .optional(),
   })
   .strict();
 

@@ -8,15 +8,12 @@
 import { createHash } from "node:crypto";
 import { parseTopology, type Topology } from "../../src/cluster/topology.ts";
 import { DredisError } from "../../src/errors.ts";
-import type { ClusterSpec } from "./spec.ts";
+import type { ClusterSpec, Platform } from "./spec.ts";
 
 /** Port every shard node serves clients on (each node has its own hostname). */
 export const REDIS_PORT = 6379;
 /** Redis Cluster's node-to-node bus: the client port + 10000, Redis's own default. */
 export const CLUSTER_BUS_PORT = REDIS_PORT + 10000;
-/** A proxy host's admin HTTP port: /healthz, /readyz, /metrics. */
-export const PROXY_ADMIN_PORT = 9121;
-export const SLOT_COUNT = 16384;
 
 export interface NodePlan {
   /** Position in the shard: 0 starts as master, the rest as its replicas (the pod ordinal on Kubernetes). */
@@ -96,15 +93,18 @@ export function checkComponentName(name: string): void {
     );
 }
 
+/** The name a node is reached by: a Docker network alias, or its pod's name in the shard's headless Service. */
+const nodeHostname: Record<Platform, (node: string, shard: string, spec: ShardSpec) => string> = {
+  docker: (node) => node,
+  kubernetes: (node, shard, spec) => `${node}.${shard}.${spec.namespace}.svc.${spec.clusterDomain}`,
+};
+
 /** Plans shard `index` of component `name`: a function of those two and the spec, nothing else. */
 export function planShard(name: string, index: number, spec: ShardSpec): ShardPlan {
   const resourceName = `${name}-shard-${index}`;
   const nodes = Array.from({ length: 1 + spec.replicasPerShard }, (_, ordinal) => {
     const nodeName = `${resourceName}-${ordinal}`;
-    const hostname =
-      spec.platform === "kubernetes"
-        ? `${nodeName}.${resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`
-        : nodeName;
+    const hostname = nodeHostname[spec.platform](nodeName, resourceName, spec);
     return { ordinal, resourceName: nodeName, hostname, address: `${hostname}:${REDIS_PORT}` };
   });
   return {

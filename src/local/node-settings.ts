@@ -5,7 +5,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { DredisError, ErrorCodes } from "../errors.ts";
-import { renderRedisConf } from "./redis-server.ts";
+import { renderRedisConf } from "../cluster/redis-conf.ts";
 
 /** Replaces each setting's directive lines in the file (names are case-insensitive, as Redis reads them). */
 export async function writeNodeSettings(confPath: string, settings: Record<string, string>): Promise<void> {

@@ -18,8 +18,9 @@ import { stringify as toYaml } from "yaml";
 import { DredisError, ErrorCodes } from "../errors.ts";
 import { applyTopology, type ProgressEvent } from "../cluster/admin/index.ts";
 import type { Topology } from "../cluster/topology.ts";
+import { renderShardNodeConf } from "../cluster/redis-conf.ts";
 import { freePorts } from "./ports.ts";
-import { findRedisServer, renderRedisConf, waitForPong } from "./redis-server.ts";
+import { findRedisServer, waitForPong } from "./redis-server.ts";
 import { writeNodeSettings } from "./node-settings.ts";
 
 export interface LocalNode {
@@ -397,17 +398,14 @@ async function addNodes(
       await mkdir(node.dir, { recursive: true });
       await writeFile(
         join(node.dir, "redis.conf"),
-        renderRedisConf({
+        // The shard node's config the containers run, with a process's port, paths and addresses.
+        renderShardNodeConf({
           bind: HOST,
           port,
           dir: node.dir,
           logfile: join(node.dir, "redis.log"),
-          "cluster-enabled": true,
-          "cluster-config-file": "nodes.conf",
-          "cluster-node-timeout": 5000,
-          appendonly: true,
-          save: "",
-          "protected-mode": false,
+          endpoints: "ip",
+          persistence: "aof",
         }),
       );
       node.pid = await startNode(node, state);

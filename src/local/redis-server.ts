@@ -11,8 +11,9 @@ import { mkdir, writeFile, readFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { missingTool, DredisError } from "../errors.ts";
+import { renderRedisConf, type RedisConfig } from "../cluster/redis-conf.ts";
 
-export type RedisConfig = Record<string, string | number | boolean | readonly string[]>;
+export type { RedisConfig };
 
 export interface RedisServerOptions {
   /** TCP port for clients. */
@@ -49,22 +50,6 @@ export function findRedisServer(): string {
     if (probe.status === 0) return (redisServerPath = candidate);
   }
   throw missingTool("redis-server", "redis-server");
-}
-
-/** Renders a config object as redis.conf text. Arrays repeat the directive (e.g. `save`). */
-export function renderRedisConf(config: RedisConfig): string {
-  const lines: string[] = [];
-  for (const [key, value] of Object.entries(config)) {
-    const values = Array.isArray(value) ? value : [value];
-    for (const v of values) lines.push(`${key} ${formatValue(v as string | number | boolean)}`);
-  }
-  return lines.join("\n") + "\n";
-}
-
-function formatValue(v: string | number | boolean): string {
-  if (typeof v === "boolean") return v ? "yes" : "no";
-  if (typeof v === "number") return String(v);
-  return v === "" || /[\s"']/.test(v) ? JSON.stringify(v) : v;
 }
 
 export class RedisServer {

@@ -15,10 +15,10 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Logger } from "pino";
+import { ACTIVE_ROLE as ACTIVE_VALUE, POD_ROLE_LABEL as ACTIVE_LABEL } from "../contract.ts";
 import { DredisError } from "../errors.ts";
 
-export const ACTIVE_LABEL = "dredis.io/role";
-export const ACTIVE_VALUE = "active";
+export { ACTIVE_LABEL, ACTIVE_VALUE };
 const SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 export interface LeaderElectionOptions {

@@ -54,7 +54,7 @@ test("keepalived shares its proxy's network namespace with NET_ADMIN and NET_RAW
     assert.ok(adds.includes("NET_ADMIN") && adds.includes("NET_RAW"));
     assert.deepEqual(keepalived.inputs["entrypoints"], ["keepalived"]);
     assert.equal(keepalived.inputs["networksAdvanced"], undefined, "no network of its own");
-    assert.equal(keepalived.inputs["image"], "cache-dredis:local");
+    assert.equal(keepalived.inputs["image"], "sha256:built");
     assert.deepEqual(keepalived.secretInputs, ["uploads"]);
   }
 });

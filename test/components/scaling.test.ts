@@ -4,8 +4,9 @@
  * appear or disappear, and whether their inputs changed.
  *
  * Pulumi runs deletes after all creates and updates of an update. So on 5 -> 3, the migration
- * workload (replaced: its topology changed) drains shard-3 and shard-4 before their resources,
- * absent from the program, are deleted.
+ * workload (replaced on every deployment, see migration-retry.test.ts) drains shard-3 and shard-4
+ * before their resources, absent from the program, are deleted, and their drain hook lets them go
+ * only once that run succeeded.
  */
 import assert from "node:assert/strict";
 import { before, test } from "node:test";

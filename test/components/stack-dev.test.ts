@@ -10,6 +10,7 @@ import { parseTopology } from "../../src/cluster/topology.ts";
 import { countByType, find, installMocks, ofType, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { stackSpec } from "./support/stack-config.ts";
 import { renderHaproxyCfg } from "../../components/plan/haproxy.ts";
+import { shardHealthCheckScript } from "../../components/plan/health-check.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
@@ -98,15 +99,19 @@ test("shard nodes run redis-server on the generated config, with hostnames, volu
   const conf = upload(node, "/etc/redis/redis.conf");
   assert.match(conf, /^cluster-enabled yes$/m);
   assert.match(conf, /^cluster-announce-hostname redis-shard-1-1$/m);
-  assert.match(conf, /^maxmemory 128mb$/m);
+  // maxmemory sits in a file of its own, which later resizes do not touch (they are live).
+  assert.match(conf, /^include \/etc\/redis\/memory.conf$/m);
+  assert.equal(upload(node, "/etc/redis/memory.conf"), "maxmemory 128mb\n");
+  assert.deepEqual(node.options.ignoreChanges, ["uploads[2].content"]);
   assert.equal(
     upload(node, "/etc/redis/auth.conf"),
     "requirepass generated-password-0123456789abcd\nmasterauth generated-password-0123456789abcd\n",
   );
   assert.deepEqual(node.inputs["envs"], ["REDISCLI_AUTH=generated-password-0123456789abcd"]);
+  // Healthy means back in the cluster and synced (test/components/plan/shard-health-check.test.ts).
   assert.deepEqual((node.inputs["healthcheck"] as { tests: string[] }).tests, [
     "CMD-SHELL",
-    "redis-cli ping | grep -q PONG",
+    shardHealthCheckScript(6379),
   ]);
   assert.equal(node.inputs["memory"], Math.ceil(128 * 1.5) + 32);
   assert.equal(node.inputs["restart"], "unless-stopped");
@@ -143,7 +148,7 @@ test("the migration runs dredis cluster apply once the shards and network exist,
     topology.shards.map((s) => [s.name, s.master, s.replicas]),
     [0, 1, 2].map((i) => [`shard-${i}`, `redis-shard-${i}-0:6379`, [`redis-shard-${i}-1:6379`]]),
   );
-  assert.equal(run.inputs["image"], "redis-dredis:local");
+  assert.equal(run.inputs["image"], "sha256:built", "the built image by its ID, not its tag");
   assert.deepEqual(run.inputs["envs"] as Env, [
     "DREDIS_PASSWORD=generated-password-0123456789abcd",
     `TOPOLOGY_HASH=${outputs["topologyHash"] as string}`,
@@ -167,7 +172,7 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
   for (const i of [0, 1]) {
     const proxy = find(resources, CONTAINER, `redis-proxy-${i}`);
     assert.deepEqual(proxy.inputs["command"], ["proxy", "--config", "/etc/dredis/proxy.yaml"]);
-    assert.equal(proxy.inputs["image"], "redis-dredis:local");
+    assert.equal(proxy.inputs["image"], "sha256:built");
     const config = parseProxyConfig(parse(upload(proxy, "/etc/dredis/proxy.yaml")));
     assert.equal(config.listen.port, 6380);
     assert.equal(config.workers, 2);

@@ -2,11 +2,10 @@
  * What the cluster looks like right now, read from every node the topology names (and from any
  * other live node they know of, which is how shards removed from the topology are found).
  */
+import { SLOT_COUNT } from "../key-slot.ts";
 import type { Topology } from "../topology.ts";
 import { isFailed, isMaster, parseClusterNodes, type NodeEntry } from "./cluster-nodes.ts";
 import type { NodePool } from "./node-pool.ts";
-
-export const SLOT_COUNT = 16384;
 
 export interface NodeState {
   /** The address we reach it at: the topology's for its nodes, the gossiped one for others. */

@@ -9,22 +9,21 @@
  */
 import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
+import { persistenceConfig, type Persistence } from "../redis-conf.ts";
 import { withPool, type NodePool } from "./node-pool.ts";
 import { report, type AdminOptions } from "./options.ts";
 
-export type Persistence = "aof" | "rdb" | "none";
+export type { Persistence };
 export const PERSISTENCE_MODES: readonly Persistence[] = ["aof", "rdb", "none"];
 
-/** The redis.conf settings of each persistence mode (the shards' rendered redis.conf says the same). */
+/** A persistence mode's settings as CONFIG SET takes them: the same the nodes' redis.conf carries. */
 export function persistenceSettings(mode: Persistence): Record<string, string> {
-  switch (mode) {
-    case "aof":
-      return { appendonly: "yes", appendfsync: "everysec", save: "" };
-    case "rdb":
-      return { appendonly: "no", save: "3600 1 300 100 60 10000" };
-    case "none":
-      return { appendonly: "no", save: "" };
-  }
+  return Object.fromEntries(
+    Object.entries(persistenceConfig(mode)).map(([key, value]) => [
+      key,
+      value === true ? "yes" : value === false ? "no" : String(value),
+    ]),
+  );
 }
 
 const allNodes = (topology: Topology) => topology.shards.flatMap((s) => [...s.replicas, s.master]);

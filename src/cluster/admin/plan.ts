@@ -6,7 +6,10 @@
  * `--dry-run` promise exactly what the run then does. It moves only the surplus (the fewest
  * possible slots) and gives each receiver contiguous runs where it can.
  */
-import { SLOT_COUNT } from "./cluster-state.ts";
+import { evenQuotas } from "../even-split.ts";
+
+// Shared with the deploy-time forecast of the Pulumi components.
+export { evenQuotas };
 
 /** One slot to move, with its size measured before moving (see slot-sizes.ts). */
 export interface SlotMove {
@@ -30,28 +33,6 @@ export interface BalanceInput {
   current: ReadonlyMap<string, readonly number[]>;
   /** The shards that should own the slots, in topology order. */
   targets: readonly string[];
-}
-
-/**
- * Slot counts per target: 16384 / n each, with the remainder going to the shards that own the
- * most now (ties: topology order), so an already even cluster moves nothing.
- */
-export function evenQuotas(
-  targets: readonly string[],
-  current: ReadonlyMap<string, readonly number[]> = new Map(),
-): Map<string, number> {
-  const base = Math.floor(SLOT_COUNT / targets.length);
-  let extra = SLOT_COUNT % targets.length;
-  const byCount = targets
-    .map((name, order) => ({ name, order, owned: current.get(name)?.length ?? 0 }))
-    .sort((a, b) => b.owned - a.owned || a.order - b.order);
-  const quotas = new Map(targets.map((name) => [name, base]));
-  for (const { name } of byCount) {
-    if (extra === 0) break;
-    quotas.set(name, base + 1);
-    extra--;
-  }
-  return quotas;
 }
 
 /** The moves (slot, from, to) that balance `current` over `targets`, in slot order per receiver. */

@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { parseProxyConfig } from "../../../src/proxy/config.ts";
 import { clusterSpecSchema } from "../../../components/plan/spec.ts";
-import { planCluster, PROXY_ADMIN_PORT } from "../../../components/plan/topology.ts";
+import { PROXY_ADMIN_PORT } from "../../../src/contract.ts";
+import { planCluster } from "../../../components/plan/topology.ts";
 import { renderProxyConf } from "../../../components/plan/proxy-conf.ts";
 
 test("the rendered proxy config parses with the proxy's own schema", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { writeFile, rm } from "node:fs/promises";
+import { readFile, writeFile, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
@@ -11,6 +11,7 @@ import { freePorts } from "../../../src/local/ports.ts";
 import { tempDir, until } from "../../support/redis.ts";
 import {
   renderAuthConf,
+  renderMemoryConf,
   renderShardRedisConf,
   type ShardRedisConfOptions,
 } from "../../../components/plan/redis-conf.ts";
@@ -103,4 +104,60 @@ test("the rendered file names the data dir and the auth include for the containe
   assert.match(text, /^maxmemory 256mb$/m);
   assert.match(text, /^include \/etc\/redis\/auth.conf$/m);
   assert.doesNotMatch(text, /requirepass/);
+});
+
+test("docker's memory.conf: a size set live and saved by CONFIG REWRITE outlasts a restart", async (t) => {
+  const dir = await tempDir("dredis-conf-");
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const [port] = await freePorts(1);
+  await writeFile(join(dir, "auth.conf"), renderAuthConf(password));
+  await writeFile(join(dir, "memory.conf"), renderMemoryConf(64));
+  const conf = join(dir, "redis.conf");
+  await writeFile(
+    conf,
+    renderShardRedisConf({
+      persistence: "aof",
+      maxmemoryMb: 64,
+      dataDir: dir,
+      authConfPath: join(dir, "auth.conf"),
+      memoryConfPath: join(dir, "memory.conf"),
+    }).replace(/^port \d+$/m, `port ${port}`),
+  );
+  assert.doesNotMatch(await readFile(conf, "utf8"), /^maxmemory /m);
+  const maxmemory = async () => {
+    const child = spawn(findRedisServer(), [conf], { stdio: "ignore" });
+    const client = new Redis({ port: port!, password, lazyConnect: true, maxRetriesPerRequest: 0 });
+    client.on("error", () => {});
+    try {
+      await until(
+        async () => {
+          if (child.exitCode !== null) throw new Error("redis-server exited");
+          if (client.status !== "ready") await client.connect();
+          return (await client.ping()) === "PONG";
+        },
+        10_000,
+        "redis-server to boot",
+      );
+      const value = ((await client.call("CONFIG", "GET", "maxmemory")) as string[])[1];
+      return { client, child, value: Number(value) / 1024 / 1024 };
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
+    }
+  };
+  const stop = async (run: { client: Redis; child: ReturnType<typeof spawn> }) => {
+    run.client.disconnect();
+    run.child.kill("SIGKILL");
+    if (run.child.exitCode === null && run.child.signalCode === null) await once(run.child, "exit");
+  };
+
+  const first = await maxmemory();
+  assert.equal(first.value, 64);
+  // What `dredis cluster apply` does with DREDIS_MAXMEMORY (src/cluster/admin/memory.ts).
+  await first.client.call("CONFIG", "SET", "maxmemory", String(96 * 1024 * 1024));
+  await first.client.call("CONFIG", "REWRITE");
+  await stop(first);
+  const second = await maxmemory();
+  t.after(() => stop(second));
+  assert.equal(second.value, 96, "the rewritten size, not memory.conf's first one");
 });

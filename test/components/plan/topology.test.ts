@@ -3,8 +3,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { parseTopology } from "../../../src/cluster/topology.ts";
 import { clusterSpecSchema, type ClusterSpec } from "../../../components/plan/spec.ts";
-import { checkComponentName, planCluster, SLOT_COUNT } from "../../../components/plan/topology.ts";
-import { evenSlotRanges } from "../../../components/plan/migration.ts";
+import { checkComponentName, planCluster } from "../../../components/plan/topology.ts";
 
 const specArb = fc.record({
   platform: fc.constantFrom("docker" as const, "kubernetes" as const),
@@ -69,24 +68,6 @@ test("kubernetes hostnames resolve through each shard's headless service", () =>
     master: "redis-shard-1-0.redis-shard-1.team-a.svc.cluster.local:6379",
     replicas: ["redis-shard-1-1.redis-shard-1.team-a.svc.cluster.local:6379"],
   });
-});
-
-test("every slot is owned by exactly one shard", () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 1, max: 1000 }), (shards) => {
-      const ranges = evenSlotRanges(shards);
-      assert.equal(ranges.length, shards);
-      let next = 0;
-      for (const range of ranges) {
-        assert.equal(range.first, next);
-        assert.ok(range.last >= range.first);
-        next = range.last + 1;
-      }
-      assert.equal(next, SLOT_COUNT);
-      const sizes = ranges.map((r) => r.last - r.first + 1);
-      assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, "slots are split evenly");
-    }),
-  );
 });
 
 /** A second deployment derived from the first by one edit, or none: equal topologies must occur. */

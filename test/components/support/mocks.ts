@@ -24,6 +24,10 @@ export interface Recorded {
   dependsOn: string[];
   /** Names of the hooks bound per lifecycle event. */
   hooks: Record<string, string[]>;
+  /** The `replacementTrigger` option, resolved: the engine replaces the resource when it changes. */
+  replacementTrigger?: unknown;
+  /** The options that decide how the engine replaces, waits for and diffs the resource. */
+  options: Pick<pulumi.CustomResourceOptions, "customTimeouts" | "ignoreChanges" | "deleteBeforeReplace">;
 }
 
 interface Registration {
@@ -38,6 +42,11 @@ export interface MockRun {
   opts: pulumi.ComponentResourceOptions;
   /** Waits for every registration, then returns what was recorded. */
   settle(): Promise<Recorded[]>;
+  /**
+   * A named hook this run bound to some resource, to call as the engine would (mocks never run
+   * hooks). The engine finds a delete hook by the name stored with the resource in an earlier run.
+   */
+  hook(name: string): pulumi.ResourceHook;
 }
 
 /** Returned by providers in the real world; tests assert they are wired through. */
@@ -56,6 +65,14 @@ const providerOutputs: Record<
   "docker:index/container:Container": () => ({ exitCode: 0, containerLogs: "" }),
   "kubernetes:core/v1:Service": () => ({ status: { loadBalancer: { ingress: [{ ip: "203.0.113.10" }] } } }),
 };
+
+/** Makes the mock provider of `type` report other outputs, e.g. a rebuilt image's new ID. */
+export function setProviderOutputs(
+  type: string,
+  outputs: (name: string, inputs: Record<string, unknown>) => Record<string, unknown>,
+): void {
+  providerOutputs[type] = outputs;
+}
 
 let inputsByUrn = new Map<string, { inputs: Record<string, unknown>; provider?: string }>();
 const urnOf = (type: string, name: string) => `${type}::${name}`;
@@ -109,6 +126,15 @@ export function startRun(): MockRun {
           urn: urns[i]!,
           parent: r.opts.parent ? nameOf.get(r.opts.parent) : undefined,
           dependsOn: await resolveDeps(r.opts.dependsOn),
+          replacementTrigger:
+            r.opts.replacementTrigger === undefined
+              ? undefined
+              : await unwrap(pulumi.output(r.opts.replacementTrigger)),
+          options: Object.fromEntries(
+            (["customTimeouts", "ignoreChanges", "deleteBeforeReplace"] as const)
+              .filter((key) => (r.opts as pulumi.CustomResourceOptions)[key] !== undefined)
+              .map((key) => [key, (r.opts as pulumi.CustomResourceOptions)[key]]),
+          ),
           hooks: Object.fromEntries(
             Object.entries(r.opts.hooks ?? {}).map(([event, list]) => [
               event,
@@ -117,6 +143,14 @@ export function startRun(): MockRun {
           ),
         })),
       );
+    },
+    hook(name) {
+      const bound = registrations.flatMap((r) => Object.values(r.opts.hooks ?? {}).flat() as unknown[]);
+      const found = bound.find(
+        (h): h is pulumi.ResourceHook => h instanceof pulumi.ResourceHook && h.name === name,
+      );
+      if (!found) throw new Error(`no hook named ${name} was bound in this run`);
+      return found;
     },
   };
 }

@@ -1,0 +1,90 @@
+/** The Docker driver: containers on one user-defined network of a Docker engine. */
+import * as pulumi from "@pulumi/pulumi";
+import { clusterApplyArgv, ENV } from "../../src/contract.ts";
+import { planDockerAddresses } from "../plan/addresses.ts";
+import { argError } from "../plan/spec.ts";
+import type { PlatformDriver } from "../platform.ts";
+import { createDockerInfra } from "./infra.ts";
+import { createDockerMigration } from "./migration.ts";
+import { createDockerProxyFleet } from "./proxy-fleet.ts";
+import { createDockerShard } from "./shard.ts";
+
+/** Every Docker workload joins the deployment's network, which DistributedRedis creates. */
+function requireNetwork(component: string, network: pulumi.Input<string> | undefined): pulumi.Input<string> {
+  if (network === undefined) throw argError(`${component} args`, "dockerNetwork", "required on docker");
+  return network;
+}
+
+export const dockerDriver: PlatformDriver = {
+  infra(name, spec, _password, parent) {
+    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), parent);
+    return {
+      shared: [infra.network],
+      runtimeImage: infra.runtimeImage,
+      redisImage: infra.redisImage,
+      haproxyImage: infra.haproxyImage,
+      dockerNetwork: infra.network.name,
+    };
+  },
+
+  shard(name, inputs, parent) {
+    const network = requireNetwork("RedisShard", inputs.dockerNetwork);
+    const shard = createDockerShard(
+      name,
+      {
+        shard: inputs.shard,
+        persistence: inputs.spec.persistence,
+        image: inputs.image,
+        network,
+        password: inputs.password,
+        drainGuard: inputs.drainGuard,
+        rollAfter: inputs.rollAfter ?? [],
+      },
+      parent,
+    );
+    return [shard.containers.at(-1)!];
+  },
+
+  proxyFleet(name, inputs, parent) {
+    const { spec } = inputs;
+    const network = requireNetwork("ProxyFleet", inputs.dockerNetwork);
+    const fleet = createDockerProxyFleet(
+      name,
+      {
+        mode: spec.proxyMode,
+        hosts: spec.proxyHosts,
+        workers: spec.proxyWorkers,
+        port: spec.port,
+        seeds: spec.seeds,
+        password: inputs.password,
+        image: inputs.image,
+        haproxyImage: inputs.haproxyImage ?? "haproxy:2.8",
+        network,
+        addresses: planDockerAddresses(spec.dockerSubnet, spec.fixedIp),
+      },
+      parent,
+    );
+    return {
+      endpointHost: pulumi.output(fleet.endpointHost),
+      proxyAddresses: pulumi.output(fleet.proxyAddresses),
+    };
+  },
+
+  migration(name, inputs, opts) {
+    const network = requireNetwork("SlotMigration", inputs.dockerNetwork);
+    return createDockerMigration(
+      name,
+      {
+        command: clusterApplyArgv(inputs.topology),
+        envs: [
+          pulumi.interpolate`${ENV.password}=${pulumi.secret(inputs.password)}`,
+          `TOPOLOGY_HASH=${inputs.topologyHash}`,
+          `${ENV.maxmemory}=${inputs.maxmemoryMb}mb`,
+        ],
+        image: inputs.image,
+        network,
+      },
+      opts,
+    );
+  },
+};

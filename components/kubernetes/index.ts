@@ -1,0 +1,87 @@
+/** The Kubernetes driver: StatefulSets, a Deployment and a Job in one namespace. */
+import * as pulumi from "@pulumi/pulumi";
+import { clusterApplyArgv, ENV } from "../../src/contract.ts";
+import { argError } from "../plan/spec.ts";
+import type { PlatformDriver } from "../platform.ts";
+import { secretEnv } from "./common.ts";
+import { createKubernetesInfra } from "./infra.ts";
+import { createKubernetesMigration } from "./migration.ts";
+import { createKubernetesProxyFleet } from "./proxy-fleet.ts";
+import { createKubernetesShard } from "./shard.ts";
+
+export const kubernetesDriver: PlatformDriver = {
+  infra(name, spec, password, parent) {
+    // The schema requires it on Kubernetes: a cluster cannot pull an image built on this machine.
+    if (spec.image === undefined) throw argError("DistributedRedis args", "image", "required on kubernetes");
+    if (!spec.image.includes("@sha256:"))
+      pulumi.log.warn(
+        `image ${spec.image} is named by tag: pods keep running whatever the tag named when they ` +
+          "started; name it by digest (repo@sha256:...) so a new image reaches them",
+      );
+    const infra = createKubernetesInfra(name, spec.namespace, password, parent);
+    return {
+      shared: [infra.authSecret],
+      runtimeImage: spec.image,
+      redisImage: spec.redisImage,
+      passwordSecret: infra.authSecretName,
+    };
+  },
+
+  shard(name, inputs, parent) {
+    const shard = createKubernetesShard(
+      name,
+      {
+        clusterName: inputs.clusterName,
+        shard: inputs.shard,
+        spec: inputs.spec,
+        image: inputs.image,
+        password: inputs.password,
+        drainGuard: inputs.drainGuard,
+        rollAfter: inputs.rollAfter ?? [],
+      },
+      parent,
+    );
+    return [shard.statefulSet];
+  },
+
+  proxyFleet(name, inputs, parent) {
+    const { spec } = inputs;
+    const fleet = createKubernetesProxyFleet(
+      name,
+      {
+        clusterName: inputs.clusterName,
+        mode: spec.proxyMode,
+        hosts: spec.proxyHosts,
+        workers: spec.proxyWorkers,
+        port: spec.port,
+        seeds: spec.seeds,
+        password: inputs.password,
+        image: inputs.image,
+        spec,
+      },
+      parent,
+    );
+    return { endpointHost: fleet.endpointHost, proxyAddresses: pulumi.output(fleet.proxyAddresses) };
+  },
+
+  migration(name, inputs, opts) {
+    if (inputs.passwordSecret === undefined)
+      throw argError("SlotMigration args", "passwordSecret", "required on kubernetes");
+    return createKubernetesMigration(
+      name,
+      {
+        clusterName: inputs.clusterName,
+        namespace: inputs.namespace ?? "default",
+        topologyHash: inputs.topologyHash,
+        args: clusterApplyArgv(inputs.topology),
+        env: [
+          secretEnv(ENV.password, inputs.passwordSecret, "password"),
+          { name: "TOPOLOGY_HASH", value: inputs.topologyHash },
+          { name: ENV.maxmemory, value: `${inputs.maxmemoryMb}mb` },
+        ],
+        image: inputs.image,
+      },
+      opts,
+    );
+  },
+};

@@ -1,0 +1,97 @@
+/**
+ * What a platform provides to the components: its shared infrastructure, a shard, a proxy fleet
+ * and the migration workload. Each platform implements it once (`docker/index.ts`,
+ * `kubernetes/index.ts`), and `drivers.ts` holds one driver per `Platform`, so the components
+ * never test which platform they run on and a new platform does not compile until it has a driver.
+ *
+ * The components validate their args; a driver checks only the args its platform requires
+ * (e.g. `dockerNetwork` on Docker) and names the component in its error.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import type { Topology } from "../src/cluster/topology.ts";
+import type { ClusterSpec } from "./plan/spec.ts";
+import type { ShardPlan } from "./plan/topology.ts";
+
+export type { Platform } from "./plan/spec.ts";
+
+/** What the platform's shared pieces give the rest of the deployment. */
+export interface PlatformInfra {
+  /** What the migration workload needs besides the shards. */
+  shared: pulumi.Resource[];
+  runtimeImage: pulumi.Input<string>;
+  redisImage: pulumi.Input<string>;
+  haproxyImage?: pulumi.Input<string>;
+  dockerNetwork?: pulumi.Output<string>;
+  /** Kubernetes: the Secret (key `password`) holding the password. */
+  passwordSecret?: string;
+}
+
+export interface ShardInputs {
+  clusterName: string;
+  shard: ShardPlan;
+  spec: Pick<
+    ClusterSpec,
+    "persistence" | "namespace" | "clusterDomain" | "storageGb" | "storageClass" | "podAntiAffinity"
+  >;
+  image: pulumi.Input<string>;
+  password: pulumi.Input<string>;
+  dockerNetwork?: pulumi.Input<string>;
+  /** A beforeDelete hook for every resource of the shard. */
+  drainGuard?: pulumi.ResourceHook;
+  /** What the shard's nodes wait for: the previous shard's, so nodes are replaced one at a time. */
+  rollAfter?: pulumi.Resource[];
+}
+
+export interface ProxyFleetInputs {
+  clusterName: string;
+  spec: Pick<
+    ClusterSpec,
+    | "proxyMode"
+    | "proxyHosts"
+    | "proxyWorkers"
+    | "port"
+    | "dockerSubnet"
+    | "fixedIp"
+    | "namespace"
+    | "clusterDomain"
+    | "serviceType"
+    | "podAntiAffinity"
+  > & { seeds: string[] };
+  password: pulumi.Input<string>;
+  image: pulumi.Input<string>;
+  haproxyImage?: pulumi.Input<string>;
+  dockerNetwork?: pulumi.Input<string>;
+}
+
+export interface ProxyFleetEndpoints {
+  endpointHost: pulumi.Output<string>;
+  proxyAddresses: pulumi.Output<string[]>;
+}
+
+export interface MigrationInputs {
+  clusterName: string;
+  topology: Topology;
+  topologyHash: string;
+  maxmemoryMb: number;
+  image: pulumi.Input<string>;
+  password: pulumi.Input<string>;
+  dockerNetwork?: pulumi.Input<string>;
+  namespace?: string;
+  passwordSecret?: string;
+}
+
+export interface PlatformDriver {
+  /** The shared pieces: Docker's network and images, Kubernetes's auth Secret. */
+  infra(
+    name: string,
+    spec: ClusterSpec,
+    password: pulumi.Output<string>,
+    parent: pulumi.Resource,
+  ): PlatformInfra;
+  /** One shard's nodes, children of `parent` (a RedisShard); returns what the next shard waits for. */
+  shard(name: string, inputs: ShardInputs, parent: pulumi.Resource): pulumi.Resource[];
+  /** The proxies and what balances them, children of `parent` (a ProxyFleet). */
+  proxyFleet(name: string, inputs: ProxyFleetInputs, parent: pulumi.Resource): ProxyFleetEndpoints;
+  /** The one-shot workload that runs `dredis cluster apply`. */
+  migration(name: string, inputs: MigrationInputs, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
+}
