@@ -10,6 +10,10 @@ import type { Topology } from "./cluster/topology.ts";
 export const ENV = {
   /** Password `dredis cluster` authenticates to the shards with. */
   password: "DREDIS_PASSWORD",
+  /** During a password rotation: the password the nodes accept until `--drop-previous-password`. */
+  previousPassword: "DREDIS_PREVIOUS_PASSWORD",
+  /** The persistence mode `dredis cluster apply` sets live on every node: aof, rdb or none. */
+  persistence: "DREDIS_PERSISTENCE",
   /** ACL user `dredis cluster` authenticates as. */
   username: "DREDIS_USERNAME",
   /** The `maxmemory` `dredis cluster apply` sets on every node, e.g. "512mb". */

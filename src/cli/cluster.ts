@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { InvalidArgumentError, type Command } from "commander";
 import { DredisError, ErrorCodes } from "../errors.ts";
+import { ENV } from "../contract.ts";
 import { loadTopology, type Topology } from "../cluster/topology.ts";
 import {
   addPassword,
@@ -142,7 +143,7 @@ export function registerClusterCommands(program: Command): void {
       run(async (topology, options, flags) => {
         // Checked before anything changes: bad input is an input error.
         const day2 = flags as Day2Flags;
-        const size = day2.maxmemory ?? process.env.DREDIS_MAXMEMORY;
+        const size = day2.maxmemory ?? process.env[ENV.maxmemory];
         const maxmemory = size !== undefined && size !== "" ? parseMemorySize(size) : undefined;
         const settings = { ...persistenceFlag(day2.persistence), ...parseSettings(day2.config ?? []) };
         const rotation = await passwordFlags(day2);
@@ -335,7 +336,7 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
       }
       if (abort.signal.aborted)
         throw new DredisError(
-          "E_INTERRUPTED",
+          ErrorCodes.INTERRUPTED,
           "interrupted; the cluster is left resumable: re-run the same command to finish",
         );
       throw err;
@@ -348,8 +349,8 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
 /** Admin credentials from the environment, as every command takes them. */
 function credentials(): Credentials {
   return {
-    username: process.env.DREDIS_USERNAME || undefined,
-    password: process.env.DREDIS_PASSWORD || undefined,
+    username: process.env[ENV.username] || undefined,
+    password: process.env[ENV.password] || undefined,
   };
 }
 
@@ -368,11 +369,11 @@ interface Day2Flags {
 }
 
 function persistenceFlag(flag: string | undefined): Record<string, string> {
-  const mode = flag ?? process.env.DREDIS_PERSISTENCE;
+  const mode = flag ?? process.env[ENV.persistence];
   if (mode === undefined || mode === "") return {};
   if (!(PERSISTENCE_MODES as readonly string[]).includes(mode))
     throw new DredisError(
-      "E_SETTING",
+      ErrorCodes.SETTING,
       `--persistence must be one of ${PERSISTENCE_MODES.join(", ")}, got "${mode}"`,
     );
   return persistenceSettings(mode as Persistence);
@@ -390,20 +391,20 @@ async function passwordFlags(
   const password =
     flags.passwordFile !== undefined
       ? await readSecretFile(flags.passwordFile)
-      : process.env.DREDIS_PASSWORD || undefined;
+      : process.env[ENV.password] || undefined;
   const previous =
     flags.previousPasswordFile !== undefined
       ? await readSecretFile(flags.previousPasswordFile)
-      : process.env.DREDIS_PREVIOUS_PASSWORD || undefined;
+      : process.env[ENV.previousPassword] || undefined;
   if ((previous !== undefined || flags.dropPreviousPassword) && password === undefined)
     throw new DredisError(
-      "E_SETTING",
+      ErrorCodes.SETTING,
       "a previous password (--previous-password-file, $DREDIS_PREVIOUS_PASSWORD) and --drop-previous-password " +
         "need the new password (--password-file or $DREDIS_PASSWORD)",
     );
   if (previous !== undefined && flags.dropPreviousPassword)
     throw new DredisError(
-      "E_SETTING",
+      ErrorCodes.SETTING,
       "a previous password and --drop-previous-password are two steps: run step 1, move every client (the proxies) " +
         "to the new password, then run step 2 without the previous password",
     );

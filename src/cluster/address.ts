@@ -2,7 +2,7 @@
  * Node addresses as the cluster spells them ("host:port", "[v6]:port"), parsed in one place for
  * the proxy's shard connections, its slot-map reads and the admin tool's node connections.
  */
-import { DredisError } from "../errors.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 
 /** Where a socket connects: a TCP host and port, or a local (unix) socket path. */
 export type Endpoint = { host: string; port: number } | { path: string };
@@ -19,7 +19,7 @@ export function parseAddress(address: string): { host: string; port: number } {
   const port = Number(portText);
   if (at < 0 || !/^\d{1,5}$/.test(portText) || port > 65535)
     throw new DredisError(
-      "E_ADDRESS",
+      ErrorCodes.ADDRESS,
       `expected "host:port" (or "[ipv6]:port") with a port from 0 to 65535, got "${address}"`,
     );
   return { host, port };

@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { DredisError } from "../errors.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 
 const address = z
   .string()
@@ -52,7 +52,7 @@ export function parseTopology(input: unknown, source = "topology"): Topology {
   const result = topologySchema.safeParse(input);
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`);
-  throw new DredisError("E_TOPOLOGY", `invalid ${source}:\n${problems.join("\n")}`);
+  throw new DredisError(ErrorCodes.TOPOLOGY, `invalid ${source}:\n${problems.join("\n")}`);
 }
 
 /** Reads a topology from inline JSON (starts with "{") or from a JSON file path. */
@@ -62,7 +62,7 @@ export async function loadTopology(jsonOrPath: string): Promise<Topology> {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new DredisError("E_TOPOLOGY", `topology is not valid JSON: ${(err as Error).message}`);
+    throw new DredisError(ErrorCodes.TOPOLOGY, `topology is not valid JSON: ${(err as Error).message}`);
   }
   return parseTopology(data);
 }

@@ -111,7 +111,7 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
   const admin = { onProgress: change.onProgress, password: state.password };
   if (change.password !== undefined && change.dropPreviousPassword)
     throw new DredisError(
-      "E_LOCAL_ARGS",
+      ErrorCodes.LOCAL_ARGS,
       "a new password and --drop-previous-password are two steps: set the password, move the clients to it, then drop the previous one",
     );
   if (change.settings && Object.keys(change.settings).length > 0) {
@@ -127,13 +127,13 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
   if (change.password !== undefined && change.password !== state.password) {
     if (state.password === undefined)
       throw new DredisError(
-        "E_LOCAL_ARGS",
+        ErrorCodes.LOCAL_ARGS,
         `the platform in ${dir} runs without a password, and adding one refuses clients that have none at once; ` +
           `start a platform with one: dredis local up --dir <new-dir> --password-file <file>`,
       );
     if (state.previousPassword !== undefined)
       throw new DredisError(
-        "E_LOCAL_ARGS",
+        ErrorCodes.LOCAL_ARGS,
         `a rotation is in progress (the nodes still accept the previous password); finish it first: dredis local set --dir ${dir} --drop-previous-password`,
       );
     await addPassword(topology, change.password, admin);

@@ -113,7 +113,7 @@ export async function up(options: UpOptions): Promise<LocalState> {
   const existing = await readState(dir);
   if (existing && (alive(existing.proxy.pid) || existing.nodes.some((n) => alive(n.pid)))) {
     throw new DredisError(
-      "E_LOCAL_RUNNING",
+      ErrorCodes.LOCAL_RUNNING,
       `a local platform is already running in ${dir} (proxy pid ${existing.proxy.pid}); ` +
         `see it with: dredis local status --dir ${options.dir}, or stop it with: dredis local down --dir ${options.dir}`,
     );
@@ -121,7 +121,7 @@ export async function up(options: UpOptions): Promise<LocalState> {
   const shape = await shapeToStart(dir, options, existing);
   if (shape.shards < 3) {
     throw new DredisError(
-      "E_LOCAL_ARGS",
+      ErrorCodes.LOCAL_ARGS,
       `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${shape.shards}`,
     );
   }
@@ -226,7 +226,7 @@ function passwordFields(
   if (existing && existing.nodes.length > 0) {
     if (password !== undefined && password !== existing.password)
       throw new DredisError(
-        "E_LOCAL_ARGS",
+        ErrorCodes.LOCAL_ARGS,
         "--password differs from the password of the nodes in this directory; change it live with: " +
           "dredis local set --password-file <file> (then --drop-previous-password)",
       );
@@ -245,7 +245,7 @@ export async function scale(
   const current = new Set(state.nodes.map((n) => n.shard)).size;
   if (shards < 3)
     throw new DredisError(
-      "E_LOCAL_ARGS",
+      ErrorCodes.LOCAL_ARGS,
       `--shards must be at least 3 (Redis Cluster needs 3 masters), got ${shards}`,
     );
   if (shards === current) return state;
@@ -367,7 +367,7 @@ export async function requireRunning(dir: string): Promise<LocalState> {
   const state = await readState(dir);
   if (!state || !alive(state.proxy.pid)) {
     throw new DredisError(
-      "E_LOCAL_NOT_RUNNING",
+      ErrorCodes.LOCAL_NOT_RUNNING,
       `no local platform is running in ${resolve(dir)}; start one with: dredis local up --dir ${dir}`,
     );
   }
@@ -424,7 +424,7 @@ export async function startNode(node: LocalNode, state: LocalState): Promise<num
     async (err) => {
       const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
       throw new DredisError(
-        "E_REDIS_START",
+        ErrorCodes.REDIS_START,
         `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
       );
     },
@@ -484,7 +484,7 @@ async function startProxy(dir: string, state: LocalState): Promise<void> {
   }
   const logText = await readFile(join(dir, "proxy.log"), "utf8").catch(() => "");
   throw new DredisError(
-    "E_PROXY_START",
+    ErrorCodes.PROXY_START,
     `the proxy host did not become ready; its log (${join(dir, "proxy.log")}) ends with:\n${logText.split("\n").slice(-10).join("\n")}`,
   );
 }
@@ -507,7 +507,7 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
 async function assertPortFree(port: number, flag: string): Promise<void> {
   if (!(await portFree(port))) {
     throw new DredisError(
-      "E_PORT_IN_USE",
+      ErrorCodes.PORT_IN_USE,
       `port ${port} (${flag}) is already in use on ${HOST}; pick another with ${flag} <port>`,
     );
   }
@@ -522,7 +522,7 @@ async function nextFreePortPair(from: number): Promise<number> {
     if ((await portFree(port)) && (await portFree(port + 10_000))) return port;
   }
   throw new DredisError(
-    "E_NO_PORT",
+    ErrorCodes.NO_PORT,
     `no free port pair (port and port+10000) from ${from} to ${MAX_NODE_PORT} on ${HOST}; pick a lower --base-port`,
   );
 }

@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile, readFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
-import { missingTool, DredisError } from "../errors.ts";
+import { missingTool, DredisError, ErrorCodes } from "../errors.ts";
 import { renderRedisConf, type RedisConfig } from "../cluster/redis-conf.ts";
 
 export type { RedisConfig };
@@ -98,7 +98,8 @@ export class RedisServer {
 
   /** Starts the process again from its redis.conf (after stop or kill), keeping its data dir. */
   async restart(readyTimeoutMs = 10_000): Promise<void> {
-    if (this.running) throw new DredisError("E_RUNNING", `redis-server ${this.address} is still running`);
+    if (this.running)
+      throw new DredisError(ErrorCodes.RUNNING, `redis-server ${this.address} is still running`);
     await this.launch(readyTimeoutMs);
   }
 
@@ -124,7 +125,7 @@ export class RedisServer {
       await this.exited;
       const log = await readFile(join(this.dir, "redis.log"), "utf8").catch(() => "");
       throw new DredisError(
-        "E_REDIS_START",
+        ErrorCodes.REDIS_START,
         `redis-server on ${this.address} did not become ready: ${(err as Error).message}\n` +
           `${stderr}${log.split("\n").slice(-15).join("\n")}`,
       );

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { DredisError } from "../errors.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 
 const hostPort = z
   .string()
@@ -151,7 +151,7 @@ export function parseProxyConfig(input: unknown, source = "proxy config"): Proxy
     const path = issue.path.length ? issue.path.join(".") : "(root)";
     return `  - ${path}: ${issue.message}`;
   });
-  throw new DredisError("E_CONFIG", `invalid ${source}:\n${problems.join("\n")}`);
+  throw new DredisError(ErrorCodes.CONFIG, `invalid ${source}:\n${problems.join("\n")}`);
 }
 
 /** Reads a YAML or JSON config file and validates it. */
@@ -160,14 +160,14 @@ export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new DredisError("E_CONFIG", `cannot read proxy config ${path}: ${(err as Error).message}`);
+    throw new DredisError(ErrorCodes.CONFIG, `cannot read proxy config ${path}: ${(err as Error).message}`);
   }
   let data: unknown;
   try {
     data = parseYaml(text);
   } catch (err) {
     throw new DredisError(
-      "E_CONFIG",
+      ErrorCodes.CONFIG,
       `proxy config ${path} is not valid YAML/JSON: ${(err as Error).message}`,
     );
   }

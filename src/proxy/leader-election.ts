@@ -15,8 +15,8 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Logger } from "pino";
-import { ACTIVE_ROLE as ACTIVE_VALUE, POD_ROLE_LABEL as ACTIVE_LABEL } from "../contract.ts";
-import { DredisError } from "../errors.ts";
+import { ACTIVE_ROLE as ACTIVE_VALUE, ENV, POD_ROLE_LABEL as ACTIVE_LABEL } from "../contract.ts";
+import { DredisError, ErrorCodes } from "../errors.ts";
 
 export { ACTIVE_LABEL, ACTIVE_VALUE };
 const SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -40,10 +40,10 @@ export interface LeaderElectionOptions {
 
 /** Options from the pod's environment (POD_NAME, POD_NAMESPACE, LEASE_NAME) and service account. */
 export function inClusterOptions(log: Logger, env: NodeJS.ProcessEnv = process.env): LeaderElectionOptions {
-  const missing = ["POD_NAME", "POD_NAMESPACE", "LEASE_NAME"].filter((name) => !env[name]);
+  const missing = [ENV.podName, ENV.podNamespace, ENV.leaseName].filter((name) => !env[name]);
   if (missing.length > 0) {
     throw new DredisError(
-      "E_LEADER_ELECTION",
+      ErrorCodes.LEADER_ELECTION,
       `--leader-election needs the environment variables ${missing.join(", ")} (the ProxyFleet component sets them from the pod's fields)`,
     );
   }
@@ -54,7 +54,7 @@ export function inClusterOptions(log: Logger, env: NodeJS.ProcessEnv = process.e
       : undefined);
   if (!apiUrl) {
     throw new DredisError(
-      "E_LEADER_ELECTION",
+      ErrorCodes.LEADER_ELECTION,
       "--leader-election runs inside Kubernetes: KUBERNETES_SERVICE_HOST is not set",
     );
   }
@@ -63,7 +63,7 @@ export function inClusterOptions(log: Logger, env: NodeJS.ProcessEnv = process.e
       return readFileSync(file);
     } catch (err) {
       throw new DredisError(
-        "E_LEADER_ELECTION",
+        ErrorCodes.LEADER_ELECTION,
         `cannot read the service account's ${file}: ${(err as Error).message}`,
       );
     }
@@ -74,9 +74,9 @@ export function inClusterOptions(log: Logger, env: NodeJS.ProcessEnv = process.e
     apiUrl,
     token,
     ca,
-    namespace: env.POD_NAMESPACE!,
-    leaseName: env.LEASE_NAME!,
-    podName: env.POD_NAME!,
+    namespace: env[ENV.podNamespace]!,
+    leaseName: env[ENV.leaseName]!,
+    podName: env[ENV.podName]!,
     log,
   };
 }

@@ -4,7 +4,7 @@
  * slots evenly over the topology's shards (draining masters it no longer names), forgets the
  * nodes that left, and checks. On a cluster that already matches it changes nothing.
  */
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
 import type { ClusterState } from "./cluster-state.ts";
 import {
@@ -115,7 +115,7 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
     const left = findProblems(after);
     if (left.length > 0)
       throw new DredisError(
-        "E_APPLY_INCOMPLETE",
+        ErrorCodes.APPLY_INCOMPLETE,
         `the cluster still differs from the topology:\n${left.map((p) => `  - ${p.message}\n    fix: ${p.fix}`).join("\n")}`,
       );
     report(options, { type: "step", message: "the cluster matches the topology" });

@@ -2,13 +2,13 @@
  * The gates: an operation refuses to start on a cluster it could make worse, and says which
  * problem stopped it and how to fix it. The CLI exits with code 2 on a refusal.
  */
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import { readClusterState, type ClusterState } from "./cluster-state.ts";
 import type { NodePool } from "./node-pool.ts";
 import { findProblems, type Problem, type ProblemKind } from "./problems.ts";
 import type { Topology } from "../topology.ts";
 
-export const GATE_REFUSED = "E_GATE";
+export const GATE_REFUSED = ErrorCodes.GATE;
 
 /** True for the error a gate throws (the CLI maps it to exit code 2). */
 export const isGateRefusal = (err: unknown): err is DredisError =>

@@ -3,7 +3,7 @@
  * forgetting nodes that left (only once they own nothing).
  */
 import { lookup } from "node:dns/promises";
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { ClusterState, NodeState } from "./cluster-state.ts";
 import { splitAddress, type NodePool } from "./node-pool.ts";
 import { report, type AdminOptions } from "./options.ts";
@@ -46,7 +46,7 @@ export async function attachReplicas(
         // "Unknown node" until gossip has told the replica about its master: retry.
         if (Date.now() > deadline || !/Unknown node/i.test((err as Error).message))
           throw new DredisError(
-            "E_REPLICATE",
+            ErrorCodes.REPLICATE,
             `cannot attach ${node.address} as a replica of ${master.address}: ${(err as Error).message}` +
               (/not empty|has keys|assigned/i.test((err as Error).message)
                 ? ". A new replica must be an empty node: flush it (FLUSHALL and CLUSTER RESET) first"
@@ -73,7 +73,7 @@ export async function forgetNodes(
     const slots = state.owners.filter((owner) => owner === node.id).length;
     if (slots > 0 || (node.self?.masterId === undefined && node.keys > 0))
       throw new DredisError(
-        "E_NOT_DRAINED",
+        ErrorCodes.NOT_DRAINED,
         `not removing ${node.address}: it still owns ${slots} slots and holds ${node.keys} keys. ` +
           "Its drain did not complete; re-run the same command to finish it",
       );

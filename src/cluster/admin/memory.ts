@@ -3,7 +3,7 @@
  * keeps it. Refused when a node already holds more than the new size (shrinking below the data
  * would start evictions or OOM errors, not free anything).
  */
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
 import { GATE_REFUSED } from "./gates.ts";
 import { NodePool } from "./node-pool.ts";
@@ -20,7 +20,7 @@ export function parseMemorySize(text: string): number {
   const match = /^(\d+)\s*(b|k|kb|m|mb|g|gb)?$/i.exec(text.trim());
   if (!match) {
     throw new DredisError(
-      "E_MEMORY_SIZE",
+      ErrorCodes.MEMORY_SIZE,
       `expected a memory size like "256mb", "1gb" or a number of bytes, got "${text}"`,
     );
   }

@@ -8,7 +8,7 @@
  * slot that an interrupted run left open: a re-run resumes from whatever state the cluster is in.
  */
 import type { Redis } from "ioredis";
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import { defaults, report, type AdminOptions } from "./options.ts";
 import type { NodePool } from "./node-pool.ts";
 import { splitAddress } from "./node-pool.ts";
@@ -250,7 +250,7 @@ function explainMigrateError(err: Error, move: SlotMove): DredisError {
       ? "the source could not reach the target in time; check the network (and big keys), then re-run to resume"
       : "re-run to resume; the slot stays open and is finished from where it stopped";
   return new DredisError(
-    "E_MIGRATE",
+    ErrorCodes.MIGRATE,
     `MIGRATE from ${move.from} (${move.fromAddress}) to ${move.to} (${move.toAddress}) failed: ${text}. ${why}`,
   );
 }

@@ -2,7 +2,7 @@
  * `add-shard` and `remove-shard`: one shard at a time, for operators. `apply` does both (and more)
  * from the whole topology; these are the narrow versions.
  */
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
 import { applyTopology, type ApplyResult } from "./apply.ts";
 import { kinds, readSettled, refuseOnProblems } from "./gates.ts";
@@ -15,7 +15,7 @@ import { waitForAgreement } from "./wait.ts";
 function requireShard(topology: Topology, name: string): void {
   if (!topology.shards.some((s) => s.name === name))
     throw new DredisError(
-      "E_NO_SUCH_SHARD",
+      ErrorCodes.NO_SUCH_SHARD,
       `shard "${name}" is not in the topology (it has: ${topology.shards.map((s) => s.name).join(", ")})`,
     );
 }
@@ -64,6 +64,6 @@ export async function removeShard(
 ): Promise<ApplyResult> {
   requireShard(topology, name);
   if (topology.shards.length === 1)
-    throw new DredisError("E_LAST_SHARD", `shard "${name}" is the only shard; a cluster needs one`);
+    throw new DredisError(ErrorCodes.LAST_SHARD, `shard "${name}" is the only shard; a cluster needs one`);
   return applyTopology({ shards: topology.shards.filter((s) => s.name !== name) }, options);
 }

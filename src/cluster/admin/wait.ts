@@ -2,7 +2,7 @@
  * Waits for the cluster to converge after a change: every node agrees on the slot owners, no
  * slot is open and every node reports cluster_state:ok.
  */
-import { DredisError } from "../../errors.ts";
+import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
 import { readClusterState, type ClusterState } from "./cluster-state.ts";
 import type { NodePool } from "./node-pool.ts";
@@ -34,7 +34,7 @@ export async function waitForAgreement(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new DredisError(
-    "E_NOT_CONVERGED",
+    ErrorCodes.NOT_CONVERGED,
     `the cluster did not converge within ${timeoutMs} ms:\n${remaining.map((p) => `  - ${p.message}`).join("\n")}\n` +
       "re-run the same command to continue, or run: dredis cluster check --topology <topology>",
   );
