@@ -2,6 +2,7 @@
  * Shows progress of a long run: a progress bar when stderr is a terminal, JSON lines otherwise
  * (for the Pulumi migration workload's logs and for scripts).
  */
+import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import type { ProgressEvent } from "./options.ts";
 
 /** JSON mode emits per-slot events at most this often (the latest wins), all others at once. */
@@ -26,53 +27,54 @@ function jsonReporter(stream: NodeJS.WritableStream): (event: ProgressEvent) => 
 }
 
 function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void {
-  let slots = 0;
-  let keys = 0;
-  let slotsDone = 0;
-  let keysMoved = 0;
+  const bars = new MultiBar(
+    {
+      stream,
+      format: "[{bar}] {value}/{total} slots, {keysMoved}/{keys} keys, {rate} keys/s, {duration}s",
+      barCompleteChar: "#",
+      barIncompleteChar: ".",
+      barsize: 30,
+      hideCursor: false,
+      // Steps and warnings print above the bar while it runs (MultiBar.log).
+      forceRedraw: true,
+    },
+    Presets.legacy,
+  );
+  let bar: SingleBar | null = null;
   let startedAt = Date.now();
-  let drawnAt = 0;
-  const draw = (force = false) => {
-    const now = Date.now();
-    if (!force && now - drawnAt < 100) return;
-    drawnAt = now;
-    const width = 30;
-    const fraction = slots === 0 ? 1 : slotsDone / slots;
-    const filled = Math.round(fraction * width);
-    const seconds = (now - startedAt) / 1000;
-    const rate = seconds > 0 ? Math.round(keysMoved / seconds) : 0;
-    stream.write(
-      `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${slotsDone}/${slots} slots, ` +
-        `${keysMoved}/${keys} keys, ${rate} keys/s, ${seconds.toFixed(1)} s`,
-    );
+  const figures = (keysMoved: number, keys: number) => {
+    const seconds = (Date.now() - startedAt) / 1000;
+    return { keysMoved, keys, rate: seconds > 0 ? Math.round(keysMoved / seconds) : 0 };
   };
+  let keys = 0;
+  let keysMoved = 0;
+  const line = (text: string) => (bar === null ? stream.write(`${text}\n`) : bars.log(`${text}\n`));
   return (event) => {
     switch (event.type) {
       case "migration-start":
-        ({ slots, keys } = event);
-        slotsDone = keysMoved = 0;
+        keys = event.keys;
+        keysMoved = 0;
         startedAt = Date.now();
-        draw(true);
+        bar = bars.create(event.slots, 0, figures(0, keys));
         break;
       case "keys-moved":
         keysMoved = event.totalMoved;
-        draw();
+        bar?.update(figures(keysMoved, keys));
         break;
       case "slot-done":
-        slotsDone = event.slotsDone;
-        draw();
+        bar?.update(event.slotsDone, figures(keysMoved, keys));
         break;
       case "migration-done":
-        keysMoved = event.keys;
-        slotsDone = event.slots;
-        draw(true);
-        stream.write("\n");
+        bar?.update(event.slots, figures(event.keys, keys));
+        bars.update(); // a last render, which also prints lines logged since the one before
+        bars.stop();
+        bar = null;
         break;
       case "step":
-        stream.write(`${event.message}\n`);
+        line(event.message);
         break;
       case "warning":
-        stream.write(`warning: ${event.message}\n`);
+        line(`warning: ${event.message}`);
         break;
     }
   };
