@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { progressReporter } from "../../../src/cluster/admin/progress-reporter.ts";
 
-/** A writable that says it is a terminal, collecting what is written (escape codes stripped). */
-function fakeTerminal(): { stream: NodeJS.WriteStream; text: () => string } {
+/** A writable that collects what is written (escape codes stripped); a terminal or not. */
+function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   let written = "";
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -12,7 +12,7 @@ function fakeTerminal(): { stream: NodeJS.WriteStream; text: () => string } {
       done();
     },
   }) as unknown as NodeJS.WriteStream;
-  Object.assign(stream, { isTTY: true, columns: 160 });
+  if (isTTY) Object.assign(stream, { isTTY: true, columns: 160 });
   // eslint-disable-next-line no-control-regex
   return { stream, text: () => written.replace(/\x1B(\[[0-9;?]*[A-Za-z]|[78])/g, "") };
 }
@@ -21,7 +21,7 @@ function fakeTerminal(): { stream: NodeJS.WriteStream; text: () => string } {
 const redraw = () => new Promise((resolve) => setTimeout(resolve, 250));
 
 test("on a terminal, a migration shows a bar with slots, keys and rate, and steps print as lines", async () => {
-  const { stream, text } = fakeTerminal();
+  const { stream, text } = fakeStream(true);
   const report = progressReporter(stream);
   report({ type: "step", message: "adding shard-3" });
   report({ type: "migration-start", slots: 10, keys: 200, bytes: 2000 });
@@ -39,16 +39,10 @@ test("on a terminal, a migration shows a bar with slots, keys and rate, and step
 });
 
 test("off a terminal, progress is JSON lines a log collector can read", () => {
-  let written = "";
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      written += String(chunk);
-      done();
-    },
-  }) as unknown as NodeJS.WriteStream;
+  const { stream, text } = fakeStream(false);
   const report = progressReporter(stream);
   report({ type: "step", message: "adding shard-3" });
-  const line = JSON.parse(written.trim()) as { type: string; message: string; time: string };
+  const line = JSON.parse(text().trim()) as { type: string; message: string; time: string };
   assert.equal(line.type, "step");
   assert.equal(line.message, "adding shard-3");
   assert.ok(!Number.isNaN(Date.parse(line.time)));
