@@ -16,22 +16,24 @@ import { startCluster, type TestCluster } from "../../test/support/redis.ts";
 import { processTree, spawnTracked, stopChild } from "./procs.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
-/** The compiled CLI (`npm run build`): what the image runs, and what the benchmarks measure. */
-export const COMPILED_CLI = join(REPO_ROOT, "dist", "cli", "main.js");
 
-let built: Promise<void> | undefined;
+const builds = new Map<string, Promise<void>>();
 
-/** Builds dist/ from the current sources, once per benchmark process (a few seconds). */
-export function ensureCompiled(): Promise<void> {
-  built ??= new Promise((resolve, reject) =>
-    execFile(
-      join(REPO_ROOT, "node_modules", ".bin", "tsc"),
-      ["-p", "tsconfig.build.json"],
-      { cwd: REPO_ROOT },
-      (err, stdout, stderr) =>
-        err ? reject(new Error(`npm run build failed:\n${stdout}${stderr}`)) : resolve(),
-    ),
-  );
+/** Builds dist/ from a checkout's sources (this one by default), once per benchmark process. */
+export function ensureCompiled(root = REPO_ROOT): Promise<void> {
+  let built = builds.get(root);
+  if (built === undefined) {
+    built = new Promise((resolve, reject) =>
+      execFile(
+        join(REPO_ROOT, "node_modules", ".bin", "tsc"),
+        ["-p", "tsconfig.build.json"],
+        { cwd: root },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`npm run build failed in ${root}:\n${stdout}${stderr}`)) : resolve(),
+      ),
+    );
+    builds.set(root, built);
+  }
   return built;
 }
 
@@ -104,9 +106,12 @@ export async function startProxyHost(
     nodeArgs?: string[];
     /** Run the TypeScript sources through tsx instead of the compiled build in dist/. */
     fromSources?: boolean;
+    /** The checkout whose build runs (bench/ab.ts compares two); this one by default. */
+    root?: string;
   } = {},
 ): Promise<ProxyHost> {
-  if (!options.fromSources) await ensureCompiled();
+  const root = options.root ?? REPO_ROOT;
+  if (!options.fromSources) await ensureCompiled(root);
   const [port, adminPort] = await freePorts(2);
   const file = join(dir, `proxy-${port}.yaml`);
   await writeFile(
@@ -124,11 +129,13 @@ export async function startProxyHost(
     process.execPath,
     [
       ...(options.nodeArgs ?? []),
-      ...(options.fromSources ? ["--import", "tsx", "src/cli/main.ts"] : [COMPILED_CLI]),
+      ...(options.fromSources
+        ? ["--import", "tsx", "src/cli/main.ts"]
+        : [join(root, "dist", "cli", "main.js")]),
       ...["proxy", "--config", file],
     ],
     {
-      cwd: REPO_ROOT,
+      cwd: root,
       detached: true,
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "inherit", "pipe"],
