@@ -19,7 +19,7 @@ const dev = stackSpec("dev");
 const TODO = { todo: "fixed by the day-2 component work" };
 const CONTAINER = "docker:index/container:Container";
 
-test("shardMemoryMb: applied live, no shard node replaced", TODO, async () => {
+test("shardMemoryMb: applied live, no shard node replaced", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, shardMemoryMb: 256 } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
@@ -40,7 +40,7 @@ test("persistence aof -> rdb: applied live, no shard node replaced", TODO, async
   assertAppliedLive(c);
 });
 
-test("redisImage: every node gets the new image, one node at a time", TODO, async () => {
+test("redisImage: every node gets the new image, one node at a time", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, redisImage: "redis:7.2.5" } });
   for (const [key, state] of c.news)
     if (state.type === CONTAINER && /::redis-shard-\d+-\d+$/.test(key))
@@ -48,43 +48,35 @@ test("redisImage: every node gets the new image, one node at a time", TODO, asyn
   assertRollsOneAtATime(c);
 });
 
-test(
-  "runtime image rebuilt: the proxies and the migration get it, one proxy host at a time",
-  TODO,
-  async () => {
-    const rebuilt = (type: string) =>
-      type === "docker:index/image:Image" ? { repoDigest: "sha256:built-2" } : {};
-    const c = await change({ spec: dev }, { spec: dev, outputs: rebuilt });
-    for (const name of ["redis-proxy-0", "redis-proxy-1"])
-      assert.notEqual(c.action(name), "same", `${name} keeps the old image`);
-    assert.ok(workloadsRun(c).includes("redis-migration-run"), "the migration workload keeps the old image");
-    assertShardsUntouched(c);
-    assertRollsOneAtATime(c);
-  },
-);
+test("runtime image rebuilt: the proxies and the migration get it, one proxy host at a time", async () => {
+  const rebuilt = (type: string) =>
+    type === "docker:index/image:Image" ? { repoDigest: "sha256:built-2" } : {};
+  const c = await change({ spec: dev }, { spec: dev, outputs: rebuilt });
+  for (const name of ["redis-proxy-0", "redis-proxy-1"])
+    assert.notEqual(c.action(name), "same", `${name} keeps the old image`);
+  assert.ok(workloadsRun(c).includes("redis-migration-run"), "the migration workload keeps the old image");
+  assertShardsUntouched(c);
+  assertRollsOneAtATime(c);
+});
 
-test("proxyWorkers: shards untouched, one proxy host at a time", TODO, async () => {
+test("proxyWorkers: shards untouched, one proxy host at a time", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, proxyWorkers: 4 } });
   assert.notEqual(c.action("redis-proxy-0"), "same");
   assertShardsUntouched(c);
   assertRollsOneAtATime(c);
 });
 
-test(
-  "proxyWorkers, master-backup: each host's proxy and keepalived go together, one host at a time",
-  TODO,
-  async () => {
-    const pair = { ...dev, proxyMode: "master-backup" as const };
-    const c = await change({ spec: pair }, { spec: { ...pair, proxyWorkers: 4 } });
-    assert.equal(
-      c.action("redis-proxy-0-keepalived"),
-      "replace",
-      "keepalived shares the replaced proxy's namespace",
-    );
-    assertShardsUntouched(c);
-    assertRollsOneAtATime(c);
-  },
-);
+test("proxyWorkers, master-backup: each host's proxy and keepalived go together, one host at a time", async () => {
+  const pair = { ...dev, proxyMode: "master-backup" as const };
+  const c = await change({ spec: pair }, { spec: { ...pair, proxyWorkers: 4 } });
+  assert.equal(
+    c.action("redis-proxy-0-keepalived"),
+    "replace",
+    "keepalived shares the replaced proxy's namespace",
+  );
+  assertShardsUntouched(c);
+  assertRollsOneAtATime(c);
+});
 
 test("proxyHosts 2 -> 3: a host is added and the balancer keeps serving", TODO, async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, proxyHosts: 3 } });
