@@ -14,6 +14,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { shardHealthCheckScript } from "../plan/health-check.ts";
+import {
+  renderShardEntrypoint,
+  SHARD_HANDOVER_TIMEOUT_SECONDS,
+  SHARD_STOP_GRACE_SECONDS,
+  shardEntrypointCommand,
+} from "../plan/shard-entrypoint.ts";
 import { REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import {
   REDIS_CONF_DIR,
@@ -42,8 +48,6 @@ export interface DockerShard {
 
 const MEMORY_CONF = `${REDIS_CONF_DIR}/memory.conf`;
 
-/** Seconds a stopping node gets: a master hands over to a caught-up replica before it exits. */
-const STOP_SECONDS = 60;
 /** Seconds a new node gets to become healthy: a full sync of a few GB at 10 MB/s. */
 const HEALTHY_SECONDS = 900;
 
@@ -57,6 +61,11 @@ export function createDockerShard(
   const volumes: docker.Volume[] = [];
   const containers: docker.Container[] = [];
   let previous = inputs.rollAfter;
+  // The node's entrypoint: on SIGTERM a master hands its slots to a caught-up replica, then stops.
+  const entrypoint = renderShardEntrypoint({
+    configPath: `${REDIS_CONF_DIR}/redis.conf`,
+    handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
+  });
   const [master, ...replicas] = inputs.shard.nodes;
   for (const node of [...replicas, master!]) {
     const volume = new docker.Volume(
@@ -73,7 +82,9 @@ export function createDockerShard(
           name: node.resourceName,
           hostname: node.hostname,
           image: inputs.image,
-          command: ["redis-server", `${REDIS_CONF_DIR}/redis.conf`],
+          // Not redis-server directly: the image's entrypoint runs this shell as root, which also lets
+          // CONFIG REWRITE save live changes into the uploaded (root-owned) redis.conf.
+          command: shardEntrypointCommand(entrypoint),
           uploads: [
             {
               file: `${REDIS_CONF_DIR}/redis.conf`,
@@ -104,9 +115,10 @@ export function createDockerShard(
           // Healthy before anything that depends on the node (the next node, the migration) starts.
           wait: true,
           waitTimeout: HEALTHY_SECONDS,
-          // A replacement stops the node (SIGTERM, then this long) before it removes it.
-          stopTimeout: STOP_SECONDS,
-          destroyGraceSeconds: STOP_SECONDS,
+          // A replacement or delete stops the node (SIGTERM, so the handover, then this long) before
+          // it removes it; without destroyGraceSeconds the provider removes it without a stop.
+          stopTimeout: SHARD_STOP_GRACE_SECONDS,
+          destroyGraceSeconds: SHARD_STOP_GRACE_SECONDS,
         },
         // The container name is fixed (it is the node's identity), so a replacement must free it first.
         {

@@ -8,6 +8,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { ENV } from "../../src/contract.ts";
 import { shardHealthCheckScript } from "../plan/health-check.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
+import {
+  renderShardEntrypoint,
+  SHARD_HANDOVER_TIMEOUT_SECONDS,
+  SHARD_STOP_GRACE_SECONDS,
+  shardEntrypointCommand,
+  shardHandoverCommand,
+} from "../plan/shard-entrypoint.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
 import {
@@ -82,6 +89,10 @@ export function createKubernetesShard(
     { parent, hooks },
   );
   const memory = `${shard.memoryLimitMb}Mi`;
+  const entrypoint = renderShardEntrypoint({
+    configPath: `${REDIS_CONF_DIR}/redis.conf`,
+    handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
+  });
   const statefulSet = new k8s.apps.v1.StatefulSet(
     name,
     {
@@ -102,17 +113,16 @@ export function createKubernetesShard(
           spec: {
             affinity: antiAffinity(labels, spec.podAntiAffinity),
             securityContext: nonRootPod(REDIS_UID),
-            terminationGracePeriodSeconds: 30,
+            // The preStop handover and SHUTDOWN's save both run within it.
+            terminationGracePeriodSeconds: SHARD_STOP_GRACE_SECONDS,
             containers: [
               {
                 name: "redis",
                 image: inputs.image,
-                command: [
-                  "redis-server",
-                  `${REDIS_CONF_DIR}/redis.conf`,
-                  "--cluster-announce-hostname",
-                  announce,
-                ],
+                command: shardEntrypointCommand(entrypoint, ["--cluster-announce-hostname", announce]),
+                // A pod being deleted (a roll, a drain, an eviction) hands its slots over before its
+                // SIGTERM; the entrypoint would too, but the kubelet counts the grace period from here.
+                lifecycle: { preStop: { exec: { command: shardHandoverCommand(entrypoint) } } },
                 env: [
                   { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
                   secretEnv(ENV.redisCliAuth, `${shard.resourceName}-config`, "password"),

@@ -39,6 +39,17 @@ export interface ShardEntrypointOptions {
   port?: number;
 }
 
+/**
+ * How long a stopping master waits for its replica to take over: a manual failover completes in
+ * well under a second once the replica has caught up, so this covers several retries.
+ */
+export const SHARD_HANDOVER_TIMEOUT_SECONDS = 45;
+/**
+ * What the platforms give a stopping node (Docker's stop timeout and destroy grace, a pod's
+ * terminationGracePeriodSeconds): the handover, then SHUTDOWN's save.
+ */
+export const SHARD_STOP_GRACE_SECONDS = SHARD_HANDOVER_TIMEOUT_SECONDS + 15;
+
 /** Name the script gives itself as `$0` in the commands below (it shows in `ps`). */
 const SCRIPT_NAME = "dredis-shard";
 

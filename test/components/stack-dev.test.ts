@@ -89,11 +89,15 @@ test("every child is named after and parented to its component", () => {
   assert.equal(find(resources, "distributed-redis:index:RedisShard", "redis-shard-2").parent, "redis");
 });
 
-test("shard nodes run redis-server on the generated config, with hostnames, volumes and health checks", () => {
+test("shard nodes run the handover entrypoint on the generated config, with hostnames, volumes and health checks", () => {
   const node = find(resources, CONTAINER, "redis-shard-1-1");
   assert.equal(node.inputs["image"], "sha256:id-of-redis:7.2");
   assert.equal(node.inputs["hostname"], "redis-shard-1-1");
-  assert.deepEqual(node.inputs["command"], ["redis-server", "/etc/redis/redis.conf"]);
+  // The entrypoint (plan/shard-entrypoint.ts) starts redis-server on the config and hands over on SIGTERM.
+  const [sh, c, script, ...rest] = node.inputs["command"] as string[];
+  assert.deepEqual([sh, c, rest], ["sh", "-c", ["dredis-shard"]]);
+  assert.match(script!, /^CONF='\/etc\/redis\/redis\.conf'$/m);
+  assert.match(script!, /CLUSTER FAILOVER/);
   assert.deepEqual(node.inputs["networksAdvanced"], [{ name: "redis-net", aliases: ["redis-shard-1-1"] }]);
   assert.deepEqual(node.inputs["volumes"], [{ volumeName: "redis-shard-1-1-data", containerPath: "/data" }]);
   const conf = upload(node, "/etc/redis/redis.conf");

@@ -104,21 +104,17 @@ test("shards 5 -> 3: the removed shards are deleted after the migration drained 
   assertRollsOneAtATime(c);
 });
 
-// Needs: the shard containers run the entrypoint of components/plan/shard-entrypoint.ts and set
+// The shard containers run the entrypoint of components/plan/shard-entrypoint.ts and set
 // destroyGraceSeconds above its handover timeout (see ../data/docker-replace-on-change.json notes).
-test(
-  "a shard container the provider replaces or deletes is stopped first, so its master hands over",
-  TODO,
-  async () => {
-    const c = await change({ spec: dev }, { spec: dev });
-    for (const state of c.news.values()) {
-      if (state.type !== CONTAINER || !/^redis-shard-\d+-\d+$/.test(state.name)) continue;
-      assert.ok(Number(state.inputs["destroyGraceSeconds"]) > 0, `${state.name} is removed without a stop`);
-      assert.match(
-        JSON.stringify(state.inputs["command"]),
-        /CLUSTER FAILOVER/,
-        `${state.name} does not hand over`,
-      );
-    }
-  },
-);
+test("a shard container the provider replaces or deletes is stopped first, so its master hands over", async () => {
+  const c = await change({ spec: dev }, { spec: dev });
+  for (const state of c.news.values()) {
+    if (state.type !== CONTAINER || !/^redis-shard-\d+-\d+$/.test(state.name)) continue;
+    assert.ok(Number(state.inputs["destroyGraceSeconds"]) > 0, `${state.name} is removed without a stop`);
+    assert.match(
+      JSON.stringify(state.inputs["command"]),
+      /CLUSTER FAILOVER/,
+      `${state.name} does not hand over`,
+    );
+  }
+});

@@ -99,9 +99,9 @@ test("shards 8 -> 6: the removed StatefulSets are deleted after the migration dr
   assertRollsOneAtATime(c);
 });
 
-// Needs: the shard pods run the entrypoint of components/plan/shard-entrypoint.ts, with its
-// handover as the preStop hook, within terminationGracePeriodSeconds.
-test("a shard pod hands its master over before it stops (preStop)", TODO, async () => {
+// The shard pods run the entrypoint of components/plan/shard-entrypoint.ts, with its handover as
+// the preStop hook, within terminationGracePeriodSeconds.
+test("a shard pod hands its master over before it stops (preStop)", async () => {
   const c = await change({ spec: prod }, { spec: prod });
   for (const state of c.news.values()) {
     if (state.type !== "kubernetes:apps/v1:StatefulSet") continue;
