@@ -2,6 +2,14 @@
  * A shard on Kubernetes: one StatefulSet (master and replicas; pod ordinal = node ordinal) with
  * a headless Service giving each pod its stable hostname, a PVC per pod, anti-affinity between
  * the shard's pods, a PodDisruptionBudget, and the redis.conf + auth.conf in a Secret.
+ *
+ * The StatefulSet updates `OnDelete`: a new pod spec (memory, password, persistence, image)
+ * restarts no pod. What Redis takes live (memory, password, persistence) the migration Job sets
+ * on every node; the Secret is mounted as files, which the kubelet refreshes in running pods, so
+ * the probes and the handover read the current password and a pod that restarts later starts with
+ * the current spec and config. A change that needs a restart (redisImage) reaches each pod at its
+ * next restart: `dredis cluster roll` (see docs/pulumi.md) restarts them one at a time, replicas
+ * first, each master after its handover.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -25,7 +33,6 @@ import {
   nonRootPod,
   REDIS_UID,
   restrictedContainer,
-  secretEnv,
 } from "./common.ts";
 
 export interface KubernetesShardInputs {
@@ -48,6 +55,9 @@ export interface KubernetesShard {
   statefulSet: k8s.apps.v1.StatefulSet;
   disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
 }
+
+/** The Secret's `password` key as mounted: refreshed by the kubelet after a rotation. */
+const PASSWORD_FILE = `${REDIS_CONF_DIR}/password`;
 
 export function createKubernetesShard(
   name: string,
@@ -92,6 +102,7 @@ export function createKubernetesShard(
   const entrypoint = renderShardEntrypoint({
     configPath: `${REDIS_CONF_DIR}/redis.conf`,
     handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
+    passwordFile: PASSWORD_FILE,
   });
   const statefulSet = new k8s.apps.v1.StatefulSet(
     name,
@@ -101,6 +112,8 @@ export function createKubernetesShard(
         serviceName: shard.resourceName,
         replicas: shard.nodes.length,
         podManagementPolicy: "Parallel",
+        // See the top of this file: no restart of every pod for a change Redis takes live.
+        updateStrategy: { type: "OnDelete" },
         selector: { matchLabels: labels },
         template: {
           metadata: {
@@ -123,10 +136,8 @@ export function createKubernetesShard(
                 // A pod being deleted (a roll, a drain, an eviction) hands its slots over before its
                 // SIGTERM; the entrypoint would too, but the kubelet counts the grace period from here.
                 lifecycle: { preStop: { exec: { command: shardHandoverCommand(entrypoint) } } },
-                env: [
-                  { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-                  secretEnv(ENV.redisCliAuth, `${shard.resourceName}-config`, "password"),
-                ],
+                // No REDISCLI_AUTH: a variable keeps the password the pod started with.
+                env: [{ name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
                 ports: [
                   { name: "redis", containerPort: REDIS_PORT },
                   { name: "bus", containerPort: CLUSTER_BUS_PORT },
@@ -134,7 +145,7 @@ export function createKubernetesShard(
                 // Ready once back in the cluster and, as a replica, synced: the rolling update (one
                 // pod at a time) and the PodDisruptionBudget wait for that, not for a bare PONG.
                 readinessProbe: {
-                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT)] },
+                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT, PASSWORD_FILE)] },
                   periodSeconds: 5,
                   timeoutSeconds: 3,
                 },

@@ -102,6 +102,10 @@ test("kubernetes: a shard pod is ready only back in the cluster and synced, so a
     const pod = (set.inputs["spec"] as { template: { spec: { containers: Record<string, unknown>[] } } })
       .template;
     const probe = pod.spec.containers[0]!["readinessProbe"] as { exec: { command: string[] } };
-    assert.deepEqual(probe.exec.command, ["sh", "-c", shardHealthCheckScript(6379)], set.name);
+    assert.deepEqual(
+      probe.exec.command,
+      ["sh", "-c", shardHealthCheckScript(6379, "/etc/redis/password")],
+      set.name,
+    );
   }
 });

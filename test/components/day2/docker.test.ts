@@ -28,13 +28,14 @@ test("shardMemoryMb: applied live, no shard node replaced", async () => {
 test("password rotation: applied live, no shard node replaced", TODO, async () => {
   const c = await change(
     { spec: dev, password: "old-password-0001" },
-    { spec: dev, password: "new-password-0002" },
+    // The documented rotation: the new password, and the one the cluster has as previousPassword.
+    { spec: dev, password: "new-password-0002", previousPassword: "old-password-0001" },
   );
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-test("persistence aof -> rdb: applied live, no shard node replaced", TODO, async () => {
+test("persistence aof -> rdb: applied live, no shard node replaced", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, persistence: "rdb" } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);

@@ -18,27 +18,28 @@ const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change,
 const prod = stackSpec("prod");
 const TODO = { todo: "fixed by the day-2 component work" };
 
-// Needs: maxmemory applied live by the workload, and the StatefulSets not rolling all shards at
-// once for the pod spec's new memory (OnDelete + the runtime roll, or shards chained one by one).
-test("shardMemoryMb: applied live, no pod restarted", TODO, async () => {
+// maxmemory is applied live by the workload; the StatefulSets update OnDelete, so the pod spec's
+// new memory limit restarts no pod (it applies at each pod's next restart).
+test("shardMemoryMb: applied live, no pod restarted", async () => {
   const c = await change({ spec: prod }, { spec: { ...prod, shardMemoryMb: 8192 } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-// Needs: the password applied live by a workload that runs on the change (today nothing runs and
-// the pods keep the old password, issue item 4), and its hash in the pod template without a roll.
-test("password rotation: applied live, no pod restarted", TODO, async () => {
+// The password is applied live by the migration (step 1) and the drop workload (step 2), and its
+// hash is in the pod template without a roll (OnDelete).
+test("password rotation: applied live, no pod restarted", async () => {
   const c = await change(
     { spec: prod, password: "old-password-0001" },
-    { spec: prod, password: "new-password-0002" },
+    // The documented rotation: the new password, and the one the cluster has as previousPassword.
+    { spec: prod, password: "new-password-0002", previousPassword: "old-password-0001" },
   );
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-// Needs: persistence applied live (CONFIG SET appendonly/save) by the workload; no roll of every shard.
-test("persistence aof -> rdb: applied live, no pod restarted", TODO, async () => {
+// Persistence is applied live (CONFIG SET appendonly/save) by the workload; no pod restarts.
+test("persistence aof -> rdb: applied live, no pod restarted", async () => {
   const c = await change({ spec: prod }, { spec: { ...prod, persistence: "rdb" } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
