@@ -3,8 +3,7 @@
  * each as two `pulumi up` runs under mocks, judged by what the engine and the Kubernetes provider
  * would do (engine.ts, ../data/kubernetes-replace-on-change.json).
  *
- * Tests marked `todo` fail on today's components (issue 12, items 1, 2 and 4): the suite stays
- * green and lists them; each loses its `todo` when the component change it names lands.
+ * Every test here failed on the components before the day-2 work (issue 12, items 1, 2 and 4).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -16,7 +15,6 @@ const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change,
   await import("./scenario.ts");
 
 const prod = stackSpec("prod");
-const TODO = { todo: "fixed by the day-2 component work" };
 
 // maxmemory is applied live by the workload; the StatefulSets update OnDelete, so the pod spec's
 // new memory limit restarts no pod (it applies at each pod's next restart).
