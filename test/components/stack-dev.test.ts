@@ -204,6 +204,9 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
       (proxy.inputs["healthcheck"] as { tests: string[] }).tests.join(" "),
       /127\.0\.0\.1:9121\/readyz/,
     );
+    assert.deepEqual(proxy.inputs["networksAdvanced"], [
+      { name: "redis-net", aliases: [`redis-proxy-${i}`, "redis-proxy-hosts"] },
+    ]);
   }
   const lb = find(resources, CONTAINER, "redis-proxy-lb");
   assert.equal(lb.inputs["image"], "sha256:id-of-haproxy:2.8");
@@ -212,8 +215,11 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
     upload(lb, "/usr/local/etc/haproxy/haproxy.cfg"),
     renderHaproxyCfg({
       bind: { host: "0.0.0.0", port: 6380 },
-      backends: [0, 1].map((i) => ({ name: `redis-proxy-${i}`, host: `redis-proxy-${i}`, port: 6380 })),
-      password: "generated-password-0123456789abcd",
+      // The hosts by the alias they share, checked for readiness: neither a new host nor a new
+      // password changes this file (a change would replace HAProxy, and the endpoint with it).
+      backends: [],
+      discover: { host: "redis-proxy-hosts", port: 6380, slots: 64 },
+      httpCheck: { port: 9121, path: "/readyz" },
       check: { intervalMs: 2000, fall: 3, rise: 2 },
     }),
   );

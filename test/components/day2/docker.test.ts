@@ -3,8 +3,7 @@
  * as two `pulumi up` runs under mocks, judged by what the engine and the Docker provider would do
  * (engine.ts, ../data/docker-replace-on-change.json).
  *
- * Tests marked `todo` fail on today's components (issue 12, items 1-3): the suite stays green
- * and lists them; each loses its `todo` when the component change it names lands.
+ * Most tests here failed on the components before the day-2 work (issue 12, items 1-3).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -16,7 +15,6 @@ const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change,
   await import("./scenario.ts");
 
 const dev = stackSpec("dev");
-const TODO = { todo: "fixed by the day-2 component work" };
 const CONTAINER = "docker:index/container:Container";
 
 test("shardMemoryMb: applied live, no shard node replaced", async () => {
@@ -25,7 +23,7 @@ test("shardMemoryMb: applied live, no shard node replaced", async () => {
   assertAppliedLive(c);
 });
 
-test("password rotation: applied live, no shard node replaced", TODO, async () => {
+test("password rotation: applied live, no shard node replaced", async () => {
   const c = await change(
     { spec: dev, password: "old-password-0001" },
     // The documented rotation: the new password, and the one the cluster has as previousPassword.
@@ -79,7 +77,7 @@ test("proxyWorkers, master-backup: each host's proxy and keepalived go together,
   assertRollsOneAtATime(c);
 });
 
-test("proxyHosts 2 -> 3: a host is added and the balancer keeps serving", TODO, async () => {
+test("proxyHosts 2 -> 3: a host is added and the balancer keeps serving", async () => {
   const c = await change({ spec: dev }, { spec: { ...dev, proxyHosts: 3 } });
   assert.equal(c.action("redis-proxy-2"), "create");
   assertShardsUntouched(c);
