@@ -21,7 +21,12 @@ const PASSWORD = "lb s3cret: 'x\"";
 const HOSTS = 3;
 const HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg";
 
-/** What the Docker platform passes to renderHaproxyCfg for a load-balanced fleet `cache-proxy`. */
+/**
+ * renderHaproxyCfg with named backends and the Redis check (AUTH, PING), for a fleet `cache-proxy`.
+ * The Docker platform now discovers its hosts through a shared network alias and checks their
+ * readiness over HTTP instead (no DNS server here to boot that with; ../plan/haproxy.test.ts has
+ * `haproxy -c` accept it).
+ */
 function dockerHaproxyArgs(port: number, hosts: number): HaproxyArgs {
   return {
     bind: { host: "0.0.0.0", port },
