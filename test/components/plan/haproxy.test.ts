@@ -110,10 +110,10 @@ describe("haproxy -c accepts the generated config", () => {
       discover: { host: "localhost", port: 6380, slots: 64 },
       httpCheck: { port: 9121, path: "/readyz" },
     });
-    assert.match(cfg, /^  server-template proxy 1-64 localhost:6380 resolvers system init-addr none$/m);
-    assert.match(cfg, /^  default-server check port 9121 /m);
-    assert.match(cfg, /^  option httpchk GET \/readyz$/m);
-    assert.doesNotMatch(cfg, /tcp-check|AUTH|^  server /m);
+    assert.match(cfg, /^ {2}server-template proxy 1-64 localhost:6380 resolvers system init-addr none$/m);
+    assert.match(cfg, /^ {2}default-server check port 9121 /m);
+    assert.match(cfg, /^ {2}option httpchk GET \/readyz$/m);
+    assert.doesNotMatch(cfg, /tcp-check|AUTH|^ {2}server /m);
     const { status, output } = await haproxyCheck(t, cfg);
     assert.equal(status, 0, output);
     assert.doesNotMatch(output, /WARNING|ALERT/, output);
