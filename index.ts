@@ -12,6 +12,8 @@ const redis = createStack({
   name: config.get("name") ?? "redis",
   spec,
   password: config.getSecret("password"),
+  // Set only while rotating the password (README, Day 2).
+  previousPassword: config.getSecret("previousPassword"),
 });
 
 export const endpoint = redis.endpoint;

@@ -10,9 +10,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { platformDrivers } from "./drivers.ts";
-import { createMigrationHooks } from "./hooks.ts";
+import { randomUUID } from "node:crypto";
+import { createMigrationHooks, createRunSucceededHook } from "./hooks.ts";
 import { parseClusterSpec, type Platform } from "./plan/spec.ts";
-import { planCluster } from "./plan/topology.ts";
+import { hashTopology, planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
 import { RedisShard } from "./redis-shard.ts";
 import { SlotMigration } from "./slot-migration.ts";
@@ -109,6 +110,15 @@ export interface DistributedRedisArgs {
    */
   password?: pulumi.Input<string>;
   /**
+   * Set only to rotate the password: the password the cluster has now, with `password` set to the
+   * new one. That `pulumi up` makes every node accept both (the migration workload), moves the
+   * proxies to the new one one host at a time, then has every node drop the old one (a second
+   * workload, after the proxies); remove `previousPassword` in the next deployment. A change of
+   * `password` without it is refused before anything changes. Shard nodes are not restarted.
+   * @example config.requireSecret("previousPassword")
+   */
+  previousPassword?: pulumi.Input<string>;
+  /**
    * Kubernetes only: namespace of every object (it must exist).
    * @default "default"
    * @example "redis"
@@ -175,11 +185,13 @@ export class DistributedRedis extends pulumi.ComponentResource {
 
   constructor(name: string, args: DistributedRedisArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:DistributedRedis", name, {}, opts);
-    const { password: givenPassword, ...rest } = args;
+    const { password: givenPassword, previousPassword: givenPrevious, ...rest } = args;
     const spec = parseClusterSpec(rest, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
-    const platform = platformDrivers[spec.platform].infra(name, spec, password, this);
+    const previousPassword = givenPrevious === undefined ? undefined : pulumi.secret(givenPrevious);
+    const driver = platformDrivers[spec.platform];
+    const platform = driver.infra(name, spec, password, this, previousPassword);
     const shardArgs = {
       platform: spec.platform,
       clusterName: name,
@@ -221,9 +233,11 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterName: name,
         topology: JSON.stringify(plan.topology),
         maxmemoryMb: spec.shardMemoryMb,
+        persistence: spec.persistence,
         timeoutMinutes: spec.migrationTimeoutMinutes,
         image: platform.runtimeImage,
         password,
+        previousPassword,
         dockerNetwork: platform.dockerNetwork,
         namespace: spec.namespace,
         passwordSecret: platform.passwordSecret,
@@ -256,6 +270,31 @@ export class DistributedRedis extends pulumi.ComponentResource {
       // Proxies discover the slot map at start: let the cluster exist first.
       { parent: this, dependsOn: [migration] },
     );
+
+    if (previousPassword !== undefined)
+      // Rotation step 2, once every proxy uses the new password: the nodes drop the old one.
+      driver.migration(
+        `${name}-password-drop`,
+        {
+          clusterName: name,
+          topology: plan.topology,
+          topologyHash: hashTopology(plan.topology),
+          maxmemoryMb: spec.shardMemoryMb,
+          image: platform.runtimeImage,
+          password,
+          dropPreviousPassword: true,
+          dockerNetwork: platform.dockerNetwork,
+          namespace: spec.namespace,
+          passwordSecret: platform.passwordSecret,
+        },
+        {
+          parent: this,
+          dependsOn: [proxies],
+          hooks: { afterCreate: [createRunSucceededHook(`${name}-password-drop`)] },
+          // Run on every deployment that has previousPassword, like the migration.
+          replacementTrigger: randomUUID(),
+        },
+      );
 
     this.endpointHost = proxies.endpointHost;
     this.endpointPort = proxies.endpointPort;

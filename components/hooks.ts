@@ -25,8 +25,43 @@ function registeredTopology(inputs: Record<string, unknown> | undefined): Topolo
   return typeof json === "string" ? parseTopology(JSON.parse(json), "registered topology") : undefined;
 }
 
-/** Refuses an unsafe topology change and logs the step the migration workload will take. */
+/**
+ * Why a change of the password (seen as the digests SlotMigration registers) is refused, if it
+ * is: a new password reaches the nodes only through the two-step rotation, whose first step
+ * needs the password they have now.
+ */
+export function passwordChangeRefusal(
+  oldInputs: Record<string, unknown> | undefined,
+  newInputs: Record<string, unknown> | undefined,
+): string | undefined {
+  const before = oldInputs?.["passwordHash"];
+  const after = newInputs?.["passwordHash"];
+  const previous = newInputs?.["previousPasswordHash"];
+  if (typeof before !== "string" || typeof after !== "string" || after === before) return undefined;
+  if (previous === before) return undefined;
+  return previous === undefined
+    ? "the password changed without previousPassword: the nodes would keep the old one while the proxies " +
+        "use the new. Set previousPassword to the password the cluster has now, keep the new password, and " +
+        "run pulumi up (the nodes accept both until every proxy uses the new one, then the old one is " +
+        "dropped); remove previousPassword in the next deployment"
+    : "previousPassword is not the password the cluster has now (the one of the last deployment): " +
+        "set it to that password, or set password back to it";
+}
+
+/**
+ * Refuses an unsafe topology or password change and logs the step the migration workload will
+ * take.
+ */
 export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
+  const refusal = passwordChangeRefusal(args.oldInputs, args.newInputs);
+  if (refusal) throw new DredisError("E_UNSAFE_CHANGE", refusal);
+  const previous = args.newInputs?.["previousPasswordHash"];
+  if (previous !== undefined && args.oldInputs?.["passwordHash"] === args.newInputs?.["passwordHash"])
+    // Not refused: it is also how a rotation whose run failed is run again.
+    pulumi.log.warn(
+      "previousPassword is set but the password did not change since the last deployment: if that " +
+        "rotation finished, remove previousPassword (the nodes no longer accept it, so the migration fails)",
+    );
   const next = registeredTopology(args.newInputs);
   if (!next) return;
   const step = checkTopologyChange(registeredTopology(args.oldInputs), next);
@@ -38,6 +73,14 @@ export function assertMigrationSucceeded(args: pulumi.ResourceHookArgs): void {
   const outcome = migrationRunOutcome((args.newOutputs ?? {}) as MigrationRunOutputs);
   if (outcome.kind === "failed") throw new Error(outcome.message);
   if (outcome.kind === "unconfirmed") pulumi.log.warn(`slot migration: ${outcome.message}`);
+}
+
+/**
+ * An afterCreate hook for another one-shot run of `dredis cluster apply` (the rotation's second
+ * step): fails the deployment when the run failed, with its logs.
+ */
+export function createRunSucceededHook(name: string): pulumi.ResourceHook {
+  return new pulumi.ResourceHook(`${name}-run-succeeded`, assertMigrationSucceeded);
 }
 
 export interface MigrationHooks {

@@ -14,6 +14,17 @@ import type { ShardPlan } from "./plan/topology.ts";
 
 export type { Platform } from "./plan/spec.ts";
 
+/**
+ * Variables `dredis cluster apply` reads besides `ENV` of src/contract.ts (see src/cli/cluster.ts);
+ * spelled once here for both platforms' migration workloads.
+ */
+export const APPLY_ENV = {
+  /** Rotation step 1: the password the nodes accept now; they accept both afterwards. */
+  previousPassword: "DREDIS_PREVIOUS_PASSWORD",
+  /** The persistence mode set live on every node: aof, rdb or none. */
+  persistence: "DREDIS_PERSISTENCE",
+} as const;
+
 /** What the platform's shared pieces give the rest of the deployment. */
 export interface PlatformInfra {
   /** What the migration workload needs besides the shards. */
@@ -22,7 +33,7 @@ export interface PlatformInfra {
   redisImage: pulumi.Input<string>;
   haproxyImage?: pulumi.Input<string>;
   dockerNetwork?: pulumi.Output<string>;
-  /** Kubernetes: the Secret (key `password`) holding the password. */
+  /** Kubernetes: the Secret (key `password`, and `previousPassword` during a rotation). */
   passwordSecret?: string;
 }
 
@@ -73,8 +84,17 @@ export interface MigrationInputs {
   topology: Topology;
   topologyHash: string;
   maxmemoryMb: number;
+  /** Set live on every node by every run, when given. */
+  persistence?: ClusterSpec["persistence"];
   image: pulumi.Input<string>;
   password: pulumi.Input<string>;
+  /**
+   * Step 1 of a password rotation: the nodes accept it as well as `password` (Kubernetes reads it
+   * from `passwordSecret`'s key `previousPassword`).
+   */
+  previousPassword?: pulumi.Input<string>;
+  /** Step 2 of a rotation (`--drop-previous-password`), for the run after the proxies moved. */
+  dropPreviousPassword?: boolean;
   dockerNetwork?: pulumi.Input<string>;
   namespace?: string;
   passwordSecret?: string;
@@ -87,6 +107,7 @@ export interface PlatformDriver {
     spec: ClusterSpec,
     password: pulumi.Output<string>,
     parent: pulumi.Resource,
+    previousPassword?: pulumi.Output<string>,
   ): PlatformInfra;
   /** One shard's nodes, children of `parent` (a RedisShard); returns what the next shard waits for. */
   shard(name: string, inputs: ShardInputs, parent: pulumi.Resource): pulumi.Resource[];

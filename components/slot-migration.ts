@@ -27,6 +27,7 @@ import { createMigrationHooks, type MigrationHooks } from "./hooks.ts";
 import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
+import { passwordHash } from "./password-hash.ts";
 
 export interface SlotMigrationArgs {
   /**
@@ -51,6 +52,12 @@ export interface SlotMigrationArgs {
    */
   maxmemoryMb: number;
   /**
+   * Persistence of every node, applied live by the workload (CONFIG SET, then CONFIG REWRITE);
+   * left as it is when unset.
+   * @example "rdb"
+   */
+  persistence?: "aof" | "rdb" | "none";
+  /**
    * How long Pulumi waits for the workload's run, in minutes.
    * @default sized to move all the data of the topology's shards at `maxmemoryMb` each
    * @example 240
@@ -66,6 +73,13 @@ export interface SlotMigrationArgs {
    * @example config.requireSecret("password")
    */
   password: pulumi.Input<string>;
+  /**
+   * During a password rotation, the password the nodes have now: the workload makes every node
+   * accept both (replicas then authenticate with `password`). A change of `password` without it
+   * is refused. Treated as a secret.
+   * @example config.requireSecret("previousPassword")
+   */
+  previousPassword?: pulumi.Input<string>;
   /**
    * Docker only: the network of the shards. Required on Docker.
    * @example network.name
@@ -103,7 +117,16 @@ export class SlotMigration extends pulumi.ComponentResource {
     super(
       "distributed-redis:index:SlotMigration",
       name,
-      { topology: topologyJson, topologyHash, maxmemoryMb: args.maxmemoryMb },
+      {
+        topology: topologyJson,
+        topologyHash,
+        maxmemoryMb: args.maxmemoryMb,
+        // Digests, for the guard to see a password change and whether it is a rotation.
+        passwordHash: passwordHash(args.clusterName, args.password),
+        ...(args.previousPassword === undefined
+          ? {}
+          : { previousPasswordHash: passwordHash(args.clusterName, args.previousPassword) }),
+      },
       {
         ...opts,
         // The caller's hooks run too, before ours.
@@ -138,8 +161,10 @@ export class SlotMigration extends pulumi.ComponentResource {
         topology,
         topologyHash,
         maxmemoryMb: args.maxmemoryMb,
+        persistence: args.persistence,
         image: args.image,
         password: args.password,
+        previousPassword: args.previousPassword,
         dockerNetwork: args.dockerNetwork,
         namespace: args.namespace,
         passwordSecret: args.passwordSecret,

@@ -10,8 +10,8 @@ import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
 /** The Pulumi project name: the namespace of every config key. */
 export const PROJECT = "distributed-redis";
 
-/** Keys read apart from the spec: the component's name and the secret password. */
-const OWN_KEYS = new Set(["name", "password"]);
+/** Keys read apart from the spec: the component's name and the secret passwords. */
+const OWN_KEYS = new Set(["name", "password", "previousPassword"]);
 
 export interface StackConfig {
   /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
@@ -19,6 +19,8 @@ export interface StackConfig {
   spec: ClusterSpec;
   /** From `pulumi config set --secret password ...`; a random one when unset. */
   password?: pulumi.Input<string>;
+  /** From `pulumi config set --secret previousPassword ...`, only while rotating the password. */
+  previousPassword?: pulumi.Input<string>;
 }
 
 /** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
@@ -52,5 +54,9 @@ function fromConfigString(value: string): unknown {
 }
 
 export function createStack(config: StackConfig, opts?: pulumi.ComponentResourceOptions): DistributedRedis {
-  return new DistributedRedis(config.name, { ...config.spec, password: config.password }, opts);
+  return new DistributedRedis(
+    config.name,
+    { ...config.spec, password: config.password, previousPassword: config.previousPassword },
+    opts,
+  );
 }

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { planDockerAddresses } from "../plan/addresses.ts";
 import { argError } from "../plan/spec.ts";
-import type { PlatformDriver } from "../platform.ts";
+import { APPLY_ENV, type PlatformDriver } from "../platform.ts";
 import { createDockerInfra } from "./infra.ts";
 import { createDockerMigration } from "./migration.ts";
 import { createDockerProxyFleet } from "./proxy-fleet.ts";
@@ -75,11 +75,18 @@ export const dockerDriver: PlatformDriver = {
     return createDockerMigration(
       name,
       {
-        command: clusterApplyArgv(inputs.topology),
+        command: [
+          ...clusterApplyArgv(inputs.topology),
+          ...(inputs.dropPreviousPassword ? ["--drop-previous-password"] : []),
+        ],
         envs: [
           pulumi.interpolate`${ENV.password}=${pulumi.secret(inputs.password)}`,
+          ...(inputs.previousPassword === undefined
+            ? []
+            : [pulumi.interpolate`${APPLY_ENV.previousPassword}=${pulumi.secret(inputs.previousPassword)}`]),
           `TOPOLOGY_HASH=${inputs.topologyHash}`,
           `${ENV.maxmemory}=${inputs.maxmemoryMb}mb`,
+          ...(inputs.persistence === undefined ? [] : [`${APPLY_ENV.persistence}=${inputs.persistence}`]),
         ],
         image: inputs.image,
         network,

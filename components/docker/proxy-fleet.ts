@@ -1,7 +1,10 @@
 /**
  * A proxy fleet on Docker.
- * - load-balanced: N proxy containers behind one HAProxy container (TCP mode, Redis health
- *   checks) whose port is published on the Docker host;
+ * - load-balanced: N proxy containers behind one HAProxy container (TCP mode) whose port is
+ *   published on the Docker host. HAProxy finds the hosts through a network alias they all share
+ *   and checks each one's readiness on its admin port, so its config names neither the hosts nor
+ *   the password: adding hosts or rotating the password leaves HAProxy running (a changed config
+ *   would replace it, and the endpoint would be down meanwhile);
  * - master-backup: two proxy containers at static addresses, each with keepalived beside it in
  *   its network namespace, holding a floating IP by VRRP (unicast) that moves when one fails.
  */
@@ -37,6 +40,13 @@ export interface DockerProxyFleet {
 }
 
 const KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
+/** HAProxy's server slots: the most hosts a load-balanced fleet may have (`proxyHosts`). */
+const MAX_PROXY_HOSTS = 64;
+
+/** The network alias every proxy host of fleet `name` shares: HAProxy resolves it to all of them. */
+function hostsAlias(name: string): string {
+  return `${name}-hosts`;
+}
 const HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg";
 
 export function createDockerProxyFleet(
@@ -55,6 +65,7 @@ export function createDockerProxyFleet(
   let previous: pulumi.Resource[] = [];
   hostnames.forEach((hostname, i) => {
     const proxy = createProxyContainer(
+      name,
       hostname,
       inputs,
       password,
@@ -98,14 +109,13 @@ export function createDockerProxyFleet(
       uploads: [
         {
           file: HAPROXY_CFG,
-          content: password.apply((p) =>
-            renderHaproxyCfg({
-              bind: { host: "0.0.0.0", port: inputs.port },
-              backends: hostnames.map((host) => ({ name: host, host, port: inputs.port })),
-              password: p,
-              check: { intervalMs: 2000, fall: 3, rise: 2 },
-            }),
-          ),
+          content: renderHaproxyCfg({
+            bind: { host: "0.0.0.0", port: inputs.port },
+            backends: [],
+            discover: { host: hostsAlias(name), port: inputs.port, slots: MAX_PROXY_HOSTS },
+            httpCheck: { port: PROXY_ADMIN_PORT, path: "/readyz" },
+            check: { intervalMs: 2000, fall: 3, rise: 2 },
+          }),
         },
       ],
       networksAdvanced: [{ name: inputs.network, aliases: [`${name}-lb`] }],
@@ -123,6 +133,7 @@ export function createDockerProxyFleet(
 }
 
 function createProxyContainer(
+  fleetName: string,
   hostname: string,
   inputs: DockerProxyFleetInputs,
   password: pulumi.Output<string>,
@@ -148,7 +159,8 @@ function createProxyContainer(
       networksAdvanced: [
         {
           name: inputs.network,
-          aliases: [hostname],
+          // Load-balanced: the alias HAProxy finds every host by.
+          aliases: inputs.mode === "load-balanced" ? [hostname, hostsAlias(fleetName)] : [hostname],
           ...(staticAddress ? { ipv4Address: staticAddress } : {}),
         },
       ],

@@ -2,6 +2,14 @@
  * A shard on Docker: per node, a volume and a redis-server container on the cluster's network,
  * reachable under its stable hostname (a network alias), restarted by Docker when it dies.
  *
+ * Settings Redis takes live (password, persistence; memory below) stay out of the container's
+ * inputs, every one of which replaces it: a one-shot "settings" container per node writes them
+ * into a folder of the node's volume, which redis.conf includes and the health check and the
+ * entrypoint read. A new password or persistence mode replaces only that writer: the running
+ * node keeps going (the migration sets the change live and CONFIG REWRITE saves it into
+ * redis.conf, after the includes, so a restart keeps it), and a node created later reads the
+ * current files.
+ *
  * Replacing a container (a new image, say) stops that node. So each container waits for the one
  * before it, replicas before their master, the first after the previous shard's master: the
  * engine starts a replacement only once the previous one's create completed, and a create
@@ -11,15 +19,21 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { ENV } from "../../src/contract.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { shardHealthCheckScript } from "../plan/health-check.ts";
+import {
+  renderShardEntrypoint,
+  SHARD_HANDOVER_TIMEOUT_SECONDS,
+  SHARD_STOP_GRACE_SECONDS,
+  shardEntrypointCommand,
+} from "../plan/shard-entrypoint.ts";
 import { REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import {
   REDIS_CONF_DIR,
   REDIS_DATA_DIR,
   renderAuthConf,
   renderMemoryConf,
+  renderPersistenceConf,
   renderShardRedisConf,
 } from "../plan/redis-conf.ts";
 
@@ -41,9 +55,11 @@ export interface DockerShard {
 }
 
 const MEMORY_CONF = `${REDIS_CONF_DIR}/memory.conf`;
+/** On the node's volume: written by the settings container, read by the node. */
+const SETTINGS_DIR = `${REDIS_DATA_DIR}/.dredis`;
+const SETTINGS_UPLOAD_DIR = "/tmp/dredis-settings";
+const SETTINGS_FILES = ["auth.conf", "persistence.conf", "password"] as const;
 
-/** Seconds a stopping node gets: a master hands over to a caught-up replica before it exits. */
-const STOP_SECONDS = 60;
 /** Seconds a new node gets to become healthy: a full sync of a few GB at 10 MB/s. */
 const HEALTHY_SECONDS = 900;
 
@@ -57,6 +73,27 @@ export function createDockerShard(
   const volumes: docker.Volume[] = [];
   const containers: docker.Container[] = [];
   let previous = inputs.rollAfter;
+  // The node's entrypoint: on SIGTERM a master hands its slots to a caught-up replica, then stops.
+  const entrypoint = renderShardEntrypoint({
+    configPath: `${REDIS_CONF_DIR}/redis.conf`,
+    handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
+    passwordFile: `${SETTINGS_DIR}/password`,
+  });
+  const settings: Record<(typeof SETTINGS_FILES)[number], pulumi.Input<string>> = {
+    "auth.conf": password.apply(renderAuthConf),
+    "persistence.conf": renderPersistenceConf(inputs.persistence),
+    password,
+  };
+  const written = new pulumi.ResourceHook(`${name}-settings-written`, (args) => {
+    const { exitCode, containerLogs } = (args.newOutputs ?? {}) as {
+      exitCode?: number;
+      containerLogs?: string;
+    };
+    if (exitCode !== undefined && exitCode !== 0)
+      throw new Error(
+        `${args.name}: writing the node's settings failed (exit ${exitCode}):\n${containerLogs ?? ""}`,
+      );
+  });
   const [master, ...replicas] = inputs.shard.nodes;
   for (const node of [...replicas, master!]) {
     const volume = new docker.Volume(
@@ -66,6 +103,32 @@ export function createDockerShard(
       { parent, hooks },
     );
     volumes.push(volume);
+    const writer = new docker.Container(
+      `${name}-${node.ordinal}-settings`,
+      {
+        name: `${node.resourceName}-settings`,
+        image: inputs.image,
+        // Whole files swapped in by rename: a node starting meanwhile reads the old or the new one.
+        command: [
+          "sh",
+          "-c",
+          `set -e; umask 077; mkdir -p ${SETTINGS_DIR}; for f in ${SETTINGS_FILES.join(" ")}; do ` +
+            `cp ${SETTINGS_UPLOAD_DIR}/$f ${SETTINGS_DIR}/$f.new; mv ${SETTINGS_DIR}/$f.new ${SETTINGS_DIR}/$f; done`,
+        ],
+        uploads: SETTINGS_FILES.map((file) => ({
+          file: `${SETTINGS_UPLOAD_DIR}/${file}`,
+          content: settings[file],
+        })),
+        volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
+        networkMode: "none",
+        attach: true,
+        logs: true,
+        // A failed write is reported by the hook with its logs.
+        mustRun: false,
+        restart: "no",
+      },
+      { parent, hooks: { ...hooks, afterCreate: [written] } },
+    );
     containers.push(
       new docker.Container(
         `${name}-${node.ordinal}`,
@@ -73,7 +136,9 @@ export function createDockerShard(
           name: node.resourceName,
           hostname: node.hostname,
           image: inputs.image,
-          command: ["redis-server", `${REDIS_CONF_DIR}/redis.conf`],
+          // Not redis-server directly: the image's entrypoint runs this shell as root, which also lets
+          // CONFIG REWRITE save live changes into the uploaded (root-owned) redis.conf.
+          command: shardEntrypointCommand(entrypoint),
           uploads: [
             {
               file: `${REDIS_CONF_DIR}/redis.conf`,
@@ -82,18 +147,18 @@ export function createDockerShard(
                 maxmemoryMb: inputs.shard.maxmemoryMb,
                 announceHostname: node.hostname,
                 memoryConfPath: MEMORY_CONF,
+                persistenceConfPath: `${SETTINGS_DIR}/persistence.conf`,
+                authConfPath: `${SETTINGS_DIR}/auth.conf`,
               }),
             },
-            { file: `${REDIS_CONF_DIR}/auth.conf`, content: password.apply(renderAuthConf) },
-            // Index 2: see ignoreChanges below.
+            // Index 1: see ignoreChanges below.
             { file: MEMORY_CONF, content: renderMemoryConf(inputs.shard.maxmemoryMb) },
           ],
-          // redis-cli reads REDISCLI_AUTH, so the health check never puts the password on a command line.
-          envs: [pulumi.interpolate`${ENV.redisCliAuth}=${password}`],
           networksAdvanced: [{ name: inputs.network, aliases: [node.hostname] }],
           volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
           healthcheck: {
-            tests: ["CMD-SHELL", shardHealthCheckScript(REDIS_PORT)],
+            // The password from the settings file: never on a command line, and current after a rotation.
+            tests: ["CMD-SHELL", shardHealthCheckScript(REDIS_PORT, `${SETTINGS_DIR}/password`)],
             interval: "5s",
             timeout: "3s",
             retries: 5,
@@ -104,20 +169,22 @@ export function createDockerShard(
           // Healthy before anything that depends on the node (the next node, the migration) starts.
           wait: true,
           waitTimeout: HEALTHY_SECONDS,
-          // A replacement stops the node (SIGTERM, then this long) before it removes it.
-          stopTimeout: STOP_SECONDS,
-          destroyGraceSeconds: STOP_SECONDS,
+          // A replacement or delete stops the node (SIGTERM, so the handover, then this long) before
+          // it removes it; without destroyGraceSeconds the provider removes it without a stop.
+          stopTimeout: SHARD_STOP_GRACE_SECONDS,
+          destroyGraceSeconds: SHARD_STOP_GRACE_SECONDS,
         },
         // The container name is fixed (it is the node's identity), so a replacement must free it first.
         {
           parent,
           deleteBeforeReplace: true,
           hooks,
-          dependsOn: previous,
+          // Its settings are written before it first starts.
+          dependsOn: [...previous, writer],
           // A new size is no reason to stop a node: the container's limit is updated in place, and
           // the migration sets maxmemory live on every node and saves it (CONFIG SET + REWRITE),
           // so the file keeps the size the node was created with.
-          ignoreChanges: ["uploads[2].content"],
+          ignoreChanges: ["uploads[1].content"],
         },
       ),
     );

@@ -1,7 +1,6 @@
 /** What the Kubernetes objects of one DistributedRedis share: labels, hashing, affinity. */
-import { createHash, scryptSync } from "node:crypto";
+import { createHash } from "node:crypto";
 import type * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
 
 export type Labels = Record<string, string>;
 
@@ -21,17 +20,10 @@ export function contentHash(text: string): string {
 }
 
 /**
- * A pod-template annotation value that changes with the password, so a rotation restarts the pods
- * (Redis reads its auth file only at start, the proxies their config). A plain annotation, so a
- * slow, salted hash (scrypt), not a fast digest a short password could be guessed back from.
+ * A pod-template annotation value that changes with the password: the proxies restart for it
+ * (they read their config at start); the shards' StatefulSets update OnDelete, so it restarts none.
  */
-export function passwordHash(clusterName: string, password: pulumi.Input<string>): pulumi.Output<string> {
-  return pulumi.unsecret(
-    pulumi
-      .output(password)
-      .apply((p) => scryptSync(p, `distributed-redis:${clusterName}`, 16).toString("hex")),
-  );
-}
+export { passwordHash } from "../password-hash.ts";
 
 /** Keeps pods with `labels` on different nodes: required (never together) or preferred. */
 export function antiAffinity(

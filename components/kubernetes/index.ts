@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { argError } from "../plan/spec.ts";
-import type { PlatformDriver } from "../platform.ts";
+import { APPLY_ENV, type PlatformDriver } from "../platform.ts";
 import { secretEnv } from "./common.ts";
 import { createKubernetesInfra } from "./infra.ts";
 import { createKubernetesMigration } from "./migration.ts";
@@ -10,7 +10,7 @@ import { createKubernetesProxyFleet } from "./proxy-fleet.ts";
 import { createKubernetesShard } from "./shard.ts";
 
 export const kubernetesDriver: PlatformDriver = {
-  infra(name, spec, password, parent) {
+  infra(name, spec, password, parent, previousPassword) {
     // The schema requires it on Kubernetes: a cluster cannot pull an image built on this machine.
     if (spec.image === undefined) throw argError("DistributedRedis args", "image", "required on kubernetes");
     if (!spec.image.includes("@sha256:"))
@@ -18,7 +18,7 @@ export const kubernetesDriver: PlatformDriver = {
         `image ${spec.image} is named by tag: pods keep running whatever the tag named when they ` +
           "started; name it by digest (repo@sha256:...) so a new image reaches them",
       );
-    const infra = createKubernetesInfra(name, spec.namespace, password, parent);
+    const infra = createKubernetesInfra(name, spec.namespace, password, parent, previousPassword);
     return {
       shared: [infra.authSecret],
       runtimeImage: spec.image,
@@ -73,11 +73,20 @@ export const kubernetesDriver: PlatformDriver = {
         clusterName: inputs.clusterName,
         namespace: inputs.namespace ?? "default",
         topologyHash: inputs.topologyHash,
-        args: clusterApplyArgv(inputs.topology),
+        args: [
+          ...clusterApplyArgv(inputs.topology),
+          ...(inputs.dropPreviousPassword ? ["--drop-previous-password"] : []),
+        ],
         env: [
           secretEnv(ENV.password, inputs.passwordSecret, "password"),
+          ...(inputs.previousPassword === undefined
+            ? []
+            : [secretEnv(APPLY_ENV.previousPassword, inputs.passwordSecret, "previousPassword")]),
           { name: "TOPOLOGY_HASH", value: inputs.topologyHash },
           { name: ENV.maxmemory, value: `${inputs.maxmemoryMb}mb` },
+          ...(inputs.persistence === undefined
+            ? []
+            : [{ name: APPLY_ENV.persistence, value: inputs.persistence }]),
         ],
         image: inputs.image,
       },

@@ -2,12 +2,27 @@
  * A shard on Kubernetes: one StatefulSet (master and replicas; pod ordinal = node ordinal) with
  * a headless Service giving each pod its stable hostname, a PVC per pod, anti-affinity between
  * the shard's pods, a PodDisruptionBudget, and the redis.conf + auth.conf in a Secret.
+ *
+ * The StatefulSet updates `OnDelete`: a new pod spec (memory, password, persistence, image)
+ * restarts no pod. What Redis takes live (memory, password, persistence) the migration Job sets
+ * on every node; the Secret is mounted as files, which the kubelet refreshes in running pods, so
+ * the probes and the handover read the current password and a pod that restarts later starts with
+ * the current spec and config. A change that needs a restart (redisImage) reaches each pod at its
+ * next restart: `dredis cluster roll` (see docs/pulumi.md) restarts them one at a time, replicas
+ * first, each master after its handover.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ENV } from "../../src/contract.ts";
 import { shardHealthCheckScript } from "../plan/health-check.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
+import {
+  renderShardEntrypoint,
+  SHARD_HANDOVER_TIMEOUT_SECONDS,
+  SHARD_STOP_GRACE_SECONDS,
+  shardEntrypointCommand,
+  shardHandoverCommand,
+} from "../plan/shard-entrypoint.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
 import {
@@ -18,7 +33,6 @@ import {
   nonRootPod,
   REDIS_UID,
   restrictedContainer,
-  secretEnv,
 } from "./common.ts";
 
 export interface KubernetesShardInputs {
@@ -41,6 +55,9 @@ export interface KubernetesShard {
   statefulSet: k8s.apps.v1.StatefulSet;
   disruptionBudget: k8s.policy.v1.PodDisruptionBudget;
 }
+
+/** The Secret's `password` key as mounted: refreshed by the kubelet after a rotation. */
+const PASSWORD_FILE = `${REDIS_CONF_DIR}/password`;
 
 export function createKubernetesShard(
   name: string,
@@ -82,6 +99,11 @@ export function createKubernetesShard(
     { parent, hooks },
   );
   const memory = `${shard.memoryLimitMb}Mi`;
+  const entrypoint = renderShardEntrypoint({
+    configPath: `${REDIS_CONF_DIR}/redis.conf`,
+    handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
+    passwordFile: PASSWORD_FILE,
+  });
   const statefulSet = new k8s.apps.v1.StatefulSet(
     name,
     {
@@ -90,6 +112,8 @@ export function createKubernetesShard(
         serviceName: shard.resourceName,
         replicas: shard.nodes.length,
         podManagementPolicy: "Parallel",
+        // See the top of this file: no restart of every pod for a change Redis takes live.
+        updateStrategy: { type: "OnDelete" },
         selector: { matchLabels: labels },
         template: {
           metadata: {
@@ -102,21 +126,18 @@ export function createKubernetesShard(
           spec: {
             affinity: antiAffinity(labels, spec.podAntiAffinity),
             securityContext: nonRootPod(REDIS_UID),
-            terminationGracePeriodSeconds: 30,
+            // The preStop handover and SHUTDOWN's save both run within it.
+            terminationGracePeriodSeconds: SHARD_STOP_GRACE_SECONDS,
             containers: [
               {
                 name: "redis",
                 image: inputs.image,
-                command: [
-                  "redis-server",
-                  `${REDIS_CONF_DIR}/redis.conf`,
-                  "--cluster-announce-hostname",
-                  announce,
-                ],
-                env: [
-                  { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-                  secretEnv(ENV.redisCliAuth, `${shard.resourceName}-config`, "password"),
-                ],
+                command: shardEntrypointCommand(entrypoint, ["--cluster-announce-hostname", announce]),
+                // A pod being deleted (a roll, a drain, an eviction) hands its slots over before its
+                // SIGTERM; the entrypoint would too, but the kubelet counts the grace period from here.
+                lifecycle: { preStop: { exec: { command: shardHandoverCommand(entrypoint) } } },
+                // No REDISCLI_AUTH: a variable keeps the password the pod started with.
+                env: [{ name: ENV.podName, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
                 ports: [
                   { name: "redis", containerPort: REDIS_PORT },
                   { name: "bus", containerPort: CLUSTER_BUS_PORT },
@@ -124,7 +145,7 @@ export function createKubernetesShard(
                 // Ready once back in the cluster and, as a replica, synced: the rolling update (one
                 // pod at a time) and the PodDisruptionBudget wait for that, not for a bare PONG.
                 readinessProbe: {
-                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT)] },
+                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT, PASSWORD_FILE)] },
                   periodSeconds: 5,
                   timeoutSeconds: 3,
                 },

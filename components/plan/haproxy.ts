@@ -18,6 +18,11 @@
  *   and re-resolved while running, and a name that does not resolve yet does not stop HAProxy
  *   from starting (`init-addr last,libc,none`): a restarting proxy container may briefly have no
  *   DNS entry.
+ * - Or the hosts are discovered (`discover`): one DNS name that resolves to every host (Docker: a
+ *   network alias they all share) fills up to `slots` servers (`server-template`), so adding or
+ *   removing a host changes no byte of the file and HAProxy never restarts for it.
+ * - Or the check asks the proxy's admin port for readiness over HTTP (`httpCheck`): no password in
+ *   the file, so a password rotation does not change it either.
  * - No daemon, chroot, user or pidfile settings: the same file runs in the foreground in a
  *   container and as a child process of the tests. Logs go to stdout at notice level, which
  *   reports server state changes but not every connection.
@@ -28,8 +33,12 @@ import { DredisError } from "../../src/errors.ts";
 export interface HaproxyArgs {
   /** Where clients connect. */
   bind: { host: string; port: number };
-  /** The proxy hosts. */
+  /** The proxy hosts, by name; or none, with `discover`. */
   backends: { name: string; host: string; port: number }[];
+  /** The proxy hosts as one DNS name that resolves to all of them, filling up to `slots` servers. */
+  discover?: { host: string; port: number; slots: number };
+  /** Check each host with an HTTP GET of `path` on `port` (expects 200) instead of a Redis PING. */
+  httpCheck?: { port: number; path: string };
   /** Sent as AUTH in the health check when the proxies require a password. */
   password?: string;
   /** Health check timing: every intervalMs, down after `fall` failures, up after `rise` successes. */
@@ -91,7 +100,19 @@ const argsSchema = z
           })
           .strict(),
       )
-      .min(1, "at least one backend is needed"),
+      .min(0),
+    discover: z
+      .object({
+        host,
+        port,
+        slots: z.number().int().min(1, "expected 1..1024 slots").max(1024, "expected 1..1024 slots"),
+      })
+      .strict()
+      .optional(),
+    httpCheck: z
+      .object({ port, path: z.string().regex(/^\/[A-Za-z0-9_./-]*$/, "expected a path such as /readyz") })
+      .strict()
+      .optional(),
     password: z.string().min(1, "expected a non-empty password, or omit it").optional(),
     check: z.object({ intervalMs: millis(10), fall: count, rise: count }).strict(),
     statsPort: port.optional(),
@@ -112,6 +133,12 @@ const argsSchema = z
   })
   .strict()
   .superRefine((args, ctx) => {
+    if (args.backends.length === 0 && args.discover === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["backends"],
+        message: "at least one backend is needed (or discover)",
+      });
     const seen = new Map<string, number>();
     for (const [i, backend] of args.backends.entries()) {
       const first = seen.get(backend.name);
@@ -142,6 +169,23 @@ export function renderHaproxyCfg(args: HaproxyArgs): string {
     a.password === undefined
       ? []
       : [`  tcp-check send-binary ${respHex(["AUTH", a.password])}`, "  tcp-check expect string +OK"];
+  const healthCheck = a.httpCheck
+    ? [`  option httpchk GET ${a.httpCheck.path}`, "  http-check expect status 200"]
+    : [
+        "  option tcp-check",
+        "  tcp-check connect",
+        ...auth,
+        "  tcp-check send PING\\r\\n",
+        "  tcp-check expect string +PONG",
+      ];
+  const checkPort = a.httpCheck ? ` port ${a.httpCheck.port}` : "";
+  const discovered = a.discover
+    ? [
+        // init-addr none: the slots start empty and fill from DNS as hosts appear.
+        `  server-template proxy 1-${a.discover.slots} ${address(a.discover.host, a.discover.port)} resolvers system init-addr none`,
+      ]
+    : [];
+  const resolves = a.backends.some((b) => isName(b.host)) || a.discover !== undefined;
   const stats =
     a.statsPort === undefined
       ? []
@@ -184,18 +228,22 @@ export function renderHaproxyCfg(args: HaproxyArgs): string {
     "",
     "backend proxies",
     "  balance leastconn",
-    "  option tcp-check",
-    "  tcp-check connect",
-    ...auth,
-    "  tcp-check send PING\\r\\n",
-    "  tcp-check expect string +PONG",
-    `  default-server check inter ${check.intervalMs}ms fall ${check.fall} rise ${check.rise} on-marked-down shutdown-sessions`,
+    ...healthCheck,
+    `  default-server check${checkPort} inter ${check.intervalMs}ms fall ${check.fall} rise ${check.rise} on-marked-down shutdown-sessions`,
     ...a.backends.map(
       (b) =>
         `  server ${b.name} ${address(b.host, b.port)}${isName(b.host) ? " resolvers system init-addr last,libc,none" : ""}`,
     ),
-    ...(a.backends.some((b) => isName(b.host))
-      ? ["", "resolvers system", "  parse-resolv-conf", "  hold valid 10s"]
+    ...discovered,
+    ...(resolves
+      ? [
+          "",
+          "resolvers system",
+          "  parse-resolv-conf",
+          "  hold valid 10s",
+          // Room for every host's A record in one answer.
+          "  accepted_payload_size 8192",
+        ]
       : []),
     ...stats,
     "",

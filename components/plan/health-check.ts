@@ -53,15 +53,17 @@ export function proxyHealthCheckCommand(args: ProxyHealthCheckArgs): string {
 }
 
 /**
- * A shard node's health check (`sh -c`, with redis-cli; the password from REDISCLI_AUTH): healthy
+ * A shard node's health check (`sh -c`, with redis-cli; the password from REDISCLI_AUTH, or read
+ * from `passwordFile` on each run, so a password rotated live reaches it without a restart): healthy
  * when the node answers and either knows no other node yet (a new node: the migration joins it
  * later, and waits for it to be healthy first) or sees the cluster ok and, as a replica, has its
  * master link up and no sync in progress. A node replaced in a roll is healthy, and the next one
  * may go, only once it is back in the cluster with the data.
  */
-export function shardHealthCheckScript(port: number): string {
+export function shardHealthCheckScript(port: number, passwordFile?: string): string {
   const cli = `redis-cli -p ${port}`;
   return [
+    ...(passwordFile === undefined ? [] : [`REDISCLI_AUTH=$(cat '${passwordFile}') && export REDISCLI_AUTH`]),
     `[ "$(${cli} ping)" = PONG ] || exit 1`,
     `cluster=$(${cli} cluster info | tr -d '\\r')`,
     `echo "$cluster" | grep -qx 'cluster_known_nodes:1' && exit 0`,

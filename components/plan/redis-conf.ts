@@ -3,7 +3,12 @@
  * (`auth.conf`, included at the end) so the main file can sit in plain config while the password
  * stays a secret.
  */
-import { renderRedisConf, shardNodeConfig, type RedisConfig } from "../../src/cluster/redis-conf.ts";
+import {
+  persistenceConfig,
+  renderRedisConf,
+  shardNodeConfig,
+  type RedisConfig,
+} from "../../src/cluster/redis-conf.ts";
 import type { ClusterSpec } from "./spec.ts";
 import { REDIS_PORT } from "./topology.ts";
 
@@ -29,11 +34,23 @@ export interface ShardRedisConfOptions {
    * redis.conf: Docker keeps the file as first created, since the migration resizes nodes live.
    */
   memoryConfPath?: string;
+  /**
+   * Where the persistence directives live, when in a file of their own (see
+   * `renderPersistenceConf`): Docker writes it beside the data, so a new mode reaches a restarted
+   * or replaced node without changing the container; the migration sets it live on every node.
+   */
+  persistenceConfPath?: string;
 }
+
+/** The directives `persistence` sets, whatever the mode: left out of redis.conf when included. */
+const PERSISTENCE_KEYS = new Set(
+  (["aof", "rdb", "none"] as const).flatMap((mode) => Object.keys(persistenceConfig(mode))),
+);
 
 /** The redis.conf directives of a shard node in a container, as an object. */
 export function shardRedisConfig(options: ShardRedisConfOptions): RedisConfig {
-  return shardNodeConfig({
+  const authConf = options.authConfPath ?? `${REDIS_CONF_DIR}/auth.conf`;
+  const config = shardNodeConfig({
     port: REDIS_PORT,
     bind: "0.0.0.0",
     logfile: "",
@@ -43,8 +60,20 @@ export function shardRedisConfig(options: ShardRedisConfOptions): RedisConfig {
     persistence: options.persistence,
     maxmemoryMb: options.maxmemoryMb,
     maxmemoryFile: options.memoryConfPath,
-    include: options.authConfPath ?? `${REDIS_CONF_DIR}/auth.conf`,
+    include: authConf,
   });
+  if (options.persistenceConfPath === undefined) return config;
+  // Included after memory.conf and before auth.conf, keeping auth.conf last.
+  const kept = Object.entries(config).filter(([key]) => !PERSISTENCE_KEYS.has(key) && key !== "include");
+  const include = [options.memoryConfPath, options.persistenceConfPath, authConf].filter(
+    (f): f is string => f !== undefined,
+  );
+  return { ...Object.fromEntries(kept), include };
+}
+
+/** persistence.conf: the node's persistence directives, included by redis.conf. */
+export function renderPersistenceConf(persistence: ClusterSpec["persistence"]): string {
+  return renderRedisConf(persistenceConfig(persistence));
 }
 
 export function renderShardRedisConf(options: ShardRedisConfOptions): string {

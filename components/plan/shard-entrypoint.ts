@@ -37,25 +37,42 @@ export interface ShardEntrypointOptions {
   handoverTimeoutSeconds: number;
   /** Client port of the node (on loopback). @default 6379 */
   port?: number;
+  /**
+   * A file holding the password, read before each redis-cli call (it wins over REDISCLI_AUTH):
+   * a password rotated live reaches the handover without restarting the node.
+   */
+  passwordFile?: string;
 }
+
+/**
+ * How long a stopping master waits for its replica to take over: a manual failover completes in
+ * well under a second once the replica has caught up, so this covers several retries.
+ */
+export const SHARD_HANDOVER_TIMEOUT_SECONDS = 45;
+/**
+ * What the platforms give a stopping node (Docker's stop timeout and destroy grace, a pod's
+ * terminationGracePeriodSeconds): the handover, then SHUTDOWN's save.
+ */
+export const SHARD_STOP_GRACE_SECONDS = SHARD_HANDOVER_TIMEOUT_SECONDS + 15;
 
 /** Name the script gives itself as `$0` in the commands below (it shows in `ps`). */
 const SCRIPT_NAME = "dredis-shard";
 
 /** The entrypoint script; run it as `shardEntrypointCommand` or `shardHandoverCommand` say. */
 export function renderShardEntrypoint(options: ShardEntrypointOptions): string {
-  const { configPath, handoverTimeoutSeconds, port = REDIS_PORT } = options;
+  const { configPath, handoverTimeoutSeconds, port = REDIS_PORT, passwordFile = "" } = options;
   checkPort(port);
   if (!Number.isInteger(handoverTimeoutSeconds) || handoverTimeoutSeconds < 1)
     throw new DredisError(
       ErrorCodes.SHARD_ENTRYPOINT_ARGS,
       `shard entrypoint handoverTimeoutSeconds must be a positive integer (got ${handoverTimeoutSeconds})`,
     );
-  if (!/^\/[A-Za-z0-9_./-]+$/.test(configPath))
-    throw new DredisError(
-      ErrorCodes.SHARD_ENTRYPOINT_ARGS,
-      `shard entrypoint configPath must be an absolute path of letters, digits and _./- (got ${JSON.stringify(configPath)})`,
-    );
+  for (const [field, path] of Object.entries({ configPath, passwordFile }))
+    if (!/^\/[A-Za-z0-9_./-]+$/.test(path) && !(field === "passwordFile" && path === ""))
+      throw new DredisError(
+        ErrorCodes.SHARD_ENTRYPOINT_ARGS,
+        `shard entrypoint ${field} must be an absolute path of letters, digits and _./- (got ${JSON.stringify(path)})`,
+      );
   return `#!/bin/sh
 # dredis shard entrypoint: redis-server that hands mastership to a caught-up replica before it stops.
 # Command substitutions start with a space: Kubernetes replaces "$" "(" NAME ")" in a command
@@ -64,8 +81,11 @@ set -u
 CONF='${configPath}'
 PORT=${port}
 HANDOVER_TIMEOUT=${handoverTimeoutSeconds}
+PASSWORD_FILE='${passwordFile}'
 
-cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
+# The password as of now (a rotation changes the file under a running node), for every redis-cli.
+auth() { if [ -n "$PASSWORD_FILE" ] && [ -r "$PASSWORD_FILE" ]; then REDISCLI_AUTH=$( cat "$PASSWORD_FILE"); export REDISCLI_AUTH; fi; }
+cli() { auth; redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
 say() { echo "${SCRIPT_NAME}: $*" >&2; }
 role() { cli INFO replication | tr -d '\\r' | sed -n 's/^role://p'; }
 

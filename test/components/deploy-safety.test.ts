@@ -102,6 +102,41 @@ test("kubernetes: a shard pod is ready only back in the cluster and synced, so a
     const pod = (set.inputs["spec"] as { template: { spec: { containers: Record<string, unknown>[] } } })
       .template;
     const probe = pod.spec.containers[0]!["readinessProbe"] as { exec: { command: string[] } };
-    assert.deepEqual(probe.exec.command, ["sh", "-c", shardHealthCheckScript(6379)], set.name);
+    assert.deepEqual(
+      probe.exec.command,
+      ["sh", "-c", shardHealthCheckScript(6379, "/etc/redis/password")],
+      set.name,
+    );
   }
+});
+
+test("a password rotation: the migration gets both passwords, a drop run follows the proxies, on both platforms", async () => {
+  for (const spec of [stackSpec("dev"), stackSpec("prod")]) {
+    const run = startRun();
+    createStack(
+      { name: "redis", spec, password: "new-password-0002", previousPassword: "old-password-0001" },
+      run.opts,
+    );
+    const resources = await run.settle();
+    const component = find(resources, "distributed-redis:index:SlotMigration", "redis-migration");
+    assert.equal(typeof component.inputs["passwordHash"], "string", "the guard sees the password's digest");
+    assert.equal(typeof component.inputs["previousPasswordHash"], "string");
+    assert.notEqual(component.inputs["passwordHash"], component.inputs["previousPasswordHash"]);
+    assert.doesNotMatch(JSON.stringify(component.inputs), /password-000/, "digests, never the passwords");
+    const drop = resources.find((r) => r.name === "redis-password-drop")!;
+    assert.ok(drop, `${spec.platform}: a drop run`);
+    assert.deepEqual(drop.dependsOn, ["redis-proxy"], "after every proxy moved to the new password");
+    assert.deepEqual(drop.hooks["afterCreate"], ["redis-password-drop-run-succeeded"]);
+    const argv = JSON.stringify(drop.inputs["command"] ?? (drop.inputs["spec"] as object));
+    assert.match(argv, /"--drop-previous-password"/);
+    const migration = resources.find((r) => r.name === "redis-migration-run")!;
+    assert.match(JSON.stringify(migration.inputs), /DREDIS_PREVIOUS_PASSWORD/);
+  }
+  // Without previousPassword: no drop run, and the migration gets no previous password.
+  const plain = await deploy(stackSpec("dev"));
+  assert.equal(
+    plain.find((r) => r.name === "redis-password-drop"),
+    undefined,
+  );
+  assert.doesNotMatch(JSON.stringify(find(plain, CONTAINER, "redis-migration-run").inputs), /PREVIOUS/);
 });

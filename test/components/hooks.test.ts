@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type * as pulumi from "@pulumi/pulumi";
 import { assertMigrationSucceeded, guardTopologyChange } from "../../components/hooks.ts";
+import { DredisError } from "../../src/errors.ts";
 import { clusterSpecSchema } from "../../components/plan/spec.ts";
 import { planCluster } from "../../components/plan/topology.ts";
 
@@ -67,4 +68,42 @@ test("a Kubernetes Job that did not succeed fails the deployment", () => {
     () => assertMigrationSucceeded(hookArgs({ newOutputs: { status: { failed: 3 } } })),
     /failed pods: 3/,
   );
+});
+
+test("the guard refuses a new password without previousPassword, naming it, and lets the rotation through", () => {
+  const topology = topologyJson(3);
+  const old = { topology, passwordHash: "digest-of-old" };
+  assert.throws(
+    () =>
+      guardTopologyChange(
+        hookArgs({ oldInputs: old, newInputs: { topology, passwordHash: "digest-of-new" } }),
+      ),
+    (err: unknown) =>
+      err instanceof DredisError &&
+      err.code === "E_UNSAFE_CHANGE" &&
+      err.message ===
+        "the password changed without previousPassword: the nodes would keep the old one while the proxies " +
+          "use the new. Set previousPassword to the password the cluster has now, keep the new password, and " +
+          "run pulumi up (the nodes accept both until every proxy uses the new one, then the old one is " +
+          "dropped); remove previousPassword in the next deployment",
+  );
+  assert.throws(
+    () =>
+      guardTopologyChange(
+        hookArgs({
+          oldInputs: old,
+          newInputs: { topology, passwordHash: "digest-of-new", previousPasswordHash: "digest-of-other" },
+        }),
+      ),
+    /previousPassword is not the password the cluster has now/,
+  );
+  // The rotation, the first deploy, and a deployment that keeps the password.
+  guardTopologyChange(
+    hookArgs({
+      oldInputs: old,
+      newInputs: { topology, passwordHash: "digest-of-new", previousPasswordHash: "digest-of-old" },
+    }),
+  );
+  guardTopologyChange(hookArgs({ newInputs: { topology, passwordHash: "digest-of-new" } }));
+  guardTopologyChange(hookArgs({ oldInputs: old, newInputs: old }));
 });

@@ -44,7 +44,7 @@ function chainOrder(group: Recorded[]): string[] {
 
 test("docker: shard containers form one chain, shard by shard, each shard's replicas before its master", async () => {
   const resources = await deploy({ ...stackSpec("dev"), replicasPerShard: 2 });
-  const nodes = ofType(resources, CONTAINER).filter((c) => c.name.startsWith("redis-shard-"));
+  const nodes = ofType(resources, CONTAINER).filter((c) => /^redis-shard-\d+-\d+$/.test(c.name));
   assert.deepEqual(
     chainOrder(nodes),
     [0, 1, 2].flatMap((s) => [1, 2, 0].map((n) => `redis-shard-${s}-${n}`)),
@@ -64,7 +64,8 @@ test("docker: growing the cluster appends the new shards to the chain and leaves
     new Map(ofType(resources, CONTAINER).map((c) => [c.name, c.dependsOn.join(",")]));
   for (const [name, before] of deps(three))
     if (name.startsWith("redis-shard-")) assert.equal(deps(five).get(name), before);
-  assert.equal(deps(five).get("redis-shard-3-1"), "redis-shard-2-0");
+  // After the previous shard's master, and its own settings writer.
+  assert.equal(deps(five).get("redis-shard-3-1"), "redis-shard-2-0,redis-shard-3-1-settings");
 });
 
 test("docker: proxies are replaced one host at a time, each with its keepalived back first", async () => {
@@ -93,20 +94,23 @@ test("docker: a new shardMemoryMb changes only what is applied live (ignored upl
   const big = ofType(await deploy({ ...stackSpec("dev"), shardMemoryMb: 512 }), CONTAINER).filter((c) =>
     c.name.startsWith("redis-shard-"),
   );
-  small.forEach((before, i) => {
-    const after = big[i]!;
+  // The settings writers do not change either (no password or persistence in this change).
+  const nodesOnly = (c: Recorded) => /^redis-shard-\d+-\d+$/.test(c.name);
+  assert.deepEqual(
+    small.filter((c) => !nodesOnly(c)).map((c) => JSON.stringify(c.inputs)),
+    big.filter((c) => !nodesOnly(c)).map((c) => JSON.stringify(c.inputs)),
+  );
+  const bigNodes = big.filter(nodesOnly);
+  small.filter(nodesOnly).forEach((before, i) => {
+    const after = bigNodes[i]!;
     const changed = Object.keys(after.inputs).filter(
       (key) => JSON.stringify(after.inputs[key]) !== JSON.stringify(before.inputs[key]),
     );
     // `memory` is updated in place by the provider (docker update), not replaced.
     assert.deepEqual(changed.sort(), ["memory", "uploads"], before.name);
     const uploads = (r: Recorded) => r.inputs["uploads"] as { file: string; content: string }[];
-    assert.deepEqual(
-      uploads(after).slice(0, 2),
-      uploads(before).slice(0, 2),
-      "redis.conf and auth.conf unchanged",
-    );
-    assert.equal(uploads(after)[2]!.file, "/etc/redis/memory.conf");
-    assert.deepEqual(after.options.ignoreChanges, ["uploads[2].content"]);
+    assert.deepEqual(uploads(after).slice(0, 1), uploads(before).slice(0, 1), "redis.conf unchanged");
+    assert.equal(uploads(after)[1]!.file, "/etc/redis/memory.conf");
+    assert.deepEqual(after.options.ignoreChanges, ["uploads[1].content"]);
   });
 });

@@ -59,7 +59,8 @@ test("3 -> 5: exactly two shards are added, and nothing else is created or delet
     added.every((r) => /^redis-shard-[34]/.test(r.name)),
     `only shard-3 and shard-4 resources: ${added.map((r) => r.name).join(", ")}`,
   );
-  assert.equal(added.length, 2 * (1 + 2 * 2)); // per shard: the component, 2 volumes, 2 containers
+  // Per shard: the component, and per node a volume, a container and its settings writer.
+  assert.equal(added.length, 2 * (1 + 2 * 3));
 });
 
 test("3 -> 5: the proxies are untouched (their seeds are the first three shards)", () => {

@@ -56,3 +56,8 @@ test("name and password are read apart from the spec", () => {
   const spec = parseStackConfig({ ...stackFileConfig("dev"), name: "cache", password: "x" });
   assert.equal(spec.shards, 3);
 });
+
+test("previousPassword (set only while rotating) is read apart from the spec too", () => {
+  const spec = parseStackConfig({ ...stackFileConfig("dev"), password: "new", previousPassword: "old" });
+  assert.equal(spec.shards, 3);
+});

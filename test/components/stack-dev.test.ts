@@ -39,7 +39,7 @@ const upload = (r: Recorded, file: string) =>
   (r.inputs["uploads"] as Upload[]).find((u) => u.file === file)?.content ??
   assert.fail(`${r.name}: no upload ${file}`);
 
-test("creates the whole graph: 6 shard nodes, 2 proxies, HAProxy, migration, network, images", () => {
+test("creates the whole graph: 6 shard nodes and their settings writers, 2 proxies, HAProxy, migration, network, images", () => {
   assert.deepEqual(countByType(resources), {
     "distributed-redis:index:DistributedRedis": 1,
     "random:index/randomPassword:RandomPassword": 1,
@@ -50,7 +50,7 @@ test("creates the whole graph: 6 shard nodes, 2 proxies, HAProxy, migration, net
     "docker:index/volume:Volume": 6,
     "distributed-redis:index:SlotMigration": 1,
     "distributed-redis:index:ProxyFleet": 1,
-    [CONTAINER]: 6 + 2 + 1 + 1,
+    [CONTAINER]: 6 + 6 + 2 + 1 + 1,
   });
   assert.deepEqual(
     ofType(resources, CONTAINER)
@@ -62,11 +62,17 @@ test("creates the whole graph: 6 shard nodes, 2 proxies, HAProxy, migration, net
       "redis-proxy-1",
       "redis-proxy-lb",
       "redis-shard-0-0",
+      "redis-shard-0-0-settings",
       "redis-shard-0-1",
+      "redis-shard-0-1-settings",
       "redis-shard-1-0",
+      "redis-shard-1-0-settings",
       "redis-shard-1-1",
+      "redis-shard-1-1-settings",
       "redis-shard-2-0",
+      "redis-shard-2-0-settings",
       "redis-shard-2-1",
+      "redis-shard-2-1-settings",
     ],
   );
 });
@@ -89,11 +95,15 @@ test("every child is named after and parented to its component", () => {
   assert.equal(find(resources, "distributed-redis:index:RedisShard", "redis-shard-2").parent, "redis");
 });
 
-test("shard nodes run redis-server on the generated config, with hostnames, volumes and health checks", () => {
+test("shard nodes run the handover entrypoint on the generated config, with hostnames, volumes and health checks", () => {
   const node = find(resources, CONTAINER, "redis-shard-1-1");
   assert.equal(node.inputs["image"], "sha256:id-of-redis:7.2");
   assert.equal(node.inputs["hostname"], "redis-shard-1-1");
-  assert.deepEqual(node.inputs["command"], ["redis-server", "/etc/redis/redis.conf"]);
+  // The entrypoint (plan/shard-entrypoint.ts) starts redis-server on the config and hands over on SIGTERM.
+  const [sh, c, script, ...rest] = node.inputs["command"] as string[];
+  assert.deepEqual([sh, c, rest], ["sh", "-c", ["dredis-shard"]]);
+  assert.match(script!, /^CONF='\/etc\/redis\/redis\.conf'$/m);
+  assert.match(script!, /CLUSTER FAILOVER/);
   assert.deepEqual(node.inputs["networksAdvanced"], [{ name: "redis-net", aliases: ["redis-shard-1-1"] }]);
   assert.deepEqual(node.inputs["volumes"], [{ volumeName: "redis-shard-1-1-data", containerPath: "/data" }]);
   const conf = upload(node, "/etc/redis/redis.conf");
@@ -102,25 +112,36 @@ test("shard nodes run redis-server on the generated config, with hostnames, volu
   // maxmemory sits in a file of its own, which later resizes do not touch (they are live).
   assert.match(conf, /^include \/etc\/redis\/memory.conf$/m);
   assert.equal(upload(node, "/etc/redis/memory.conf"), "maxmemory 128mb\n");
-  assert.deepEqual(node.options.ignoreChanges, ["uploads[2].content"]);
+  assert.deepEqual(node.options.ignoreChanges, ["uploads[1].content"]);
+  // Password and persistence: files on the node's volume, written by its settings container, so
+  // a new value replaces only that writer (the migration sets it live on the running node).
+  assert.match(conf, /^include \/data\/.dredis\/persistence.conf$/m);
+  assert.match(conf, /^include \/data\/.dredis\/auth.conf$/m);
+  assert.doesNotMatch(conf, /^(appendonly|save|requirepass) /m);
+  const settings = find(resources, CONTAINER, "redis-shard-1-1-settings");
+  assert.ok(node.dependsOn.includes("redis-shard-1-1-settings"), "its settings are written first");
+  assert.deepEqual(settings.inputs["volumes"], node.inputs["volumes"]);
+  assert.equal(settings.inputs["attach"], true);
   assert.equal(
-    upload(node, "/etc/redis/auth.conf"),
+    upload(settings, "/tmp/dredis-settings/auth.conf"),
     "requirepass generated-password-0123456789abcd\nmasterauth generated-password-0123456789abcd\n",
   );
-  assert.deepEqual(node.inputs["envs"], ["REDISCLI_AUTH=generated-password-0123456789abcd"]);
+  assert.equal(upload(settings, "/tmp/dredis-settings/password"), "generated-password-0123456789abcd");
+  assert.equal(
+    upload(settings, "/tmp/dredis-settings/persistence.conf"),
+    'appendonly yes\nappendfsync everysec\nsave ""\n',
+  );
+  assert.deepEqual(settings.secretInputs, ["uploads"], "the password reaches the engine only as a secret");
+  assert.equal(node.inputs["envs"], undefined, "no password in the node's inputs");
   // Healthy means back in the cluster and synced (test/components/plan/shard-health-check.test.ts).
   assert.deepEqual((node.inputs["healthcheck"] as { tests: string[] }).tests, [
     "CMD-SHELL",
-    shardHealthCheckScript(6379),
+    shardHealthCheckScript(6379, "/data/.dredis/password"),
   ]);
   assert.equal(node.inputs["memory"], Math.ceil(128 * 1.5) + 32);
   assert.equal(node.inputs["restart"], "unless-stopped");
   assert.equal(node.inputs["wait"], true);
-  assert.deepEqual(
-    node.secretInputs.sort(),
-    ["envs", "uploads"],
-    "the password reaches the engine only as a secret",
-  );
+  assert.deepEqual(node.secretInputs, [], "no secret in the node's own inputs");
 });
 
 test("the network pins nothing inside Docker's ipRange", () => {
@@ -153,6 +174,7 @@ test("the migration runs dredis cluster apply once the shards and network exist,
     "DREDIS_PASSWORD=generated-password-0123456789abcd",
     `TOPOLOGY_HASH=${outputs["topologyHash"] as string}`,
     "DREDIS_MAXMEMORY=128mb",
+    "DREDIS_PERSISTENCE=aof",
   ]);
   assert.equal(run.inputs["attach"], true);
   assert.equal(run.inputs["logs"], true);
@@ -182,6 +204,9 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
       (proxy.inputs["healthcheck"] as { tests: string[] }).tests.join(" "),
       /127\.0\.0\.1:9121\/readyz/,
     );
+    assert.deepEqual(proxy.inputs["networksAdvanced"], [
+      { name: "redis-net", aliases: [`redis-proxy-${i}`, "redis-proxy-hosts"] },
+    ]);
   }
   const lb = find(resources, CONTAINER, "redis-proxy-lb");
   assert.equal(lb.inputs["image"], "sha256:id-of-haproxy:2.8");
@@ -190,8 +215,11 @@ test("proxies run dredis proxy on a config their own parser accepts, behind HAPr
     upload(lb, "/usr/local/etc/haproxy/haproxy.cfg"),
     renderHaproxyCfg({
       bind: { host: "0.0.0.0", port: 6380 },
-      backends: [0, 1].map((i) => ({ name: `redis-proxy-${i}`, host: `redis-proxy-${i}`, port: 6380 })),
-      password: "generated-password-0123456789abcd",
+      // The hosts by the alias they share, checked for readiness: neither a new host nor a new
+      // password changes this file (a change would replace HAProxy, and the endpoint with it).
+      backends: [],
+      discover: { host: "redis-proxy-hosts", port: 6380, slots: 64 },
+      httpCheck: { port: 9121, path: "/readyz" },
       check: { intervalMs: 2000, fall: 3, rise: 2 },
     }),
   );

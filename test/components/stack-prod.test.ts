@@ -73,12 +73,22 @@ test("a shard's StatefulSet runs master and replicas with stable hostnames, volu
   const pod = podOf(set);
   const redis = pod.spec.containers[0]!;
   assert.equal(redis["image"], "redis:7.2");
-  assert.deepEqual(redis["command"], [
-    "redis-server",
-    "/etc/redis/redis.conf",
-    "--cluster-announce-hostname",
-    "$(POD_NAME).redis-shard-4.redis.svc.cluster.local",
-  ]);
+  // The entrypoint (plan/shard-entrypoint.ts) starts redis-server on the config with the pod's
+  // hostname; its handover runs as the preStop hook, within the grace period.
+  const [sh, c, script, ...rest] = redis["command"] as string[];
+  assert.deepEqual(
+    [sh, c, rest],
+    [
+      "sh",
+      "-c",
+      ["dredis-shard", "--cluster-announce-hostname", "$(POD_NAME).redis-shard-4.redis.svc.cluster.local"],
+    ],
+  );
+  assert.match(script!, /^CONF='\/etc\/redis\/redis\.conf'$/m);
+  assert.deepEqual(redis["lifecycle"], {
+    preStop: { exec: { command: ["sh", "-c", script, "dredis-shard", "handover"] } },
+  });
+  assert.equal(pod.spec["terminationGracePeriodSeconds"], 60);
   assert.deepEqual(redis["resources"] as object, {
     requests: { cpu: "100m", memory: "6176Mi" },
     limits: { memory: "6176Mi" },

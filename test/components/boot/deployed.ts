@@ -69,6 +69,8 @@ export interface HostRewrite {
   seeds: string[];
   port: number;
   adminPort: number;
+  /** The address both ports listen on (a loopback address of its own per host), if not changed. */
+  host?: string;
 }
 
 /**
@@ -77,20 +79,21 @@ export interface HostRewrite {
  */
 export function localizeProxyYaml(rendered: string, rewrite: HostRewrite): string {
   const doc = parse(rendered) as Record<string, unknown> & {
-    listen: { port: number };
-    admin: { port: number };
+    listen: { port: number; host: string };
+    admin: { port: number; host: string };
     seeds: string[];
   };
   const local = structuredClone(doc);
   local.seeds = rewrite.seeds;
   local.listen.port = rewrite.port;
   local.admin.port = rewrite.adminPort;
+  if (rewrite.host !== undefined) local.listen.host = local.admin.host = rewrite.host;
   const text = stringify(local);
   const strip = (d: typeof doc) => ({
     ...d,
     seeds: [],
-    listen: { ...d.listen, port: 0 },
-    admin: { ...d.admin, port: 0 },
+    listen: { ...d.listen, port: 0, host: "" },
+    admin: { ...d.admin, port: 0, host: "" },
   });
   assert.deepEqual(strip(parse(text) as typeof doc), strip(doc), "the rewrite changed more than addresses");
   return text;

@@ -1,8 +1,10 @@
 /**
  * A load-balanced fleet as the Docker platform deploys it: real proxy hosts from the deployed
  * proxy.yaml, behind HAProxy running the haproxy.cfg rendered with the platform's arguments. Its
- * Redis health check (AUTH, PING) passes against the real proxy; a host killed outright is
- * ejected and new clients are served by the others.
+ * readiness check (HTTP GET /readyz on the admin port) passes against the real proxy; a host
+ * killed outright is ejected and new clients are served by the others. The platform finds its
+ * hosts through a network alias (DNS); here, with no DNS server, the same hosts are listed by
+ * address instead, each on a loopback address of its own so that all share the ports as in Docker.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -22,15 +24,12 @@ const HOSTS = 3;
 const HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg";
 
 /** What the Docker platform passes to renderHaproxyCfg for a load-balanced fleet `cache-proxy`. */
-function dockerHaproxyArgs(port: number, hosts: number): HaproxyArgs {
+function dockerHaproxyArgs(port: number): HaproxyArgs {
   return {
     bind: { host: "0.0.0.0", port },
-    backends: Array.from({ length: hosts }, (_, i) => ({
-      name: `cache-proxy-${i}`,
-      host: `cache-proxy-${i}`,
-      port,
-    })),
-    password: PASSWORD,
+    backends: [],
+    discover: { host: "cache-proxy-hosts", port, slots: 64 },
+    httpCheck: { port: 9121, path: "/readyz" },
     check: { intervalMs: 2000, fall: 3, rise: 2 },
   };
 }
@@ -59,8 +58,8 @@ function serverStates(socketPath: string): Promise<ServerState> {
   });
 }
 
-async function totalClients(adminPort: number): Promise<number> {
-  const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as HostStatus;
+async function totalClients(host: string, adminPort: number): Promise<number> {
+  const status = (await (await fetch(`http://${host}:${adminPort}/status`)).json()) as HostStatus;
   return status.workers.reduce((sum, w) => sum + (w?.clients ?? 0), 0);
 }
 
@@ -99,7 +98,7 @@ test("HAProxy with the platform's config serves clients over real proxy hosts an
   const { port: deployedPort } = deployed.spec;
   assert.equal(
     deployed.upload("cache-proxy-lb", HAPROXY_CFG),
-    renderHaproxyCfg(dockerHaproxyArgs(deployedPort, HOSTS)),
+    renderHaproxyCfg(dockerHaproxyArgs(deployedPort)),
     "the Docker platform's haproxy arguments changed: update dockerHaproxyArgs to match",
   );
 
@@ -107,44 +106,50 @@ test("HAProxy with the platform's config serves clients over real proxy hosts an
   await requirePassword(cluster, PASSWORD);
   const dir = await tempDir("dredis-lb-");
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const ports = await freePorts(2 * HOSTS + 1);
+  // One client port and one admin port for every host, as in Docker, on 127.0.0.2, .3, ...
+  const [port, adminPort, lbPort] = (await freePorts(3)) as [number, number, number];
   const hosts = await Promise.all(
     Array.from({ length: HOSTS }, async (_, i) => {
-      const [port, adminPort] = [ports[2 * i]!, ports[2 * i + 1]!];
+      const address = `127.0.0.${2 + i}`;
       const file = join(dir, `proxy-${i}.yaml`);
       await writeFile(
         file,
-        localizeProxyYaml(dockerProxyYaml(deployed, i), { seeds: cluster.seeds, port, adminPort }),
+        localizeProxyYaml(dockerProxyYaml(deployed, i), {
+          seeds: cluster.seeds,
+          port,
+          adminPort,
+          host: address,
+        }),
       );
       const host = await spawnProxyHostFromFile(t, file, {
-        ready: async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200,
+        ready: async () => (await fetch(`http://${address}:${adminPort}/readyz`)).status === 200,
         readyTimeoutMs: 45_000,
       });
-      return { name: `cache-proxy-${i}`, port, adminPort, host };
+      return { name: `cache-proxy-${i}`, address, port, adminPort, host };
     }),
   );
 
-  // The platform's arguments, with only addresses moved to loopback.
-  const lbPort = ports[2 * HOSTS]!;
-  const platformArgs = dockerHaproxyArgs(deployedPort, HOSTS);
+  // The platform's arguments, with addresses moved to loopback and the hosts listed, not resolved.
+  const { discover: _resolved, ...platformArgs } = dockerHaproxyArgs(deployedPort);
   const haproxy = await startHaproxy(
     t,
     dir,
     renderHaproxyCfg({
       ...platformArgs,
       bind: { host: "127.0.0.1", port: lbPort },
-      backends: hosts.map((h) => ({ name: h.name, host: "127.0.0.1", port: h.port })),
+      backends: hosts.map((h) => ({ name: h.name, host: h.address, port: h.port })),
+      httpCheck: { ...platformArgs.httpCheck!, port: adminPort },
     }),
   );
   let states: ServerState = {};
-  // L7OK: the check's AUTH and PING were answered +OK and +PONG by the real proxy.
+  // L7OK: the real proxy's /readyz answered 200.
   await until(
     async () => {
       states = await serverStates(haproxy.socketPath);
       return hosts.every((h) => states[h.name]?.status === "UP" && states[h.name]?.checkStatus === "L7OK");
     },
     15_000,
-    "every proxy host to pass HAProxy's Redis health check",
+    "every proxy host to pass HAProxy's readiness check",
   ).catch((err: Error) => {
     throw new Error(`${err.message}\nstates: ${JSON.stringify(states)}\n${haproxy.output()}`);
   });
@@ -152,10 +157,13 @@ test("HAProxy with the platform's config serves clients over real proxy hosts an
   // leastconn spreads long-lived clients over every host.
   const clients = Array.from({ length: 2 * HOSTS }, () => proxyClient(t, lbPort, { password: PASSWORD }));
   for (const [i, client] of clients.entries()) assert.equal(await client.set(`lb-key-${i}`, `v${i}`), "OK");
-  for (const h of hosts) assert.ok((await totalClients(h.adminPort)) >= 1, `${h.name} serves no client`);
+  for (const h of hosts)
+    assert.ok((await totalClients(h.address, h.adminPort)) >= 1, `${h.name} serves no client`);
 
   const victim = hosts[1]!;
-  const status = (await (await fetch(`http://127.0.0.1:${victim.adminPort}/status`)).json()) as HostStatus;
+  const status = (await (
+    await fetch(`http://${victim.address}:${victim.adminPort}/status`)
+  ).json()) as HostStatus;
   const pids = [victim.host.pid, ...status.workers.flatMap((w) => (w ? [w.pid] : []))];
   const killed = performance.now();
   await victim.host.killGroup();
@@ -180,7 +188,7 @@ test("HAProxy with the platform's config serves clients over real proxy hosts an
     assert.equal(await client.set(`lb-after-${i}`, `w${i}`), "OK");
   }
   const survivors = hosts.filter((h) => h !== victim);
-  const served = await Promise.all(survivors.map((h) => totalClients(h.adminPort)));
+  const served = await Promise.all(survivors.map((h) => totalClients(h.address, h.adminPort)));
   assert.ok(
     served.every((n) => n >= 1),
     `the surviving hosts should share the clients: ${served.join(", ")}`,

@@ -3,8 +3,7 @@
  * each as two `pulumi up` runs under mocks, judged by what the engine and the Kubernetes provider
  * would do (engine.ts, ../data/kubernetes-replace-on-change.json).
  *
- * Tests marked `todo` fail on today's components (issue 12, items 1, 2 and 4): the suite stays
- * green and lists them; each loses its `todo` when the component change it names lands.
+ * Every test here failed on the components before the day-2 work (issue 12, items 1, 2 and 4).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -16,36 +15,35 @@ const { assertAppliedLive, assertRollsOneAtATime, assertShardsUntouched, change,
   await import("./scenario.ts");
 
 const prod = stackSpec("prod");
-const TODO = { todo: "fixed by the day-2 component work" };
 
-// Needs: maxmemory applied live by the workload, and the StatefulSets not rolling all shards at
-// once for the pod spec's new memory (OnDelete + the runtime roll, or shards chained one by one).
-test("shardMemoryMb: applied live, no pod restarted", TODO, async () => {
+// maxmemory is applied live by the workload; the StatefulSets update OnDelete, so the pod spec's
+// new memory limit restarts no pod (it applies at each pod's next restart).
+test("shardMemoryMb: applied live, no pod restarted", async () => {
   const c = await change({ spec: prod }, { spec: { ...prod, shardMemoryMb: 8192 } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-// Needs: the password applied live by a workload that runs on the change (today nothing runs and
-// the pods keep the old password, issue item 4), and its hash in the pod template without a roll.
-test("password rotation: applied live, no pod restarted", TODO, async () => {
+// The password is applied live by the migration (step 1) and the drop workload (step 2), and its
+// hash is in the pod template without a roll (OnDelete).
+test("password rotation: applied live, no pod restarted", async () => {
   const c = await change(
     { spec: prod, password: "old-password-0001" },
-    { spec: prod, password: "new-password-0002" },
+    // The documented rotation: the new password, and the one the cluster has as previousPassword.
+    { spec: prod, password: "new-password-0002", previousPassword: "old-password-0001" },
   );
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-// Needs: persistence applied live (CONFIG SET appendonly/save) by the workload; no roll of every shard.
-test("persistence aof -> rdb: applied live, no pod restarted", TODO, async () => {
+// Persistence is applied live (CONFIG SET appendonly/save) by the workload; no pod restarts.
+test("persistence aof -> rdb: applied live, no pod restarted", async () => {
   const c = await change({ spec: prod }, { spec: { ...prod, persistence: "rdb" } });
   assertRollsOneAtATime(c);
   assertAppliedLive(c);
 });
 
-// Needs: one shard at a time (today all six StatefulSets roll in parallel).
-test("redisImage: every shard gets the new image, one shard at a time", TODO, async () => {
+test("redisImage: every shard gets the new image, one shard at a time", async () => {
   const c = await change({ spec: prod }, { spec: { ...prod, redisImage: "redis:7.2.5" } });
   for (let i = 0; i < 6; i++)
     assert.notEqual(
@@ -100,9 +98,9 @@ test("shards 8 -> 6: the removed StatefulSets are deleted after the migration dr
   assertRollsOneAtATime(c);
 });
 
-// Needs: the shard pods run the entrypoint of components/plan/shard-entrypoint.ts, with its
-// handover as the preStop hook, within terminationGracePeriodSeconds.
-test("a shard pod hands its master over before it stops (preStop)", TODO, async () => {
+// The shard pods run the entrypoint of components/plan/shard-entrypoint.ts, with its handover as
+// the preStop hook, within terminationGracePeriodSeconds.
+test("a shard pod hands its master over before it stops (preStop)", async () => {
   const c = await change({ spec: prod }, { spec: prod });
   for (const state of c.news.values()) {
     if (state.type !== "kubernetes:apps/v1:StatefulSet") continue;

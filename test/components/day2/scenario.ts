@@ -11,6 +11,8 @@ import { record, type Outputs, type State } from "./record.ts";
 export interface Deployment {
   spec: ClusterSpec;
   password?: string;
+  /** The rotation's previous password (DistributedRedisArgs.previousPassword). */
+  previousPassword?: string;
   /** Provider outputs that differ from the defaults in this run (e.g. a rebuilt image's digest). */
   outputs?: Outputs;
 }
@@ -30,7 +32,11 @@ const CONTAINER = "docker:index/container:Container";
 export async function change(before: Deployment, after: Deployment): Promise<Change> {
   const run = async (d: Deployment) => {
     const states = await record(
-      (opts) => createStack({ name: NAME, spec: d.spec, password: d.password }, opts),
+      (opts) =>
+        createStack(
+          { name: NAME, spec: d.spec, password: d.password, previousPassword: d.previousPassword },
+          opts,
+        ),
       d.outputs,
     );
     assertClassified(states, d.spec);

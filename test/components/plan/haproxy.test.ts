@@ -36,6 +36,10 @@ describe("renderHaproxyCfg validation", () => {
   test("rejects an empty backend list", () => {
     rejects({ ...valid, backends: [] }, "backends", /at least one backend/);
   });
+  test("rejects a discovery without slots and a check path that is not a path", () => {
+    rejects({ ...valid, discover: { host: "proxies", port: 6380, slots: 0 } }, "discover.slots", /1\.\.1024/);
+    rejects({ ...valid, httpCheck: { port: 9121, path: "readyz" } }, "httpCheck.path", /\/readyz/);
+  });
   test("rejects duplicate backend names, naming the first holder", () => {
     const backends = [...valid.backends, { name: "proxy-0", host: "172.30.0.22", port: 6380 }];
     rejects({ ...valid, backends }, "backends.2.name", /"proxy-0" is also the name of backends\.0/);
@@ -95,6 +99,21 @@ describe("haproxy -c accepts the generated config", () => {
       maxConnections: 500,
       timeouts: { connectMs: 1000, clientMs: 60_000, serverMs: 60_000 },
     });
+    const { status, output } = await haproxyCheck(t, cfg);
+    assert.equal(status, 0, output);
+    assert.doesNotMatch(output, /WARNING|ALERT/, output);
+  });
+  test("with hosts discovered through one DNS name and an HTTP readiness check: no host, no password", async (t) => {
+    const cfg = renderHaproxyCfg({
+      ...valid,
+      backends: [],
+      discover: { host: "localhost", port: 6380, slots: 64 },
+      httpCheck: { port: 9121, path: "/readyz" },
+    });
+    assert.match(cfg, /^ {2}server-template proxy 1-64 localhost:6380 resolvers system init-addr none$/m);
+    assert.match(cfg, /^ {2}default-server check port 9121 /m);
+    assert.match(cfg, /^ {2}option httpchk GET \/readyz$/m);
+    assert.doesNotMatch(cfg, /tcp-check|AUTH|^ {2}server /m);
     const { status, output } = await haproxyCheck(t, cfg);
     assert.equal(status, 0, output);
     assert.doesNotMatch(output, /WARNING|ALERT/, output);

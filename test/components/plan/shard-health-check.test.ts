@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { Redis } from "ioredis";
 import { shardHealthCheckScript } from "../../../components/plan/health-check.ts";
 import type { RedisServer } from "../../../src/local/redis-server.ts";
 import { startCluster, startStandalone, until } from "../../support/redis.ts";
@@ -32,4 +36,24 @@ test("in a cluster: masters and synced replicas are healthy; a replica cut off f
   await cluster.connect(replica).call("CONFIG", "SET", "cluster-replica-no-failover", "yes");
   await master.stop();
   await until(async () => !healthy(replica), 15_000, "the replica to report its master link down");
+});
+
+test("with a password file: the check authenticates with the file's current content, not REDISCLI_AUTH", async (t) => {
+  const node = await startStandalone(t, { "cluster-enabled": true, "cluster-config-file": "nodes.conf" });
+  const dir = await mkdtemp(join(tmpdir(), "dredis-health-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, "password");
+  const check = () =>
+    spawnSync("sh", ["-c", shardHealthCheckScript(node.port, file)], {
+      encoding: "utf8",
+      env: { ...process.env, REDISCLI_AUTH: "stale-password-0001" },
+    }).status === 0;
+  const admin = new Redis({ host: "127.0.0.1", port: node.port, lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.config("SET", "requirepass", "rotated-password-0002");
+  await writeFile(file, "stale-password-0001");
+  assert.equal(check(), false, "the old password no longer gets in");
+  // What the settings writer does on a rotation: the file changes under the running node.
+  await writeFile(file, "rotated-password-0002");
+  assert.equal(check(), true);
 });
