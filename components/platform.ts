@@ -14,17 +14,6 @@ import type { ShardPlan } from "./plan/topology.ts";
 
 export type { Platform } from "./plan/spec.ts";
 
-/**
- * Variables `dredis cluster apply` reads besides `ENV` of src/contract.ts (see src/cli/cluster.ts);
- * spelled once here for both platforms' migration workloads.
- */
-export const APPLY_ENV = {
-  /** Rotation step 1: the password the nodes accept now; they accept both afterwards. */
-  previousPassword: "DREDIS_PREVIOUS_PASSWORD",
-  /** The persistence mode set live on every node: aof, rdb or none. */
-  persistence: "DREDIS_PERSISTENCE",
-} as const;
-
 /** What the platform's shared pieces give the rest of the deployment. */
 export interface PlatformInfra {
   /** What the migration workload needs besides the shards. */

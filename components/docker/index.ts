@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { planDockerAddresses } from "../plan/addresses.ts";
 import { argError } from "../plan/spec.ts";
-import { APPLY_ENV, type PlatformDriver } from "../platform.ts";
+import type { PlatformDriver } from "../platform.ts";
 import { createDockerInfra } from "./infra.ts";
 import { createDockerMigration } from "./migration.ts";
 import { createDockerProxyFleet } from "./proxy-fleet.ts";
@@ -83,10 +83,10 @@ export const dockerDriver: PlatformDriver = {
           pulumi.interpolate`${ENV.password}=${pulumi.secret(inputs.password)}`,
           ...(inputs.previousPassword === undefined
             ? []
-            : [pulumi.interpolate`${APPLY_ENV.previousPassword}=${pulumi.secret(inputs.previousPassword)}`]),
+            : [pulumi.interpolate`${ENV.previousPassword}=${pulumi.secret(inputs.previousPassword)}`]),
           `TOPOLOGY_HASH=${inputs.topologyHash}`,
           `${ENV.maxmemory}=${inputs.maxmemoryMb}mb`,
-          ...(inputs.persistence === undefined ? [] : [`${APPLY_ENV.persistence}=${inputs.persistence}`]),
+          ...(inputs.persistence === undefined ? [] : [`${ENV.persistence}=${inputs.persistence}`]),
         ],
         image: inputs.image,
         network,

@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { argError } from "../plan/spec.ts";
-import { APPLY_ENV, type PlatformDriver } from "../platform.ts";
+import type { PlatformDriver } from "../platform.ts";
 import { secretEnv } from "./common.ts";
 import { createKubernetesInfra } from "./infra.ts";
 import { createKubernetesMigration } from "./migration.ts";
@@ -81,12 +81,10 @@ export const kubernetesDriver: PlatformDriver = {
           secretEnv(ENV.password, inputs.passwordSecret, "password"),
           ...(inputs.previousPassword === undefined
             ? []
-            : [secretEnv(APPLY_ENV.previousPassword, inputs.passwordSecret, "previousPassword")]),
+            : [secretEnv(ENV.previousPassword, inputs.passwordSecret, "previousPassword")]),
           { name: "TOPOLOGY_HASH", value: inputs.topologyHash },
           { name: ENV.maxmemory, value: `${inputs.maxmemoryMb}mb` },
-          ...(inputs.persistence === undefined
-            ? []
-            : [{ name: APPLY_ENV.persistence, value: inputs.persistence }]),
+          ...(inputs.persistence === undefined ? [] : [{ name: ENV.persistence, value: inputs.persistence }]),
         ],
         image: inputs.image,
       },
