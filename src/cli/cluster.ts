@@ -21,6 +21,7 @@ import {
   handover,
   PERSISTENCE_MODES,
   persistenceSettings,
+  everyNodeAccepts,
   rollCluster,
   waitSynced,
   type Credentials,
@@ -148,6 +149,8 @@ export function registerClusterCommands(program: Command): void {
         const settings = { ...persistenceFlag(day2.persistence), ...parseSettings(day2.config ?? []) };
         const rotation = await passwordFlags(day2);
         if (rotation.password !== undefined) options.password = rotation.admin;
+        if (rotation.add && (await everyNodeAccepts(topology, rotation.password!, options)))
+          options.password = rotation.password;
         if (rotation.add && !options.dryRun) await addPassword(topology, rotation.password!, options);
         const { plan, moved } = await applyTopology(topology, options);
         if (maxmemory !== undefined) await resizeMemory(topology, maxmemory, options);

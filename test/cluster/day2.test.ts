@@ -185,6 +185,16 @@ test("a password rotation through apply: both passwords accepted after step 1, o
     if (replication.includes("role:slave")) assert.match(replication, /master_link_status:up/);
   }
   assert.deepEqual(await wrongKeys(client, 2_000), []);
+  // Step 1 again after step 2 (the previous password left in a deployment's config): the nodes
+  // already accept only the new one, so it connects with that and the old one stays dropped.
+  const again = await apply(
+    "--password-file",
+    join(secrets, "second"),
+    "--previous-password-file",
+    join(secrets, "first"),
+  );
+  assert.equal(again.code, 0, again.stderr);
+  for (const node of nodes) assert.match(await authReply(node, "first-password"), /^-WRONGPASS/);
   const steady = await apply("--password-file", join(secrets, "second"));
   assert.equal(steady.code, 0, steady.stderr);
   assert.match(steady.stdout, /the cluster already matches the topology/);

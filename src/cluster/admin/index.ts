@@ -28,6 +28,7 @@ export {
   applyLiveSettings,
   dropPreviousPasswords,
   persistenceSettings,
+  everyNodeAccepts,
   PERSISTENCE_MODES,
   type Persistence,
 } from "./live-settings.ts";

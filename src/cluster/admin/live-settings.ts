@@ -110,6 +110,31 @@ async function rewrite(pool: NodePool, node: string, options: AdminOptions): Pro
 }
 
 /**
+ * Whether every node accepts `password`. A step 1 run again once the rotation is done (the
+ * previous password left in the deployment's config) connects with the new password instead of
+ * the dropped one, and changes nothing.
+ */
+export async function everyNodeAccepts(
+  topology: Topology,
+  password: string,
+  options: AdminOptions,
+): Promise<boolean> {
+  return withPool({ ...options, password }, async (pool) => {
+    for (const node of allNodes(topology)) {
+      const ok = await pool
+        .get(node)
+        .ping()
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!ok) return false;
+    }
+    return true;
+  });
+}
+
+/**
  * Step 1 of a rotation: every node accepts `password` as well as the one it had, replicas
  * authenticate to their master with the new one, and both persist. Connects with
  * `options.password` (the password the nodes accept now). Idempotent.
