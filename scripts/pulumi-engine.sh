@@ -171,7 +171,7 @@ if [ -x "$bin/pulumi-language-nodejs" ]; then
   }
 fi
 if [ -x "$bin/pulumi-resource-kubernetes" ]; then
-  got="$("$GO" version -m "$bin/pulumi-resource-kubernetes" | sed -n 's/.*pkg\/version\.Version=\([^ ]*\).*/\1/p')"
+  got="$("$GO" version -m "$bin/pulumi-resource-kubernetes" | sed -n 's/.*pkg\/version\.Version=\([^ "]*\).*/\1/p')"
   [ "$got" = "${KUBERNETES_MODULE_VERSION#v}" ] || {
     summary+=("pulumi-resource-kubernetes was built with version '$got', expected ${KUBERNETES_MODULE_VERSION#v}")
     status=1
