@@ -120,6 +120,8 @@ export interface MigrationRunOutputs {
   exitCode?: number;
   containerLogs?: string;
   status?: { failed?: number; succeeded?: number };
+  /** "Job" for a Kubernetes Job (whose `status` is absent when it was not awaited). */
+  kind?: string;
 }
 
 /** Exit codes of `dredis cluster apply`. */
@@ -132,6 +134,9 @@ export function migrationRunFailure(outputs: MigrationRunOutputs): string | unde
       ? undefined
       : `the slot migration Job did not succeed (failed pods: ${outputs.status.failed ?? 0}); ` +
           "read its logs with kubectl logs job/<name>";
+  // A Job without status was not awaited (`kubernetes:renderYamlToDirectory` only writes its
+  // manifest, `pulumi.com/skipAwait`): it has not run here, so there is no result to judge.
+  if (outputs.kind === "Job") return undefined;
   if (outputs.exitCode === 0) return undefined;
   const what =
     outputs.exitCode === EXIT_REFUSED

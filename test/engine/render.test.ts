@@ -2,7 +2,7 @@
  * `pulumi up` of the staging and prod stacks with the Kubernetes provider's
  * `renderYamlToDirectory`: the engine runs every step (and the hooks) and the provider writes the
  * manifests it would apply, which must pass the official schema (kubernetes-models). Then staging
- * goes 3 -> 5 -> 3 shards and the engine's own event log says what it did, in its order.
+ * goes 3 -> 5 -> 3 shards and the engine's own event stream says what it did, in its order.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -11,9 +11,10 @@ import { after, before, describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import {
   createWorkspace,
-  readEventLog,
+  stepEvents,
   urnName,
   urnType,
+  type PulumiResult,
   type StepEvent,
   type Workspace,
 } from "./support/engine.ts";
@@ -63,9 +64,8 @@ function kinds(manifests: Manifest[]): Record<string, number> {
   return counts;
 }
 
-function up(ws: Workspace, log: string): StepEvent[] {
-  ws.pulumiOk(["up", "--yes", "--skip-preview", "--stack", ws.stack, "--event-log", log]);
-  return readEventLog(log);
+function up(ws: Workspace): StepEvent[] {
+  return stepEvents(ws.pulumiOk(["up", "--yes", "--skip-preview", "--json", "--stack", ws.stack]).stdout);
 }
 
 /** The ops the engine ran on each resource (by name), in order, skipping the stack and providers. */
@@ -88,7 +88,7 @@ describe("prod rendered by pulumi up", () => {
     ws = createWorkspace("prod");
     const out = join(ws.dir, "manifests");
     ws.setConfig({ "kubernetes:renderYamlToDirectory": out });
-    up(ws, join(ws.dir, "up.log"));
+    up(ws);
     manifests = readManifests(out);
   });
   after(() => ws?.dispose());
@@ -118,12 +118,12 @@ describe("staging rendered by pulumi up, then 3 -> 5 -> 3 shards", () => {
     ws = createWorkspace("staging");
     out = join(ws.dir, "manifests");
     ws.setConfig({ "kubernetes:renderYamlToDirectory": out });
-    first = up(ws, join(ws.dir, "up-3.log"));
+    first = up(ws);
     ws.setConfig({ shards: 5 });
-    grow = up(ws, join(ws.dir, "up-5.log"));
+    grow = up(ws);
     manifestsAtFive = readManifests(out);
     ws.setConfig({ shards: 3 });
-    shrink = up(ws, join(ws.dir, "up-3-again.log"));
+    shrink = up(ws);
   });
   after(() => ws?.dispose());
 
@@ -142,22 +142,22 @@ describe("staging rendered by pulumi up, then 3 -> 5 -> 3 shards", () => {
       else if (/^redis-(shard-[012]|proxy)/.test(name)) assert.deepEqual(list, ["same"], key);
     }
     const created = [...ops].filter(([, list]) => list.includes("create")).map(([key]) => key);
-    assert.deepEqual(
-      created.filter((k) => k.startsWith("distributed-redis:index:RedisShard")),
-      [
-        "distributed-redis:index:RedisShard redis-shard-3",
-        "distributed-redis:index:RedisShard redis-shard-4",
-      ],
-    );
+    assert.deepEqual(created.filter((k) => k.startsWith("distributed-redis:index:RedisShard")).sort(), [
+      "distributed-redis:index:RedisShard redis-shard-3",
+      "distributed-redis:index:RedisShard redis-shard-4",
+    ]);
+    assert.deepEqual(ops.get("kubernetes:apps/v1:StatefulSet redis-shard-0"), ["same"]);
+    assert.deepEqual(ops.get("kubernetes:apps/v1:Deployment redis-proxy"), ["same"]);
     assert.equal(kinds(manifestsAtFive)["StatefulSet"], 5);
   });
 
   test("3 -> 5: the migration Job is replaced (so it runs again), nothing is deleted", () => {
-    const job = opsByName(grow).get("kubernetes:batch/v1:Job redis-migration-run") ?? [];
-    assert.ok(
-      job.some((op) => op.includes("replace")),
-      `the Job is replaced: ${job.join(", ")}`,
-    );
+    // Auto-named, so replaced create-before-delete: the new run exists before the old goes.
+    assert.deepEqual(opsByName(grow).get("kubernetes:batch/v1:Job redis-migration-run"), [
+      "create-replacement",
+      "replace",
+      "delete-replaced",
+    ]);
     assert.deepEqual(
       grow.filter((e) => e.phase === "pre" && e.op === "delete").map((e) => e.urn),
       [],
@@ -171,6 +171,8 @@ describe("staging rendered by pulumi up, then 3 -> 5 -> 3 shards", () => {
       if (/^redis-shard-[34]/.test(name)) assert.deepEqual(list, ["delete"], key);
       else if (/^redis-(shard-[012]|proxy)/.test(name)) assert.deepEqual(list, ["same"], key);
     }
+    assert.deepEqual(ops.get("kubernetes:apps/v1:StatefulSet redis-shard-4"), ["delete"]);
+    assert.deepEqual(ops.get("kubernetes:apps/v1:StatefulSet redis-shard-2"), ["same"]);
     const isJob = (e: StepEvent) => urnName(e.urn) === "redis-migration-run";
     const jobDone = shrink.findLastIndex(
       (e) => isJob(e) && e.phase === "outputs" && (e.op === "create-replacement" || e.op === "replace"),
@@ -182,6 +184,36 @@ describe("staging rendered by pulumi up, then 3 -> 5 -> 3 shards", () => {
     assert.ok(
       firstDelete > jobDone,
       `the drain (event ${jobDone}) precedes the first delete (event ${firstDelete})`,
+    );
+  });
+});
+
+describe("hooks under the real engine", () => {
+  let ws: Workspace;
+  let preview: string;
+  let refused: PulumiResult;
+  let refusedEvents: StepEvent[];
+  before(() => {
+    ws = createWorkspace("staging");
+    ws.setConfig({ "kubernetes:renderYamlToDirectory": join(ws.dir, "manifests"), shards: 7 });
+    preview = ws.pulumiOk(["preview", "--stack", "staging"]).stdout;
+    up(ws);
+    ws.setConfig({ shards: 3 });
+    refused = ws.pulumi(["up", "--yes", "--skip-preview", "--json", "--stack", "staging"]);
+    refusedEvents = stepEvents(refused.stdout);
+  });
+  after(() => ws?.dispose());
+
+  test("the topology guard (beforeCreate, onDryRun) logs the planned step at preview", () => {
+    assert.match(preview, /slot migration: create the cluster: 7 shards/);
+  });
+
+  test("an unsafe shrink (7 -> 3) is refused by the beforeUpdate hook with its message, before any delete", () => {
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stdout, /refusing to remove 4 of 7 shards at once/);
+    assert.deepEqual(
+      refusedEvents.filter((e) => e.op === "delete" || e.op.includes("replace")).map((e) => e.urn),
+      [],
     );
   });
 });

@@ -157,17 +157,18 @@ export function urnType(urn: string): string {
   return qualified.slice(qualified.lastIndexOf("$") + 1);
 }
 
-/** One engine event of `--event-log` that starts or ends a step, in the engine's order. */
+/** One engine event that starts or ends a step, in the engine's order. */
 export interface StepEvent {
   phase: "pre" | "outputs" | "failed";
   op: string;
   urn: string;
 }
 
-export function readEventLog(file: string): StepEvent[] {
+/** The step events of `pulumi up --json`, which streams the engine's events one JSON per line. */
+export function stepEvents(stdout: string): StepEvent[] {
   const events: StepEvent[] = [];
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (!line.trim()) continue;
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
     const event = JSON.parse(line) as Record<string, { metadata?: { op: string; urn: string } }>;
     for (const [key, phase] of [
       ["resourcePreEvent", "pre"],
