@@ -57,6 +57,7 @@ fresh() { [ -x "$bin/$1" ] && [ -f "$dir/src/$1.stamp" ] && [ "$(cat "$dir/src/$
 stamp() { printf '%s' "$2" >"$dir/src/$1.stamp"; }
 
 build_cli() {
+  local t0=$SECONDS
   local recipe="pkg/v3@v$PULUMI_VERSION sdk/v3@v$PULUMI_VERSION $CLIPBOARD_FORK"
   if fresh pulumi "$recipe"; then
     summary+=("pulumi: reused")
@@ -79,10 +80,11 @@ build_cli() {
     return
   }
   stamp pulumi "$recipe"
-  summary+=("pulumi: built")
+  summary+=("pulumi: built in $((SECONDS - t0)) s")
 }
 
 build_nodejs_host() {
+  local t0=$SECONDS
   local source="$repo/scripts/engine/pulumi-language-nodejs.go"
   local recipe
   recipe="sdk/v3@v$PULUMI_VERSION $(sha256sum "$source" | cut -c1-16)"
@@ -105,10 +107,11 @@ build_nodejs_host() {
     return
   }
   stamp pulumi-language-nodejs "$recipe"
-  summary+=("pulumi-language-nodejs: built (minimal host from scripts/engine, sdk/v3 v$PULUMI_VERSION)")
+  summary+=("pulumi-language-nodejs: built in $((SECONDS - t0)) s (minimal host from scripts/engine, sdk/v3 v$PULUMI_VERSION)")
 }
 
 build_kubernetes() {
+  local t0=$SECONDS
   local recipe="$KUBERNETES_MODULE@$KUBERNETES_MODULE_VERSION"
   if fresh pulumi-resource-kubernetes "$recipe"; then
     summary+=("pulumi-resource-kubernetes: reused")
@@ -147,7 +150,7 @@ build_kubernetes() {
     return
   }
   stamp pulumi-resource-kubernetes "$recipe"
-  summary+=("pulumi-resource-kubernetes: built ($KUBERNETES_MODULE_VERSION)")
+  summary+=("pulumi-resource-kubernetes: built in $((SECONDS - t0)) s ($KUBERNETES_MODULE_VERSION)")
 }
 
 started=$SECONDS
@@ -158,6 +161,7 @@ build_kubernetes
 # Check what is there, by running it.
 if [ -x "$bin/pulumi" ]; then
   got="$("$bin/pulumi" version 2>&1 || true)"
+  summary+=("checked: pulumi version -> $got")
   [ "$got" = "v$PULUMI_VERSION" ] || {
     summary+=("pulumi version says '$got', expected v$PULUMI_VERSION")
     status=1
@@ -165,6 +169,7 @@ if [ -x "$bin/pulumi" ]; then
 fi
 if [ -x "$bin/pulumi-language-nodejs" ]; then
   got="$("$bin/pulumi-language-nodejs" -version 2>&1 || true)"
+  summary+=("checked: pulumi-language-nodejs -version -> $got")
   [ "$got" = "$PULUMI_VERSION" ] || {
     summary+=("pulumi-language-nodejs -version says '$got', expected $PULUMI_VERSION")
     status=1
@@ -172,6 +177,7 @@ if [ -x "$bin/pulumi-language-nodejs" ]; then
 fi
 if [ -x "$bin/pulumi-resource-kubernetes" ]; then
   got="$("$GO" version -m "$bin/pulumi-resource-kubernetes" | sed -n 's/.*pkg\/version\.Version=\([^ "]*\).*/\1/p')"
+  summary+=("checked: pulumi-resource-kubernetes built as version $got")
   [ "$got" = "${KUBERNETES_MODULE_VERSION#v}" ] || {
     summary+=("pulumi-resource-kubernetes was built with version '$got', expected ${KUBERNETES_MODULE_VERSION#v}")
     status=1
