@@ -43,8 +43,9 @@ if [ -z "$GO" ]; then
   if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else GO="$(command -v go || true)"; fi
 fi
 [ -n "$GO" ] || fail "no Go toolchain (need Go >= 1.25 at /usr/local/go/bin/go or on PATH, or GO=...)"
-go_minor="$("$GO" env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-[ "$go_minor" -ge 25 ] 2>/dev/null || fail "$("$GO" env GOVERSION) is too old: pkg/v3 $PULUMI_VERSION needs Go >= 1.25"
+go_version="$("$GO" env GOVERSION 2>/dev/null)" || fail "$GO does not run: need Go >= 1.25 (GO=... to choose one)"
+go_minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$go_version")"
+[ "$go_minor" -ge 25 ] 2>/dev/null || fail "$go_version is too old: pkg/v3 $PULUMI_VERSION needs Go >= 1.25"
 # Builds share two cores with everything else on the machine.
 gobuild() { nice -n 10 "$GO" "$@"; }
 
