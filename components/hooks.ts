@@ -8,7 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { parseTopology, type Topology } from "../src/cluster/topology.ts";
-import { DredisError } from "../src/errors.ts";
+import { DredisError, ErrorCodes } from "../src/errors.ts";
 import {
   checkTopologyChange,
   describeMigration,
@@ -54,7 +54,7 @@ export function passwordChangeRefusal(
  */
 export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
   const refusal = passwordChangeRefusal(args.oldInputs, args.newInputs);
-  if (refusal) throw new DredisError("E_UNSAFE_CHANGE", refusal);
+  if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
   const previous = args.newInputs?.["previousPasswordHash"];
   if (previous !== undefined && args.oldInputs?.["passwordHash"] === args.newInputs?.["passwordHash"])
     // Not refused: it is also how a rotation whose run failed is run again.
@@ -121,7 +121,7 @@ export function createMigrationHooks(name: string, context: MigrationHookContext
     drained: new pulumi.ResourceHook(`${name}-shard-drained`, (args) => {
       const shard = shardOfResource(context.clusterName, args.name);
       const refusal = drainRefusal(args.name, shard, context.topology, outcome);
-      if (refusal) throw new DredisError("E_UNSAFE_CHANGE", refusal);
+      if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
     }),
   };
 }

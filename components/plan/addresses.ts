@@ -4,7 +4,7 @@
  * the lower half, so Docker can never give one of them to another container.
  */
 import { createHash } from "node:crypto";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 
 export interface DockerAddressPlan {
   subnet: string;
@@ -29,7 +29,7 @@ export function planDockerAddresses(subnet: string, floatingIp?: string): Docker
   const vipOffset = toInt(vip, "fixedIp") - network;
   if (vipOffset <= 1 || vipOffset >= size / 2 || vipOffset === 10 || vipOffset === 11)
     throw new DredisError(
-      "E_CONFIG",
+      ErrorCodes.CONFIG,
       `invalid fixedIp "${vip}": on docker it must lie in the lower half of ${subnet}, ` +
         `outside Docker's ipRange, and not be the gateway or a proxy address (${at(10)}, ${at(11)})`,
     );
@@ -46,7 +46,7 @@ export function planDockerAddresses(subnet: string, floatingIp?: string): Docker
 function toInt(address: string, key: string): number {
   const octets = address.split(".").map(Number);
   if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255))
-    throw new DredisError("E_CONFIG", `invalid ${key} "${address}": expected an IPv4 address`);
+    throw new DredisError(ErrorCodes.CONFIG, `invalid ${key} "${address}": expected an IPv4 address`);
   return octets.reduce((n, o) => n * 256 + o, 0);
 }
 

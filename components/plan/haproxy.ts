@@ -28,7 +28,7 @@
  *   reports server state changes but not every connection.
  */
 import { z } from "zod";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 
 export interface HaproxyArgs {
   /** Where clients connect. */
@@ -159,7 +159,7 @@ export function renderHaproxyCfg(args: HaproxyArgs): string {
   const parsed = argsSchema.safeParse(args);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new DredisError("E_HAPROXY_ARGS", `invalid haproxy args:\n${problems.join("\n")}`);
+    throw new DredisError(ErrorCodes.HAPROXY_ARGS, `invalid haproxy args:\n${problems.join("\n")}`);
   }
   const a = parsed.data;
   const maxConnections = a.maxConnections ?? HAPROXY_DEFAULTS.maxConnections;

@@ -10,7 +10,7 @@
  * The command contains no double quotes, backslashes or newlines, so it can be embedded in
  * keepalived.conf as is.
  */
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 
 export interface ProxyHealthCheckArgs {
   /** The proxy's client port on this host. */
@@ -26,19 +26,19 @@ export function proxyHealthCheckCommand(args: ProxyHealthCheckArgs): string {
   const { port, password, timeoutSeconds = 1 } = args;
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new DredisError(
-      "E_HEALTH_CHECK_ARGS",
+      ErrorCodes.HEALTH_CHECK_ARGS,
       `health check port must be an integer in 1..65535 (got ${port})`,
     );
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1)
     throw new DredisError(
-      "E_HEALTH_CHECK_ARGS",
+      ErrorCodes.HEALTH_CHECK_ARGS,
       `health check timeoutSeconds must be a positive integer (got ${timeoutSeconds})`,
     );
   // An inline AUTH splits on spaces, and the command passes through keepalived's and bash's
   // quoting, so only characters that neither alters are accepted.
   if (password !== undefined && !/^[A-Za-z0-9_.,:@%+=/-]+$/.test(password))
     throw new DredisError(
-      "E_HEALTH_CHECK_ARGS",
+      ErrorCodes.HEALTH_CHECK_ARGS,
       "health check password may contain only letters, digits and _.,:@%+=/- " +
         "(other characters would be split or expanded by the inline AUTH and bash)",
     );

@@ -24,7 +24,7 @@
  * (the tests add -p/-r pid files of their own so several instances can share a machine).
  */
 import { z } from "zod";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 
 export interface KeepalivedArgs {
   /** VRRP instance name, e.g. "dredis-proxy". */
@@ -157,7 +157,7 @@ export function renderKeepalivedConf(args: KeepalivedArgs): string {
   const parsed = argsSchema.safeParse(args);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  - ${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new DredisError("E_KEEPALIVED_ARGS", `invalid keepalived args:\n${problems.join("\n")}`);
+    throw new DredisError(ErrorCodes.KEEPALIVED_ARGS, `invalid keepalived args:\n${problems.join("\n")}`);
   }
   const a = parsed.data;
   const advert = a.advertIntervalSeconds ?? DEFAULT_ADVERT_INTERVAL_SECONDS;

@@ -5,7 +5,7 @@
  * mocks cannot reach, so this is where their logic is tested.
  */
 import type { Topology } from "../../src/cluster/topology.ts";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 import { evenQuotas } from "../../src/cluster/even-split.ts";
 import { SLOT_COUNT } from "../../src/cluster/key-slot.ts";
 
@@ -26,7 +26,7 @@ export function planMigration(previous: Topology | undefined, next: Topology): M
   const removed = names(previous).filter((n) => !after.has(n));
   if (added.length && removed.length)
     throw new DredisError(
-      "E_UNSAFE_CHANGE",
+      ErrorCodes.UNSAFE_CHANGE,
       `refusing to add (${added.join(", ")}) and remove (${removed.join(", ")}) shards in one ` +
         "deployment: change the shard count in one direction per `pulumi up`",
     );
@@ -87,13 +87,13 @@ export const MIN_SHARDS = 3;
 export function checkTopologyChange(previous: Topology | undefined, next: Topology): MigrationStep {
   if (next.shards.length < MIN_SHARDS)
     throw new DredisError(
-      "E_UNSAFE_CHANGE",
+      ErrorCodes.UNSAFE_CHANGE,
       `refusing ${next.shards.length} shards: Redis Cluster needs at least ${MIN_SHARDS} masters to fail over`,
     );
   const step = planMigration(previous, next);
   if (previous && step.kind === "remove-shards" && step.removed.length * 2 > previous.shards.length)
     throw new DredisError(
-      "E_UNSAFE_CHANGE",
+      ErrorCodes.UNSAFE_CHANGE,
       `refusing to remove ${step.removed.length} of ${previous.shards.length} shards at once: ` +
         "the rest would have to absorb more than their own data in one step; remove at most half per `pulumi up`",
     );

@@ -4,7 +4,7 @@
  * whether it came from TypeScript args or from `Pulumi.<stack>.yaml`.
  */
 import { z } from "zod";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 
 /** A DNS-1123 label: what Docker container names, Kubernetes objects and hostnames all accept. */
 const dnsLabel = z
@@ -101,10 +101,10 @@ export function parseSpec<T extends z.ZodType>(
     if (unknownKeys.length) return unknownKeys.map((k) => `  - ${keyPrefix}${k}: unknown key`).join("\n");
     return `  - ${keyPrefix}${issue.path.join(".") || "(root)"}: ${issue.message}`;
   });
-  throw new DredisError("E_CONFIG", `invalid ${source}:\n${problems.join("\n")}`);
+  throw new DredisError(ErrorCodes.CONFIG, `invalid ${source}:\n${problems.join("\n")}`);
 }
 
 /** The error for an arg that is required in this situation, worded as schema errors are. */
 export function argError(source: string, key: string, why: string): DredisError {
-  return new DredisError("E_CONFIG", `invalid ${source}:\n  - ${key}: ${why}`);
+  return new DredisError(ErrorCodes.CONFIG, `invalid ${source}:\n  - ${key}: ${why}`);
 }

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { parseTopology, type Topology } from "../../src/cluster/topology.ts";
-import { DredisError } from "../../src/errors.ts";
+import { DredisError, ErrorCodes } from "../../src/errors.ts";
 import type { ClusterSpec, Platform } from "./spec.ts";
 
 /** Port every shard node serves clients on (each node has its own hostname). */
@@ -87,7 +87,7 @@ type ShardSpec = Pick<
 export function checkComponentName(name: string): void {
   if (!/^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(name) || name.length > 40)
     throw new DredisError(
-      "E_CONFIG",
+      ErrorCodes.CONFIG,
       `invalid component name "${name}": expected at most 40 lower-case letters, digits and '-', ` +
         "starting with a letter (it prefixes every Docker container and Kubernetes object)",
     );
