@@ -11,6 +11,7 @@ import { parseTopology } from "../../src/cluster/topology.ts";
 import { countByType, find, installMocks, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { validateKubernetesObjects } from "./support/kubernetes.ts";
 import { stackSpec } from "./support/stack-config.ts";
+import { PROD_RESOURCES } from "./support/expected-resources.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
@@ -48,18 +49,7 @@ test("every Kubernetes object matches the official schema", async () => {
 });
 
 test("creates one StatefulSet, headless Service, PDB and config Secret per shard, a proxy Deployment and a Job", () => {
-  assert.deepEqual(countByType(resources), {
-    "distributed-redis:index:DistributedRedis": 1,
-    "kubernetes:core/v1:Secret": 1 + 6 + 1,
-    "distributed-redis:index:RedisShard": 6,
-    "kubernetes:core/v1:Service": 6 + 1,
-    "kubernetes:apps/v1:StatefulSet": 6,
-    "kubernetes:policy/v1:PodDisruptionBudget": 6 + 1,
-    "distributed-redis:index:SlotMigration": 1,
-    "kubernetes:batch/v1:Job": 1,
-    "distributed-redis:index:ProxyFleet": 1,
-    "kubernetes:apps/v1:Deployment": 1,
-  });
+  assert.deepEqual(countByType(resources), PROD_RESOURCES);
   assert.equal(find(resources, "kubernetes:apps/v1:StatefulSet", "redis-shard-5").parent, "redis-shard-5");
   assert.equal(find(resources, "kubernetes:batch/v1:Job", "redis-migration-run").parent, "redis-migration");
 });

@@ -8,6 +8,7 @@ import { before, test } from "node:test";
 import { countByType, find, installMocks, startRun, unwrap, type Recorded } from "./support/mocks.ts";
 import { validateKubernetesObjects } from "./support/kubernetes.ts";
 import { stackSpec } from "./support/stack-config.ts";
+import { STAGING_RESOURCES } from "./support/expected-resources.ts";
 
 installMocks();
 const k8s = await import("@pulumi/kubernetes");
@@ -48,22 +49,7 @@ test("the providers given to the stack reach every Kubernetes object", () => {
 });
 
 test("creates 3 shards, two proxy pods with leader-election RBAC, and no Lease (runtime state)", () => {
-  assert.deepEqual(countByType(resources), {
-    "distributed-redis:index:DistributedRedis": 1,
-    "random:index/randomPassword:RandomPassword": 1,
-    "kubernetes:core/v1:Secret": 1 + 3 + 1,
-    "distributed-redis:index:RedisShard": 3,
-    "kubernetes:core/v1:Service": 3 + 1,
-    "kubernetes:apps/v1:StatefulSet": 3,
-    "kubernetes:policy/v1:PodDisruptionBudget": 3 + 1,
-    "distributed-redis:index:SlotMigration": 1,
-    "kubernetes:batch/v1:Job": 1,
-    "distributed-redis:index:ProxyFleet": 1,
-    "kubernetes:core/v1:ServiceAccount": 1,
-    "kubernetes:rbac.authorization.k8s.io/v1:Role": 1,
-    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
-    "kubernetes:apps/v1:Deployment": 1,
-  });
+  assert.deepEqual(countByType(resources), STAGING_RESOURCES);
 });
 
 test("the Role grants exactly what leader election needs: its Lease and labelling pods", () => {
