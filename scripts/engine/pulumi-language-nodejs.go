@@ -7,8 +7,14 @@
 // program's node_modules/@pulumi/pulumi/cmd/run) with the engine's arguments, config and the
 // project's `nodeargs`, and reports the program's exit like the real host (exit 32 = the program
 // already reported its error). It reports no required plugins: the tests put the providers on
-// PATH and pass --skip-plugin-pre-install. It does not run component plugins (RunPlugin), so
-// `pulumi package add` of this package is not possible with it.
+// PATH and pass --skip-plugin-pre-install.
+//
+// It also runs source-based plugins (RunPlugin), which is how `pulumi package add <this repo>` and
+// a program of another language reach our components: like the engine's own host, it starts
+// @pulumi/pulumi's cmd/run-plugin with the plugin's folder, the `nodeargs` of PulumiPlugin.yaml
+// placed after run-plugin's path (so they never reach node), and streams the plugin's output
+// back. InstallDependencies does nothing but check that node_modules is there: the real host runs
+// `npm install`, which the tests must not do in a repository whose node_modules is shared.
 package main
 
 import (
@@ -98,11 +104,11 @@ func (h *host) About(context.Context, *pulumirpc.AboutRequest) (*pulumirpc.About
 	return &pulumirpc.AboutResponse{Executable: node}, nil
 }
 
-// findRunScript looks for @pulumi/pulumi's run script in the node_modules of dir or a parent, as
-// Node's own resolution would.
-func findRunScript(dir string) (string, error) {
+// findRunScript looks for @pulumi/pulumi's cmd/NAME script in the node_modules of dir or a
+// parent, as Node's own resolution would.
+func findRunScript(dir, name string) (string, error) {
 	for d := dir; ; d = filepath.Dir(d) {
-		candidate := filepath.Join(d, "node_modules", "@pulumi", "pulumi", "cmd", "run")
+		candidate := filepath.Join(d, "node_modules", "@pulumi", "pulumi", "cmd", name)
 		if _, err := os.Stat(candidate); err == nil {
 			return candidate, nil
 		}
@@ -137,7 +143,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return nil, errors.New("node is not on PATH")
 	}
-	runScript, err := findRunScript(programDir)
+	runScript, err := findRunScript(programDir, "run")
 	if err != nil {
 		return nil, err
 	}
@@ -196,4 +202,56 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run node: %v", err)}, nil
 	}
 	return &pulumirpc.RunResponse{}, nil
+}
+
+func (h *host) InstallDependencies(
+	req *pulumirpc.InstallDependenciesRequest, server pulumirpc.LanguageRuntime_InstallDependenciesServer,
+) error {
+	dir := req.GetInfo().GetProgramDirectory()
+	if _, err := findRunScript(dir, "run-plugin"); err != nil {
+		return err
+	}
+	return server.Send(&pulumirpc.InstallDependenciesResponse{
+		Stdout: []byte("node_modules of " + dir + " is installed (this host never runs npm install)\n"),
+	})
+}
+
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	if req.GetKind() != "" && req.GetKind() != "resource" {
+		return fmt.Errorf("this Node.js host runs resource plugins only, not %q plugins", req.GetKind())
+	}
+	info := req.GetInfo()
+	pluginDir := info.GetProgramDirectory()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return errors.New("node is not on PATH")
+	}
+	runPlugin, err := findRunScript(pluginDir, "run-plugin")
+	if err != nil {
+		return err
+	}
+	args := []string{runPlugin}
+	if s, ok := info.GetOptions().AsMap()["nodeargs"].(string); ok {
+		args = append(args, strings.Fields(s)...)
+	}
+	args = append(args, pluginDir)
+	args = append(args, req.GetArgs()...)
+
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	cmd := exec.CommandContext(server.Context(), node, args...)
+	cmd.Dir = req.GetPwd()
+	cmd.Env = req.GetEnv()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return fmt.Errorf("plugin %s exited with code %d", pluginDir, exitErr.ExitCode())
+		}
+		return fmt.Errorf("could not run node for plugin %s: %w", pluginDir, err)
+	}
+	return closer.Close()
 }
