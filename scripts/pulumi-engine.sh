@@ -13,7 +13,11 @@
 #   sdk/v3 at the same version and repeats pkg/v3's one non-relative replace (a clipboard fork).
 # - pulumi-language-nodejs: the Go module proxy does not serve pulumi's language-host modules
 #   (403 at every version), so this is scripts/engine/pulumi-language-nodejs.go, a minimal host
-#   on sdk/v3 that starts @pulumi/pulumi's own run script. The Python host has no such stand-in.
+#   on sdk/v3 that starts @pulumi/pulumi's own run script (and run-plugin, for source plugins).
+# - pulumi-language-python: refused by the proxy the same way, and the PyPI `pulumi` wheel has no
+#   host nor exec script, so this is scripts/engine/pulumi-language-python.go, a minimal host on
+#   pkg/v3 (its Python code generator, for `pulumi package add`) and sdk/v3, built in a wrapper
+#   module like the CLI's, plus scripts/engine/pulumi-language-python-exec copied beside it.
 # - pulumi-resource-kubernetes: github.com/pulumi/pulumi-kubernetes/provider/v4, which has no
 #   tagged versions on the proxy (a pseudo-version is what it serves). Its main package embeds
 #   schema-embed.json and terraform-mapping-embed.json that `go generate` (generate.go) makes
@@ -111,6 +115,37 @@ build_nodejs_host() {
   summary+=("pulumi-language-nodejs: built in $((SECONDS - t0)) s (minimal host from scripts/engine, sdk/v3 v$PULUMI_VERSION)")
 }
 
+build_python_host() {
+  local t0=$SECONDS
+  local source="$repo/scripts/engine/pulumi-language-python.go"
+  local exec_script="$repo/scripts/engine/pulumi-language-python-exec"
+  local recipe
+  recipe="pkg/v3@v$PULUMI_VERSION sdk/v3@v$PULUMI_VERSION $CLIPBOARD_FORK $(cat "$source" "$exec_script" | sha256sum | cut -c1-16)"
+  if fresh pulumi-language-python "$recipe" && [ -x "$bin/pulumi-language-python-exec" ]; then
+    summary+=("pulumi-language-python: reused")
+    return
+  fi
+  local src="$dir/src/pulumi-language-python"
+  rm -rf "$src" && mkdir -p "$src"
+  cp "$source" "$src/main.go"
+  (
+    set -e
+    cd "$src"
+    printf 'module dredis.local/engine/language-python\n\ngo 1.25\n' >go.mod
+    "$GO" mod edit -replace "github.com/atotto/clipboard=$CLIPBOARD_FORK"
+    gobuild get "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+    gobuild mod tidy
+    gobuild build -o "$bin/pulumi-language-python" -ldflags "-X main.version=$PULUMI_VERSION" .
+    install -m 0755 "$exec_script" "$bin/pulumi-language-python-exec"
+  ) >"$dir/src/pulumi-language-python.log" 2>&1 || {
+    summary+=("pulumi-language-python: NOT BUILT (see $dir/src/pulumi-language-python.log: $(tail -n 3 "$dir/src/pulumi-language-python.log" | tr '\n' ' '))")
+    status=1
+    return
+  }
+  stamp pulumi-language-python "$recipe"
+  summary+=("pulumi-language-python: built in $((SECONDS - t0)) s (minimal host from scripts/engine, pkg/v3 + sdk/v3 v$PULUMI_VERSION)")
+}
+
 build_kubernetes() {
   local t0=$SECONDS
   local recipe="$KUBERNETES_MODULE@$KUBERNETES_MODULE_VERSION"
@@ -157,6 +192,7 @@ build_kubernetes() {
 started=$SECONDS
 build_cli
 build_nodejs_host
+build_python_host
 build_kubernetes
 
 # Check what is there, by running it.
@@ -176,6 +212,14 @@ if [ -x "$bin/pulumi-language-nodejs" ]; then
     status=1
   }
 fi
+if [ -x "$bin/pulumi-language-python" ]; then
+  got="$("$bin/pulumi-language-python" -version 2>&1 || true)"
+  summary+=("checked: pulumi-language-python -version -> $got")
+  [ "$got" = "$PULUMI_VERSION" ] || {
+    summary+=("pulumi-language-python -version says '$got', expected $PULUMI_VERSION")
+    status=1
+  }
+fi
 if [ -x "$bin/pulumi-resource-kubernetes" ]; then
   got="$("$GO" version -m "$bin/pulumi-resource-kubernetes" | sed -n 's/.*pkg\/version\.Version=\([^ "]*\).*/\1/p')"
   summary+=("checked: pulumi-resource-kubernetes built as version $got")
@@ -184,7 +228,6 @@ if [ -x "$bin/pulumi-resource-kubernetes" ]; then
     status=1
   }
 fi
-summary+=("pulumi-language-python: NOT BUILT: the Go module proxy does not serve github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 (403), and this repo has no stand-in for it")
 summary+=("pulumi-resource-docker, pulumi-resource-random: NOT BUILT: their modules replace source trees that are not published as modules")
 
 say "in $dir ($((SECONDS - started)) s)"
