@@ -12,6 +12,8 @@ declare -A packages=(
   [keepalived]=keepalived
   [nutcracker]=nutcracker
   [ip]=iproute2
+  # test/engine/python.test.ts: a virtualenv needs Debian's venv/ensurepip package, not only python3.
+  [python3-venv]=python3-venv
 )
 # Tools only some suites need; the rest of the project runs without them.
 wanted=("$@")
@@ -19,6 +21,10 @@ wanted=("$@")
 
 missing=()
 for tool in "${wanted[@]}"; do
+  if [ "$tool" = python3-venv ]; then
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+    continue
+  fi
   # keepalived, haproxy and ip live in sbin, which an ordinary user's PATH may lack.
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${packages[$tool]}")
 done

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 
-const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 
 let binDir: string | undefined;
 /**
@@ -58,26 +58,14 @@ export interface Workspace {
 
 const PASSPHRASE = "engine-test-passphrase";
 
-/** A project folder for `stack`, its config taken from stacks/Pulumi.<stack>.yaml. */
-export function createWorkspace(stack: "staging" | "prod" | "dev"): Workspace {
-  const bin = engineBin();
-  const dir = mkdtempSync(join(tmpdir(), `dredis-engine-${stack}-`));
-  const project = join(dir, "project");
-  mkdirSync(join(project, "stacks"), { recursive: true });
-  mkdirSync(join(dir, "state"));
-  mkdirSync(join(dir, "home"));
-  for (const entry of ["index.ts", "components", "src", "package.json", "tsconfig.json", "node_modules"])
-    symlinkSync(join(REPO, entry), join(project, entry));
-  // The project file as it is, but with this workspace's backend instead of ~/.pulumi-local.
-  const projectFile = parse(readFileSync(join(REPO, "Pulumi.yaml"), "utf8")) as Record<string, unknown>;
-  projectFile["backend"] = { url: `file://${join(dir, "state")}` };
-  writeFileSync(join(project, "Pulumi.yaml"), stringify(projectFile));
-  const stackFile = join(project, "stacks", `Pulumi.${stack}.yaml`);
-  copyFileSync(join(REPO, "stacks", `Pulumi.${stack}.yaml`), stackFile);
-
+/**
+ * The environment of an offline engine whose backend, PULUMI_HOME and (absent) kubeconfig live in
+ * `dir` (it needs the folders `state` and `home`).
+ */
+export function engineEnv(dir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PATH: `${bin}:${process.env["PATH"] ?? ""}`,
+    PATH: `${engineBin()}:${process.env["PATH"] ?? ""}`,
     PULUMI_HOME: join(dir, "home"),
     PULUMI_BACKEND_URL: `file://${join(dir, "state")}`,
     PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
@@ -90,10 +78,14 @@ export function createWorkspace(stack: "staging" | "prod" | "dev"): Workspace {
   };
   delete env["NODE_OPTIONS"];
   delete env["NODE_TEST_CONTEXT"];
+  return env;
+}
 
+/** `pulumi ARGS` in `cwd`: pulumi() never throws (check `status`), pulumiOk() throws with the output. */
+export function pulumiRunner(cwd: string, env: NodeJS.ProcessEnv): Pick<Workspace, "pulumi" | "pulumiOk"> {
   const pulumi = (args: string[]): PulumiResult => {
     const run = spawnSync("pulumi", [...args, "--non-interactive"], {
-      cwd: project,
+      cwd,
       env,
       encoding: "utf8",
       maxBuffer: 256 * 1024 * 1024,
@@ -109,6 +101,26 @@ export function createWorkspace(stack: "staging" | "prod" | "dev"): Workspace {
       );
     return result;
   };
+  return { pulumi, pulumiOk };
+}
+
+/** A project folder for `stack`, its config taken from stacks/Pulumi.<stack>.yaml. */
+export function createWorkspace(stack: "staging" | "prod" | "dev"): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), `dredis-engine-${stack}-`));
+  const project = join(dir, "project");
+  mkdirSync(join(project, "stacks"), { recursive: true });
+  mkdirSync(join(dir, "state"));
+  mkdirSync(join(dir, "home"));
+  for (const entry of ["index.ts", "components", "src", "package.json", "tsconfig.json", "node_modules"])
+    symlinkSync(join(REPO, entry), join(project, entry));
+  // The project file as it is, but with this workspace's backend instead of ~/.pulumi-local.
+  const projectFile = parse(readFileSync(join(REPO, "Pulumi.yaml"), "utf8")) as Record<string, unknown>;
+  projectFile["backend"] = { url: `file://${join(dir, "state")}` };
+  writeFileSync(join(project, "Pulumi.yaml"), stringify(projectFile));
+  const stackFile = join(project, "stacks", `Pulumi.${stack}.yaml`);
+  copyFileSync(join(REPO, "stacks", `Pulumi.${stack}.yaml`), stackFile);
+
+  const { pulumi, pulumiOk } = pulumiRunner(project, engineEnv(dir));
 
   pulumiOk(["stack", "init", stack, "--secrets-provider", "passphrase"]);
   pulumiOk(["config", "set", "--secret", "password", "engine-test-password", "--stack", stack]);
