@@ -10,9 +10,10 @@
 //     requirements.txt` in the project's virtualenv (made first if it is missing);
 //   - Run: the program run by pulumi-language-python-exec (scripts/engine, installed beside this
 //     binary), a small script of ours on the PyPI SDK's public runtime API.
-// It reports no required packages: the tests put the providers on PATH, a package added from a
-// local path is found through the project's `packages:`, and previews pass
-// --skip-plugin-pre-install. Only pip and a `virtualenv` option (or python3 on PATH) are handled.
+//
+// It reports no required packages (the real host lists the installed SDKs' pulumi-plugin.json):
+// the tests put the providers on PATH, and a package added from a local path is found through the
+// project's `packages:`. Only pip and a `virtualenv` option (or python3 on PATH) are handled.
 package main
 
 import (

@@ -82,7 +82,7 @@ describe("a Python program declaring DistributedRedis", () => {
     before(() => {
       py.pulumiOk(["stack", "init", "staging", "--secrets-provider", "passphrase"]);
       py.pulumiOk(["config", "set", "--secret", "password", "python-test-password"]);
-      preview = parsePreview(py.pulumiOk(["preview", "--json", "--skip-plugin-pre-install"]).stdout);
+      preview = parsePreview(py.pulumiOk(["preview", "--json"]).stdout);
     });
 
     test("lists the staging stack's resources, counted by type", () => {
@@ -139,7 +139,7 @@ describe("a Python program declaring DistributedRedis", () => {
       py.pulumiOk(["stack", "init", "bad", "--secrets-provider", "passphrase"]);
       py.pulumiOk(["config", "set", "--secret", "password", "python-test-password"]);
       py.pulumiOk(["config", "set", "--type", "int", "shards", "2"]);
-      const result = py.pulumi(["preview", "--skip-plugin-pre-install"]);
+      const result = py.pulumi(["preview"]);
       assert.notEqual(result.status, 0);
       assert.match(result.stdout + result.stderr, /shards: Redis Cluster needs at least 3 shards/);
       py.pulumiOk(["stack", "select", "staging"]);
