@@ -159,6 +159,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
         return spec.handler!(this, view, spec);
       case Mode.Broadcast:
         // Cluster-wide (SCAN, DBSIZE, SCRIPT LOAD...): the busy proxy runs it on every master.
+        if (spec.check !== undefined) return spec.check(this, view, spec); // checks, then the same
         if (!this.hasBusyProxy) return this.reply(errorReply(ProxyErrors.needsBusyProxy(spec.name)));
         return this.toBusyProxy(view.frame(), spec.readonly);
       case Mode.Denied:

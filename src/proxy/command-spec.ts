@@ -56,6 +56,8 @@ export interface CommandSpec {
   splittable: boolean;
   /** Runs a Local or Session command (set from the handler records, see ./commands.ts). */
   handler?: CommandHandler;
+  /** A Broadcast command's checks in the worker, which then hand it to the busy proxy (./config-check.ts). */
+  check?: CommandHandler;
   /** Why the command is refused or not supported, for the error text. */
   reason?: string;
 }

@@ -11,6 +11,7 @@
  */
 import { createRequire } from "node:module";
 import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
+import { BROADCAST_CHECKS } from "./config-check.ts";
 import { LOCAL_COMMANDS } from "./local-commands.ts";
 import { PUBSUB_COMMANDS } from "./pubsub.ts";
 import { TRANSACTION_COMMANDS } from "./transaction.ts";
@@ -104,6 +105,10 @@ export const BROADCAST_COMMANDS = [
   "pubsub|numpat",
   "pubsub|shardchannels",
   "pubsub|shardnumsub",
+  // Config (./busy/config.ts): on every node, masters and replicas.
+  "config|set",
+  "config|resetstat",
+  "config|rewrite",
 ] as const;
 export type BroadcastName = (typeof BROADCAST_COMMANDS)[number];
 export const BROADCAST: ReadonlySet<string> = new Set(BROADCAST_COMMANDS);
@@ -137,9 +142,6 @@ export const DEFAULT_DENIED = [
   "failover",
   "replicaof",
   "slaveof",
-  "config|set",
-  "config|rewrite",
-  "config|resetstat",
   "monitor",
   "sync",
   "psync",
@@ -186,6 +188,9 @@ function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): Command
     splittable: SPLITTABLE.has(name),
   };
   if (reason) spec.reason = reason;
+  // Checked in the worker first (./config-check.ts), so a refusal needs no busy proxy.
+  if (mode === Mode.Broadcast && Object.hasOwn(BROADCAST_CHECKS, name))
+    spec.check = BROADCAST_CHECKS[name as keyof typeof BROADCAST_CHECKS];
   if (handler) spec.handler = handler;
   if (raw.subcommands) {
     spec.subcommands = new Map();
