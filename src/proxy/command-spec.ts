@@ -96,8 +96,8 @@ export interface SessionContext {
   nextClientId(): number;
   clientClosed(client: Session): void;
   describeClient(client: Session): string;
-  infoSections(section: string): [name: string, lines: string[]][];
-  info(section: string, protocol: Protocol): Buffer;
+  infoSections(args: readonly string[]): [name: string, lines: string[]][];
+  info(args: readonly string[], protocol: Protocol): Buffer;
 }
 
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */

@@ -60,11 +60,11 @@ export const LOCAL_COMMANDS = {
   role: (session) =>
     session.reply(encodeReply([new SimpleString("master") as never, 0, []], session.protocol)),
   info: (session, view) => {
-    const section = view.argc > 1 ? view.arg(1).toLowerCase() : "default";
+    const args = Array.from({ length: view.argc - 1 }, (_, i) => view.arg(i + 1));
     const context = session.context;
-    if (!session.hasBusyProxy) return session.reply(context.info(section, session.protocol));
-    // The busy proxy adds the shards' figures (keyspace, memory, stats) to the proxy's sections.
-    const sections = context.infoSections(section).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
+    if (!session.hasBusyProxy) return session.reply(context.info(args, session.protocol));
+    // The busy proxy adds the shards' figures (keyspace, memory, stats, ...) to the proxy's sections.
+    const sections = context.infoSections(args).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
     session.toBusyProxy(encodeCommand([SHARD_INFO, ...sections]), true);
   },
   "client|setname": (session, view) => {
