@@ -20,6 +20,7 @@ import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
+import { STANDALONE_COMMANDS } from "./standalone-commands.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -103,6 +104,8 @@ export const LOCAL_COMMANDS = {
         session.protocol,
       ),
     ),
+  // CLUSTER and CLIENT NO-EVICT, as a standalone Redis answers them (./standalone-commands.ts).
+  ...STANDALONE_COMMANDS,
 } satisfies Record<string, CommandHandler>;
 
 /** Without a client password every connection starts authenticated. */
