@@ -186,7 +186,13 @@ const memoryStats: Merge = ({ results }) => {
 
 /** Several masters' MEMORY STATS maps as one: integers summed, doubles the maximum, maps merged alike. */
 function combine(maps: [RespValue, RespValue][][]): MapReply {
-  const keys = [...new Set(maps.flatMap((m) => m.map(([k]) => String(k))))];
+  // A key only some masters list (db.N of a database they hold keys of) keeps its place.
+  const keys: string[] = [];
+  for (const map of maps)
+    map.forEach(([k], i) => {
+      const key = String(k);
+      if (!keys.includes(key)) keys.splice(i === 0 ? 0 : keys.indexOf(String(map[i - 1]![0])) + 1, 0, key);
+    });
   return new MapReply(
     keys.map((key) => {
       const values = maps.flatMap((m) => m.filter(([k]) => String(k) === key).map(([, v]) => v));
