@@ -126,6 +126,8 @@ export interface Session {
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */
   reply(reply: Buffer): void;
+  /** CLIENT REPLY: whether the replies of the following commands are written (pushes always are). */
+  setReplyMode(mode: "on" | "off" | "skip"): void;
   /** Stops taking commands; the connection closes once the replies due are written. */
   closeAfterReply(): void;
   /** Closes the connection at once. */

@@ -6,6 +6,7 @@ import { DoubleReply, ErrorReply, SimpleString } from "../../src/resp/encode.ts"
 import { fileCleanup, startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
 import { startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
+import { encodeCommand } from "../../src/resp/request-parser.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const hooks = fileCleanup();
@@ -237,4 +238,30 @@ test("refused commands say why, also inside MULTI, where they doom the transacti
     [ours[0], ours[1], ours[3], ours[4]].map(String),
     [theirs[0], theirs[1], theirs[3], theirs[4]].map(String),
   );
+});
+
+test("CLIENT REPLY OFF, SKIP and ON drop and restore replies as a standalone redis does, RESP2 and RESP3", async () => {
+  const commands = [
+    ["CLIENT", "REPLY", "OFF"],
+    ["SET", "reply:{a}1", "1"],
+    ["MGET", "reply:{a}1", "reply:{b}2"],
+    ["DBSIZE"],
+    ["NOSUCHCOMMAND"],
+    ["CLIENT", "REPLY", "SKIP"],
+    ["CLIENT", "REPLY", "ON"],
+    ["GET", "reply:{a}1"],
+    ["CLIENT", "REPLY", "SKIP"],
+    ["GET", "reply:{a}1"],
+    ["ECHO", "after-skip"],
+    ["CLIENT", "REPLY", "MAYBE"],
+  ];
+  for (const protocol of [2, 3] as const) {
+    const [viaProxy, direct] = await pair(protocol);
+    const expected = 4; // CLIENT REPLY ON, GET, ECHO, the syntax error
+    for (const client of [viaProxy, direct])
+      client.send(Buffer.concat(commands.map((c) => encodeCommand(c))));
+    const [ours, theirs] = await Promise.all([viaProxy.next(expected), direct.next(expected)]);
+    assert.deepEqual(ours.map(String), theirs.map(String), `RESP${protocol}`);
+    assert.equal((await viaProxy.command("PING")).toString(), "+PONG\r\n", "nothing more was written");
+  }
 });
