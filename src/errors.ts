@@ -202,3 +202,17 @@ export const UpstreamErrors = {
   watchedConnectionLost: "ERR the connection this transaction watched on was lost",
   shuttingDown: "ERR proxy is shutting down",
 } as const;
+
+// Config (CONFIG SET/RESETSTAT/REWRITE through the proxy on every node, src/proxy/busy/config.ts).
+export const ConfigErrors = {
+  /** Redis's own text for a parameter it does not know. */
+  unknownParameter: (name: string) =>
+    `ERR Unknown option or number of arguments for CONFIG SET - '${sanitize(name)}'`,
+  /** Worded as every refused command is (ProxyErrors.disabled), so clients match one text. */
+  refused: (name: string, reason: string) =>
+    `ERR command 'config|set' is disabled on this proxy: parameter '${truncate(name, 128)}' cannot be set through it because ${reason}`,
+  nodeNotOnline: (command: string, address: string, health: string) =>
+    `ERR ${command} needs every node of the cluster, and ${address} is marked ${health}; nothing was changed`,
+  rewriteFailed: (address: string, message: string) =>
+    `ERR CONFIG SET was undone on every node: CONFIG REWRITE failed on ${address} (${message})`,
+} as const;

@@ -37,6 +37,13 @@ const enum Auth {
   Authenticated,
 }
 
+/** CLIENT REPLY's modes: replies written, dropped, or dropped for the next command only. */
+const enum ReplyMode {
+  On,
+  Off,
+  SkipNext,
+}
+
 export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Request> {
   readonly id: number;
   readonly createdAt = Date.now();
@@ -60,6 +67,9 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   /** Sent and not yet answered, by path: to the shards directly, or through the busy proxy. */
   private routedInFlight = 0;
   private busyInFlight = 0;
+  private replyMode = ReplyMode.On;
+  /** The command being handled gets no reply written (CLIENT REPLY OFF or SKIP before it). */
+  private muted = false;
 
   constructor(
     private readonly socket: Socket,
@@ -123,6 +133,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   ): void => {
     if (!this.replies.open) return;
     this.context.stats.commands++;
+    this.muted = this.replyMode !== ReplyMode.On;
+    if (this.replyMode === ReplyMode.SkipNext) this.replyMode = ReplyMode.On;
     const view = this.view.set(buf, frameStart, frameEnd, argc, args);
     let spec = this.context.commands.lookup(buf, args[0]!, args[1]!);
     if (spec === undefined) {
@@ -159,6 +171,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
         return spec.handler!(this, view, spec);
       case Mode.Broadcast:
         // Cluster-wide (SCAN, DBSIZE, SCRIPT LOAD...): the busy proxy runs it on every master.
+        if (spec.check !== undefined) return spec.check(this, view, spec); // checks, then the same
         if (!this.hasBusyProxy) return this.reply(errorReply(ProxyErrors.needsBusyProxy(spec.name)));
         return this.toBusyProxy(view.frame(), spec.readonly);
       case Mode.Denied:
@@ -206,6 +219,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.readonly = readonly;
     request.protocol = this.protocol;
     request.affinity = this.id;
+    request.silent = this.muted;
     return request;
   }
 
@@ -247,6 +261,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
 
   /** Queues a reply the proxy made itself, behind any replies still due. */
   reply(reply: Buffer): void {
+    if (this.muted && this.replies.queue.length === 0) return;
     if (this.replies.queue.length === 0) {
       this.replies.emit(reply);
       return;
@@ -254,7 +269,14 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     const request = new Request(this);
     request.reply = reply;
     request.done = true;
+    request.silent = this.muted;
     this.replies.queue.push(request);
+  }
+
+  setReplyMode(mode: "on" | "off" | "skip"): void {
+    this.replyMode = mode === "on" ? ReplyMode.On : mode === "off" ? ReplyMode.Off : ReplyMode.SkipNext;
+    // ON answers +OK; OFF and SKIP answer nothing, as on Redis.
+    this.muted = mode !== "on";
   }
 
   complete(request: Request, reply: ReplyBytes): void {

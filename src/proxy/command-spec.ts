@@ -56,6 +56,8 @@ export interface CommandSpec {
   splittable: boolean;
   /** Runs a Local or Session command (set from the handler records, see ./commands.ts). */
   handler?: CommandHandler;
+  /** A Broadcast command's checks in the worker, which then hand it to the busy proxy (./config-check.ts). */
+  check?: CommandHandler;
   /** Why the command is refused or not supported, for the error text. */
   reason?: string;
 }
@@ -94,8 +96,8 @@ export interface SessionContext {
   nextClientId(): number;
   clientClosed(client: Session): void;
   describeClient(client: Session): string;
-  infoSections(section: string): [name: string, lines: string[]][];
-  info(section: string, protocol: Protocol): Buffer;
+  infoSections(args: readonly string[]): [name: string, lines: string[]][];
+  info(args: readonly string[], protocol: Protocol): Buffer;
 }
 
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */
@@ -124,6 +126,8 @@ export interface Session {
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */
   reply(reply: Buffer): void;
+  /** CLIENT REPLY: whether the replies of the following commands are written (pushes always are). */
+  setReplyMode(mode: "on" | "off" | "skip"): void;
   /** Stops taking commands; the connection closes once the replies due are written. */
   closeAfterReply(): void;
   /** Closes the connection at once. */

@@ -15,7 +15,21 @@ const HOW: Record<Mode, string> = {
   [Mode.Unsupported]: "not supported",
 };
 
+/** Where a command's row needs more than its mode's words (config and admin commands, issue 13). */
+const NOTES: Readonly<Record<string, string>> = {
+  "config|set":
+    "on every node, masters and replicas, all or nothing, for the cluster-wide parameters (docs/config.md); others refused with the reason",
+  "config|resetstat": "on every node, masters and replicas",
+  "config|rewrite": "on every node, masters and replicas",
+  lastsave: "runs on every master; the oldest master's save",
+  "script|kill": "runs on every master; stops the script wherever one runs",
+  "function|kill": "runs on every master; stops the function wherever one runs",
+  "client|reply": "the proxy writes the replies, so it drops them itself (Pub/Sub messages still go out)",
+};
+
 function why(spec: CommandSpec): string {
+  const note = NOTES[spec.name];
+  if (note !== undefined) return note;
   switch (spec.mode) {
     case Mode.Keyed:
       if (spec.splittable) return "keys on several slots are split by the busy proxy, replies merged";

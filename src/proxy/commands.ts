@@ -11,8 +11,10 @@
  */
 import { createRequire } from "node:module";
 import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
+import { BROADCAST_CHECKS } from "./config-check.ts";
 import { LOCAL_COMMANDS } from "./local-commands.ts";
 import { PUBSUB_COMMANDS } from "./pubsub.ts";
+import { deniedReason, unsupportedReason } from "./refusals.ts";
 import { TRANSACTION_COMMANDS } from "./transaction.ts";
 
 export { arityOk, Mode, type CommandSpec } from "./command-spec.ts";
@@ -72,6 +74,9 @@ const ANY_SHARD = new Set([
   // Functions are loaded on every master (FUNCTION LOAD is broadcast), so any one lists them all.
   "function|list",
   "function|dump",
+  // Modules are loaded from the nodes' redis.conf, the same on every node.
+  "module|list",
+  "module|help",
 ]);
 
 /**
@@ -104,6 +109,28 @@ export const BROADCAST_COMMANDS = [
   "pubsub|numpat",
   "pubsub|shardchannels",
   "pubsub|shardnumsub",
+  // Config (./busy/config.ts): on every node, masters and replicas.
+  "config|set",
+  "config|resetstat",
+  "config|rewrite",
+  // Administration (./busy/admin-commands.ts): every master, merged.
+  "script|kill",
+  "function|kill",
+  "function|stats",
+  "client|pause",
+  "client|unpause",
+  "memory|purge",
+  "memory|stats",
+  "memory|doctor",
+  "memory|malloc-stats",
+  "latency|doctor",
+  "latency|graph",
+  "latency|histogram",
+  "save",
+  "bgsave",
+  "bgrewriteaof",
+  "lastsave",
+  "waitaof",
 ] as const;
 export type BroadcastName = (typeof BROADCAST_COMMANDS)[number];
 export const BROADCAST: ReadonlySet<string> = new Set(BROADCAST_COMMANDS);
@@ -128,27 +155,38 @@ export const SPLITTABLE_COMMANDS = [
 export type SplittableName = (typeof SPLITTABLE_COMMANDS)[number];
 export const SPLITTABLE: ReadonlySet<string> = new Set(SPLITTABLE_COMMANDS);
 
-const DENIED_REASON = "it acts on a single node, and through a proxy it would damage or confuse the cluster";
 /** Refused by default; `deniedCommands` in the proxy config replaces this list. */
 export const DEFAULT_DENIED = [
-  "cluster",
+  // CLUSTER's changes; its questions are answered as a standalone Redis does (./standalone-commands.ts).
+  "cluster|addslots",
+  "cluster|addslotsrange",
+  "cluster|bumpepoch",
+  "cluster|delslots",
+  "cluster|delslotsrange",
+  "cluster|failover",
+  "cluster|flushslots",
+  "cluster|forget",
+  "cluster|meet",
+  "cluster|migration",
+  "cluster|replicate",
+  "cluster|reset",
+  "cluster|saveconfig",
+  "cluster|set-config-epoch",
+  "cluster|setslot",
+  "cluster|syncslots",
   "shutdown",
   "debug",
   "failover",
   "replicaof",
   "slaveof",
-  "config|set",
-  "config|rewrite",
-  "config|resetstat",
   "monitor",
   "sync",
   "psync",
   "replconf",
-  "module",
+  "module|load",
+  "module|loadex",
+  "module|unload",
   "acl",
-  "save",
-  "bgsave",
-  "bgrewriteaof",
   "swapdb",
   "migrate",
   "restore-asking",
@@ -160,14 +198,14 @@ function classify(
   denied: ReadonlySet<string>,
 ): { mode: Mode; reason?: string; handler?: CommandHandler } {
   const top = name.split("|")[0]!;
-  if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
+  if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: deniedReason(name) };
   if (Object.hasOwn(LOCAL, name)) return { mode: Mode.Local, handler: LOCAL[name as LocalName] };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
   if (Object.hasOwn(SESSION, name)) return { mode: Mode.Session, handler: SESSION[name as SessionName] };
   if (BROADCAST.has(name)) return { mode: Mode.Broadcast };
   // Blocking commands are keyed too: they ride a connection of their own while they wait.
   if (raw.keyStart > 0 || raw.flags.includes("movablekeys")) return { mode: Mode.Keyed };
-  return { mode: Mode.Unsupported, reason: "it needs a cluster-wide answer" };
+  return { mode: Mode.Unsupported, reason: unsupportedReason(name) };
 }
 
 function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): CommandSpec {
@@ -186,6 +224,9 @@ function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): Command
     splittable: SPLITTABLE.has(name),
   };
   if (reason) spec.reason = reason;
+  // Checked in the worker first (./config-check.ts), so a refusal needs no busy proxy.
+  if (mode === Mode.Broadcast && Object.hasOwn(BROADCAST_CHECKS, name))
+    spec.check = BROADCAST_CHECKS[name as keyof typeof BROADCAST_CHECKS];
   if (handler) spec.handler = handler;
   if (raw.subcommands) {
     spec.subcommands = new Map();

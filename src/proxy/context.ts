@@ -11,10 +11,13 @@ import type { BusyLink } from "./busy-link.ts";
 import type { FlushScheduler } from "./request.ts";
 import type { ClientSession } from "./client.ts";
 import type { WorkerStats } from "./stats.ts";
+import { proxySectionLines, requestedSections } from "./info-sections.ts";
 
 export class ProxyContext {
   readonly startedAt = Date.now();
   readonly clients = new Set<ClientSession>();
+  /** The port the worker listens on (the configured one may be 0: any free port). */
+  listenPort: number;
   private clientCounter = 0;
 
   constructor(
@@ -27,7 +30,9 @@ export class ProxyContext {
     readonly workerIndex = 0,
     /** The link to the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
     readonly busyProxy: BusyLink | undefined = undefined,
-  ) {}
+  ) {
+    this.listenPort = config.listen.port;
+  }
 
   /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */
   get stats(): WorkerStats {
@@ -53,36 +58,23 @@ export class ProxyContext {
   }
 
   /**
-   * INFO's sections as a standalone Redis would list them for `section`, describing the proxy.
-   * Memory, Stats and Keyspace are left for the busy proxy to fill with sums over the shards.
+   * INFO's sections as a standalone Redis would list them for INFO's arguments, describing the
+   * proxy; the shards' sections (Memory, Stats, Keyspace, ...) are left for the busy proxy to fill.
    */
-  infoSections(section: string): InfoSection[] {
-    const sections: InfoSection[] = [
-      [
-        "server",
-        [
-          `redis_version:${this.router.serverVersion}`,
-          "redis_mode:standalone",
-          "proxy:distributed-redis",
-          `process_id:${process.pid}`,
-          `tcp_port:${this.config.listen.port}`,
-          `uptime_in_seconds:${Math.floor((Date.now() - this.startedAt) / 1000)}`,
-        ],
-      ],
-      ["clients", [`connected_clients:${this.clients.size}`, `maxclients:${this.config.limits.maxClients}`]],
-      ["memory", []],
-      ["persistence", ["loading:0"]],
-      ["stats", []],
-      ["cluster", ["cluster_enabled:0"]],
-      ["keyspace", []],
-    ];
-    const all = section === "default" || section === "all" || section === "everything";
-    return sections.filter(([name]) => all || name === section);
+  infoSections(args: readonly string[]): InfoSection[] {
+    const figures = {
+      serverVersion: this.router.serverVersion,
+      port: this.listenPort,
+      startedAt: this.startedAt,
+      connectedClients: this.clients.size,
+      maxClients: this.config.limits.maxClients,
+    };
+    return requestedSections(args).map((name) => [name, proxySectionLines(name, figures)]);
   }
 
-  /** INFO answered by the worker alone (no busy proxy to sum the shards' figures). */
-  info(section: string, protocol: Protocol): Buffer {
-    return encodeReply(renderInfo(this.infoSections(section)), protocol);
+  /** INFO answered by the worker alone (no busy proxy to add the shards' figures). */
+  info(args: readonly string[], protocol: Protocol): Buffer {
+    return encodeReply(renderInfo(this.infoSections(args)), protocol);
   }
 }
 

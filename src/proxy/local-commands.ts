@@ -20,6 +20,7 @@ import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
+import { STANDALONE_COMMANDS } from "./standalone-commands.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -60,11 +61,11 @@ export const LOCAL_COMMANDS = {
   role: (session) =>
     session.reply(encodeReply([new SimpleString("master") as never, 0, []], session.protocol)),
   info: (session, view) => {
-    const section = view.argc > 1 ? view.arg(1).toLowerCase() : "default";
+    const args = Array.from({ length: view.argc - 1 }, (_, i) => view.arg(i + 1));
     const context = session.context;
-    if (!session.hasBusyProxy) return session.reply(context.info(section, session.protocol));
-    // The busy proxy adds the shards' figures (keyspace, memory, stats) to the proxy's sections.
-    const sections = context.infoSections(section).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
+    if (!session.hasBusyProxy) return session.reply(context.info(args, session.protocol));
+    // The busy proxy adds the shards' figures (keyspace, memory, stats, ...) to the proxy's sections.
+    const sections = context.infoSections(args).flatMap(([n, lines]) => [n, lines.join("\r\n")]);
     session.toBusyProxy(encodeCommand([SHARD_INFO, ...sections]), true);
   },
   "client|setname": (session, view) => {
@@ -103,6 +104,8 @@ export const LOCAL_COMMANDS = {
         session.protocol,
       ),
     ),
+  // CLUSTER and CLIENT NO-EVICT, as a standalone Redis answers them (./standalone-commands.ts).
+  ...STANDALONE_COMMANDS,
 } satisfies Record<string, CommandHandler>;
 
 /** Without a client password every connection starts authenticated. */

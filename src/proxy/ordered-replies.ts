@@ -17,6 +17,8 @@ import { writeBatch, type FlushScheduler } from "./io.ts";
 export interface ReplySlot {
   done: boolean;
   reply: ReplyBytes | null;
+  /** The reply is dropped when its turn comes (CLIENT REPLY OFF / SKIP). */
+  readonly silent?: boolean;
 }
 
 /** What the writer tells its owner. */
@@ -116,7 +118,7 @@ export class OrderedReplies<S extends ReplySlot> {
     for (let head = this.queue.peek(); head !== undefined && head.done; head = this.queue.peek()) {
       this.queue.shift();
       this.owner.released(head);
-      this.emit(head.reply!);
+      if (head.silent !== true) this.emit(head.reply!);
     }
     return true;
   }

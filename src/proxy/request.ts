@@ -65,6 +65,8 @@ export class Request {
   dedicated = false;
   /** The connection lent to a dedicated request, so it can be closed if the client goes away. */
   lentConnection: RequestConnection | null = null;
+  /** CLIENT REPLY OFF or SKIP was in force when the command came: its reply is dropped, not written. */
+  silent = false;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
   private node: string | null = null;

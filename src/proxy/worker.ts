@@ -80,6 +80,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     });
   });
   const port = (server.address() as { port: number }).port;
+  context.listenPort = port;
   log.info({ port, seeds: config.seeds }, "proxy worker listening");
 
   const drain = async (timeoutMs: number) => {

@@ -15,6 +15,7 @@ import {
   warnSameHostReplicas,
   type SlotAssignment,
 } from "./create.ts";
+import { copyClusterWideConfig } from "./config-sync.ts";
 import { readSettled, refuseOnProblems } from "./gates.ts";
 import { attachReplicas, forgetFailedStrays, forgetNodes, meetNodes } from "./membership.ts";
 import type { MigrationResult } from "./migrate.ts";
@@ -96,6 +97,7 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
     let current = state;
     if (plan.join.length > 0) {
       const anchor = state.shards.find((s) => s.master?.self?.slots.length)!.master!;
+      await copyClusterWideConfig(pool, anchor.address, plan.join, options);
       await meetNodes(
         pool,
         anchor,

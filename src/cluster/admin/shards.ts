@@ -5,6 +5,7 @@
 import { DredisError, ErrorCodes } from "../../errors.ts";
 import type { Topology } from "../topology.ts";
 import { applyTopology, type ApplyResult } from "./apply.ts";
+import { copyClusterWideConfig } from "./config-sync.ts";
 import { kinds, readSettled, refuseOnProblems } from "./gates.ts";
 import { attachReplicas, meetNodes } from "./membership.ts";
 import { withPool } from "./node-pool.ts";
@@ -45,6 +46,12 @@ export async function addShard(
     const joining = unjoinedNodes(state).filter((n) => n.shard === name);
     if (options.dryRun) return joining.map((n) => n.address);
     const anchor = state.shards.find((s) => s.master?.self?.slots.length)!.master!;
+    await copyClusterWideConfig(
+      pool,
+      anchor.address,
+      joining.map((n) => n.address),
+      options,
+    );
     await meetNodes(pool, anchor, joining, options);
     const met = await waitForAgreement(pool, topology, timeout, options.signal, ["not-joined"]);
     await attachReplicas(pool, met, options);

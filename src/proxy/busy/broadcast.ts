@@ -8,6 +8,7 @@
 import { ProxyErrors } from "../../errors.ts";
 import { ErrorReply, MapReply, SetReply, type ReplyValue } from "../../resp/encode.ts";
 import { RespMap, RespSet, type RespValue } from "../../resp/decode.ts";
+import type { NodeInfo } from "../../cluster/slot-map.ts";
 import type { ClusterRouter } from "../router.ts";
 import type { FanOut, Part } from "./fan-out.ts";
 
@@ -55,6 +56,21 @@ export async function broadcast(
     dedicated: options.dedicated ?? false,
   }));
   return { masters, results: await fanOut.run(parts) };
+}
+
+/** Every node the slot map knows of, masters and replicas, each shard's master first. */
+export function nodesOf(router: ClusterRouter): NodeInfo[] {
+  return router.map?.nodes ?? [];
+}
+
+/** Sends `args` to each of `nodes` by address (replicas too); resolves with the replies in node order. */
+export function onNodes(
+  fanOut: FanOut,
+  nodes: readonly NodeInfo[],
+  args: (Buffer | string)[],
+  readonly: boolean,
+): Promise<RespValue[]> {
+  return fanOut.run(nodes.map((n) => ({ slot: -1, target: n.address, args, readonly })));
 }
 
 /**

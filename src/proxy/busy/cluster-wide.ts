@@ -10,6 +10,8 @@ import type { RespValue } from "../../resp/decode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { BroadcastName } from "../commands.ts";
 import type { BusyHandler } from "./handler.ts";
+import type { ADMIN_COMMANDS } from "./admin-commands.ts";
+import type { CONFIG_COMMANDS } from "./config.ts";
 import { broadcast, disagreement, shardFailure, sum, toReply, union, type Broadcast } from "./broadcast.ts";
 
 const OK = new SimpleString("OK");
@@ -163,7 +165,10 @@ const latencyHistory: Merge = ({ results }) => {
 /** FLUSHALL / FLUSHDB [ASYNC|SYNC]: every master; +OK once all did. */
 const flush = (name: string) => everyMaster(false, false, allOk(name));
 
-export const CLUSTER_WIDE_COMMANDS: Record<Exclude<BroadcastName, "scan">, BusyHandler> = {
+export const CLUSTER_WIDE_COMMANDS: Record<
+  Exclude<BroadcastName, "scan" | keyof typeof CONFIG_COMMANDS | keyof typeof ADMIN_COMMANDS>,
+  BusyHandler
+> = {
   dbsize: everyMaster(false, true, summed("DBSIZE")),
   keys: everyMaster(false, true, unionOf("KEYS")),
   randomkey,

@@ -9,6 +9,8 @@ import type { BroadcastName, SplittableName } from "../commands.ts";
 import { SHARD_INFO } from "../command-spec.ts";
 import type { BusyHandler } from "./handler.ts";
 import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
+import { ADMIN_COMMANDS } from "./admin-commands.ts";
+import { CONFIG_COMMANDS } from "./config.ts";
 import { pfcount } from "./hyperloglog.ts";
 import { shardInfo } from "./info.ts";
 import { scan } from "./scan.ts";
@@ -37,6 +39,8 @@ const HANDLERS: Record<SplittableName | BroadcastName | typeof SHARD_INFO, BusyH
   scan,
   [SHARD_INFO]: shardInfo,
   ...CLUSTER_WIDE_COMMANDS,
+  ...CONFIG_COMMANDS,
+  ...ADMIN_COMMANDS,
 };
 
 export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map(Object.entries(HANDLERS));

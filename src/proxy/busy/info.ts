@@ -1,20 +1,26 @@
 /**
- * INFO through the proxy: the worker renders its own sections (Server, Clients, ...: the proxy's
- * view) and sends them here as `dredis.info name lines name lines ...`; the busy proxy fills in
- * Memory, Stats and Keyspace with the shards' figures summed, and renders the whole text.
+ * INFO through the proxy: the worker writes its own sections (Server, Clients, Cluster: the
+ * proxy's view) and sends every section asked for here as `dredis.info name lines name lines ...`;
+ * the busy proxy fills the shards' sections with the masters' figures, merged so that the text
+ * reads as one standalone Redis holding every key would print it:
  *
- * Summing rules: integer fields are summed (used_memory, keyspace_hits, total_commands_processed,
- * ...), `*_human` fields are recomputed from the summed byte counts, text fields (maxmemory_policy,
- * mem_allocator) are the first shard's, and ratios and other fractional figures are left out
- * (a sum of ratios means nothing). Keyspace sums keys and expires; avg_ttl is weighted by expires.
+ * - counters and sizes are summed (used_memory, keyspace_hits, total_commands_processed, CPU
+ *   seconds, instantaneous_ops_per_sec, ...), `*_human` recomputed from the summed bytes; peaks
+ *   are summed too, so that a peak is never below the current figure;
+ * - flags, durations and ratios take the worst shard (the maximum: loading, *_in_progress,
+ *   mem_fragmentation_ratio, latest_fork_usec, ...), `*_status` the first that is not ok, and
+ *   rdb_last_save_time the oldest (LASTSAVE's meaning: every change before it is saved);
+ * - Commandstats and Errorstats are summed per command and per error (usec_per_call recomputed);
+ *   Latencystats take each percentile's maximum (percentiles do not add up);
+ * - Replication, where a sum would lie, has one line per shard (its master, replicas and offset);
+ * - Keyspace sums keys and expires per database, avg_ttl weighted by expires;
+ * - text fields (maxmemory_policy, mem_allocator) are the first master's.
  */
 import { ErrorReply } from "../../resp/encode.ts";
 import { renderInfo, type InfoSection } from "../context.ts";
+import { SHARD_SECTIONS } from "../info-sections.ts";
 import type { BusyHandler } from "./handler.ts";
-import { broadcast, shardFailure } from "./broadcast.ts";
-
-/** Sections whose figures come from the shards. */
-const SHARD_SECTIONS = new Set(["memory", "stats", "keyspace"]);
+import { broadcast, shardFailure, type Master } from "./broadcast.ts";
 
 export const shardInfo: BusyHandler = async (argv, { fanOut }) => {
   const sections: InfoSection[] = [];
@@ -31,12 +37,35 @@ export const shardInfo: BusyHandler = async (argv, { fanOut }) => {
     const perShard = b.results.map((r) => parseInfo(Buffer.isBuffer(r) ? r.toString("utf8") : ""));
     for (const [name, lines] of sections) {
       if (!SHARD_SECTIONS.has(name)) continue;
-      const shardLines = perShard.map((shard) => shard.get(name) ?? []);
-      lines.push(...(name === "keyspace" ? keyspace(shardLines) : summedFields(shardLines)));
+      lines.push(
+        ...mergeSection(
+          name,
+          perShard.map((shard) => shard.get(name) ?? []),
+          b.masters,
+        ),
+      );
     }
   }
   return renderInfo(sections);
 };
+
+function mergeSection(name: string, shards: string[][], masters: readonly Master[]): string[] {
+  switch (name) {
+    case "keyspace":
+      return keyspace(shards);
+    case "replication":
+      return replication(shards, masters);
+    case "modules":
+      return [...new Set(shards.flat())];
+    case "commandstats":
+    case "errorstats":
+      return perKey(shards, "sum");
+    case "latencystats":
+      return perKey(shards, "max");
+    default:
+      return mergedFields(shards);
+  }
+}
 
 /** Section name (lower case) to its lines. */
 function parseInfo(text: string): Map<string, string[]> {
@@ -49,29 +78,119 @@ function parseInfo(text: string): Map<string, string[]> {
   return sections;
 }
 
-function summedFields(shards: string[][]): string[] {
-  const order: string[] = [];
-  const totals = new Map<string, number | string>();
+/** `field:value` lines of every shard, in the first shard's field order (later fields appended). */
+function fieldsOf(shards: string[][]): Map<string, string[]> {
+  const fields = new Map<string, string[]>();
   for (const lines of shards) {
     for (const line of lines) {
       const colon = line.indexOf(":");
       if (colon < 0) continue;
       const field = line.slice(0, colon);
-      const value = line.slice(colon + 1);
-      const seen = totals.get(field);
-      if (seen === undefined) order.push(field);
-      if (/^-?\d+$/.test(value)) totals.set(field, (typeof seen === "number" ? seen : 0) + Number(value));
-      else if (seen === undefined) totals.set(field, value);
+      const values = fields.get(field) ?? [];
+      values.push(line.slice(colon + 1));
+      fields.set(field, values);
     }
   }
-  const out: string[] = [];
-  for (const field of order) {
-    const value = totals.get(field)!;
-    if (field.endsWith("_human")) {
-      const bytes = totals.get(field.slice(0, -"_human".length));
-      if (typeof bytes === "number") out.push(`${field}:${bytesToHuman(bytes)}`);
-    } else if (typeof value === "number" || !/^-?[\d.]+%?$/.test(value)) out.push(`${field}:${value}`);
+  return fields;
+}
+
+/** Flags, durations, sizes of one moment and ratios: the worst shard's, not a sum. */
+const WORST =
+  /(_in_progress|_scheduled|_enabled|_running|_time_sec|_age|_ratio|_perc|_cow_size|_cow_peak)$|^(loading|async_loading|latest_fork_usec|total_system_memory|current_eviction_exceeded_time)$/;
+/** Points in time where the oldest is the true one for the whole cluster. */
+const OLDEST = /^rdb_last_save_time$/;
+const NUMBER = /^-?\d+(\.\d+)?%?$/;
+
+function mergedFields(shards: string[][]): string[] {
+  const fields = fieldsOf(shards);
+  const merged = new Map<string, string>();
+  for (const [field, values] of fields) {
+    if (field.endsWith("_human")) continue;
+    merged.set(field, mergeValues(field, values));
   }
+  const out: string[] = [];
+  for (const field of fields.keys()) {
+    if (field.endsWith("_human")) {
+      const bytes = merged.get(field.slice(0, -"_human".length));
+      if (bytes !== undefined && /^\d+$/.test(bytes)) out.push(`${field}:${bytesToHuman(Number(bytes))}`);
+    } else out.push(`${field}:${merged.get(field)!}`);
+  }
+  return out;
+}
+
+function mergeValues(field: string, values: string[]): string {
+  if (field.endsWith("_status")) return values.find((v) => v !== "ok") ?? "ok";
+  if (!values.every((v) => NUMBER.test(v))) return values[0]!;
+  const numbers = values.map((v) => parseFloat(v));
+  const total = OLDEST.test(field)
+    ? Math.min(...numbers)
+    : WORST.test(field)
+      ? Math.max(...numbers)
+      : numbers.reduce((a, b) => a + b, 0);
+  return formatLike(values[0]!, total);
+}
+
+/** A number written as `sample` is (same decimals, same % sign). */
+function formatLike(sample: string, value: number): string {
+  const percent = sample.endsWith("%") ? "%" : "";
+  const dot = sample.indexOf(".");
+  const decimals = dot < 0 ? 0 : sample.length - dot - 1 - percent.length;
+  return `${value.toFixed(decimals)}${percent}`;
+}
+
+/**
+ * `name:k=v,k=v` lines (Commandstats, Errorstats, Latencystats) merged per name: each figure
+ * summed or its maximum taken; usec_per_call is recomputed from the summed usec and calls.
+ */
+function perKey(shards: string[][], how: "sum" | "max"): string[] {
+  const merged = new Map<string, Map<string, string[]>>();
+  for (const lines of shards) {
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      if (colon < 0) continue;
+      const figures = merged.get(line.slice(0, colon)) ?? new Map<string, string[]>();
+      for (const pair of line.slice(colon + 1).split(",")) {
+        const eq = pair.indexOf("=");
+        const values = figures.get(pair.slice(0, eq)) ?? [];
+        values.push(pair.slice(eq + 1));
+        figures.set(pair.slice(0, eq), values);
+      }
+      merged.set(line.slice(0, colon), figures);
+    }
+  }
+  return [...merged].map(([name, figures]) => {
+    const totals = new Map<string, string>();
+    for (const [key, values] of figures) {
+      const numbers = values.map((v) => parseFloat(v));
+      const total = how === "max" ? Math.max(...numbers) : numbers.reduce((a, b) => a + b, 0);
+      totals.set(key, formatLike(values[0]!, total));
+    }
+    if (totals.has("usec_per_call")) {
+      const calls = Number(totals.get("calls"));
+      totals.set("usec_per_call", (calls === 0 ? 0 : Number(totals.get("usec")) / calls).toFixed(2));
+    }
+    return `${name}:${[...totals].map(([k, v]) => `${k}=${v}`).join(",")}`;
+  });
+}
+
+/**
+ * The proxy is a master to its clients; each shard's replication is listed on its own lines
+ * (summed offsets or replica counts would describe no node):
+ * `shard0:master=host:port,connected_slaves=1,master_repl_offset=..,master_failover_state=..`
+ * and `shard0_slave0:ip=..,port=..,state=online,offset=..,lag=0` as Redis words a replica.
+ */
+function replication(shards: string[][], masters: readonly Master[]): string[] {
+  const out = ["role:master", `shards:${shards.length}`];
+  shards.forEach((lines, i) => {
+    const fields = fieldsOf([lines]);
+    const value = (field: string) => fields.get(field)?.[0] ?? "";
+    out.push(
+      `shard${i}:master=${masters[i]!.address},connected_slaves=${value("connected_slaves")},` +
+        `master_repl_offset=${value("master_repl_offset")},master_failover_state=${value("master_failover_state")}`,
+    );
+    for (const [field, values] of fields)
+      if (/^slave\d+$/.test(field)) out.push(`shard${i}_${field}:${values[0]!}`);
+  });
   return out;
 }
 
