@@ -14,5 +14,9 @@ base="${BASE_IMAGE:-$(bash scripts/image/base.sh)}"
 echo "image build: $tag from $base" >&2
 # The classic builder: Debian's docker.io has no buildx. The host network: a private engine
 # (dockerd.sh) has no bridge, and npm and apt need to reach their registries.
-DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$base" -t "$tag" . >&2
+build() { DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$base" "$@" . >&2; }
+# The build stage gets a name of its own: the classic builder's cache is its images, and an unnamed
+# stage is a dangling image that `docker image prune` removes, npm ci and all.
+build --target build -t distributed-redis-build:cache
+build -t "$tag"
 echo "$tag"
