@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a local stand-in for the image's default base (node:20-slim) where no registry is reachable:
 # a Debian 12 minbase root made with debootstrap, imported with `docker import`, plus this machine's
-# Node.js 20 and npm (Debian 12 packages Node 18 only) and the `node` user (uid 1000) the real base has.
+# Node.js and npm (Debian 12 packages Node 18 only; 20 as in node:20-slim, a newer one with a note)
+# and the `node` user (uid 1000) the real base has.
 # The debootstrap root is cached as a tarball under ~/.cache/distributed-redis/image/ and reused.
 # Prints the base image's tag. Needs root (debootstrap), a reachable Debian mirror on a cold cache,
 # and a Docker engine that `docker` reaches (scripts/image/dockerd.sh starts one).
@@ -14,7 +15,10 @@ rootfs_tar="$cache/debootstrap-$suite-slim.tar"
 die() { echo "image base: $*" >&2; exit 1; }
 command -v node >/dev/null || die "node is missing: install Node.js 20 (the base copies this machine's node)"
 node_version="$(node --version)"
-[[ $node_version == v20.* ]] || die "node $node_version found; the base needs Node.js 20 (the image's node:20-slim)"
+major="${node_version#v}"
+major="${major%%.*}"
+[ "$major" -ge 20 ] || die "node $node_version found; the base needs Node.js 20 (the image's node:20-slim)"
+[ "$major" = 20 ] || echo "image base: this machine's node is $node_version; node:20-slim has Node.js 20" >&2
 node_bin="$(readlink -f "$(command -v node)")"
 npm_dir="$(dirname "$node_bin")/../lib/node_modules/npm"
 [ -f "$npm_dir/bin/npm-cli.js" ] || die "npm not found beside $node_bin (looked in $npm_dir)"
@@ -90,5 +94,5 @@ DOCKERFILE
 # Named by what it is made of, so a new root, node, CA bundle or recipe makes a new base.
 sum="$({ docker image inspect -f "{{.Id}}" "$plain"; cat "$context/Dockerfile" "$context/ca-certificates.crt"; } | sha256sum | cut -c1-12)"
 tag="distributed-redis-base:$suite-node${node_version#v}-$sum"
-docker image inspect "$tag" >/dev/null 2>&1 || docker build --quiet --network host -t "$tag" "$context" >/dev/null
+docker image inspect "$tag" >/dev/null 2>&1 || DOCKER_BUILDKIT=0 docker build --quiet --network host -t "$tag" "$context" >/dev/null
 echo "$tag"
