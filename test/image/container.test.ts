@@ -170,6 +170,31 @@ test("the runtime image, built from a local base, serves redis-cli and /readyz o
   for (const master of cluster.masters) stored += await cluster.connect(master).dbsize();
   assert.equal(stored, 4);
 
+  // The cluster administration the migration workload runs, from the image: it sees the shards
+  // and the keys the proxy wrote.
+  const topology = {
+    shards: cluster.masters.map((m, i) => ({ name: `shard-${i}`, master: `${m.host}:${m.port}` })),
+  };
+  const check = JSON.parse(
+    await docker(
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      TAG,
+      "cluster",
+      "check",
+      "--topology",
+      JSON.stringify(topology),
+      "--json",
+    ),
+  ) as { ok: boolean; shards: { slots: number; keys: number }[] };
+  assert.equal(check.ok, true);
+  assert.deepEqual(
+    [check.shards.reduce((n, s) => n + s.slots, 0), check.shards.reduce((n, s) => n + s.keys, 0)],
+    [16384, 4],
+  );
+
   // The image's own redis-cli (its health checks use it) reaches the proxy too, and its processes
   // are the bundle on plain node as the unprivileged user.
   assert.equal(
