@@ -14,10 +14,19 @@ declare -A packages=(
   [ip]=iproute2
   # test/engine/python.test.ts: a virtualenv needs Debian's venv/ensurepip package, not only python3.
   [python3-venv]=python3-venv
+  # The runtime image's test (npm run test:image) only, which names them: the image scripts need a
+  # Docker engine and debootstrap, not the rest of the project.
+  [dockerd]=docker.io
+  [debootstrap]=debootstrap
 )
+on_request=(dockerd debootstrap)
 # Tools only some suites need; the rest of the project runs without them.
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=("${!packages[@]}")
+if [ ${#wanted[@]} -eq 0 ]; then
+  for tool in "${!packages[@]}"; do
+    [[ " ${on_request[*]} " == *" $tool "* ]] || wanted+=("$tool")
+  done
+fi
 
 missing=()
 for tool in "${wanted[@]}"; do
