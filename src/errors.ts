@@ -202,3 +202,34 @@ export const UpstreamErrors = {
   watchedConnectionLost: "ERR the connection this transaction watched on was lost",
   shuttingDown: "ERR proxy is shutting down",
 } as const;
+
+// ACL users at the proxy (src/proxy/acl/): Redis's texts, by the version the proxy presents (the
+// shards'): 7.0 and 7.2 changed the NOPERM and ACL DRYRUN wordings.
+export const AclErrors = {
+  noPermCommand: (name: string, user: string, v72: boolean) =>
+    v72
+      ? `NOPERM User ${user} has no permissions to run the '${name}' command`
+      : `NOPERM this user has no permissions to run the '${name}' command`,
+  noPermKey: (v72: boolean) =>
+    v72
+      ? "NOPERM No permissions to access a key"
+      : "NOPERM this user has no permissions to access one of the keys used as arguments",
+  noPermChannel: (v72: boolean) =>
+    v72
+      ? "NOPERM No permissions to access a channel"
+      : "NOPERM this user has no permissions to access one of the channels used as arguments",
+  /** A refused EXEC reports the refusal as the transaction's end. */
+  execAborted: (error: string) => `EXECABORT Transaction discarded because of: ${error}`,
+  /** ACL DRYRUN's answers (bulk strings, not errors). */
+  dryRunCommand: (name: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to run the '${name}' command`,
+  dryRunKey: (key: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to access the '${key}' key`,
+  dryRunChannel: (channel: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to access the '${channel}' channel`,
+  userNotFound: (user: string) => `ERR User '${user}' not found`,
+  commandNotFound: (name: string) => `ERR Command '${name}' not found`,
+  unknownCategory: (category: string) => `ERR Unknown category '${truncate(category, 128)}'`,
+  subcommandSyntax: (sub: string) =>
+    `ERR unknown subcommand or wrong number of arguments for '${truncate(sub, 128)}'. Try ACL HELP.`,
+} as const;

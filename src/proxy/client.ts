@@ -26,6 +26,8 @@ import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
 import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
+import type { AclUser } from "./acl/rules.ts";
+import { permissionDenial } from "./acl/session.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -47,6 +49,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   protocol: Protocol = 2;
   /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   private auth: Auth;
+  aclUser: AclUser;
   readonly transaction: SessionTransaction;
   readonly pubsub: SessionPubSub;
   private readonly replies: OrderedReplies<Request>;
@@ -67,6 +70,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   ) {
     this.id = context.nextClientId();
     this.auth = initiallyAuthenticated(this) ? Auth.Authenticated : Auth.Required;
+    this.aclUser = context.acl.defaultUser;
     this.replies = new OrderedReplies<Request>(socket, context.flusher, this, DEFER_MAX_BYTES);
     this.transaction = new SessionTransaction(this);
     this.pubsub = new SessionPubSub(this, this.replies);
@@ -144,6 +148,15 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
         return this.reject(errorReply(RedisErrors.unknownSubcommand(sub, spec.name)));
       if (!arityOk(subSpec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(subSpec.name)));
       spec = subSpec;
+    }
+    // ACLs, as Redis checks them: after arity, before anything runs or is queued.
+    if (!this.aclUser.unrestricted) {
+      const denial = permissionDenial(this, spec, view);
+      if (denial !== null) {
+        // A refused EXEC also ends the transaction (Redis's rejectCommand aborts it).
+        if (spec.name === "exec") this.transaction.end();
+        return this.reject(denial);
+      }
     }
     if (this.protocol === 2 && this.pubsub.active && !SUBSCRIBED_ALLOWED.has(spec.name)) {
       return this.reply(errorReply(RedisErrors.subscribedContext(spec.name)));

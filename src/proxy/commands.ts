@@ -129,6 +129,8 @@ export type SplittableName = (typeof SPLITTABLE_COMMANDS)[number];
 export const SPLITTABLE: ReadonlySet<string> = new Set(SPLITTABLE_COMMANDS);
 
 const DENIED_REASON = "it acts on a single node, and through a proxy it would damage or confuse the cluster";
+const ACL_IS_CONFIG =
+  "the proxy's users come from its config (users), changed by editing it and reloading (SIGHUP)";
 /** Refused by default; `deniedCommands` in the proxy config replaces this list. */
 export const DEFAULT_DENIED = [
   "cluster",
@@ -145,7 +147,12 @@ export const DEFAULT_DENIED = [
   "psync",
   "replconf",
   "module",
-  "acl",
+  // acl: the proxy answers ACL from its own users (./acl/session.ts); these would change them.
+  "acl|setuser",
+  "acl|deluser",
+  "acl|load",
+  "acl|save",
+  "acl|log",
   "save",
   "bgsave",
   "bgrewriteaof",
@@ -160,7 +167,8 @@ function classify(
   denied: ReadonlySet<string>,
 ): { mode: Mode; reason?: string; handler?: CommandHandler } {
   const top = name.split("|")[0]!;
-  if (denied.has(name) || denied.has(top)) return { mode: Mode.Denied, reason: DENIED_REASON };
+  if (denied.has(name) || denied.has(top))
+    return { mode: Mode.Denied, reason: name.startsWith("acl|") ? ACL_IS_CONFIG : DENIED_REASON };
   if (Object.hasOwn(LOCAL, name)) return { mode: Mode.Local, handler: LOCAL[name as LocalName] };
   if (ANY_SHARD.has(name)) return { mode: Mode.AnyShard };
   if (Object.hasOwn(SESSION, name)) return { mode: Mode.Session, handler: SESSION[name as SessionName] };

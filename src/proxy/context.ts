@@ -11,11 +11,14 @@ import type { BusyLink } from "./busy-link.ts";
 import type { FlushScheduler } from "./request.ts";
 import type { ClientSession } from "./client.ts";
 import type { WorkerStats } from "./stats.ts";
+import { AclUsers } from "./acl/users.ts";
 
 export class ProxyContext {
   readonly startedAt = Date.now();
   readonly clients = new Set<ClientSession>();
   private clientCounter = 0;
+  /** The ACL users; a config reload replaces them (see ./worker.ts). */
+  acl: AclUsers;
 
   constructor(
     readonly config: ProxyConfig,
@@ -27,7 +30,9 @@ export class ProxyContext {
     readonly workerIndex = 0,
     /** The link to the busy proxy that runs multi-key commands across slots; unset: CROSSSLOT. */
     readonly busyProxy: BusyLink | undefined = undefined,
-  ) {}
+  ) {
+    this.acl = AclUsers.fromConfig(config.users, config.clientPassword);
+  }
 
   /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */
   get stats(): WorkerStats {

@@ -4,7 +4,6 @@
  * A name listed here is a Local command in the command table (./commands.ts); adding one is one
  * entry in `LOCAL_COMMANDS`.
  */
-import { timingSafeEqual } from "node:crypto";
 import { RedisErrors } from "../errors.ts";
 import {
   bulkReply,
@@ -20,6 +19,7 @@ import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
+import { ACL_COMMANDS } from "./acl/session.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -42,11 +42,14 @@ export const LOCAL_COMMANDS = {
     session.protocol = 2;
     session.name = null;
     session.authenticated = initiallyAuthenticated(session);
+    session.aclUser = session.context.acl.defaultUser;
     session.reply(RESET);
   },
   auth: (session, view) =>
     session.reply(
-      authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
+      view.argc > 3
+        ? SYNTAX
+        : authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
     ),
   hello,
   select: (session, view) => {
@@ -103,11 +106,12 @@ export const LOCAL_COMMANDS = {
         session.protocol,
       ),
     ),
+  ...ACL_COMMANDS,
 } satisfies Record<string, CommandHandler>;
 
-/** Without a client password every connection starts authenticated. */
+/** A connection starts authenticated when the default user is on and needs no password (as Redis). */
 export function initiallyAuthenticated(session: { context: Session["context"] }): boolean {
-  return session.context.config.clientPassword === undefined;
+  return !session.context.acl.authRequired;
 }
 
 function hello(session: Session, view: CommandView): void {
@@ -126,21 +130,17 @@ function hello(session: Session, view: CommandView): void {
   );
 }
 
-/** AUTH [user] password, against the proxy's client password (the shards' credentials stay private). */
+/**
+ * AUTH [user] password, against the proxy's ACL users (the shards' credentials stay private):
+ * `AUTH password` is the default user's, and an error while that user needs no password, as Redis.
+ */
 function authenticate(session: Session, username: string | undefined, password: Buffer): Buffer {
-  const expected = session.context.config.clientPassword;
-  if (expected === undefined) {
-    // Like Redis's default user with nopass: `AUTH pass` is an error, `AUTH default anything` succeeds.
-    if (username === undefined) return errorReply(RedisErrors.noAuthConfigured);
-    return username === "default" ? OK : errorReply(RedisErrors.wrongPass);
-  }
-  const want = Buffer.from(expected);
-  const ok =
-    (username === undefined || username === "default") &&
-    password.length === want.length &&
-    timingSafeEqual(password, want);
-  if (!ok) return errorReply(RedisErrors.wrongPass);
+  const users = session.context.acl;
+  if (username === undefined && users.defaultUser.noPass) return errorReply(RedisErrors.noAuthConfigured);
+  const user = users.authenticate(username ?? "default", password);
+  if (user === undefined) return errorReply(RedisErrors.wrongPass);
   session.authenticated = true;
+  session.aclUser = user;
   return OK;
 }
 
