@@ -108,8 +108,9 @@ export const RedisErrors = {
   // Connection and session.
   protocolVersionNotInteger: "ERR Protocol version is not an integer or out of range",
   helloOption: (option: string) => `ERR Syntax error in HELLO option '${option}'`,
-  helloNoAuth:
-    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+  /** Redis 7.2 added `<proto>` to the text. */
+  helloNoAuth: (v72: boolean) =>
+    `NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO ${v72 ? "<proto> " : ""}AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time`,
   clusterSupportDisabled: "ERR This instance has cluster support disabled",
   clientNameChars: "ERR Client names cannot contain spaces, newlines or special characters.",
   clientInfoChars: (attr: string) => `ERR ${attr} cannot contain spaces, newlines or special characters.`,

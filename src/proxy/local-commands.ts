@@ -19,7 +19,7 @@ import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
-import { ACL_COMMANDS } from "./acl/session.ts";
+import { ACL_COMMANDS, speaksAs72 } from "./acl/session.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -121,7 +121,10 @@ function hello(session: Session, view: CommandView): void {
     const result = authenticate(session, hello.auth.username, hello.auth.password);
     if (result !== OK) return session.reply(result);
   }
-  if (!session.authenticated) return session.reply(errorReply(RedisErrors.helloNoAuth));
+  if (!session.authenticated)
+    return session.reply(
+      errorReply(RedisErrors.helloNoAuth(speaksAs72(session.context.router.serverVersion))),
+    );
   if (hello.name !== null) session.name = hello.name === "" ? null : hello.name;
   const protocol = hello.protocol ?? session.protocol;
   session.protocol = protocol;

@@ -23,8 +23,8 @@ import { checkCommand, Denied } from "./users.ts";
 
 let lastVersion = "";
 let lastIs72 = false;
-/** Redis 7.2 reworded NOPERM; the proxy speaks as the shards' version does. */
-function wordedAs72(version: string): boolean {
+/** Redis 7.2 reworded NOPERM and others; the proxy speaks as the shards' version does. */
+export function speaksAs72(version: string): boolean {
   if (version !== lastVersion) {
     const [major = 0, minor = 0] = version.split(".").map(Number);
     lastVersion = version;
@@ -41,7 +41,7 @@ export function permissionDenial(session: Session, spec: CommandSpec, view: Comm
   const user = session.aclUser;
   const verdict = checkCommand(user, spec.name, view);
   if (verdict.denied === Denied.None) return null;
-  const v72 = wordedAs72(session.context.router.serverVersion);
+  const v72 = speaksAs72(session.context.router.serverVersion);
   const text =
     verdict.denied === Denied.Command
       ? AclErrors.noPermCommand(spec.name, user.name, v72)
@@ -168,7 +168,7 @@ function dryRun(session: Session, view: CommandView): Buffer {
   if (spec === undefined) return errorReply(AclErrors.commandNotFound(view.arg(3)));
   if (!arityOk(spec, view.argc - 3)) return errorReply(RedisErrors.wrongArity(spec.name));
   const verdict = checkCommand(user, spec.name, view, 3);
-  const v72 = wordedAs72(session.context.router.serverVersion);
+  const v72 = speaksAs72(session.context.router.serverVersion);
   switch (verdict.denied) {
     case Denied.None:
       return OK;
