@@ -90,8 +90,12 @@ export class AclUsers {
 /** Whether `user` may run the command in `view` (whose full name is `name`). */
 export function checkCommand(user: AclUser, name: string, view: CommandView, argOffset = 0): Verdict {
   const command = COMMANDS.get(name);
-  // A command Redis's table lacks (none of the proxy's own) is refused rather than let through.
-  if (command === undefined) return { denied: Denied.Command, index: 0 };
+  if (command === undefined) {
+    // Newer than the captured table: only a selector with every command (Redis's ALLCOMMANDS flag)
+    // and every key may run it, since its keys and categories are not known here.
+    const anything = user.selectors.some((s) => s.allCommands && s.allKeys);
+    return anything ? ALLOWED : { denied: Denied.Command, index: 0 };
+  }
   let worst: Verdict = { denied: Denied.Command, index: 0 };
   let keys: KeyRef[] | undefined;
   for (const selector of user.selectors) {
