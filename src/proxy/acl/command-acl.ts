@@ -29,7 +29,8 @@ export interface CommandAcl {
   name: string;
   categories: ReadonlySet<string>;
   noAuth: boolean;
-  keySpecs: readonly KeySpec[];
+  /** The specs of real keys (not `not_key` ones), with their flags read once. */
+  keySpecs: readonly CompiledSpec[];
   /** Redis finds this command's keys with its own code rather than the specs (see `commandKeys`). */
   keysByCode: boolean;
   hasKeys: boolean;
@@ -37,14 +38,28 @@ export interface CommandAcl {
   subcommands: ReadonlyMap<string, CommandAcl> | undefined;
 }
 
+interface CompiledSpec extends KeySpec {
+  access: number;
+  incomplete: boolean;
+  /** For keyword specs: the keyword in lower case. */
+  keyword: string | undefined;
+}
+
 function build(name: string, raw: RawCommandAcl, parent: CommandAcl | undefined): CommandAcl {
   const specs = raw.keySpecs ?? [];
-  const real = specs.filter((s) => !s.flags.includes("not_key"));
+  const real = specs
+    .filter((s) => !s.flags.includes("not_key"))
+    .map((s) => ({
+      ...s,
+      access: accessOf(s.flags),
+      incomplete: s.flags.includes("incomplete"),
+      keyword: s.begin.keyword?.toLowerCase(),
+    }));
   const command: CommandAcl = {
     name,
     categories: new Set(raw.categories),
     noAuth: raw.noAuth === true,
-    keySpecs: specs,
+    keySpecs: real,
     keysByCode: specs.some((s) => s.flags.includes("variable_flags")),
     hasKeys: real.length > 0,
     parent,
@@ -98,7 +113,6 @@ function keysFromSpecs(command: CommandAcl, view: CommandView): KeyRef[] | null 
   const argc = view.argc;
   const keys: KeyRef[] = [];
   for (const spec of command.keySpecs) {
-    if (spec.flags.includes("not_key")) continue;
     let first = 0;
     if (spec.begin.type === "index") {
       first = spec.begin.index!;
@@ -106,7 +120,7 @@ function keysFromSpecs(command: CommandAcl, view: CommandView): KeyRef[] | null 
       const from = spec.begin.startfrom!;
       const start = from > 0 ? from : argc + from;
       const end = from > 0 ? argc - 1 : 1;
-      const keyword = spec.begin.keyword!.toLowerCase();
+      const keyword = spec.keyword!;
       for (let i = start; i !== end; i = start <= end ? i + 1 : i - 1) {
         if (i >= argc || i < 1) break;
         if (view.arg(i).toLowerCase() === keyword) {
@@ -140,9 +154,8 @@ function keysFromSpecs(command: CommandAcl, view: CommandView): KeyRef[] | null 
       return null;
     }
     if (last >= argc || last < first || first >= argc) return null;
-    const access = accessOf(spec.flags);
-    for (let i = first; i <= last; i += step) keys.push({ index: i, access });
-    if (spec.flags.includes("incomplete")) return null;
+    for (let i = first; i <= last; i += step) keys.push({ index: i, access: spec.access });
+    if (spec.incomplete) return null;
   }
   return keys;
 }

@@ -29,6 +29,7 @@ export interface Verdict {
 }
 
 const ALLOWED: Verdict = { denied: Denied.None, index: 0 };
+const DENIED_COMMAND: Verdict = { denied: Denied.Command, index: 0 };
 
 export class AclUsers {
   private constructor(
@@ -94,18 +95,17 @@ export function checkCommand(user: AclUser, name: string, view: CommandView, arg
     // Newer than the captured table: only a selector with every command (Redis's ALLCOMMANDS flag)
     // and every key may run it, since its keys and categories are not known here.
     const anything = user.selectors.some((s) => s.allCommands && s.allKeys);
-    return anything ? ALLOWED : { denied: Denied.Command, index: 0 };
+    return anything ? ALLOWED : DENIED_COMMAND;
   }
-  let worst: Verdict = { denied: Denied.Command, index: 0 };
+  const selectors = user.selectors;
+  // The common case, one selector: its verdict is the answer.
+  if (selectors.length === 1) return checkSelector(selectors[0]!, command, view, argOffset, undefined);
+  let worst = DENIED_COMMAND;
   let keys: KeyRef[] | undefined;
-  for (const selector of user.selectors) {
-    const verdict = checkSelector(
-      selector,
-      command,
-      view,
-      argOffset,
-      () => (keys ??= commandKeys(command, shifted(view, argOffset))),
-    );
+  for (const selector of selectors) {
+    if (keys === undefined && !selector.allKeys && command.hasKeys)
+      keys = commandKeys(command, shifted(view, argOffset));
+    const verdict = checkSelector(selector, command, view, argOffset, keys);
     if (verdict.denied === Denied.None) return ALLOWED;
     if (verdict.denied > worst.denied || (verdict.denied === worst.denied && verdict.index > worst.index))
       worst = verdict;
@@ -118,17 +118,18 @@ function checkSelector(
   command: CommandAcl,
   view: CommandView,
   argOffset: number,
-  keys: () => KeyRef[],
+  /** The command's keys when an earlier selector found them. */
+  found: KeyRef[] | undefined,
 ): Verdict {
   if (!selector.allCommands && !command.noAuth && !selector.allowed.has(command.name)) {
     const firstArgs = selector.firstArgs.get(command.name);
     const at = argOffset + (command.parent ? 2 : 1);
-    if (firstArgs === undefined || view.argc - argOffset < 2) return { denied: Denied.Command, index: 0 };
+    if (firstArgs === undefined || view.argc - argOffset < 2) return DENIED_COMMAND;
     const first = view.arg(at).toLowerCase();
-    if (!firstArgs.includes(first)) return { denied: Denied.Command, index: 0 };
+    if (!firstArgs.includes(first)) return DENIED_COMMAND;
   }
   if (!selector.allKeys && command.hasKeys) {
-    for (const key of keys()) {
+    for (const key of found ?? commandKeys(command, shifted(view, argOffset))) {
       const index = key.index + argOffset;
       if (!keyAllowed(selector, view.argBuffer(index), key.access))
         return { denied: Denied.Key, index: key.index };
