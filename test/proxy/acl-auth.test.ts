@@ -150,26 +150,48 @@ test("a bad rule, or two sources for the default user's password, fail the confi
   );
 });
 
-test("SIGHUP reload: new rules apply to connected clients and new AUTHs, a removed user's clients are disconnected", async (t) => {
+test("SIGHUP reload: new rules apply to connected clients and new AUTHs; a removed user's clients, and subscribers whose channels changed, are disconnected", async (t) => {
   const cluster = await startCluster(t, { masters: 3, replicas: 0 });
+  // One worker: once a client sees the new rules, the reload reached every client.
   const host = await startProxyHost(t, cluster, {
-    users: { app: "on >one ~app:* +get", ops: "on >ops ~* +@all" },
+    workers: 1,
+    users: {
+      app: "on >one ~app:* +get",
+      ops: "on >ops ~* +@all",
+      sub: "on >sub &news:* +subscribe +ping",
+      keep: "on >keep &news:* +subscribe +ping",
+    },
   });
-  const app = await RawClient.connect(host.port);
-  const ops = await RawClient.connect(host.port);
-  assert.equal((await app.command("AUTH", "app", "one")).toString(), "+OK\r\n");
-  assert.equal((await ops.command("AUTH", "ops", "ops")).toString(), "+OK\r\n");
-  assert.match((await app.command("GET", "other:1")).toString(), /^-NOPERM/);
+  const [app, ops, sub, keep] = await Promise.all([1, 2, 3, 4].map(() => RawClient.connect(host.port)));
+  assert.equal((await app!.command("AUTH", "app", "one")).toString(), "+OK\r\n");
+  assert.equal((await ops!.command("AUTH", "ops", "ops")).toString(), "+OK\r\n");
+  for (const [client, name] of [
+    [sub!, "sub"],
+    [keep!, "keep"],
+  ] as const) {
+    assert.equal((await client.command("AUTH", name, name)).toString(), "+OK\r\n");
+    assert.match((await client.command("SUBSCRIBE", "news:1")).toString(), /subscribe/);
+  }
+  assert.match((await app!.command("GET", "other:1")).toString(), /^-NOPERM/);
 
   const config = JSON.parse(await readFile(host.configFile, "utf8"));
-  await writeFile(host.configFile, JSON.stringify({ ...config, users: { app: "on >two ~* +get" } }));
+  const users = {
+    app: "on >two ~* +get",
+    sub: "on >sub &sport:* +subscribe +ping",
+    keep: "on >keep &news:* +subscribe +ping",
+  };
+  await writeFile(host.configFile, JSON.stringify({ ...config, users }));
   host.process.kill("SIGHUP");
   await until(
-    async () => (await app.command("GET", "other:1")).toString() === "$-1\r\n",
+    async () => (await app!.command("GET", "other:1")).toString() === "$-1\r\n",
     10_000,
     "app's new rules",
   );
-  await ops.closed;
+  await ops!.closed;
+  await sub!.closed;
+  // A subscriber whose channels stayed the same stays subscribed (a subscribed RESP2 PING).
+  assert.equal((await keep!.command("PING")).toString(), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+  keep!.close();
   const fresh = await RawClient.connect(host.port);
   assert.equal(
     (await fresh.command("AUTH", "app", "one")).toString(),
@@ -177,5 +199,5 @@ test("SIGHUP reload: new rules apply to connected clients and new AUTHs, a remov
   );
   assert.equal((await fresh.command("AUTH", "app", "two")).toString(), "+OK\r\n");
   fresh.close();
-  app.close();
+  app!.close();
 });
