@@ -90,6 +90,11 @@ test("users.default defines the default user: off, everyone must AUTH as a user 
     ["PING"],
     ["ACL", "WHOAMI"],
   ]);
+  // CLIENT INFO and CLIENT LIST name each client's user, as Redis's do.
+  const client = await RawClient.connect(ports[0]);
+  await client.command("AUTH", "app", "app-pass");
+  assert.match((await client.command("CLIENT", "INFO")).toString(), / user=app resp=2 /);
+  client.close();
 });
 
 test("a bad rule, or two sources for the default user's password, fail the config with the rule and the fix named", () => {
