@@ -152,17 +152,15 @@ function createProxyContainer(
       uploads: [
         {
           file: PROXY_CONFIG_PATH,
-          content: pulumi
-            .all([password, inputs.users])
-            .apply(([p, users]) =>
-              renderProxyConf({
-                seeds: inputs.seeds,
-                port: inputs.port,
-                workers: inputs.workers,
-                password: p,
-                users,
-              }),
-            ),
+          content: pulumi.all([password, inputs.users]).apply(([p, users]) =>
+            renderProxyConf({
+              seeds: inputs.seeds,
+              port: inputs.port,
+              workers: inputs.workers,
+              password: p,
+              users,
+            }),
+          ),
         },
       ],
       networksAdvanced: [
