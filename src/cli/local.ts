@@ -164,12 +164,21 @@ export function registerLocalCommands(program: Command): void {
       "step 1: every node accepts this password as well, and the proxy host reloads its config to use it",
     )
     .option("--drop-previous-password", "step 2: every node accepts only the new password")
+    .option("--users <file>", "replace the proxy's ACL users (Redis ACL file format); the proxy reloads them")
     .action(
-      async (o: { dir: string; config: string[]; passwordFile?: string; dropPreviousPassword?: boolean }) => {
+      async (o: {
+        dir: string;
+        config: string[];
+        passwordFile?: string;
+        dropPreviousPassword?: boolean;
+        users?: string;
+      }) => {
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const users = o.users !== undefined ? await readUsersFile(o.users) : undefined;
         const state = await set(o.dir, {
           settings: parseSettings(o.config),
           password,
+          users,
           dropPreviousPassword: o.dropPreviousPassword,
           onProgress: progressReporter(),
         });

@@ -1,6 +1,7 @@
 /**
  * `dredis local up --users FILE`: a users file in Redis's ACL file format gives the local proxy
- * its users; a bad line is refused with its line and rule before anything starts.
+ * its users, and `dredis local set --users FILE` replaces them live; a bad line is refused with
+ * its line and rule before anything starts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +14,7 @@ import { down } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
 import { parseUsersFile } from "../../src/proxy/acl/file.ts";
 import { RawClient } from "../support/raw-client.ts";
-import { tempDir } from "../support/redis.ts";
+import { tempDir, until } from "../support/redis.ts";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -38,7 +39,7 @@ test("a users file's lines, comments and blanks skipped; a bad line named with i
   );
 });
 
-test("dredis local up --users FILE serves those users through the proxy", async (t) => {
+test("dredis local up --users FILE serves those users through the proxy; local set --users changes them live", async (t) => {
   const dir = await tempDir("dredis-local-acl-");
   const [port] = await freePorts(1);
   const basePort = 20_000 + Math.floor(Math.random() * 10_000);
@@ -80,5 +81,23 @@ test("dredis local up --users FILE serves those users through the proxy", async 
       "$1\r\nv\r\n",
       "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n",
     ],
+  );
+
+  // `local set --users` replaces them live: the host reloads, the next AUTH sees the new file.
+  const next = join(dir, "users-next.acl");
+  await writeFile(next, "user default off\nuser app on >new-pass ~* +@read\n");
+  await dredis("local", "set", "--dir", dir, "--users", next);
+  await until(
+    async () => {
+      const c = await RawClient.connect(port!);
+      const [auth, get] = await c.pipeline([
+        ["AUTH", "app", "new-pass"],
+        ["GET", "other:1"],
+      ]);
+      c.close();
+      return auth!.toString() === "+OK\r\n" && get!.toString() === "$-1\r\n";
+    },
+    10_000,
+    "the new users to apply",
   );
 });
