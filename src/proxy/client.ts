@@ -28,6 +28,7 @@ import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
 import type { AclUser } from "./acl/rules.ts";
 import { permissionDenial } from "./acl/session.ts";
+import { runsBeforeAuth } from "./acl/command-acl.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -132,14 +133,6 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (spec === undefined) {
       return this.reject(errorReply(unknownCommand(view.arg(0), view.argStrings(1)), "latin1"));
     }
-    if (
-      this.auth !== Auth.Authenticated &&
-      spec.name !== "auth" &&
-      spec.name !== "hello" &&
-      spec.name !== "quit"
-    ) {
-      return this.reject(NOAUTH);
-    }
     if (!arityOk(spec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(spec.name)));
     if (spec.subcommands !== undefined) {
       const sub = view.arg(1);
@@ -149,6 +142,9 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       if (!arityOk(subSpec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(subSpec.name)));
       spec = subSpec;
     }
+    // As Redis: unknown commands and wrong arity are answered first, then NOAUTH (but for AUTH,
+    // HELLO, QUIT and RESET), then ACLs.
+    if (this.auth !== Auth.Authenticated && !runsBeforeAuth(spec.name)) return this.reject(NOAUTH);
     // ACLs, as Redis checks them: after arity, before anything runs or is queued.
     if (!this.aclUser.unrestricted) {
       const denial = permissionDenial(this, spec, view);

@@ -57,6 +57,10 @@ test("with users and clientPassword, the default user needs that password as wit
   ]);
   const replies = await sameReplies(ports, [
     ["GET", "app:1"],
+    ["GET"],
+    ["NOSUCH"],
+    ["CLIENT", "NOSUCH"],
+    ["RESET"],
     ["HELLO", "3"],
     ["AUTH", "wrong"],
     ["AUTH", "default", "wrong"],
@@ -72,8 +76,8 @@ test("with users and clientPassword, the default user needs that password as wit
     ["ACL", "WHOAMI"],
   ]);
   assert.match(replies[0]!, /NOAUTH/);
-  assert.match(replies[7]!, /\$3\r\napp/);
-  assert.match(replies[8]!, /NOPERM/);
+  assert.match(replies[11]!, /\$3\r\napp/);
+  assert.match(replies[12]!, /NOPERM/);
 });
 
 test("users.default defines the default user: off, everyone must AUTH as a user of their own", async (t) => {

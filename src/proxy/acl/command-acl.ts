@@ -85,6 +85,11 @@ export const COMMANDS: ReadonlyMap<string, CommandAcl> = (() => {
   return map;
 })();
 
+/** AUTH, HELLO, QUIT and RESET: what Redis runs for a client that has not authenticated. */
+export function runsBeforeAuth(name: string): boolean {
+  return COMMANDS.get(name)?.noAuth === true;
+}
+
 /** Commands and subcommands of a category (ACL CAT order is Redis's table order, not kept here). */
 export function commandsInCategory(category: string): CommandAcl[] {
   return [...COMMANDS.values()].filter((c) => c.categories.has(category));
