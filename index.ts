@@ -14,6 +14,8 @@ const redis = createStack({
   password: config.getSecret("password"),
   // Set only while rotating the password (README, Day 2).
   previousPassword: config.getSecret("previousPassword"),
+  // ACL users of the endpoint besides default (README, ACL users).
+  users: config.getSecretObject<Record<string, string>>("users"),
 });
 
 export const endpoint = redis.endpoint;

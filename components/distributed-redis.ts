@@ -15,6 +15,7 @@ import { createMigrationHooks, createRunSucceededHook } from "./hooks.ts";
 import { parseClusterSpec, type Platform } from "./plan/spec.ts";
 import { hashTopology, planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
+import { checkUsers } from "./plan/proxy-conf.ts";
 import { RedisShard } from "./redis-shard.ts";
 import { SlotMigration } from "./slot-migration.ts";
 
@@ -119,6 +120,14 @@ export interface DistributedRedisArgs {
    */
   previousPassword?: pulumi.Input<string>;
   /**
+   * ACL users of the endpoint besides `default` (whose password is `password`, with every right):
+   * user name to rules in Redis's ACL syntax, enforced by the proxies. Give a password as
+   * `#<sha256>` (or `>plaintext`, hashed when loaded). Treated as a secret; a bad rule fails the
+   * deployment with the user and the rule named. Changing it restarts no proxy host: they reload.
+   * @example config.requireSecretObject("users") // { app: "on #<sha256> ~app:* &events:* +@read +@write -@dangerous" }
+   */
+  users?: pulumi.Input<Record<string, string>>;
+  /**
    * Kubernetes only: namespace of every object (it must exist).
    * @default "default"
    * @example "redis"
@@ -185,11 +194,15 @@ export class DistributedRedis extends pulumi.ComponentResource {
 
   constructor(name: string, args: DistributedRedisArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:DistributedRedis", name, {}, opts);
-    const { password: givenPassword, previousPassword: givenPrevious, ...rest } = args;
+    const { password: givenPassword, previousPassword: givenPrevious, users: givenUsers, ...rest } = args;
     const spec = parseClusterSpec(rest, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
     const previousPassword = givenPrevious === undefined ? undefined : pulumi.secret(givenPrevious);
+    const users =
+      givenUsers === undefined
+        ? undefined
+        : pulumi.secret(givenUsers).apply((u) => checkUsers(u, "DistributedRedis args"));
     const driver = platformDrivers[spec.platform];
     const platform = driver.infra(name, spec, password, this, previousPassword);
     const shardArgs = {
@@ -253,6 +266,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterName: name,
         seeds: plan.proxySeeds,
         password,
+        users,
         image: platform.runtimeImage,
         proxyMode: spec.proxyMode,
         proxyHosts: spec.proxyHosts,

@@ -58,6 +58,8 @@ export interface ProxyFleetInputs {
     | "podAntiAffinity"
   > & { seeds: string[] };
   password: pulumi.Input<string>;
+  /** ACL users of the proxies besides the default one; a secret. */
+  users?: pulumi.Input<Record<string, string>>;
   image: pulumi.Input<string>;
   haproxyImage?: pulumi.Input<string>;
   dockerNetwork?: pulumi.Input<string>;

@@ -32,6 +32,12 @@ export interface ProxyFleetArgs {
    */
   password: pulumi.Input<string>;
   /**
+   * ACL users of the proxies besides `default` (whose password is `password`): name to rules in
+   * Redis's syntax. Treated as a secret.
+   * @example { app: "on #<sha256> ~app:* &events:* +@read +@write -@dangerous" }
+   */
+  users?: pulumi.Input<Record<string, string>>;
+  /**
    * The runtime image (`dredis`, redis-tools, keepalived).
    * @example "ghcr.io/example/distributed-redis:0.1.0"
    */
@@ -136,12 +142,12 @@ export class ProxyFleet extends pulumi.ComponentResource {
 
   constructor(name: string, args: ProxyFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:ProxyFleet", name, {}, opts);
-    const { clusterName, password, image, haproxyImage, dockerNetwork, ...rest } = args;
+    const { clusterName, password, users, image, haproxyImage, dockerNetwork, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(fleetArgsSchema, rest, "ProxyFleet args");
     const fleet = platformDrivers[spec.platform].proxyFleet(
       name,
-      { clusterName, spec, password, image, haproxyImage, dockerNetwork },
+      { clusterName, spec, password, users, image, haproxyImage, dockerNetwork },
       this,
     );
     this.endpointHost = fleet.endpointHost;

@@ -10,8 +10,8 @@ import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
 /** The Pulumi project name: the namespace of every config key. */
 export const PROJECT = "distributed-redis";
 
-/** Keys read apart from the spec: the component's name and the secret passwords. */
-const OWN_KEYS = new Set(["name", "password", "previousPassword"]);
+/** Keys read apart from the spec: the component's name, the secret passwords and ACL users. */
+const OWN_KEYS = new Set(["name", "password", "previousPassword", "users"]);
 
 export interface StackConfig {
   /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
@@ -21,6 +21,8 @@ export interface StackConfig {
   password?: pulumi.Input<string>;
   /** From `pulumi config set --secret previousPassword ...`, only while rotating the password. */
   previousPassword?: pulumi.Input<string>;
+  /** From `pulumi config set --secret --path users.<name> "<rules>"`: the proxies' ACL users. */
+  users?: pulumi.Input<Record<string, string>>;
 }
 
 /** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
@@ -56,7 +58,12 @@ function fromConfigString(value: string): unknown {
 export function createStack(config: StackConfig, opts?: pulumi.ComponentResourceOptions): DistributedRedis {
   return new DistributedRedis(
     config.name,
-    { ...config.spec, password: config.password, previousPassword: config.previousPassword },
+    {
+      ...config.spec,
+      password: config.password,
+      previousPassword: config.previousPassword,
+      ...(config.users !== undefined ? { users: config.users } : {}),
+    },
     opts,
   );
 }

@@ -108,8 +108,9 @@ export const RedisErrors = {
   // Connection and session.
   protocolVersionNotInteger: "ERR Protocol version is not an integer or out of range",
   helloOption: (option: string) => `ERR Syntax error in HELLO option '${option}'`,
-  helloNoAuth:
-    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+  /** Redis 7.2 added `<proto>` to the text. */
+  helloNoAuth: (v72: boolean) =>
+    `NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO ${v72 ? "<proto> " : ""}AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time`,
   clusterSupportDisabled: "ERR This instance has cluster support disabled",
   clientNameChars: "ERR Client names cannot contain spaces, newlines or special characters.",
   clientInfoChars: (attr: string) => `ERR ${attr} cannot contain spaces, newlines or special characters.`,
@@ -215,4 +216,35 @@ export const ConfigErrors = {
     `ERR ${command} needs every node of the cluster, and ${address} is marked ${health}; nothing was changed`,
   rewriteFailed: (address: string, message: string) =>
     `ERR CONFIG SET was undone on every node: CONFIG REWRITE failed on ${address} (${message})`,
+} as const;
+
+// ACL users at the proxy (src/proxy/acl/): Redis's texts, by the version the proxy presents (the
+// shards'): 7.0 and 7.2 changed the NOPERM and ACL DRYRUN wordings.
+export const AclErrors = {
+  noPermCommand: (name: string, user: string, v72: boolean) =>
+    v72
+      ? `NOPERM User ${user} has no permissions to run the '${name}' command`
+      : `NOPERM this user has no permissions to run the '${name}' command`,
+  noPermKey: (v72: boolean) =>
+    v72
+      ? "NOPERM No permissions to access a key"
+      : "NOPERM this user has no permissions to access one of the keys used as arguments",
+  noPermChannel: (v72: boolean) =>
+    v72
+      ? "NOPERM No permissions to access a channel"
+      : "NOPERM this user has no permissions to access one of the channels used as arguments",
+  /** A refused EXEC reports the refusal as the transaction's end. */
+  execAborted: (error: string) => `EXECABORT Transaction discarded because of: ${error}`,
+  /** ACL DRYRUN's answers (bulk strings, not errors). */
+  dryRunCommand: (name: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to run the '${name}' command`,
+  dryRunKey: (key: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to access the '${key}' key`,
+  dryRunChannel: (channel: string, user: string, v72: boolean) =>
+    `${v72 ? `User ${user}` : "This user"} has no permissions to access the '${channel}' channel`,
+  userNotFound: (user: string) => `ERR User '${user}' not found`,
+  commandNotFound: (name: string) => `ERR Command '${name}' not found`,
+  unknownCategory: (category: string) => `ERR Unknown category '${truncate(category, 128)}'`,
+  subcommandSyntax: (sub: string) =>
+    `ERR unknown subcommand or wrong number of arguments for '${truncate(sub, 128)}'. Try ACL HELP.`,
 } as const;

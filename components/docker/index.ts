@@ -57,6 +57,7 @@ export const dockerDriver: PlatformDriver = {
         port: spec.port,
         seeds: spec.seeds,
         password: inputs.password,
+        users: inputs.users,
         image: inputs.image,
         haproxyImage: inputs.haproxyImage ?? "haproxy:2.8",
         network,

@@ -25,6 +25,7 @@ export interface DockerProxyFleetInputs {
   port: number;
   seeds: string[];
   password: pulumi.Input<string>;
+  users?: pulumi.Input<Record<string, string>> | undefined;
   image: pulumi.Input<string>;
   haproxyImage: pulumi.Input<string>;
   network: pulumi.Input<string>;
@@ -151,8 +152,14 @@ function createProxyContainer(
       uploads: [
         {
           file: PROXY_CONFIG_PATH,
-          content: password.apply((p) =>
-            renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password: p }),
+          content: pulumi.all([password, inputs.users]).apply(([p, users]) =>
+            renderProxyConf({
+              seeds: inputs.seeds,
+              port: inputs.port,
+              workers: inputs.workers,
+              password: p,
+              users,
+            }),
           ),
         },
       ],

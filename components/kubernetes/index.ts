@@ -56,6 +56,7 @@ export const kubernetesDriver: PlatformDriver = {
         port: spec.port,
         seeds: spec.seeds,
         password: inputs.password,
+        users: inputs.users,
         image: inputs.image,
         spec,
       },

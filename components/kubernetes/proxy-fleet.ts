@@ -31,6 +31,7 @@ export interface KubernetesProxyFleetInputs {
   port: number;
   seeds: string[];
   password: pulumi.Input<string>;
+  users?: pulumi.Input<Record<string, string>> | undefined;
   image: pulumi.Input<string>;
   spec: Pick<ClusterSpec, "namespace" | "clusterDomain" | "serviceType" | "fixedIp" | "podAntiAffinity">;
 }
@@ -59,14 +60,14 @@ export function createKubernetesProxyFleet(
     labels: extra.labels ?? labels,
     ...(extra.annotations ? { annotations: extra.annotations } : {}),
   });
-  const render = (password: string) =>
-    renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password });
+  const render = ([password, users]: [string, Record<string, string> | undefined]) =>
+    renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password, users });
 
   const config = new k8s.core.v1.Secret(
     `${name}-config`,
     {
       metadata: { ...metadata(), name: `${name}-config` },
-      stringData: { "proxy.yaml": pulumi.secret(inputs.password).apply(render) },
+      stringData: { "proxy.yaml": pulumi.secret(pulumi.all([inputs.password, inputs.users])).apply(render) },
     },
     { parent },
   );
@@ -88,8 +89,17 @@ export function createKubernetesProxyFleet(
             labels,
             annotations: {
               // The config's hash leaves the password out; the password has its own, slow hash.
-              "dredis.io/config-hash": contentHash(render("<password>")),
+              "dredis.io/config-hash": contentHash(render(["<password>", undefined])),
               "dredis.io/auth-hash": passwordHash(inputs.clusterName, inputs.password),
+              // Users may hold passwords too: a changed one rolls the proxies, with a slow hash.
+              ...(inputs.users !== undefined
+                ? {
+                    "dredis.io/users-hash": passwordHash(
+                      inputs.clusterName,
+                      pulumi.output(inputs.users).apply((u) => JSON.stringify(u)),
+                    ),
+                  }
+                : {}),
             },
           },
           spec: {

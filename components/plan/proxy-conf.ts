@@ -5,6 +5,8 @@
 import { stringify } from "yaml";
 import type { ProxyConfigInput } from "../../src/proxy/config.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
+import { aclUsersSchema } from "../../src/proxy/acl/config.ts";
+import { argError } from "./spec.ts";
 
 export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
 
@@ -16,6 +18,8 @@ export interface ProxyConfOptions {
   workers: number;
   /** Password for the shards and for clients. */
   password: string;
+  /** ACL users besides the default one (whose password is `password`), name to rules. */
+  users?: Record<string, string> | undefined;
 }
 
 export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
@@ -25,6 +29,7 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     workers: options.workers,
     backendAuth: { password: options.password },
     clientPassword: options.password,
+    ...(options.users !== undefined ? { users: options.users } : {}),
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
     admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },
   };
@@ -32,4 +37,24 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
 
 export function renderProxyConf(options: ProxyConfOptions): string {
   return stringify(proxyConfig(options));
+}
+
+/**
+ * Checks the `users` arg: each user's rules (the error names the rule), and no `default`, which
+ * is the deployment's `password` (health checks and the admin tooling sign in with it).
+ */
+export function checkUsers(users: Record<string, string>, source: string): Record<string, string> {
+  if (Object.hasOwn(users, "default"))
+    throw argError(
+      source,
+      "users.default",
+      "the default user is the deployment's `password` (health checks and the admin tooling use it); " +
+        "give applications users of their own",
+    );
+  const result = aclUsersSchema.safeParse(users);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw argError(source, `users.${issue.path.join(".")}`, issue.message);
+  }
+  return users;
 }

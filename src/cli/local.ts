@@ -16,6 +16,7 @@ import {
 import { roll, set } from "../local/day2.ts";
 import { parseSettings } from "../local/node-settings.ts";
 import { readSecretFile } from "./secret-file.ts";
+import { readUsersFile } from "../proxy/acl/file.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -52,6 +53,10 @@ export function registerLocalCommands(program: Command): void {
       7001,
     )
     .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
+    .option(
+      "--users <file>",
+      "the proxy's ACL users, in Redis's ACL file format (`user <name> <rules...>` lines); default: the directory's own",
+    )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -64,10 +69,12 @@ export function registerLocalCommands(program: Command): void {
         dir: string;
         detach?: boolean;
         passwordFile?: string;
+        users?: string;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
-        const state = await up({ ...o, password, onProgress: progressReporter(), log });
+        const users = o.users !== undefined ? await readUsersFile(o.users) : undefined;
+        const state = await up({ ...o, password, users, onProgress: progressReporter(), log });
         const report = await status(o.dir);
         process.stdout.write(
           `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
@@ -157,12 +164,21 @@ export function registerLocalCommands(program: Command): void {
       "step 1: every node accepts this password as well, and the proxy host reloads its config to use it",
     )
     .option("--drop-previous-password", "step 2: every node accepts only the new password")
+    .option("--users <file>", "replace the proxy's ACL users (Redis ACL file format); the proxy reloads them")
     .action(
-      async (o: { dir: string; config: string[]; passwordFile?: string; dropPreviousPassword?: boolean }) => {
+      async (o: {
+        dir: string;
+        config: string[];
+        passwordFile?: string;
+        dropPreviousPassword?: boolean;
+        users?: string;
+      }) => {
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
+        const users = o.users !== undefined ? await readUsersFile(o.users) : undefined;
         const state = await set(o.dir, {
           settings: parseSettings(o.config),
           password,
+          users,
           dropPreviousPassword: o.dropPreviousPassword,
           onProgress: progressReporter(),
         });

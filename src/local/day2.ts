@@ -97,6 +97,8 @@ export interface SetOptions {
   password?: string;
   /** Step 2: nodes accept only the current password. */
   dropPreviousPassword?: boolean;
+  /** The proxy's ACL users, replacing the current ones (the proxy reloads its config). */
+  users?: Record<string, string>;
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -142,6 +144,12 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
     await writeState(dir, state);
     await writeProxyConfig(dir, state);
     // The proxy host re-reads its config on SIGHUP: new backend connections use the new password.
+    process.kill(state.proxy.pid, "SIGHUP");
+  }
+  if (change.users !== undefined) {
+    state.users = change.users;
+    await writeState(dir, state);
+    await writeProxyConfig(dir, state);
     process.kill(state.proxy.pid, "SIGHUP");
   }
   if (change.dropPreviousPassword && state.previousPassword !== undefined) {

@@ -43,6 +43,8 @@ export interface LocalState {
   previousPassword?: string;
   /** redis.conf settings changed since creation (`local set`, `local roll --set`): every node gets them, new ones too. */
   settings?: Record<string, string>;
+  /** The proxy's ACL users (`local up --users FILE`), name to rules; unset: the default user only. */
+  users?: Record<string, string>;
 }
 
 export interface UpOptions {
@@ -57,6 +59,8 @@ export interface UpOptions {
   basePort: number;
   /** Password of every node (clients of the shards and replicas use it); the proxy authenticates with it. */
   password?: string;
+  /** The proxy's ACL users, name to rules; @default the directory's own, else none */
+  users?: Record<string, string>;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -135,6 +139,7 @@ export async function up(options: UpOptions): Promise<LocalState> {
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
     ...passwordFields(existing, options.password),
     ...(existing?.settings ? { settings: existing.settings } : {}),
+    ...((options.users ?? existing?.users) ? { users: options.users ?? existing?.users } : {}),
   };
   try {
     await assertPortFree(options.port, "--port");
@@ -454,6 +459,7 @@ export async function writeProxyConfig(dir: string, state: LocalState): Promise<
       seeds: state.nodes.slice(0, 3).map((n) => `${state.host}:${n.port}`),
       workers: state.proxy.workers,
       ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
+      ...(state.users !== undefined ? { users: state.users } : {}),
       logLevel: "info",
     }),
     { mode: 0o600 },

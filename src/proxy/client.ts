@@ -26,6 +26,9 @@ import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
 import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
+import type { AclUser } from "./acl/rules.ts";
+import { permissionDenial } from "./acl/session.ts";
+import { runsBeforeAuth } from "./acl/command-acl.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -54,6 +57,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   protocol: Protocol = 2;
   /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   private auth: Auth;
+  aclUser: AclUser;
   readonly transaction: SessionTransaction;
   readonly pubsub: SessionPubSub;
   private readonly replies: OrderedReplies<Request>;
@@ -77,6 +81,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   ) {
     this.id = context.nextClientId();
     this.auth = initiallyAuthenticated(this) ? Auth.Authenticated : Auth.Required;
+    this.aclUser = context.acl.defaultUser;
     this.replies = new OrderedReplies<Request>(socket, context.flusher, this, DEFER_MAX_BYTES);
     this.transaction = new SessionTransaction(this);
     this.pubsub = new SessionPubSub(this, this.replies);
@@ -140,14 +145,6 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (spec === undefined) {
       return this.reject(errorReply(unknownCommand(view.arg(0), view.argStrings(1)), "latin1"));
     }
-    if (
-      this.auth !== Auth.Authenticated &&
-      spec.name !== "auth" &&
-      spec.name !== "hello" &&
-      spec.name !== "quit"
-    ) {
-      return this.reject(NOAUTH);
-    }
     if (!arityOk(spec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(spec.name)));
     if (spec.subcommands !== undefined) {
       const sub = view.arg(1);
@@ -156,6 +153,18 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
         return this.reject(errorReply(RedisErrors.unknownSubcommand(sub, spec.name)));
       if (!arityOk(subSpec, argc)) return this.reject(errorReply(RedisErrors.wrongArity(subSpec.name)));
       spec = subSpec;
+    }
+    // As Redis: unknown commands and wrong arity are answered first, then NOAUTH (but for AUTH,
+    // HELLO, QUIT and RESET), then ACLs.
+    if (this.auth !== Auth.Authenticated && !runsBeforeAuth(spec.name)) return this.reject(NOAUTH);
+    // ACLs, as Redis checks them: after arity, before anything runs or is queued.
+    if (!this.aclUser.unrestricted) {
+      const denial = permissionDenial(this, spec, view);
+      if (denial !== null) {
+        // A refused EXEC also ends the transaction (Redis's rejectCommand aborts it).
+        if (spec.name === "exec") this.transaction.end();
+        return this.reject(denial);
+      }
     }
     if (this.protocol === 2 && this.pubsub.active && !SUBSCRIBED_ALLOWED.has(spec.name)) {
       return this.reply(errorReply(RedisErrors.subscribedContext(spec.name)));

@@ -13,6 +13,8 @@ import type { ProxyConfig } from "./config.ts";
 import type { FlushScheduler } from "./io.ts";
 import type { Request } from "./request.ts";
 import type { CommandView } from "./command-view.ts";
+import type { AclUser } from "./acl/rules.ts";
+import type { AclUsers } from "./acl/users.ts";
 
 /** How the proxy runs a command. */
 export const enum Mode {
@@ -98,6 +100,8 @@ export interface SessionContext {
   describeClient(client: Session): string;
   infoSections(args: readonly string[]): [name: string, lines: string[]][];
   info(args: readonly string[], protocol: Protocol): Buffer;
+  /** The ACL users clients authenticate as (replaced on a config reload). */
+  readonly acl: AclUsers;
 }
 
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */
@@ -122,6 +126,8 @@ export interface Session {
   libVersion: string;
   /** The client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   authenticated: boolean;
+  /** The ACL user the session runs as: `default` until AUTH or HELLO AUTH names another. */
+  aclUser: AclUser;
   readonly transaction: TransactionCommands;
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */

@@ -186,7 +186,12 @@ export const DEFAULT_DENIED = [
   "module|load",
   "module|loadex",
   "module|unload",
-  "acl",
+  // acl: the proxy answers ACL from its own users (./acl/session.ts); these would change them.
+  "acl|setuser",
+  "acl|deluser",
+  "acl|load",
+  "acl|save",
+  "acl|log",
   "swapdb",
   "migrate",
   "restore-asking",

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DredisError, ErrorCodes } from "../errors.ts";
+import { aclConfigProblem, aclUsersSchema } from "./acl/config.ts";
 
 const hostPort = z
   .string()
@@ -35,6 +36,12 @@ export const proxyConfigSchema = z
       .optional(),
     /** Password clients must give (AUTH / HELLO AUTH). Unset: no authentication, as Redis by default. */
     clientPassword: z.string().min(1).optional(),
+    /**
+     * ACL users clients authenticate as, name to rules in Redis's syntax, e.g.
+     * `app: "on #<sha256> ~app:* &events:* +@read +@write -@dangerous"` (see src/proxy/acl/config.ts).
+     * Unset: one user, `default`, as without ACLs.
+     */
+    users: aclUsersSchema.optional(),
     /**
      * Pipelined connections per shard master, per worker: connections per shard are workers x hosts
      * x this. One batches the most requests per write (fewest system calls), and a shard runs one
@@ -123,18 +130,19 @@ export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
 /**
  * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
  * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
- * authenticate against the new `clientPassword` (authenticated ones stay so). Every other field
+ * authenticate against the new `clientPassword` and `users` (authenticated ones stay so, with their
+ * user's new rules; a client whose user is gone is disconnected, as Redis does). Every other field
  * takes effect at the next restart.
  */
-export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword">;
+export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword" | "users">;
 
 export function liveFields(config: ProxyConfig): LiveConfig {
-  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword };
+  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword, users: config.users };
 }
 
 /** The top-level fields that differ between two configs, other than the live ones. */
 export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
-  const live = new Set<string>(["backendAuth", "clientPassword"]);
+  const live = new Set<string>(["backendAuth", "clientPassword", "users"]);
   const names = new Set([...Object.keys(running), ...Object.keys(next)]);
   return [...names].filter(
     (name) =>
@@ -146,7 +154,11 @@ export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): s
 /** Validates a config object; a bad field is named with what was expected. */
 export function parseProxyConfig(input: unknown, source = "proxy config"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    const problem = aclConfigProblem(result.data);
+    if (problem !== undefined) throw new DredisError(ErrorCodes.CONFIG, `invalid ${source}:\n  - ${problem}`);
+    return result.data;
+  }
   const problems = result.error.issues.map((issue) => {
     const path = issue.path.length ? issue.path.join(".") : "(root)";
     return `  - ${path}: ${issue.message}`;

@@ -12,6 +12,7 @@ import type { FlushScheduler } from "./request.ts";
 import type { ClientSession } from "./client.ts";
 import type { WorkerStats } from "./stats.ts";
 import { proxySectionLines, requestedSections } from "./info-sections.ts";
+import { AclUsers } from "./acl/users.ts";
 
 export class ProxyContext {
   readonly startedAt = Date.now();
@@ -19,6 +20,8 @@ export class ProxyContext {
   /** The port the worker listens on (the configured one may be 0: any free port). */
   listenPort: number;
   private clientCounter = 0;
+  /** The ACL users; a config reload replaces them (see ./worker.ts). */
+  acl: AclUsers;
 
   constructor(
     readonly config: ProxyConfig,
@@ -32,6 +35,7 @@ export class ProxyContext {
     readonly busyProxy: BusyLink | undefined = undefined,
   ) {
     this.listenPort = config.listen.port;
+    this.acl = AclUsers.fromConfig(config.users, config.clientPassword);
   }
 
   /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */
@@ -53,7 +57,7 @@ export class ProxyContext {
     return (
       `id=${c.id} addr=${c.remoteAddress} laddr=${c.localAddress} name=${c.name ?? ""} ` +
       `age=${Math.floor((now - c.createdAt) / 1000)} idle=${Math.floor((now - c.lastActivity) / 1000)} ` +
-      `flags=N db=0 resp=${c.protocol} lib-name=${c.libName} lib-ver=${c.libVersion}`
+      `flags=N db=0 user=${c.aclUser.name} resp=${c.protocol} lib-name=${c.libName} lib-ver=${c.libVersion}`
     );
   }
 

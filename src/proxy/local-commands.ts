@@ -4,7 +4,6 @@
  * A name listed here is a Local command in the command table (./commands.ts); adding one is one
  * entry in `LOCAL_COMMANDS`.
  */
-import { timingSafeEqual } from "node:crypto";
 import { RedisErrors } from "../errors.ts";
 import {
   bulkReply,
@@ -21,6 +20,7 @@ import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
 import { STANDALONE_COMMANDS } from "./standalone-commands.ts";
+import { ACL_COMMANDS, speaksAs72 } from "./acl/session.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -43,11 +43,14 @@ export const LOCAL_COMMANDS = {
     session.protocol = 2;
     session.name = null;
     session.authenticated = initiallyAuthenticated(session);
+    session.aclUser = session.context.acl.defaultUser;
     session.reply(RESET);
   },
   auth: (session, view) =>
     session.reply(
-      authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
+      view.argc > 3
+        ? SYNTAX
+        : authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
     ),
   hello,
   select: (session, view) => {
@@ -106,11 +109,12 @@ export const LOCAL_COMMANDS = {
     ),
   // CLUSTER and CLIENT NO-EVICT, as a standalone Redis answers them (./standalone-commands.ts).
   ...STANDALONE_COMMANDS,
+  ...ACL_COMMANDS,
 } satisfies Record<string, CommandHandler>;
 
-/** Without a client password every connection starts authenticated. */
+/** A connection starts authenticated when the default user is on and needs no password (as Redis). */
 export function initiallyAuthenticated(session: { context: Session["context"] }): boolean {
-  return session.context.config.clientPassword === undefined;
+  return !session.context.acl.authRequired;
 }
 
 function hello(session: Session, view: CommandView): void {
@@ -120,7 +124,10 @@ function hello(session: Session, view: CommandView): void {
     const result = authenticate(session, hello.auth.username, hello.auth.password);
     if (result !== OK) return session.reply(result);
   }
-  if (!session.authenticated) return session.reply(errorReply(RedisErrors.helloNoAuth));
+  if (!session.authenticated)
+    return session.reply(
+      errorReply(RedisErrors.helloNoAuth(speaksAs72(session.context.router.serverVersion))),
+    );
   if (hello.name !== null) session.name = hello.name === "" ? null : hello.name;
   const protocol = hello.protocol ?? session.protocol;
   session.protocol = protocol;
@@ -129,21 +136,17 @@ function hello(session: Session, view: CommandView): void {
   );
 }
 
-/** AUTH [user] password, against the proxy's client password (the shards' credentials stay private). */
+/**
+ * AUTH [user] password, against the proxy's ACL users (the shards' credentials stay private):
+ * `AUTH password` is the default user's, and an error while that user needs no password, as Redis.
+ */
 function authenticate(session: Session, username: string | undefined, password: Buffer): Buffer {
-  const expected = session.context.config.clientPassword;
-  if (expected === undefined) {
-    // Like Redis's default user with nopass: `AUTH pass` is an error, `AUTH default anything` succeeds.
-    if (username === undefined) return errorReply(RedisErrors.noAuthConfigured);
-    return username === "default" ? OK : errorReply(RedisErrors.wrongPass);
-  }
-  const want = Buffer.from(expected);
-  const ok =
-    (username === undefined || username === "default") &&
-    password.length === want.length &&
-    timingSafeEqual(password, want);
-  if (!ok) return errorReply(RedisErrors.wrongPass);
+  const users = session.context.acl;
+  if (username === undefined && users.defaultUser.noPass) return errorReply(RedisErrors.noAuthConfigured);
+  const user = users.authenticate(username ?? "default", password);
+  if (user === undefined) return errorReply(RedisErrors.wrongPass);
   session.authenticated = true;
+  session.aclUser = user;
   return OK;
 }
 

@@ -12,6 +12,7 @@ import { FlushScheduler } from "./request.ts";
 import { routerFor } from "./router.ts";
 import { busyLinkTo } from "./busy-link.ts";
 import { BUSY_RESTART_BUDGET_MS } from "./upstream/limits.ts";
+import { reloadUsers } from "./acl/reload.ts";
 
 export interface WorkerOptions {
   /** Logger; defaults to pino on stderr at the config's level. */
@@ -102,6 +103,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       credentials.auth = live.backendAuth;
       // Client sessions read it from the config at each AUTH and at connect.
       config.clientPassword = live.clientPassword;
+      reloadUsers(context, live);
     },
     async close() {
       await new Promise<void>((resolve) => {
