@@ -13,6 +13,7 @@ import type { ProxyConfig } from "./config.ts";
 import type { FlushScheduler } from "./io.ts";
 import type { Request } from "./request.ts";
 import type { CommandView } from "./command-view.ts";
+import type { PubSubRouter } from "./pubsub-hub.ts";
 
 /** How the proxy runs a command. */
 export const enum Mode {
@@ -99,7 +100,7 @@ export interface SessionContext {
 }
 
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */
-export interface SessionRouter {
+export interface SessionRouter extends PubSubRouter {
   readonly serverVersion: string;
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;

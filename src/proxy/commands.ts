@@ -48,7 +48,6 @@ export type SessionName = keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSU
 const ANY_SHARD = new Set([
   "time",
   "lolwut",
-  "publish",
   "pfselftest",
   "command",
   "command|count",
@@ -170,7 +169,16 @@ function classify(
   return { mode: Mode.Unsupported, reason: "it needs a cluster-wide answer" };
 }
 
-function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): CommandSpec {
+/**
+ * PUBLISH goes to the master of its channel's slot, where the channel's subscribers of the whole
+ * fleet live (./pubsub.ts): its count is then the one a single Redis gives.
+ */
+const ROUTED_BY_CHANNEL: Record<string, Pick<RawSpec, "keyStart" | "keyStop" | "step">> = {
+  publish: { keyStart: 1, keyStop: 1, step: 1 },
+};
+
+function build(name: string, command: RawSpec, denied: ReadonlySet<string>): CommandSpec {
+  const raw = Object.hasOwn(ROUTED_BY_CHANNEL, name) ? { ...command, ...ROUTED_BY_CHANNEL[name] } : command;
   const { mode, reason, handler } = classify(name, raw, denied);
   const spec: CommandSpec = {
     name,
