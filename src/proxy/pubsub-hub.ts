@@ -22,6 +22,8 @@ export interface PubSubRouter {
   /** A request to a node the gate refuses is held (within its retry budget) until `retryHeld`. */
   setGate(gate: (address: string) => boolean): void;
   retryHeld(): void;
+  /** Re-reads the slot map. */
+  refresh(): Promise<void>;
 }
 
 /** A session's subscriptions or MONITOR stream, placed again whenever the masters change. */
@@ -42,6 +44,8 @@ export class PubSubHub {
   private readonly everywhere = new Set<HubMember>();
   /** Placement changes (subscribe on a new master, unsubscribe on a former one) not yet confirmed. */
   private pending = 0;
+  /** Settles when the next slot map has been placed (a redirect to an unknown node asked for one). */
+  private awaitingMap: (() => void) | null = null;
 
   constructor(readonly router: PubSubRouter) {
     if (router.map !== null) for (const address of router.map.masters) this.masters.add(address);
@@ -82,9 +86,13 @@ export class PubSubHub {
     if (this.everywhere.size === 0) return true;
     if (!this.masters.has(address)) {
       // A redirect to a node the map does not list as a master yet: subscribe there first.
+      // The node it moved from may be a replica now, repeating the new master's events: the gate
+      // stays closed until a fresh map has retired it too.
       this.adopted.add(address);
+      this.awaitingMap ??= this.begin();
       this.addMasters([address]);
-      return this.pending === 0;
+      void this.router.refresh();
+      return false;
     }
     return this.pending === 0 || !this.unsettled.has(address);
   }
@@ -103,6 +111,9 @@ export class PubSubHub {
     const added = [...current].filter((address) => !this.masters.has(address));
     if (added.length > 0 || changed) this.addMasters(added);
     else for (const member of this.members) member.reconcile(); // channel slots may have moved
+    const placed = this.awaitingMap;
+    this.awaitingMap = null;
+    placed?.();
   }
 
   private addMasters(added: string[]): void {
