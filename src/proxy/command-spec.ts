@@ -155,4 +155,6 @@ export interface SubscriptionCommands {
   readonly active: boolean;
   subscription(view: CommandView, spec: CommandSpec): void;
   ping(view: CommandView): void;
+  /** MONITOR: every master's stream, merged (./monitor.ts). */
+  monitor(): void;
 }

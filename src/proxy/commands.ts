@@ -12,6 +12,7 @@
 import { createRequire } from "node:module";
 import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
 import { LOCAL_COMMANDS } from "./local-commands.ts";
+import { MONITOR_COMMANDS } from "./monitor.ts";
 import { PUBSUB_COMMANDS } from "./pubsub.ts";
 import { TRANSACTION_COMMANDS } from "./transaction.ts";
 
@@ -40,9 +41,11 @@ export const LOCAL: Readonly<Record<LocalName, CommandHandler>> = LOCAL_COMMANDS
 export const SESSION: Readonly<Record<SessionName, CommandHandler>> = {
   ...TRANSACTION_COMMANDS,
   ...PUBSUB_COMMANDS,
+  ...MONITOR_COMMANDS,
 };
 export type LocalName = keyof typeof LOCAL_COMMANDS;
-export type SessionName = keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSUB_COMMANDS;
+export type SessionName =
+  keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSUB_COMMANDS | keyof typeof MONITOR_COMMANDS;
 
 /** Keyless commands any master answers as the whole cluster would. */
 const ANY_SHARD = new Set([
@@ -139,7 +142,6 @@ export const DEFAULT_DENIED = [
   "config|set",
   "config|rewrite",
   "config|resetstat",
-  "monitor",
   "sync",
   "psync",
   "replconf",

@@ -29,6 +29,7 @@ import type { BackendConnection } from "./backend.ts";
 import type { CommandView } from "./command-view.ts";
 import type { CommandHandler, CommandSpec, Session, SubscriptionCommands } from "./command-spec.ts";
 import type { OrderedReplies, ReplySlot } from "./ordered-replies.ts";
+import { Monitor } from "./monitor.ts";
 import { isKeyspaceChannel } from "./pubsub-counts.ts";
 import { hubFor, type HubMember, type PubSubHub } from "./pubsub-hub.ts";
 import { Request } from "./request.ts";
@@ -196,6 +197,7 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
   /** Subscription commands whose confirmations are not written yet: messages wait behind them. */
   private unconfirmed = 0;
   private shard: ShardSubscriptions | null = null;
+  private monitorStream: Monitor | null = null;
   private hub: PubSubHub | null = null;
   /** Counts RESETs: a change confirmed after one belongs to subscriptions that are gone. */
   private epoch = 0;
@@ -254,6 +256,8 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
     this.setEverywhere(0);
     this.shard?.closeAll();
     this.shard = null;
+    this.monitorStream?.end();
+    this.monitorStream = null;
     this.hub?.leave(this);
     this.hub = null;
     this.unconfirmed = 0;
@@ -331,20 +335,37 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
    * sent after the answer is heard and counted); messages wait behind the answer.
    */
   private change(reply: Buffer, send: (change: Change) => void): void {
+    const answer = this.later();
+    const change = new Change(() => answer(reply));
+    send(change);
+    change.seal();
+  }
+
+  /** A place in the client's reply order for an answer that comes later; messages wait behind it. */
+  private later(): (reply: Buffer) => void {
     const slot = new Request(null);
     this.replies.queue.push(slot);
     this.unconfirmed++;
     const epoch = this.epoch;
-    const change = new Change(() => {
+    return (reply) => {
       if (epoch !== this.epoch) return;
       this.unconfirmed--;
       slot.reply = reply;
       slot.done = true;
       this.closeEmptyLinks();
       if (this.replies.release(slot) && this.replies.queue.length === 0) this.emitHeld();
-    });
-    send(change);
-    change.seal();
+    };
+  }
+
+  /** MONITOR: every master's stream, merged (./monitor.ts); a second MONITOR is ignored, as Redis does. */
+  monitor(): void {
+    if (this.monitorStream !== null) return;
+    const answer = this.later();
+    this.monitorStream = new Monitor(
+      hubFor(this.session.context.router),
+      (line) => this.deliver(line),
+      answer,
+    );
   }
 
   /** Places the subscriptions again after the masters or the slot map changed. */
