@@ -42,7 +42,7 @@ export class Monitor implements HubMember {
     for (const [address, connection] of this.links)
       if (!this.hub.masters.has(address)) this.close(address, connection);
     for (const address of this.hub.masters) {
-      if (this.links.has(address)) continue;
+      if (this.links.has(address) || !this.hub.mayConnect(address)) continue;
       const connection = this.hub.router.openSessionConnection(address, 2);
       // The first frame is MONITOR's +OK; every later one is a line of the stream.
       let first = true;
@@ -53,7 +53,10 @@ export class Monitor implements HubMember {
         this.checkConfirmed();
       };
       connection.onClosed = () => {
-        if (this.links.get(address) === connection) this.links.delete(address);
+        if (this.links.get(address) === connection) {
+          this.links.delete(address);
+          this.hub.lost(address);
+        }
         this.unconfirmed?.delete(address);
         this.checkConfirmed();
       };

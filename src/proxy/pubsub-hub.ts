@@ -32,6 +32,13 @@ export interface HubMember {
   reconcile(): void;
 }
 
+/**
+ * How long after losing a connection to a master (still a master in the map) before members
+ * connect to it again: a dead master stays in the map until its failover, and every lost
+ * connection asks for a new map, so reconnecting at once would spin.
+ */
+const RELINK_AFTER_MS = 1000;
+
 export class PubSubHub {
   /** The masters every-master subscriptions live on: the slot map's, and redirect targets not in it yet. */
   readonly masters = new Set<string>();
@@ -44,6 +51,8 @@ export class PubSubHub {
   private readonly everywhere = new Set<HubMember>();
   /** Placement changes (subscribe on a new master, unsubscribe on a former one) not yet confirmed. */
   private pending = 0;
+  /** When a member last lost its connection to each node. */
+  private readonly lostAt = new Map<string, number>();
   /** Settles when the next slot map has been placed (a redirect to an unknown node asked for one). */
   private awaitingMap: (() => void) | null = null;
 
@@ -80,6 +89,20 @@ export class PubSubHub {
         this.router.retryHeld();
       }
     };
+  }
+
+  /** A member's connection to `address` closed without being asked to. */
+  lost(address: string): void {
+    this.lostAt.set(address, Date.now());
+  }
+
+  /** Whether members may open a connection to `address` now (not just lost while still listed). */
+  mayConnect(address: string): boolean {
+    const at = this.lostAt.get(address);
+    if (at === undefined) return true;
+    if (Date.now() - at < RELINK_AFTER_MS) return false;
+    this.lostAt.delete(address);
+    return true;
   }
 
   private allows(address: string): boolean {

@@ -391,7 +391,7 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       const patterns = [...this.patterns];
       for (const address of hub.masters) {
         const link = this.links.get(address);
-        if (link !== undefined && !link.retiring) continue;
+        if ((link !== undefined && !link.retiring) || !hub.mayConnect(address)) continue;
         const settled = hub.begin();
         const change = new Change(settled);
         const fresh = this.link(address);
@@ -402,13 +402,16 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
     }
     for (const [name, address] of this.home) {
       const owner = router.masterFor(channelSlot(name));
-      if (owner === undefined || owner === address || !hub.masters.has(owner)) continue;
-      // The slot moved: subscribe where it lives now, then take its messages from there and leave the old node.
+      if (owner === undefined || !hub.masters.has(owner) || !hub.mayConnect(owner)) continue;
+      const there = this.links.get(owner);
+      if (there !== undefined && !there.retiring && there.channels.has(name)) continue; // there, or on its way
+      // The slot moved (or its node's connection was lost): subscribe where it lives now, then
+      // take its messages from there and leave the old node.
       const change = new Change(() => {
         if (this.home.get(name) !== address || !this.links.has(owner)) return;
         this.home.set(name, owner);
         const old = this.links.get(address);
-        if (old !== undefined && old.channels.has(name)) {
+        if (address !== owner && old !== undefined && old.channels.has(name)) {
           const leave = new Change(() => this.closeEmptyLinks());
           old.send("unsubscribe", [name], leave);
           leave.seal();
@@ -468,7 +471,9 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
     // A node lost (failover, network) is placed again at the next slot map; its confirmations are void.
     connection.onClosed = () => {
       link.lost();
-      if (this.links.get(address) === link) this.links.delete(address);
+      if (this.links.get(address) !== link) return;
+      this.links.delete(address);
+      this.hub?.lost(address);
     };
     this.links.set(address, link);
     return link;

@@ -1,7 +1,9 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
-import { fileCleanup, startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { slotOf } from "../../src/cluster/key-slot.ts";
+import { fileCleanup, startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
+import { SlotMover } from "../support/slot-mover.ts";
 import { startProxyHost, startTestProxy, type TestProxyHost } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 
@@ -155,4 +157,35 @@ test("PUBLISH counts, PUBSUB NUMSUB, NUMPAT and CHANNELS as one Redis, with subs
     const got = (await viaProxy[i]!.next(frames.length)).map((b) => b.toString("latin1"));
     assert.deepEqual(got.sort(), frames.sort(), `subscriber ${i}'s messages`);
   }
+});
+
+test("a channel's subscriptions follow its slot to another master: PUBLISH still counts and delivers once", async (t) => {
+  const proxy = await startTestProxy(t, cluster, { refreshIntervalMs: 200 });
+  const channel = "moving-channel";
+  const slot = slotOf(channel);
+  const from = SlotMover.initialOwner(slot);
+  const to = (from + 1) % 3;
+  const subscriber = await RawClient.connect(proxy.port);
+  const publisher = await RawClient.connect(proxy.port);
+  t.after(() => [subscriber, publisher].forEach((c) => c.close()));
+  await subscribe(subscriber, ["SUBSCRIBE", channel], 1);
+  const numsubOn = async (m: number) =>
+    ((await cluster.connect(cluster.masters[m]!).call("PUBSUB", "NUMSUB", channel)) as [string, number])[1];
+  assert.equal(await numsubOn(from), 1);
+  const mover = await SlotMover.create(cluster);
+  await mover.start(slot, from, to);
+  await mover.finish(slot, from, to);
+  await until(
+    async () => (await numsubOn(to)) === 1 && (await numsubOn(from)) === 0,
+    30_000,
+    "the subscription to move to the slot's new master",
+  );
+  assert.equal((await publisher.command("PUBLISH", channel, "after")).toString(), ":1\r\n");
+  assert.equal(
+    (await subscriber.next(1))[0]!.toString(),
+    `*3\r\n$7\r\nmessage\r\n$${channel.length}\r\n${channel}\r\n$5\r\nafter\r\n`,
+  );
+  // Nothing twice: the next message is the next one published.
+  await publisher.command("PUBLISH", channel, "next");
+  assert.match((await subscriber.next(1))[0]!.toString(), /\$4\r\nnext\r\n$/);
 });
