@@ -64,7 +64,7 @@ export const PUBSUB_COMMANDS = {
   sunsubscribe: subscription,
 } satisfies Record<string, CommandHandler>;
 
-/** Whether a session is in subscribed mode (as Redis last reported its subscription counts). */
+/** Whether a session is in subscribed mode (it has a channel, a pattern or a shard channel). */
 export const enum SubscriptionState {
   None,
   Subscribed,
