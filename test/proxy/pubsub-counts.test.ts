@@ -77,8 +77,8 @@ const SUBSCRIBERS: Subscriptions[] = [
   { channels: ["sports", "{x}a"] },
   { patterns: ["*"] },
   { channels: ["alerts"], patterns: ["al?rts"] },
-  { channels: ["weather"] },
-  { channels: ["news", "weather"], patterns: ["w*"] },
+  { channels: ["weather", "__keyevent@0__:set"] },
+  { channels: ["news", "weather"], patterns: ["w*", "__keyspace@0__:*"] },
 ];
 const CHANNELS = ["news", "alerts", "sports", "{x}a", "weather", "nobody", "newsflash", "w"];
 
@@ -130,7 +130,7 @@ test("PUBLISH counts, PUBSUB NUMSUB, NUMPAT and CHANNELS as one Redis, with subs
   for (const publisher of publishers) {
     const pubsub = async (...args: string[]) =>
       Promise.all([publisher.command("PUBSUB", ...args), standalone.command("PUBSUB", ...args)]);
-    const [numsubP, numsubD] = await pubsub("NUMSUB", ...CHANNELS, "end");
+    const [numsubP, numsubD] = await pubsub("NUMSUB", ...CHANNELS, "end", "__keyevent@0__:set");
     assert.equal(numsubP.toString(), numsubD.toString(), "PUBSUB NUMSUB");
     const [numpatP, numpatD] = await pubsub("NUMPAT");
     assert.equal(numpatP.toString(), numpatD.toString(), "PUBSUB NUMPAT");
