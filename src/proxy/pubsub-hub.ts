@@ -91,6 +91,11 @@ export class PubSubHub {
     };
   }
 
+  /** `begin` for subscribing on `address` if requests to it wait for that (a new master), else a no-op. */
+  beginFor(address: string): () => void {
+    return this.unsettled.has(address) ? this.begin() : () => {};
+  }
+
   /** A member's connection to `address` closed without being asked to. */
   lost(address: string): void {
     this.lostAt.set(address, Date.now());

@@ -39,6 +39,9 @@ export const PUBSUB_OUTPUT_LIMIT = 32 * 1024 * 1024;
 
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
 
+/** How long a former master's unsubscribe confirmation is awaited (requests to its heir wait as long). */
+const RETIRE_WAIT_MS = 1000;
+
 /** What a RESP2 client may send while subscribed (Redis enforces the rest on the pipe). */
 export const SUBSCRIBED_ALLOWED: ReadonlySet<string> = new Set([
   "subscribe",
@@ -378,10 +381,14 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       // No longer a master (failed over, or left): its events from now on repeat another's.
       link.retiring = true;
       const settled = hub.begin();
-      const change = new Change(() => {
+      const leave = () => {
+        clearTimeout(timer);
         settled();
         this.close(link);
-      });
+      };
+      // Its last own events come before the confirmation; a node that cannot answer has none to send.
+      const timer = setTimeout(leave, RETIRE_WAIT_MS).unref();
+      const change = new Change(leave);
       link.send("unsubscribe", [...link.channels], change);
       link.send("punsubscribe", [...link.patterns], change);
       change.seal();
@@ -392,8 +399,7 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       for (const address of hub.masters) {
         const link = this.links.get(address);
         if ((link !== undefined && !link.retiring) || !hub.mayConnect(address)) continue;
-        const settled = hub.begin();
-        const change = new Change(settled);
+        const change = new Change(hub.beginFor(address));
         const fresh = this.link(address);
         fresh.send("subscribe", channels, change);
         fresh.send("psubscribe", patterns, change);
