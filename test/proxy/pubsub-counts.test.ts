@@ -189,3 +189,16 @@ test("a channel's subscriptions follow its slot to another master: PUBLISH still
   await publisher.command("PUBLISH", channel, "next");
   assert.match((await subscriber.next(1))[0]!.toString(), /\$4\r\nnext\r\n$/);
 });
+
+test("PUBLISH inside MULTI goes with the transaction's keys, as on Redis (no CROSSSLOT for the channel)", async (t) => {
+  const proxy = await startTestProxy(t, cluster);
+  const viaProxy = await RawClient.connect(proxy.port);
+  const direct = await RawClient.connect(reference.port);
+  t.after(() => [viaProxy, direct].forEach((c) => c.close()));
+  const block = [["MULTI"], ["SET", "{tx}k", "v"], ["PUBLISH", "some-channel", "m"], ["EXEC"]];
+  const [p, d] = await Promise.all([viaProxy.pipeline(block), direct.pipeline(block)]);
+  assert.deepEqual(
+    p.map((b) => b.toString()),
+    d.map((b) => b.toString()),
+  );
+});
