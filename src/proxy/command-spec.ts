@@ -15,6 +15,7 @@ import type { Request } from "./request.ts";
 import type { CommandView } from "./command-view.ts";
 import type { AclUser } from "./acl/rules.ts";
 import type { AclUsers } from "./acl/users.ts";
+import type { PubSubRouter } from "./pubsub-hub.ts";
 
 /** How the proxy runs a command. */
 export const enum Mode {
@@ -105,7 +106,7 @@ export interface SessionContext {
 }
 
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */
-export interface SessionRouter {
+export interface SessionRouter extends PubSubRouter {
   readonly serverVersion: string;
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;
@@ -164,4 +165,6 @@ export interface SubscriptionCommands {
   readonly active: boolean;
   subscription(view: CommandView, spec: CommandSpec): void;
   ping(view: CommandView): void;
+  /** MONITOR: every master's stream, merged (./monitor.ts). */
+  monitor(): void;
 }

@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { Mode, type CommandHandler, type CommandSpec } from "./command-spec.ts";
 import { BROADCAST_CHECKS } from "./config-check.ts";
 import { LOCAL_COMMANDS } from "./local-commands.ts";
+import { MONITOR_COMMANDS } from "./monitor.ts";
 import { PUBSUB_COMMANDS } from "./pubsub.ts";
 import { deniedReason, unsupportedReason } from "./refusals.ts";
 import { TRANSACTION_COMMANDS } from "./transaction.ts";
@@ -42,15 +43,16 @@ export const LOCAL: Readonly<Record<LocalName, CommandHandler>> = LOCAL_COMMANDS
 export const SESSION: Readonly<Record<SessionName, CommandHandler>> = {
   ...TRANSACTION_COMMANDS,
   ...PUBSUB_COMMANDS,
+  ...MONITOR_COMMANDS,
 };
 export type LocalName = keyof typeof LOCAL_COMMANDS;
-export type SessionName = keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSUB_COMMANDS;
+export type SessionName =
+  keyof typeof TRANSACTION_COMMANDS | keyof typeof PUBSUB_COMMANDS | keyof typeof MONITOR_COMMANDS;
 
 /** Keyless commands any master answers as the whole cluster would. */
 const ANY_SHARD = new Set([
   "time",
   "lolwut",
-  "publish",
   "pfselftest",
   "command",
   "command|count",
@@ -179,7 +181,6 @@ export const DEFAULT_DENIED = [
   "failover",
   "replicaof",
   "slaveof",
-  "monitor",
   "sync",
   "psync",
   "replconf",
@@ -213,7 +214,16 @@ function classify(
   return { mode: Mode.Unsupported, reason: unsupportedReason(name) };
 }
 
-function build(name: string, raw: RawSpec, denied: ReadonlySet<string>): CommandSpec {
+/**
+ * PUBLISH goes to the master of its channel's slot, where the channel's subscribers of the whole
+ * fleet live (./pubsub.ts): its count is then the one a single Redis gives.
+ */
+const ROUTED_BY_CHANNEL: Record<string, Pick<RawSpec, "keyStart" | "keyStop" | "step">> = {
+  publish: { keyStart: 1, keyStop: 1, step: 1 },
+};
+
+function build(name: string, command: RawSpec, denied: ReadonlySet<string>): CommandSpec {
+  const raw = Object.hasOwn(ROUTED_BY_CHANNEL, name) ? { ...command, ...ROUTED_BY_CHANNEL[name] } : command;
   const { mode, reason, handler } = classify(name, raw, denied);
   const spec: CommandSpec = {
     name,

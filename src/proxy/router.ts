@@ -68,6 +68,9 @@ export class ClusterRouter implements BackendEvents {
   private readonly retry: RetryPolicy;
   private anyIndex = 0;
   private closed = false;
+  /** Pub/Sub placement (./pubsub-hub.ts): told of every map, and may hold requests to a node. */
+  private readonly mapListeners: ((map: SlotMap) => void)[] = [];
+  private gate: ((address: string) => boolean) | null = null;
 
   constructor(private readonly options: RouterOptions) {
     this.source = new SlotMapSource(
@@ -133,6 +136,7 @@ export class ClusterRouter implements BackendEvents {
     const address =
       request.askTarget ??
       (request.kind === RequestKind.Node ? request.target! : this.masterFor(request.slot, this.anyIndex++));
+    if (address !== undefined && this.gate !== null && !this.gate(address)) return this.retry.park(request);
     let connection =
       address === undefined ? null : this.pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
@@ -153,6 +157,20 @@ export class ClusterRouter implements BackendEvents {
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
   openSessionConnection(address: string, protocol: 2 | 3): BackendConnection {
     return this.pools.openSession(address, protocol);
+  }
+
+  /** Calls `listener` with every slot map read, before the requests held for a shard go again. */
+  onMapChange(listener: (map: SlotMap) => void): void {
+    this.mapListeners.push(listener);
+  }
+
+  /** Requests to a node `gate` refuses are held, within their retry budget, until `retryHeld`. */
+  setGate(gate: (address: string) => boolean): void {
+    this.gate = gate;
+  }
+
+  retryHeld(): void {
+    this.retry.retryParked();
   }
 
   /** Re-reads the slot map (concurrent calls share one read). */
@@ -214,6 +232,7 @@ export class ClusterRouter implements BackendEvents {
 
   private onMap(map: SlotMap): void {
     this.pools.keepOnly(map.masters);
+    for (const listener of this.mapListeners) listener(map);
     this.retry.retryParked();
   }
 

@@ -12,6 +12,7 @@ import type { BroadcastName } from "../commands.ts";
 import type { BusyHandler } from "./handler.ts";
 import type { ADMIN_COMMANDS } from "./admin-commands.ts";
 import type { CONFIG_COMMANDS } from "./config.ts";
+import { mergeNumpat, mergeNumsub } from "../pubsub-counts.ts";
 import { broadcast, disagreement, shardFailure, sum, toReply, union, type Broadcast } from "./broadcast.ts";
 
 const OK = new SimpleString("OK");
@@ -37,6 +38,9 @@ function everyMaster(withSub: boolean, readonly: boolean, merge: Merge): BusyHan
 }
 
 const unexpected = (command: string) => new ErrorReply(ProxyErrors.unexpectedFromShard(command));
+
+const fromShards = (command: string, merged: RespValue | null): ReplyValue =>
+  merged === null ? unexpected(command) : toReply(merged);
 
 const summed =
   (command: string): Merge =>
@@ -189,8 +193,13 @@ export const CLUSTER_WIDE_COMMANDS: Record<
   "latency|history": everyMaster(true, true, latencyHistory),
   "latency|reset": everyMaster(true, false, summed("LATENCY RESET")),
   "pubsub|channels": everyMaster(true, true, unionOf("PUBSUB CHANNELS")),
-  "pubsub|numsub": everyMaster(true, true, numsub("PUBSUB NUMSUB")),
-  "pubsub|numpat": everyMaster(true, true, summed("PUBSUB NUMPAT")),
+  // Pub/Sub area: merged as ../pubsub.ts places subscriptions (../pubsub-counts.ts).
+  "pubsub|numsub": everyMaster(true, true, ({ results }) =>
+    fromShards("PUBSUB NUMSUB", mergeNumsub(results)),
+  ),
+  "pubsub|numpat": everyMaster(true, true, ({ results }) =>
+    fromShards("PUBSUB NUMPAT", mergeNumpat(results)),
+  ),
   "pubsub|shardchannels": everyMaster(true, true, unionOf("PUBSUB SHARDCHANNELS")),
   "pubsub|shardnumsub": everyMaster(true, true, numsub("PUBSUB SHARDNUMSUB")),
 };
