@@ -12,6 +12,7 @@ import { errorReply, type Protocol } from "../resp/encode.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { blocksForReal, slotOf, SPANS_SLOTS } from "./keys.ts";
+import { EMULATED } from "./busy/emulate-commands.ts";
 import {
   arityOk,
   Mode,
@@ -183,6 +184,12 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     } else if (spec.splittable && this.hasBusyProxy) {
       // Keys on several slots: the busy proxy splits, fans out and merges, off this worker's path.
       this.toBusyProxy(view.frame(), spec.readonly);
+    } else if (this.context.config.crossSlot === "emulate" && this.hasBusyProxy) {
+      // crossSlot: emulate (./busy/emulate.ts): the atomic ones run there, blocking ones say why not.
+      if (EMULATED.has(spec.name)) this.toBusyProxy(view.frame(), spec.readonly);
+      else if (spec.blocking && (!spec.movableKeys || blocksForReal(spec, view)))
+        this.reply(errorReply(ProxyErrors.crossSlotBlocking(spec.name)));
+      else this.reply(CROSSSLOT);
     } else {
       this.reply(CROSSSLOT);
     }

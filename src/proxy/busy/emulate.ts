@@ -1,0 +1,203 @@
+/**
+ * Atomic multi-key commands across slots, emulated (`crossSlot: emulate`; the list and the
+ * guarantee each loses are in ./emulate-commands.ts). Redis itself computes every reply, so
+ * replies, errors and their order are a standalone Redis's, byte for byte:
+ *
+ * - Commands with a destination (RENAME, SMOVE, LMOVE, *STORE, COPY, BITOP, PFMERGE...) and the
+ *   two-key reads (LCS, ZINTERCARD) run on the slot of their "anchor" key (the destination, or the
+ *   first key of a read). Each other key whose slot differs is read with DUMP and PEXPIRETIME in
+ *   one MULTI on its own slot, then one MULTI ... EXEC on the anchor's slot RESTOREs it under a
+ *   temporary key of the anchor's slot (same type, value and expiry), runs the command with the
+ *   temporary keys in place of those keys, and DELetes them. The temporary keys never outlive
+ *   that block. The commands that move (RENAME, RENAMENX, SMOVE, LMOVE, RPOPLPUSH) then remove
+ *   what moved from the source, on the source's slot, when the reply says something moved.
+ *   No WATCH: the sources live on other nodes, where a WATCH on the anchor's node cannot see them.
+ * - LMPOP and ZMPOP try their keys one at a time, in order, as Redis does, after Redis has checked
+ *   the options on the command with every key replaced by one absent key.
+ * - MSETNX sets each slot's keys with MSETNX on that slot, and deletes them again if another
+ *   slot's keys were not all absent.
+ */
+import { ProxyErrors, RedisErrors } from "../../errors.ts";
+import { keySlot } from "../../cluster/key-slot.ts";
+import { decodeReply, type RespValue } from "../../resp/decode.ts";
+import { ErrorReply, RawReply, SimpleString, type ReplyValue } from "../../resp/encode.ts";
+import { movableKeyIndexes } from "../keys.ts";
+import type { BusyContext, BusyHandler } from "./handler.ts";
+import type { EmulatedName } from "./emulate-commands.ts";
+import { groupBySlot, partFailure, type Part } from "./fan-out.ts";
+import { arrayItems, isErrorReply, isNullReply, sendRaw, tempKey } from "./emulate-io.ts";
+
+type Args = (Buffer | string)[];
+
+/** What to run on the source's slot once the command ran, given its reply; null: nothing moved. */
+type SourceUpdate = (argv: Buffer[], reply: RespValue) => Args | null;
+
+/**
+ * Runs a command on its anchor key's slot with every key of another slot copied in (see the
+ * file comment). `anchor` is the anchor's position among the command's keys.
+ */
+function onAnchorSlot(anchor: number, updateSource?: SourceUpdate): BusyHandler {
+  return async (argv, context) => {
+    const name = argv[0]!.toString("latin1").toUpperCase();
+    const positions = movableKeyIndexes(name.toLowerCase(), argv);
+    const anchorSlot = keySlot(argv[positions[anchor]!]!);
+    // One temporary key per distinct key of another slot, wherever it appears.
+    const temps = new Map<string, { key: Buffer; temp: string }>();
+    for (const position of positions) {
+      const key = argv[position]!;
+      if (keySlot(key) !== anchorSlot && !temps.has(key.toString("latin1")))
+        temps.set(key.toString("latin1"), { key, temp: tempKey(anchorSlot) });
+    }
+    const sources = [...temps.values()];
+    const reads: Part[] = sources.map(({ key }) => ({
+      slot: keySlot(key),
+      args: ["DUMP", key],
+      atomicWith: [["PEXPIRETIME", key]],
+      readonly: true,
+    }));
+    const snapshots = await context.fanOut.run(reads);
+    const failed = partFailure(name, reads, snapshots);
+    if (failed) return failed;
+
+    const block: Args[] = [];
+    for (let i = 0; i < sources.length; i++) {
+      const snapshot = snapshots[i];
+      if (!Array.isArray(snapshot) || snapshot.length !== 2) return unexpected(name, reads[i]!);
+      const [payload, expiresAt] = snapshot;
+      if (payload === null) continue; // absent: the temporary key stays absent too
+      if (!Buffer.isBuffer(payload) || typeof expiresAt !== "number") return unexpected(name, reads[i]!);
+      block.push(
+        expiresAt > 0
+          ? ["RESTORE", sources[i]!.temp, String(expiresAt), payload, "REPLACE", "ABSTTL"]
+          : ["RESTORE", sources[i]!.temp, "0", payload, "REPLACE"],
+      );
+    }
+    const restores = block.length;
+    const command: Args = argv.slice();
+    for (const position of positions) {
+      const source = temps.get(argv[position]!.toString("latin1"));
+      if (source !== undefined) command[position] = source.temp;
+    }
+    block.push(command);
+    if (sources.length > 0) block.push(["DEL", ...sources.map((s) => s.temp)]);
+
+    const exec = await sendRaw(context.fanOut, anchorSlot, block, context.protocol, true);
+    const items = arrayItems(exec);
+    if (items === null || items.length !== block.length) return blockFailed(name, anchorSlot, exec);
+    for (let i = 0; i < restores; i++) {
+      if (isErrorReply(items[i]!)) return blockFailed(name, anchorSlot, items[i]!);
+    }
+    const reply = items[restores]!;
+    if (updateSource === undefined) return new RawReply(reply);
+    const update = updateSource(argv, decodeReply(reply));
+    if (update === null) return new RawReply(reply);
+    const sourceSlot = keySlot(argv[positions[0]!]!);
+    const [updated] = await context.fanOut.run([{ slot: sourceSlot, args: update, readonly: false }]);
+    if (updated instanceof ErrorReply) {
+      return new ErrorReply(ProxyErrors.emulatedSourceNotUpdated(name, sourceSlot, updated.message));
+    }
+    return new RawReply(reply);
+  };
+}
+
+function unexpected(command: string, part: Part): ErrorReply {
+  return new ErrorReply(ProxyErrors.unexpectedFromSlot(command, part.slot));
+}
+
+function blockFailed(command: string, slot: number, reply: Buffer): ErrorReply {
+  const text = isErrorReply(reply) ? reply.toString("latin1", 1).split("\r\n", 1)[0]! : "unexpected reply";
+  return new ErrorReply(ProxyErrors.failedOnSlot(command, slot, "", text));
+}
+
+const isOk = (reply: RespValue) => reply instanceof SimpleString && reply.value === "OK";
+
+const popFrom = (end: Buffer) => (end.toString("latin1").toLowerCase() === "left" ? "LPOP" : "RPOP");
+
+/**
+ * LMPOP / ZMPOP numkeys key [key ...] <options>: the first key that has something, in order,
+ * popped with the same options, as Redis walks them (a key of the wrong type before it answers
+ * WRONGTYPE). Redis first checks the options, on the command with every key replaced by one
+ * absent key of the first key's slot.
+ */
+const popFirst: BusyHandler = async (argv, context) => {
+  const name = argv[0]!.toString("latin1").toLowerCase();
+  const positions = movableKeyIndexes(name, argv);
+  const firstSlot = keySlot(argv[positions[0]!]!);
+  const absent = tempKey(firstSlot);
+  const probe: Args = argv.slice();
+  for (const position of positions) probe[position] = absent;
+  const checked = await sendRaw(context.fanOut, firstSlot, [probe], context.protocol, false);
+  if (!isNullReply(checked)) return new RawReply(checked);
+  const options = argv.slice(positions.at(-1)! + 1);
+  let reply = checked;
+  for (const position of positions) {
+    const key = argv[position]!;
+    reply = await sendRaw(
+      context.fanOut,
+      keySlot(key),
+      [[argv[0]!, "1", key, ...options]],
+      context.protocol,
+      false,
+    );
+    if (!isNullReply(reply)) break;
+  }
+  return new RawReply(reply);
+};
+
+/**
+ * MSETNX key value [key value ...]: each slot's pairs with MSETNX on that slot; when some slot
+ * had a key already (its MSETNX answered 0), the slots that did set theirs delete them again.
+ */
+async function msetnx(argv: Buffer[], { fanOut }: BusyContext): Promise<ReplyValue> {
+  if (argv.length % 2 === 0) return new ErrorReply(RedisErrors.wrongArity("msetnx"));
+  const keys = argv.filter((_, i) => i % 2 === 1);
+  const parts: Part[] = groupBySlot(keys).map((group) => ({
+    slot: group.slot,
+    args: ["MSETNX", ...group.indexes.flatMap((i) => [argv[1 + i * 2]!, argv[2 + i * 2]!])],
+    readonly: false,
+  }));
+  const results = await fanOut.run(parts);
+  const failed = partFailure("MSETNX", parts, results);
+  if (failed) return failed;
+  if (results.every((result) => result === 1)) return 1;
+  const undo: Part[] = [];
+  parts.forEach((part, i) => {
+    if (results[i] === 1) {
+      const setKeys = part.args.filter((_, a) => a % 2 === 1);
+      undo.push({ slot: part.slot, args: ["DEL", ...setKeys], readonly: false });
+    }
+  });
+  const undone = await fanOut.run(undo);
+  return partFailure("MSETNX", undo, undone) ?? 0;
+}
+
+const ANCHOR_FIRST = onAnchorSlot(0);
+const ANCHOR_SECOND = onAnchorSlot(1);
+
+export const EMULATED_HANDLERS: Readonly<Record<EmulatedName, BusyHandler>> = {
+  rename: onAnchorSlot(1, (argv, reply) => (isOk(reply) ? ["DEL", argv[1]!] : null)),
+  renamenx: onAnchorSlot(1, (argv, reply) => (reply === 1 ? ["DEL", argv[1]!] : null)),
+  smove: onAnchorSlot(1, (argv, reply) => (reply === 1 ? ["SREM", argv[1]!, argv[3]!] : null)),
+  lmove: onAnchorSlot(1, (argv, reply) => (Buffer.isBuffer(reply) ? [popFrom(argv[3]!), argv[1]!] : null)),
+  rpoplpush: onAnchorSlot(1, (argv, reply) => (Buffer.isBuffer(reply) ? ["RPOP", argv[1]!] : null)),
+  copy: ANCHOR_SECOND,
+  sunionstore: ANCHOR_FIRST,
+  sinterstore: ANCHOR_FIRST,
+  sdiffstore: ANCHOR_FIRST,
+  zunionstore: ANCHOR_FIRST,
+  zinterstore: ANCHOR_FIRST,
+  zdiffstore: ANCHOR_FIRST,
+  zrangestore: ANCHOR_FIRST,
+  geosearchstore: ANCHOR_FIRST,
+  bitop: ANCHOR_FIRST,
+  pfmerge: ANCHOR_FIRST,
+  lcs: ANCHOR_FIRST,
+  zintercard: ANCHOR_FIRST,
+  msetnx,
+  lmpop: popFirst,
+  zmpop: popFirst,
+};
+
+export const EMULATED_BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map(
+  Object.entries(EMULATED_HANDLERS),
+);
