@@ -28,6 +28,9 @@ export const EMULATED_COMMANDS = {
   geosearchstore: "no isolation: the source is read before the destination is written",
   bitop: "no isolation: sources on other slots are read before the destination is written",
   pfmerge: "no isolation: sources on other slots are read before the destination is written",
+  sort: "no isolation: the source is read before the destination (STORE) is written",
+  georadius: "no isolation: the source is read before the destination (STORE) is written",
+  georadiusbymember: "no isolation: the source is read before the destination (STORE) is written",
   lcs: "no isolation: the keys are read one slot at a time, not as one snapshot",
   zintercard: "no isolation: the keys are read one slot at a time, not as one snapshot",
   msetnx:

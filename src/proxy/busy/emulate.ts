@@ -3,9 +3,9 @@
  * guarantee each loses are in ./emulate-commands.ts). Redis itself computes every reply, so
  * replies, errors and their order are a standalone Redis's, byte for byte:
  *
- * - Commands with a destination (RENAME, SMOVE, LMOVE, *STORE, COPY, BITOP, PFMERGE...) and the
- *   two-key reads (LCS, ZINTERCARD) run on the slot of their "anchor" key (the destination, or the
- *   first key of a read). Each other key whose slot differs is read with DUMP and PEXPIRETIME in
+ * - Commands with a destination (RENAME, SMOVE, LMOVE, *STORE, COPY, BITOP, PFMERGE, SORT and
+ *   GEORADIUS with STORE...) and the multi-key reads (LCS, ZINTERCARD) run on the slot of their
+ *   "anchor" key (the destination, or the first key of a read). Each other key whose slot differs is read with DUMP and PEXPIRETIME in
  *   one MULTI on its own slot, then one MULTI ... EXEC on the anchor's slot RESTOREs it under a
  *   temporary key of the anchor's slot (same type, value and expiry), runs the command with the
  *   temporary keys in place of those keys, and DELetes them. The temporary keys never outlive
@@ -34,13 +34,14 @@ type SourceUpdate = (argv: Buffer[], reply: RespValue) => Args | null;
 
 /**
  * Runs a command on its anchor key's slot with every key of another slot copied in (see the
- * file comment). `anchor` is the anchor's position among the command's keys.
+ * file comment). `anchor` is the anchor's position among the command's keys, or "last": the
+ * key given last (SORT's and GEORADIUS's STORE destinations, where the last one wins).
  */
-function onAnchorSlot(anchor: number, updateSource?: SourceUpdate): BusyHandler {
+function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): BusyHandler {
   return async (argv, context) => {
     const name = argv[0]!.toString("latin1").toUpperCase();
     const positions = movableKeyIndexes(name.toLowerCase(), argv);
-    const anchorSlot = keySlot(argv[positions[anchor]!]!);
+    const anchorSlot = keySlot(argv[anchor === "last" ? Math.max(...positions) : positions[anchor]!]!);
     // One temporary key per distinct key of another slot, wherever it appears.
     const temps = new Map<string, { key: Buffer; temp: string }>();
     for (const position of positions) {
@@ -173,6 +174,7 @@ async function msetnx(argv: Buffer[], { fanOut }: BusyContext): Promise<ReplyVal
 
 const ANCHOR_FIRST = onAnchorSlot(0);
 const ANCHOR_SECOND = onAnchorSlot(1);
+const ANCHOR_LAST = onAnchorSlot("last");
 
 export const EMULATED_HANDLERS: Readonly<Record<EmulatedName, BusyHandler>> = {
   rename: onAnchorSlot(1, (argv, reply) => (isOk(reply) ? ["DEL", argv[1]!] : null)),
@@ -193,6 +195,9 @@ export const EMULATED_HANDLERS: Readonly<Record<EmulatedName, BusyHandler>> = {
   pfmerge: ANCHOR_FIRST,
   lcs: ANCHOR_FIRST,
   zintercard: ANCHOR_FIRST,
+  sort: ANCHOR_LAST,
+  georadius: ANCHOR_LAST,
+  georadiusbymember: ANCHOR_LAST,
   msetnx,
   lmpop: popFirst,
   zmpop: popFirst,
