@@ -25,6 +25,12 @@ const integer = (min: number, max: number) => (value: string) => {
   return n;
 };
 
+const crossSlotMode = (value: string): "refuse" | "emulate" => {
+  if (value !== "refuse" && value !== "emulate")
+    throw new InvalidArgumentError(`expected "refuse" or "emulate", got "${value}"`);
+  return value;
+};
+
 /** Commander's accumulator for a repeatable option. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -52,6 +58,11 @@ export function registerLocalCommands(program: Command): void {
       7001,
     )
     .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
+    .option(
+      "--cross-slot <mode>",
+      'atomic multi-key commands across slots: "refuse" (CROSSSLOT, the default) or "emulate" (see docs/commands.md)',
+      crossSlotMode,
+    )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -64,6 +75,7 @@ export function registerLocalCommands(program: Command): void {
         dir: string;
         detach?: boolean;
         passwordFile?: string;
+        crossSlot?: "refuse" | "emulate";
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;

@@ -1,0 +1,82 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  fieldsNeedingRestart,
+  liveFields,
+  loadProxyConfig,
+  parseProxyConfig,
+} from "../../src/proxy/config.ts";
+import { proxyConfigPath, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
+
+const SEEDS = ["127.0.0.1:7001"];
+
+test("crossSlot defaults to refuse, takes emulate, and names what it expects otherwise", () => {
+  assert.equal(parseProxyConfig({ seeds: SEEDS }).crossSlot, "refuse");
+  assert.equal(parseProxyConfig({ seeds: SEEDS, crossSlot: "emulate" }).crossSlot, "emulate");
+  assert.throws(
+    () => parseProxyConfig({ seeds: SEEDS, crossSlot: "copy" }),
+    (err: Error) =>
+      err.message ===
+      'invalid proxy config:\n  - crossSlot: Invalid option: expected one of "refuse"|"emulate"',
+  );
+});
+
+test("crossSlot is a live field: changing it needs no restart, and a reload carries it", () => {
+  const running = parseProxyConfig({ seeds: SEEDS });
+  const next = parseProxyConfig({ seeds: SEEDS, crossSlot: "emulate" });
+  assert.deepEqual(fieldsNeedingRestart(running, next), []);
+  assert.equal(liveFields(next).crossSlot, "emulate");
+});
+
+const state = (crossSlot?: "refuse" | "emulate"): LocalState => ({
+  version: 1,
+  host: "127.0.0.1",
+  proxy: { port: 6380, adminPort: 9000, pid: 0, workers: 2, ...(crossSlot ? { crossSlot } : {}) },
+  replicas: 1,
+  nodes: [{ shard: "s0", port: 7001, dir: "/nonexistent", pid: 0 }],
+});
+
+test("dredis local writes the proxy's crossSlot when it was given, and leaves the default otherwise", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "dredis-cross-slot-"));
+  try {
+    await writeProxyConfig(dir, state("emulate"));
+    assert.equal((await loadProxyConfig(proxyConfigPath(dir))).crossSlot, "emulate");
+    await writeProxyConfig(dir, state());
+    assert.equal((await loadProxyConfig(proxyConfigPath(dir))).crossSlot, "refuse");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("dredis local up --cross-slot refuses a bad mode before starting anything", async () => {
+  const dir = join(await mkdtemp(join(tmpdir(), "dredis-cross-slot-")), "platform");
+  const bin = new URL("../../bin/dredis.js", import.meta.url).pathname;
+  try {
+    const failed = await promisify(execFile)(process.execPath, [
+      bin,
+      "local",
+      "up",
+      "--cross-slot",
+      "copy",
+      "--dir",
+      dir,
+    ]).then(
+      () => null,
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.ok(failed !== null, "the command should fail");
+    assert.equal(failed.code, 1);
+    assert.match(
+      failed.stderr,
+      /^error: option '--cross-slot <mode>' argument 'copy' is invalid\. expected "refuse" or "emulate", got "copy"/,
+    );
+    await assert.rejects(stat(dir), { code: "ENOENT" });
+  } finally {
+    await rm(join(dir, ".."), { recursive: true, force: true });
+  }
+});
