@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
 import { EMULATED } from "../../src/proxy/busy/emulate-commands.ts";
 import { liveFields } from "../../src/proxy/config.ts";
-import { startCluster, startStandalone, fileCleanup, type TestCluster } from "../support/redis.ts";
+import { startCluster, startStandalone, fileCleanup, until, type TestCluster } from "../support/redis.ts";
 import { startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
@@ -422,4 +422,50 @@ test("crossSlot: emulate keeps CROSSSLOT inside MULTI and for commands it does n
   } finally {
     client.close();
   }
+});
+
+/**
+ * Runs `command` through the emulating proxy with the destination's master paused for writes, so
+ * the emulation stops at its transaction there, after it read the source; runs `meanwhile` then (a
+ * concurrent writer), resumes the master and returns the command's reply.
+ */
+async function withWriterBetween(command: Command, destination: string, meanwhile: () => Promise<unknown>) {
+  const node = masters[shardOf(destination)]!;
+  const client = await RawClient.connect(emulating.port);
+  try {
+    await node.call("CLIENT", "PAUSE", "60000", "WRITE");
+    const reply = client.command(...command);
+    // The emulation's transaction waits on the paused master (a client in MULTI, blocked: flags
+    // x and b), at its RESTORE of what it read: by then the source was read.
+    await until(
+      async () => /flags=(?=\w*x)(?=\w*b)\w+ /.test(String(await node.call("CLIENT", "LIST"))),
+      30_000,
+      "the emulation's transaction to wait on the paused master",
+    );
+    await meanwhile();
+    await node.call("CLIENT", "UNPAUSE");
+    return String(await reply);
+  } finally {
+    await node.call("CLIENT", "UNPAUSE");
+    client.close();
+  }
+}
+
+test("crossSlot: emulate: RENAME leaves a source written after it was read, LMOVE keeps an element pushed meanwhile", async () => {
+  assert.notEqual(shardOf("a"), shardOf("b"));
+  await flushBoth();
+  const source = masters[shardOf("a")]!;
+  await source.set("a", "old");
+  const renamed = await withWriterBetween(["RENAME", "a", "b"], "b", () => source.set("a", "new"));
+  assert.equal(renamed, "+OK\r\n");
+  assert.deepEqual([await source.get("a"), await masters[shardOf("b")]!.get("b")], ["new", "old"]);
+
+  await flushBoth();
+  await source.rpush("a", "1", "2");
+  const moved = await withWriterBetween(["LMOVE", "a", "b", "LEFT", "RIGHT"], "b", () =>
+    source.lpush("a", "0"),
+  );
+  assert.equal(moved, "$1\r\n1\r\n");
+  assert.deepEqual(await source.lrange("a", 0, -1), ["0", "2"]);
+  assert.deepEqual(await masters[shardOf("b")]!.lrange("b", 0, -1), ["1"]);
 });

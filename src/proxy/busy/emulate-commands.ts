@@ -8,15 +8,15 @@
 /** What an emulated command gives up against a standalone Redis (or a same-slot call). */
 export const EMULATED_COMMANDS = {
   rename:
-    "not atomic across keys: the destination is written, then the source deleted; a write to the source in between is lost",
+    "not atomic across keys: the destination is written, then the source deleted if unchanged since it was read (a write in between stays in the source)",
   renamenx:
-    "not atomic across keys: the destination is written, then the source deleted; a write to the source in between is lost",
+    "not atomic across keys: the destination is written, then the source deleted if unchanged since it was read (a write in between stays in the source)",
   smove:
-    "not atomic across keys: the member is added to the destination, then removed from the source; concurrent writers may see it in both",
+    "not atomic across keys: the member is added to the destination, then removed from the source; concurrent readers may see it in both",
   lmove:
-    "not atomic across keys: the element is pushed to the destination, then popped from the source; concurrent writers may see it in both",
+    "not atomic across keys: the element is pushed to the destination, then removed from the source's end (LREM); concurrent readers may see it in both",
   rpoplpush:
-    "not atomic across keys: the element is pushed to the destination, then popped from the source; concurrent writers may see it in both",
+    "not atomic across keys: the element is pushed to the destination, then removed from the source's tail (LREM); concurrent readers may see it in both",
   copy: "no isolation: the source is read before the destination is written, so a concurrent write to the source may be missed",
   sunionstore: "no isolation: sources on other slots are read before the destination is written",
   sinterstore: "no isolation: sources on other slots are read before the destination is written",

@@ -29,8 +29,11 @@ import { arrayItems, isErrorReply, isNullReply, sendRaw, tempKey } from "./emula
 
 type Args = (Buffer | string)[];
 
-/** What to run on the source's slot once the command ran, given its reply; null: nothing moved. */
-type SourceUpdate = (argv: Buffer[], reply: RespValue) => Args | null;
+/**
+ * What to run on the source's slot once the command ran, given its reply and the source's DUMP
+ * as it was read; null: nothing moved.
+ */
+type SourceUpdate = (argv: Buffer[], reply: RespValue, sourceDump: Buffer) => Args | null;
 
 /**
  * Runs a command on its anchor key's slot with every key of another slot copied in (see the
@@ -61,12 +64,14 @@ function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): Bus
     if (failed) return failed;
 
     const block: Args[] = [];
+    let sourceDump: Buffer = EMPTY;
     for (let i = 0; i < sources.length; i++) {
       const snapshot = snapshots[i];
       if (!Array.isArray(snapshot) || snapshot.length !== 2) return unexpected(name, reads[i]!);
       const [payload, expiresAt] = snapshot;
       if (payload === null) continue; // absent: the temporary key stays absent too
       if (!Buffer.isBuffer(payload) || typeof expiresAt !== "number") return unexpected(name, reads[i]!);
+      if (sources[i]!.key.equals(argv[positions[0]!]!)) sourceDump = payload;
       block.push(
         expiresAt > 0
           ? ["RESTORE", sources[i]!.temp, String(expiresAt), payload, "REPLACE", "ABSTTL"]
@@ -90,7 +95,7 @@ function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): Bus
     }
     const reply = items[restores]!;
     if (updateSource === undefined) return new RawReply(reply);
-    const update = updateSource(argv, decodeReply(reply));
+    const update = updateSource(argv, decodeReply(reply), sourceDump);
     if (update === null) return new RawReply(reply);
     const sourceSlot = keySlot(argv[positions[0]!]!);
     const [updated] = await context.fanOut.run([{ slot: sourceSlot, args: update, readonly: false }]);
@@ -112,7 +117,34 @@ function blockFailed(command: string, slot: number, reply: Buffer): ErrorReply {
 
 const isOk = (reply: RespValue) => reply instanceof SimpleString && reply.value === "OK";
 
-const popFrom = (end: Buffer) => (end.toString("latin1").toLowerCase() === "left" ? "LPOP" : "RPOP");
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Deletes the key only if it still holds the value that was read (its DUMP is the same): a
+ * write to the source after the read survives there rather than being deleted with it.
+ */
+const DELETE_IF_UNCHANGED =
+  "if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+const deleteIfUnchanged = (argv: Buffer[], dump: Buffer): Args => [
+  "EVAL",
+  DELETE_IF_UNCHANGED,
+  "1",
+  argv[1]!,
+  dump,
+];
+
+/**
+ * Removes the moved element from the source's end it left (LREM from the head for LEFT, from the
+ * tail for RIGHT): with no writer in between that is the end element, as the pop would have
+ * taken; with one, an element pushed meanwhile is not lost.
+ */
+const removeMoved = (argv: Buffer[], element: Buffer, from: "LEFT" | "RIGHT"): Args => [
+  "LREM",
+  argv[1]!,
+  from === "LEFT" ? "1" : "-1",
+  element,
+];
 
 /**
  * LMPOP / ZMPOP numkeys key [key ...] <options>: the first key that has something, in order,
@@ -177,11 +209,17 @@ const ANCHOR_SECOND = onAnchorSlot(1);
 const ANCHOR_LAST = onAnchorSlot("last");
 
 export const EMULATED_HANDLERS: Readonly<Record<EmulatedName, BusyHandler>> = {
-  rename: onAnchorSlot(1, (argv, reply) => (isOk(reply) ? ["DEL", argv[1]!] : null)),
-  renamenx: onAnchorSlot(1, (argv, reply) => (reply === 1 ? ["DEL", argv[1]!] : null)),
+  rename: onAnchorSlot(1, (argv, reply, dump) => (isOk(reply) ? deleteIfUnchanged(argv, dump) : null)),
+  renamenx: onAnchorSlot(1, (argv, reply, dump) => (reply === 1 ? deleteIfUnchanged(argv, dump) : null)),
   smove: onAnchorSlot(1, (argv, reply) => (reply === 1 ? ["SREM", argv[1]!, argv[3]!] : null)),
-  lmove: onAnchorSlot(1, (argv, reply) => (Buffer.isBuffer(reply) ? [popFrom(argv[3]!), argv[1]!] : null)),
-  rpoplpush: onAnchorSlot(1, (argv, reply) => (Buffer.isBuffer(reply) ? ["RPOP", argv[1]!] : null)),
+  lmove: onAnchorSlot(1, (argv, reply) =>
+    Buffer.isBuffer(reply)
+      ? removeMoved(argv, reply, argv[3]!.toString("latin1").toUpperCase() === "LEFT" ? "LEFT" : "RIGHT")
+      : null,
+  ),
+  rpoplpush: onAnchorSlot(1, (argv, reply) =>
+    Buffer.isBuffer(reply) ? removeMoved(argv, reply, "RIGHT") : null,
+  ),
   copy: ANCHOR_SECOND,
   sunionstore: ANCHOR_FIRST,
   sinterstore: ANCHOR_FIRST,
