@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -12,6 +12,9 @@ import {
   parseProxyConfig,
 } from "../../src/proxy/config.ts";
 import { proxyConfigPath, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
+import { startCluster, until } from "../support/redis.ts";
+import { startProxyHost } from "../support/proxy.ts";
+import { RawClient } from "../support/raw-client.ts";
 
 const SEEDS = ["127.0.0.1:7001"];
 
@@ -79,4 +82,41 @@ test("dredis local up --cross-slot refuses a bad mode before starting anything",
   } finally {
     await rm(join(dir, ".."), { recursive: true, force: true });
   }
+});
+
+/** LCS of two keys on different shards, on a fresh connection (so on whichever worker it lands). */
+async function lcs(port: number): Promise<string> {
+  const client = await RawClient.connect(port);
+  try {
+    return String(await client.command("LCS", "a", "b"));
+  } finally {
+    client.close();
+  }
+}
+
+test("SIGHUP: a proxy host takes crossSlot: emulate live, on every worker, with no restart asked", async (t) => {
+  const cluster = await startCluster(t, { masters: 3, replicas: 0 });
+  const host = await startProxyHost(t, cluster);
+  const setup = await RawClient.connect(host.port);
+  await setup.pipeline([
+    ["SET", "a", "ohmytext"],
+    ["SET", "b", "mynewtext"],
+  ]);
+  setup.close();
+  assert.equal(await lcs(host.port), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+
+  const config = JSON.parse(await readFile(host.configFile, "utf8"));
+  await writeFile(host.configFile, JSON.stringify({ ...config, crossSlot: "emulate" }));
+  host.process.kill("SIGHUP");
+  await until(() => /config reloaded/.test(host.output()), 10_000, "the host to log the reload");
+  // Workers take the message in turn: then every new connection, whichever worker, runs it.
+  await until(
+    async () =>
+      (await Promise.all(Array.from({ length: 6 }, () => lcs(host.port)))).every(
+        (r) => r === "$6\r\nmytext\r\n",
+      ),
+    10_000,
+    "new connections to get LCS computed across slots",
+  );
+  assert.doesNotMatch(host.output(), /take effect only after a restart/);
 });
