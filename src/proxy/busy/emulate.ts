@@ -43,7 +43,7 @@ type SourceUpdate = (argv: Buffer[], reply: RespValue, sourceDump: Buffer) => Ar
 function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): BusyHandler {
   return async (argv, context) => {
     const name = argv[0]!.toString("latin1").toUpperCase();
-    const positions = movableKeyIndexes(name.toLowerCase(), argv);
+    const positions = keyPositions(name.toLowerCase(), argv);
     const anchorSlot = keySlot(argv[anchor === "last" ? Math.max(...positions) : positions[anchor]!]!);
     // One temporary key per distinct key of another slot, wherever it appears.
     const temps = new Map<string, { key: Buffer; temp: string }>();
@@ -106,6 +106,14 @@ function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): Bus
   };
 }
 
+/**
+ * Where the command's keys are. A numkeys past the arguments names positions that are not there:
+ * those are left out, and Redis answers the command's own error for it.
+ */
+function keyPositions(name: string, argv: Buffer[]): number[] {
+  return movableKeyIndexes(name, argv).filter((position) => position < argv.length);
+}
+
 function unexpected(command: string, part: Part): ErrorReply {
   return new ErrorReply(ProxyErrors.unexpectedFromSlot(command, part.slot));
 }
@@ -154,7 +162,7 @@ const removeMoved = (argv: Buffer[], element: Buffer, from: "LEFT" | "RIGHT"): A
  */
 const popFirst: BusyHandler = async (argv, context) => {
   const name = argv[0]!.toString("latin1").toLowerCase();
-  const positions = movableKeyIndexes(name, argv);
+  const positions = keyPositions(name, argv);
   const firstSlot = keySlot(argv[positions[0]!]!);
   const absent = tempKey(firstSlot);
   const probe: Args = argv.slice();
