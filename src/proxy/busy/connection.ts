@@ -117,7 +117,8 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     if (spec?.subcommands !== undefined && argv.length > 1) {
       spec = spec.subcommands.get(argv[1]!.toString("latin1").toLowerCase());
     }
-    const handler = BUSY_COMMANDS.get(spec?.name ?? name) ?? EMULATED_BUSY_COMMANDS.get(spec?.name ?? name);
+    const command = spec?.name ?? name;
+    const handler = BUSY_COMMANDS.get(command) ?? EMULATED_BUSY_COMMANDS.get(command);
     if (handler === undefined || (spec === undefined && !INTERNAL_COMMANDS.has(name))) {
       return new ErrorReply(ProxyErrors.notForBusyProxy(name));
     }
