@@ -11,8 +11,9 @@ import {
   loadProxyConfig,
   parseProxyConfig,
 } from "../../src/proxy/config.ts";
-import { proxyConfigPath, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
-import { startCluster, until } from "../support/redis.ts";
+import { down, proxyConfigPath, up, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
+import { freePorts } from "../../src/local/ports.ts";
+import { startCluster, tempDir, until } from "../support/redis.ts";
 import { startProxyHost } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 
@@ -119,4 +120,31 @@ test("SIGHUP: a proxy host takes crossSlot: emulate live, on every worker, with 
     "new connections to get LCS computed across slots",
   );
   assert.doesNotMatch(host.output(), /take effect only after a restart/);
+});
+
+test("dredis local up with crossSlot: emulate starts a proxy that runs LCS across slots", async (t) => {
+  const dir = await tempDir("dredis-local-cross-slot-");
+  const [port] = await freePorts(1);
+  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  t.after(() => down(dir));
+  const state = await up({
+    dir,
+    shards: 3,
+    replicas: 0,
+    workers: 1,
+    port: port!,
+    basePort,
+    crossSlot: "emulate",
+  });
+  assert.equal(state.proxy.crossSlot, "emulate");
+  const client = await RawClient.connect(port!);
+  try {
+    await client.pipeline([
+      ["SET", "a", "ohmytext"],
+      ["SET", "b", "mynewtext"],
+    ]);
+    assert.equal(String(await client.command("LCS", "a", "b")), "$6\r\nmytext\r\n");
+  } finally {
+    client.close();
+  }
 });
