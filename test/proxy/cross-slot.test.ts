@@ -78,6 +78,8 @@ async function stateOf(port: number): Promise<string[]> {
       if (type === "list") return ["LRANGE", key, "0", "-1"];
       if (type === "set") return ["SORT", key, "ALPHA"];
       if (type === "zset") return ["ZRANGE", key, "0", "-1", "WITHSCORES"];
+      if (type === "hash") return ["HGETALL", key];
+      if (type === "stream") return ["XRANGE", key, "-", "+"];
       return ["GET", key];
     });
     const contents = await client.pipeline(reads);
@@ -98,7 +100,7 @@ const member = fc.constantFrom(...MEMBERS);
 const members = fc.uniqueArray(member, { minLength: 1, maxLength: 4 });
 const score = fc.integer({ min: -3, max: 3 }).map(String);
 
-type Kind = "missing" | "string" | "list" | "set" | "zset" | "hll";
+type Kind = "missing" | "string" | "list" | "set" | "zset" | "hll" | "hash" | "stream";
 
 /** Commands that give a pool key a value of some kind, or leave it absent. */
 const valueOf = (k: string, kind: Kind): fc.Arbitrary<Command[]> => {
@@ -117,10 +119,15 @@ const valueOf = (k: string, kind: Kind): fc.Arbitrary<Command[]> => {
         .map((pairs) => [["ZADD", k, ...pairs.flatMap(([m, s]) => [s, m])]]);
     case "hll":
       return members.map((m) => [["PFADD", k, ...m]]);
+    case "hash":
+      return members.map((m) => [["HSET", k, ...m.flatMap((f) => [f, `v${f}`])]]);
+    case "stream":
+      // Explicit IDs: generated ones would differ between the cluster and the reference.
+      return members.map((m) => m.map((f, i) => ["XADD", k, `1-${i + 1}`, "f", f]));
   }
 };
 
-const KINDS: Kind[] = ["missing", "string", "list", "set", "zset", "hll"];
+const KINDS: Kind[] = ["missing", "string", "list", "set", "zset", "hll", "hash", "stream"];
 
 /**
  * Values for every pool key, mostly of the kind the command works on (so most calls do real work)
@@ -155,12 +162,12 @@ const end = fc.constantFrom("LEFT", "RIGHT", "left", "UP");
 
 /** The kind of value each emulated command works on. */
 const WORKS_ON: Record<string, Kind> = {
-  rename: "string",
+  rename: "hash",
   renamenx: "list",
   smove: "set",
   lmove: "list",
   rpoplpush: "list",
-  copy: "zset",
+  copy: "stream",
   sunionstore: "set",
   sinterstore: "set",
   sdiffstore: "set",
