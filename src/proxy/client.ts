@@ -61,6 +61,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   /** Sent and not yet answered, by path: to the shards directly, or through the busy proxy. */
   private routedInFlight = 0;
   private busyInFlight = 0;
+  /** A request sent that the later ones wait for (see `Request.barrier`), or null. */
+  private barrier: Request | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -186,8 +188,12 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       this.toBusyProxy(view.frame(), spec.readonly);
     } else if (this.context.config.crossSlot === "emulate" && this.hasBusyProxy) {
       // crossSlot: emulate (./busy/emulate.ts): the atomic ones run there, blocking ones say why not.
-      if (EMULATED.has(spec.name)) this.toBusyProxy(view.frame(), spec.readonly);
-      else if (spec.blocking && (!spec.movableKeys || blocksForReal(spec, view)))
+      if (EMULATED.has(spec.name)) {
+        const request = this.newRequest(view.frame(), -1, spec.readonly);
+        request.kind = RequestKind.Busy;
+        request.barrier = true;
+        this.send(request);
+      } else if (spec.blocking && (!spec.movableKeys || blocksForReal(spec, view)))
         this.reply(errorReply(ProxyErrors.crossSlotBlocking(spec.name)));
       else this.reply(CROSSSLOT);
     } else {
@@ -225,7 +231,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     // The busy proxy reaches the shards over its own connections, so nothing orders its requests
     // against this client's routed ones: a request never overtakes one sent the other way. It waits
     // until those are answered, so a pipeline reads its own writes as on Redis. (Requests one way
-    // keep their order by themselves: one connection per shard, or to the busy proxy, per client.)
+    // keep their order by themselves: one connection per shard, or to the busy proxy, per client;
+    // except after a barrier, which runs in steps there, so everything after it waits for it.)
     if (this.held.length > 0 || !this.mayOvertake(request)) {
       this.held.push(request);
       return;
@@ -234,6 +241,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   }
 
   private mayOvertake(request: Request): boolean {
+    if (this.barrier !== null) return false;
     return request.kind !== RequestKind.Busy ? this.busyInFlight === 0 : this.routedInFlight === 0;
   }
 
@@ -243,6 +251,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       this.context.router.dispatch(request);
     } else {
       this.busyInFlight++;
+      if (request.barrier) this.barrier = request;
       this.context.busyProxy!.send(request);
     }
   }
@@ -269,6 +278,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.done = true;
     if (request.kind !== RequestKind.Busy) this.routedInFlight--;
     else this.busyInFlight--;
+    if (request === this.barrier) this.barrier = null;
     if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order
