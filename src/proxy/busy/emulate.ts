@@ -3,15 +3,16 @@
  * guarantee each loses are in ./emulate-commands.ts). Redis itself computes every reply, so
  * replies, errors and their order are a standalone Redis's, byte for byte:
  *
- * - Commands with a destination (RENAME, SMOVE, LMOVE, *STORE, COPY, BITOP, PFMERGE, SORT and
- *   GEORADIUS with STORE...) and the multi-key reads (LCS, ZINTERCARD) run on the slot of their
- *   "anchor" key (the destination, or the first key of a read). Each other key whose slot differs is read with DUMP and PEXPIRETIME in
- *   one MULTI on its own slot, then one MULTI ... EXEC on the anchor's slot RESTOREs it under a
- *   temporary key of the anchor's slot (same type, value and expiry), runs the command with the
- *   temporary keys in place of those keys, and DELetes them. The temporary keys never outlive
- *   that block. The commands that move (RENAME, RENAMENX, SMOVE, LMOVE, RPOPLPUSH) then remove
- *   what moved from the source, on the source's slot, when the reply says something moved.
- *   No WATCH: the sources live on other nodes, where a WATCH on the anchor's node cannot see them.
+ * - Commands with a destination (RENAME, *STORE, COPY, BITOP, PFMERGE, SORT and GEORADIUS with
+ *   STORE...) and the multi-key reads (LCS, ZINTERCARD) run on the slot of their "anchor" key (the
+ *   destination, or the first key of a read). Each other key whose slot differs is read with DUMP
+ *   and PEXPIRETIME in one MULTI on its own slot; then one MULTI ... EXEC on the anchor's slot
+ *   RESTOREs it under a temporary key of that slot (same type, value and expiry), runs the command
+ *   with the temporary keys in place of those keys, and DELetes them: the temporary keys never
+ *   outlive that block. RENAME and RENAMENX then delete the source, on its slot, if unchanged.
+ * - SMOVE, LMOVE and RPOPLPUSH do the same with only what would move copied in (a one-member set,
+ *   a one-element list) rather than the whole source, then remove what moved from the source.
+ * - No WATCH: the sources live on other nodes, where a WATCH on the anchor's node cannot see them.
  * - LMPOP and ZMPOP try their keys one at a time, in order, as Redis does, after Redis has checked
  *   the options on the command with every key replaced by one absent key.
  * - MSETNX sets each slot's keys with MSETNX on that slot, and deletes them again if another
@@ -78,33 +79,105 @@ function onAnchorSlot(anchor: number | "last", updateSource?: SourceUpdate): Bus
           : ["RESTORE", sources[i]!.temp, "0", payload, "REPLACE"],
       );
     }
-    const restores = block.length;
     const command: Args = argv.slice();
     for (const position of positions) {
       const source = temps.get(argv[position]!.toString("latin1"));
       if (source !== undefined) command[position] = source.temp;
     }
-    block.push(command);
-    if (sources.length > 0) block.push(["DEL", ...sources.map((s) => s.temp)]);
-
-    const exec = await sendRaw(context.fanOut, anchorSlot, block, context.protocol, true);
-    const items = arrayItems(exec);
-    if (items === null || items.length !== block.length) return blockFailed(name, anchorSlot, exec);
-    for (let i = 0; i < restores; i++) {
-      if (isErrorReply(items[i]!)) return blockFailed(name, anchorSlot, items[i]!);
-    }
-    const reply = items[restores]!;
-    if (updateSource === undefined) return new RawReply(reply);
-    const update = updateSource(argv, decodeReply(reply), sourceDump);
-    if (update === null) return new RawReply(reply);
-    const sourceSlot = keySlot(argv[positions[0]!]!);
-    const [updated] = await context.fanOut.run([{ slot: sourceSlot, args: update, readonly: false }]);
-    if (updated instanceof ErrorReply) {
-      return new ErrorReply(ProxyErrors.emulatedSourceNotUpdated(name, sourceSlot, updated.message));
-    }
-    return new RawReply(reply);
+    const update = updateSource && ((reply: RespValue) => updateSource(argv, reply, sourceDump));
+    const temporary = sources.map((s) => s.temp);
+    return runThere(
+      name,
+      context,
+      anchorSlot,
+      block,
+      command,
+      temporary,
+      keySlot(argv[positions[0]!]!),
+      update,
+    );
   };
 }
+
+/**
+ * Runs `setup` (filling the temporary keys), the command and the temporary keys' DEL in one
+ * MULTI ... EXEC on `slot`, then, if `update` says so for the command's reply, the update on
+ * the source's slot. Answers the command's reply as it came, or the error that stopped it.
+ */
+async function runThere(
+  name: string,
+  context: BusyContext,
+  slot: number,
+  setup: Args[],
+  command: Args,
+  temporary: string[],
+  sourceSlot: number,
+  update: ((reply: RespValue) => Args | null) | undefined,
+): Promise<ReplyValue> {
+  const block = [...setup, command, ...(temporary.length > 0 ? [["DEL", ...temporary]] : [])];
+  const exec = await sendRaw(context.fanOut, slot, block, context.protocol, true);
+  const items = arrayItems(exec);
+  if (items === null || items.length !== block.length) return blockFailed(name, slot, exec);
+  for (let i = 0; i < setup.length; i++) {
+    if (isErrorReply(items[i]!)) return blockFailed(name, slot, items[i]!);
+  }
+  const reply = items[setup.length]!;
+  const then = update?.(decodeReply(reply)) ?? null;
+  if (then === null) return new RawReply(reply);
+  const [updated] = await context.fanOut.run([{ slot: sourceSlot, args: then, readonly: false }]);
+  if (updated instanceof ErrorReply) {
+    return new ErrorReply(ProxyErrors.emulatedSourceNotUpdated(name, sourceSlot, updated.message));
+  }
+  return new RawReply(reply);
+}
+
+/**
+ * SMOVE, LMOVE and RPOPLPUSH move one member or element, so rather than the whole source (a
+ * queue's list may be long) its slot gives, in one MULTI, its type and what would move
+ * (`probe`: SISMEMBER, LINDEX). The temporary key is then a one-member set or one-element list
+ * made by `fill`, or a string when the source is of another type (Redis still answers
+ * WRONGTYPE), or absent with the source; the command runs on it, and the source loses what moved.
+ */
+function moveOne(
+  type: "set" | "list",
+  probe: (argv: Buffer[]) => Args,
+  fill: (argv: Buffer[], temp: string, probed: RespValue) => Args | null,
+  updateSource: (argv: Buffer[], reply: RespValue) => Args | null,
+): BusyHandler {
+  return async (argv, context) => {
+    const name = argv[0]!.toString("latin1").toUpperCase();
+    const [source, destination] = [argv[1]!, argv[2]!];
+    const slot = keySlot(destination);
+    const read: Part = {
+      slot: keySlot(source),
+      args: ["TYPE", source],
+      atomicWith: [probe(argv)],
+      readonly: true,
+    };
+    const [snapshot] = await context.fanOut.run([read]);
+    const failed = partFailure(name, [read], [snapshot!]);
+    if (failed) return failed;
+    if (!Array.isArray(snapshot) || !(snapshot[0] instanceof SimpleString)) return unexpected(name, read);
+    const temp = tempKey(slot);
+    const sourceType = snapshot[0].value;
+    const setup: Args[] = [];
+    if (sourceType === type) {
+      const filled = fill(argv, temp, snapshot[1]!);
+      if (filled === null) return unexpected(name, read);
+      setup.push(filled);
+    } else if (sourceType !== "none") setup.push(["SET", temp, ""]);
+    const command: Args = [argv[0]!, temp, ...argv.slice(2)];
+    return runThere(name, context, slot, setup, command, [temp], read.slot, (reply) =>
+      updateSource(argv, reply),
+    );
+  };
+}
+
+/** LINDEX's index for the end LMOVE takes from (an invalid word: Redis refuses the command anyway). */
+const endIndex = (end: Buffer) => (end.toString("latin1").toUpperCase() === "RIGHT" ? "-1" : "0");
+
+const oneElement = (_argv: Buffer[], temp: string, element: RespValue): Args | null =>
+  Buffer.isBuffer(element) ? ["RPUSH", temp, element] : null;
 
 /**
  * Where the command's keys are. A numkeys past the arguments names positions that are not there:
@@ -126,6 +199,7 @@ function blockFailed(command: string, slot: number, reply: Buffer): ErrorReply {
 const isOk = (reply: RespValue) => reply instanceof SimpleString && reply.value === "OK";
 
 const EMPTY = Buffer.alloc(0);
+const X = Buffer.from("x");
 
 /**
  * Deletes the key only if it still holds the value that was read (its DUMP is the same): a
@@ -219,14 +293,27 @@ const ANCHOR_LAST = onAnchorSlot("last");
 export const EMULATED_HANDLERS: Readonly<Record<EmulatedName, BusyHandler>> = {
   rename: onAnchorSlot(1, (argv, reply, dump) => (isOk(reply) ? deleteIfUnchanged(argv, dump) : null)),
   renamenx: onAnchorSlot(1, (argv, reply, dump) => (reply === 1 ? deleteIfUnchanged(argv, dump) : null)),
-  smove: onAnchorSlot(1, (argv, reply) => (reply === 1 ? ["SREM", argv[1]!, argv[3]!] : null)),
-  lmove: onAnchorSlot(1, (argv, reply) =>
-    Buffer.isBuffer(reply)
-      ? removeMoved(argv, reply, argv[3]!.toString("latin1").toUpperCase() === "LEFT" ? "LEFT" : "RIGHT")
-      : null,
+  smove: moveOne(
+    "set",
+    (argv) => ["SISMEMBER", argv[1]!, argv[3]!],
+    // Not a member: a set without it (the member with a byte more), so SMOVE answers 0 as on the source.
+    (argv, temp, isMember) => ["SADD", temp, isMember === 1 ? argv[3]! : Buffer.concat([argv[3]!, X])],
+    (argv, reply) => (reply === 1 ? ["SREM", argv[1]!, argv[3]!] : null),
   ),
-  rpoplpush: onAnchorSlot(1, (argv, reply) =>
-    Buffer.isBuffer(reply) ? removeMoved(argv, reply, "RIGHT") : null,
+  lmove: moveOne(
+    "list",
+    (argv) => ["LINDEX", argv[1]!, endIndex(argv[3]!)],
+    oneElement,
+    (argv, reply) =>
+      Buffer.isBuffer(reply)
+        ? removeMoved(argv, reply, argv[3]!.toString("latin1").toUpperCase() === "LEFT" ? "LEFT" : "RIGHT")
+        : null,
+  ),
+  rpoplpush: moveOne(
+    "list",
+    (argv) => ["LINDEX", argv[1]!, "-1"],
+    oneElement,
+    (argv, reply) => (Buffer.isBuffer(reply) ? removeMoved(argv, reply, "RIGHT") : null),
   ),
   copy: ANCHOR_SECOND,
   sunionstore: ANCHOR_FIRST,
