@@ -169,6 +169,11 @@ export const ProxyErrors = {
     `ERR SCAN could not read slot ${slot} from a node that serves it${failure ? ` (${failure})` : ""}`,
   /** Not a reply: the reason scanSlotUnreadable quotes. */
   unexpectedSlotRead: "unexpected reply to a slot read",
+  // crossSlot: emulate (src/proxy/busy/emulate*.ts).
+  emulatedSourceNotUpdated: (command: string, slot: number, message: string) =>
+    `ERR ${command} wrote the destination but could not update the source on slot ${slot}: ${message}`,
+  crossSlotBlocking: (name: string) =>
+    `CROSSSLOT Keys in request don't hash to the same slot ('${name}' blocks, and crossSlot: emulate runs only non-blocking commands across slots; put its keys in one slot with a hash tag)`,
 } as const;
 
 /** Redis's wording for an unknown command, including its quirks (quoted args, trailing space, 128-byte caps). */

@@ -26,6 +26,12 @@ const integer = (min: number, max: number) => (value: string) => {
   return n;
 };
 
+const crossSlotMode = (value: string): "refuse" | "emulate" => {
+  if (value !== "refuse" && value !== "emulate")
+    throw new InvalidArgumentError(`expected "refuse" or "emulate", got "${value}"`);
+  return value;
+};
+
 /** Commander's accumulator for a repeatable option. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -57,6 +63,11 @@ export function registerLocalCommands(program: Command): void {
       "--users <file>",
       "the proxy's ACL users, in Redis's ACL file format (`user <name> <rules...>` lines); default: the directory's own",
     )
+    .option(
+      "--cross-slot <mode>",
+      'atomic multi-key commands across slots: "refuse" (CROSSSLOT, the default) or "emulate" (see docs/commands.md)',
+      crossSlotMode,
+    )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -70,6 +81,7 @@ export function registerLocalCommands(program: Command): void {
         detach?: boolean;
         passwordFile?: string;
         users?: string;
+        crossSlot?: "refuse" | "emulate";
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;

@@ -34,7 +34,14 @@ export interface LocalNode {
 export interface LocalState {
   version: 1;
   host: string;
-  proxy: { port: number; adminPort: number; pid: number; workers: number };
+  proxy: {
+    port: number;
+    adminPort: number;
+    pid: number;
+    workers: number;
+    /** The proxy's `crossSlot` (unset: its default, refuse). */
+    crossSlot?: "refuse" | "emulate";
+  };
   replicas: number;
   nodes: LocalNode[];
   /** The password every node and the proxy's backend connections use; unset: none. */
@@ -61,6 +68,8 @@ export interface UpOptions {
   password?: string;
   /** The proxy's ACL users, name to rules; @default the directory's own, else none */
   users?: Record<string, string>;
+  /** The proxy's `crossSlot` setting. @default "refuse" */
+  crossSlot?: "refuse" | "emulate";
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -134,7 +143,13 @@ export async function up(options: UpOptions): Promise<LocalState> {
   const state: LocalState = {
     version: 1,
     host: HOST,
-    proxy: { port: options.port, adminPort: 0, pid: 0, workers: options.workers },
+    proxy: {
+      port: options.port,
+      adminPort: 0,
+      pid: 0,
+      workers: options.workers,
+      ...(options.crossSlot !== undefined ? { crossSlot: options.crossSlot } : {}),
+    },
     replicas: shape.replicas,
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
     ...passwordFields(existing, options.password),
@@ -460,6 +475,7 @@ export async function writeProxyConfig(dir: string, state: LocalState): Promise<
       workers: state.proxy.workers,
       ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
       ...(state.users !== undefined ? { users: state.users } : {}),
+      ...(state.proxy.crossSlot !== undefined ? { crossSlot: state.proxy.crossSlot } : {}),
       logLevel: "info",
     }),
     { mode: 0o600 },

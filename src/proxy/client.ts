@@ -12,6 +12,7 @@ import { errorReply, type Protocol } from "../resp/encode.ts";
 import { RequestParser } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { blocksForReal, slotOf, SPANS_SLOTS } from "./keys.ts";
+import { EMULATED } from "./busy/emulate-commands.ts";
 import {
   arityOk,
   Mode,
@@ -74,6 +75,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private replyMode = ReplyMode.On;
   /** The command being handled gets no reply written (CLIENT REPLY OFF or SKIP before it). */
   private muted = false;
+  /** A request sent that the later ones wait for (see `Request.barrier`), or null. */
+  private barrier: Request | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -205,6 +208,16 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     } else if (spec.splittable && this.hasBusyProxy) {
       // Keys on several slots: the busy proxy splits, fans out and merges, off this worker's path.
       this.toBusyProxy(view.frame(), spec.readonly);
+    } else if (this.context.config.crossSlot === "emulate" && this.hasBusyProxy) {
+      // crossSlot: emulate (./busy/emulate.ts): the atomic ones run there, blocking ones say why not.
+      if (EMULATED.has(spec.name)) {
+        const request = this.newRequest(view.frame(), -1, spec.readonly);
+        request.kind = RequestKind.Busy;
+        request.barrier = true;
+        this.send(request);
+      } else if (spec.blocking && (!spec.movableKeys || blocksForReal(spec, view)))
+        this.reply(errorReply(ProxyErrors.crossSlotBlocking(spec.name)));
+      else this.reply(CROSSSLOT);
     } else {
       this.reply(CROSSSLOT);
     }
@@ -241,7 +254,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     // The busy proxy reaches the shards over its own connections, so nothing orders its requests
     // against this client's routed ones: a request never overtakes one sent the other way. It waits
     // until those are answered, so a pipeline reads its own writes as on Redis. (Requests one way
-    // keep their order by themselves: one connection per shard, or to the busy proxy, per client.)
+    // keep their order by themselves: one connection per shard, or to the busy proxy, per client;
+    // except after a barrier, which runs in steps there, so everything after it waits for it.)
     if (this.held.length > 0 || !this.mayOvertake(request)) {
       this.held.push(request);
       return;
@@ -250,6 +264,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   }
 
   private mayOvertake(request: Request): boolean {
+    if (this.barrier !== null) return false;
     return request.kind !== RequestKind.Busy ? this.busyInFlight === 0 : this.routedInFlight === 0;
   }
 
@@ -259,6 +274,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       this.context.router.dispatch(request);
     } else {
       this.busyInFlight++;
+      if (request.barrier) this.barrier = request;
       this.context.busyProxy!.send(request);
     }
   }
@@ -293,6 +309,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.done = true;
     if (request.kind !== RequestKind.Busy) this.routedInFlight--;
     else this.busyInFlight--;
+    if (request === this.barrier) this.barrier = null;
     if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order

@@ -4,6 +4,7 @@
  * committed file and the code disagree.
  */
 import { CommandTable, Mode, type CommandSpec } from "./commands.ts";
+import { lostGuarantee } from "./busy/emulate-commands.ts";
 
 const HOW: Record<Mode, string> = {
   [Mode.Keyed]: "routed by slot",
@@ -33,6 +34,10 @@ function why(spec: CommandSpec): string {
   switch (spec.mode) {
     case Mode.Keyed:
       if (spec.splittable) return "keys on several slots are split by the busy proxy, replies merged";
+      if (lostGuarantee(spec.name) !== undefined)
+        return `to the master of its keys' slot; keys on several slots: CROSSSLOT, or with \`crossSlot: emulate\` run by the busy proxy, ${lostGuarantee(spec.name)}`;
+      if (spec.blocking && (spec.movableKeys || spec.keyStop !== spec.keyStart))
+        return "to the master of its keys' slot, on a connection of its own while it blocks; keys on several slots: CROSSSLOT, also with `crossSlot: emulate` (a wait on several shards cannot be atomic)";
       if (spec.blocking) return "to the master of its keys' slot, on a connection of its own while it blocks";
       return "to the master of its keys' slot; keys must share one slot (else CROSSSLOT)";
     case Mode.AnyShard:

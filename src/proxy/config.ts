@@ -117,6 +117,13 @@ export const proxyConfigSchema = z
       })
       .strict()
       .default({ host: "127.0.0.1", port: 0 }),
+    /**
+     * Atomic multi-key commands (RENAME, SMOVE, LMOVE, *STORE, COPY, MSETNX...) whose keys span
+     * slots: "refuse" answers CROSSSLOT, as Redis Cluster does; "emulate" has the busy proxy run
+     * the non-blocking ones, losing atomicity or isolation across keys (docs/commands.md says
+     * which, per command). Blocking ones are refused either way. Reloadable (SIGHUP). @default "refuse"
+     */
+    crossSlot: z.enum(["refuse", "emulate"]).default("refuse"),
     /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
     deniedCommands: z.array(z.string().min(1)).optional(),
     /** @default "info" */
@@ -131,18 +138,23 @@ export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
  * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
  * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
  * authenticate against the new `clientPassword` and `users` (authenticated ones stay so, with their
- * user's new rules; a client whose user is gone is disconnected, as Redis does). Every other field
- * takes effect at the next restart.
+ * user's new rules; a client whose user is gone is disconnected, as Redis does), and the next
+ * cross-slot command follows the new `crossSlot`. Every other field takes effect at the next restart.
  */
-export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword" | "users">;
+export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword" | "users" | "crossSlot">;
 
 export function liveFields(config: ProxyConfig): LiveConfig {
-  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword, users: config.users };
+  return {
+    backendAuth: config.backendAuth,
+    clientPassword: config.clientPassword,
+    users: config.users,
+    crossSlot: config.crossSlot,
+  };
 }
 
 /** The top-level fields that differ between two configs, other than the live ones. */
 export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
-  const live = new Set<string>(["backendAuth", "clientPassword", "users"]);
+  const live = new Set<string>(["backendAuth", "clientPassword", "users", "crossSlot"]);
   const names = new Set([...Object.keys(running), ...Object.keys(next)]);
   return [...names].filter(
     (name) =>

@@ -36,12 +36,30 @@ export function slotOf(spec: CommandSpec, view: CommandView): number {
  * Rare enough off the hot path to materialise the arguments.
  */
 export function movableKeyIndexes(name: string, args: Buffer[]): number[] {
+  if (name === "sort") return sortKeyIndexes(args);
   try {
     // getKeyIndexes counts from the first argument after the name.
     return getKeyIndexes(name, args.slice(1)).map((i) => i + 1);
   } catch {
     return [];
   }
+}
+
+/**
+ * SORT's keys as Redis's sortGetKeys finds them: the key sorted and the last STORE destination.
+ * (@ioredis/commands skips Buffer arguments there, so it never saw a STORE; BY and GET patterns
+ * are not keys.)
+ */
+function sortKeyIndexes(args: Buffer[]): number[] {
+  let store = -1;
+  for (let i = 2; i < args.length; i++) {
+    const word = args[i]!.toString("latin1").toLowerCase();
+    if (word === "limit") i += 2;
+    else if (word === "get" || word === "by") i += 1;
+    // As Redis, it reads on from the destination itself (`STORE limit` skips what follows).
+    else if (word === "store" && i + 1 < args.length) store = i + 1;
+  }
+  return store < 0 ? [1] : [1, store];
 }
 
 /** XREAD and XREADGROUP block only with a BLOCK option; other blocking commands always may. */

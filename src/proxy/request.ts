@@ -63,6 +63,11 @@ export class Request {
   partError: Buffer | null = null;
   /** Needs a connection of its own while it waits (blocking commands), wherever it goes. */
   dedicated = false;
+  /**
+   * The client's later requests wait for its reply: it runs in steps (an emulated cross-slot
+   * command reads, then writes), and a request sent meanwhile could come between them.
+   */
+  barrier = false;
   /** The connection lent to a dedicated request, so it can be closed if the client goes away. */
   lentConnection: RequestConnection | null = null;
   /** CLIENT REPLY OFF or SKIP was in force when the command came: its reply is dropped, not written. */

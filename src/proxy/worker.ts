@@ -104,6 +104,8 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       // Client sessions read it from the config at each AUTH and at connect.
       config.clientPassword = live.clientPassword;
       reloadUsers(context, live);
+      // Read at each cross-slot command.
+      config.crossSlot = live.crossSlot;
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -16,7 +16,8 @@ export type ReplyValue =
   | MapReply
   | SetReply
   | DoubleReply
-  | VerbatimString;
+  | VerbatimString
+  | RawReply;
 
 export class SimpleString {
   constructor(readonly value: string) {}
@@ -33,6 +34,10 @@ export class SetReply {
 /** Text such as INFO's: a `=` verbatim string ("txt:") under RESP3, a bulk string under RESP2, as Redis sends it. */
 export class VerbatimString {
   constructor(readonly text: string) {}
+}
+/** Reply bytes a shard sent in the client's protocol, passed on untouched (emulated cross-slot commands). */
+export class RawReply {
+  constructor(readonly bytes: Buffer) {}
 }
 /** A double (sorted-set scores): a bulk string under RESP2, a `,` double under RESP3, as Redis sends it. */
 export class DoubleReply {
@@ -78,6 +83,7 @@ function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
   else if (typeof value === "number") out.push(integerReply(value));
   else if (value instanceof SimpleString) out.push(simpleString(value.value));
   else if (value instanceof ErrorReply) out.push(errorReply(value.message));
+  else if (value instanceof RawReply) out.push(value.bytes);
   else if (value instanceof VerbatimString) {
     if (proto === 2) out.push(bulkReply(value.text, proto));
     else {

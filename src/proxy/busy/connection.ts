@@ -21,6 +21,7 @@ import { OrderedReplies, type ReplySlot, type ReplyWriterOwner } from "../ordere
 import type { ClusterRouter } from "../router.ts";
 import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "./commands.ts";
 import { helloReply, parseHello } from "../hello.ts";
+import { EMULATED_BUSY_COMMANDS } from "./emulate.ts";
 import { FanOut } from "./fan-out.ts";
 import { SlotGrouper, splitCommand } from "./key-split.ts";
 
@@ -116,7 +117,8 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     if (spec?.subcommands !== undefined && argv.length > 1) {
       spec = spec.subcommands.get(argv[1]!.toString("latin1").toLowerCase());
     }
-    const handler = BUSY_COMMANDS.get(spec?.name ?? name);
+    const command = spec?.name ?? name;
+    const handler = BUSY_COMMANDS.get(command) ?? EMULATED_BUSY_COMMANDS.get(command);
     if (handler === undefined || (spec === undefined && !INTERNAL_COMMANDS.has(name))) {
       return new ErrorReply(ProxyErrors.notForBusyProxy(name));
     }

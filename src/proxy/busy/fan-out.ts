@@ -97,7 +97,7 @@ export class FanOut {
      * of successive commands reach each shard in the order the commands came: a pipelined MSET
      * then MGET over the same keys reads what it wrote.
      */
-    private readonly affinity: number,
+    readonly affinity: number,
   ) {}
 
   /** Sends every part at once; resolves with their decoded replies, in part order. Never rejects. */
