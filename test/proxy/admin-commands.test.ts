@@ -161,6 +161,18 @@ test("SCRIPT KILL and FUNCTION KILL stop a script running on any shard, as on a 
     const killerClient = await RawClient.connect(port);
     hooks.after(() => [runner, killerClient].forEach((c) => c.close()));
     const running = runner.command(...run);
+    // While a function runs, FUNCTION STATS names it (Redis answers it even while busy).
+    let stats: unknown = null;
+    if (run[0] === "FCALL_RO")
+      await until(
+        async () => {
+          const reply = decodeReply(await killerClient.command("FUNCTION", "STATS")) as RespValue[];
+          stats = shape(reply);
+          return reply[1] !== null;
+        },
+        20_000,
+        "FUNCTION STATS to show the running function",
+      );
     // Redis answers the kill once the script has run past busy-reply-threshold; before that it
     // runs nothing else, so the first KILL that gets an answer other than NOTBUSY is the one.
     let killed = "";
@@ -172,7 +184,7 @@ test("SCRIPT KILL and FUNCTION KILL stop a script running on any shard, as on a 
       20_000,
       `${killer.join(" ")} to find the script`,
     );
-    return [killed, (await running).toString()];
+    return [stats, killed, (await running).toString()];
   };
   for (const [run, killer] of [
     [
