@@ -216,3 +216,8 @@ export const ConfigErrors = {
   rewriteFailed: (address: string, message: string) =>
     `ERR CONFIG SET was undone on every node: CONFIG REWRITE failed on ${address} (${message})`,
 } as const;
+
+// Admin commands through the proxy (issue 13 item 6): Redis's own texts.
+export const AdminErrors = {
+  unblockReason: "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+} as const;

@@ -277,3 +277,34 @@ test("CLIENT REPLY OFF, SKIP and ON drop and restore replies as a standalone red
     assert.equal((await viaProxy.command("PING")).toString(), "+PONG\r\n", "nothing more was written");
   }
 });
+
+test("CLIENT UNBLOCK ends a blocked command through the proxy as on a standalone redis, RESP2 and RESP3", async () => {
+  const outcome = async (port: number, protocol: 2 | 3, reason: string[]) => {
+    const blocked = await RawClient.connect(port);
+    const other = await RawClient.connect(port);
+    hooks.after(() => [blocked, other].forEach((c) => c.close()));
+    if (protocol === 3) await blocked.command("HELLO", "3");
+    const id = (await blocked.command("CLIENT", "ID")).toString().slice(1, -2);
+    const free = (await other.command("CLIENT", "UNBLOCK", id, ...reason)).toString();
+    const waiting = blocked.command("BLPOP", "unblock:empty", "0");
+    // The blocking command may not have reached its node yet: ask until it is found blocked.
+    await until(
+      async () => (await other.command("CLIENT", "UNBLOCK", id, ...reason)).toString() === ":1\r\n",
+      20_000,
+      "the client to be blocked",
+    );
+    const errors = await other.pipeline([
+      ["CLIENT", "UNBLOCK", "abc"],
+      ["CLIENT", "UNBLOCK", id, "SOMETIMES"],
+      ["CLIENT", "UNBLOCK", "987654321"],
+    ]);
+    return [free, (await waiting).toString(), ...errors.map(String)];
+  };
+  for (const protocol of [2, 3] as const)
+    for (const reason of [[], ["TIMEOUT"], ["error"]])
+      assert.deepEqual(
+        await outcome(proxy.port, protocol, reason),
+        await outcome(reference.port, protocol, reason),
+        `RESP${protocol} ${reason.join(" ")}`,
+      );
+});
