@@ -308,3 +308,32 @@ test("CLIENT UNBLOCK ends a blocked command through the proxy as on a standalone
         `RESP${protocol} ${reason.join(" ")}`,
       );
 });
+
+test("BGREWRITEAOF and BGSAVE start on every master and answer as a standalone redis; INFO shows them done", async () => {
+  const idle = async (client: RawClient) =>
+    until(
+      async () => {
+        const info = (await client.command("INFO", "persistence")).toString();
+        return /aof_rewrite_in_progress:0\r\n/.test(info) && /rdb_bgsave_in_progress:0\r\n/.test(info);
+      },
+      30_000,
+      "background saves to finish",
+    );
+  const [viaProxy, direct] = await pair(2);
+  const saves = await Promise.all(
+    masters.map(async (m) => Number(/rdb_saves:(\d+)/.exec(String(await m.info("persistence")))![1])),
+  );
+  for (const command of [["BGREWRITEAOF"], ["BGSAVE"]]) {
+    await Promise.all([idle(viaProxy), idle(direct)]);
+    assert.equal(
+      (await viaProxy.command(...command)).toString(),
+      (await direct.command(...command)).toString(),
+      command.join(" "),
+    );
+  }
+  await idle(viaProxy);
+  const after = await Promise.all(
+    masters.map(async (m) => Number(/rdb_saves:(\d+)/.exec(String(await m.info("persistence")))![1])),
+  );
+  after.forEach((n, i) => assert.ok(n > saves[i]!, `master ${i} saved`));
+});
