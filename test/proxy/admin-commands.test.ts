@@ -71,6 +71,8 @@ test("admin commands answer byte for byte as a standalone redis does, RESP2 and 
     ["WAITAOF", "0", "0", "0"],
     ["MODULE", "LIST"],
     ["MODULE", "HELP"],
+    ["HOTKEYS", "HELP"],
+    ["BACKUP", "HELP"],
     ["CLUSTER", "INFO"],
     ["CLUSTER", "KEYSLOT", "x"],
     ["CLUSTER", "HELP"],
