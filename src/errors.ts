@@ -253,3 +253,8 @@ export const AclErrors = {
   subcommandSyntax: (sub: string) =>
     `ERR unknown subcommand or wrong number of arguments for '${truncate(sub, 128)}'. Try ACL HELP.`,
 } as const;
+
+// Admin commands through the proxy (issue 13 item 6): Redis's own texts.
+export const AdminErrors = {
+  unblockReason: "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+} as const;

@@ -86,6 +86,11 @@ export class SocketConnection implements BackendConnection {
   private readonly scanner: ReplyScanner;
   private closeError: Error | undefined;
 
+  /** This end of the connection as the node lists it in CLIENT LIST (`addr=`). */
+  get localAddress(): string {
+    return `${this.socket.localAddress}:${this.socket.localPort}`;
+  }
+
   constructor(
     endpoint: Endpoint,
     readonly address: string,

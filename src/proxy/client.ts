@@ -298,6 +298,14 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     this.replies.queue.push(request);
   }
 
+  blockedOn(): { node: string; localAddress: string } | null {
+    // A blocking command holds the head of the reply order while it waits.
+    const head = this.replies.queue.peek();
+    const lent = head !== undefined && !head.done ? head.lentConnection : null;
+    if (lent?.address === undefined || lent.localAddress === undefined) return null;
+    return { node: lent.address, localAddress: lent.localAddress };
+  }
+
   setReplyMode(mode: "on" | "off" | "skip"): void {
     this.replyMode = mode === "on" ? ReplyMode.On : mode === "off" ? ReplyMode.Off : ReplyMode.SkipNext;
     // ON answers +OK; OFF and SKIP answer nothing, as on Redis.

@@ -133,6 +133,8 @@ export interface Session {
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */
   reply(reply: Buffer): void;
+  /** The node and this proxy's end of the connection the session's blocking command waits on, if one does. */
+  blockedOn(): { node: string; localAddress: string } | null;
   /** CLIENT REPLY: whether the replies of the following commands are written (pushes always are). */
   setReplyMode(mode: "on" | "off" | "skip"): void;
   /** Stops taking commands; the connection closes once the replies due are written. */

@@ -79,6 +79,9 @@ const ANY_SHARD = new Set([
   // Modules are loaded from the nodes' redis.conf, the same on every node.
   "module|list",
   "module|help",
+  // Help texts of newer Redis releases' commands; shards without them answer Redis's unknown-command error.
+  "backup|help",
+  "hotkeys|help",
 ]);
 
 /**

@@ -71,6 +71,7 @@ export class ProxyContext {
       port: this.listenPort,
       startedAt: this.startedAt,
       connectedClients: this.clients.size,
+      blockedClients: [...this.clients].filter((c) => c.blockedOn() !== null).length,
       maxClients: this.config.limits.maxClients,
     };
     return requestedSections(args).map((name) => [name, proxySectionLines(name, figures)]);

@@ -67,6 +67,8 @@ export interface ProxyFigures {
   port: number;
   startedAt: number;
   connectedClients: number;
+  /** Clients waiting on a blocking command. */
+  blockedClients: number;
   maxClients: number;
 }
 
@@ -90,7 +92,13 @@ export function proxySectionLines(section: string, figures: ProxyFigures): strin
         `uptime_in_days:${Math.floor(uptime / 86400)}`,
       ];
     case "clients":
-      return [`connected_clients:${figures.connectedClients}`, `maxclients:${figures.maxClients}`];
+      // The proxy is no cluster node: it has no cluster bus connections.
+      return [
+        `connected_clients:${figures.connectedClients}`,
+        "cluster_connections:0",
+        `maxclients:${figures.maxClients}`,
+        `blocked_clients:${figures.blockedClients}`,
+      ];
     case "cluster":
       return ["cluster_enabled:0"];
     default:

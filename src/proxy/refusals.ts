@@ -35,8 +35,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
     "script debugging holds a node's connection in a debugging session: run redis-cli --ldb against a shard node",
   "client|no-touch":
     "the proxy shares its connections to the nodes among clients, so a per-connection flag cannot follow one client's commands",
-  "client|unblock":
-    "the blocked command waits on one of the proxy's connections to a shard, which CLIENT UNBLOCK cannot name yet; the command's own timeout, or CLIENT KILL of the blocked client, ends the wait",
   hotkeys: "hot keys are tracked per node: run it on each shard node",
   trimslots: "it drops one node's slots (cluster administration): dredis cluster manages slots",
   backup: "it acts on one node's files: run it on each shard node",

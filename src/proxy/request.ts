@@ -12,6 +12,9 @@ export interface ReplySink {
 /** What a request holds of a backend connection: the one it must use, or the one it borrowed. */
 export interface RequestConnection {
   readonly closed: boolean;
+  /** The node's "host:port", and this end's (CLIENT UNBLOCK finds the connection on the node by it). */
+  readonly address?: string;
+  readonly localAddress?: string;
   send(request: Request): void;
   close(): void;
 }

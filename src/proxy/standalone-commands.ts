@@ -8,6 +8,7 @@
 import { RedisErrors } from "../errors.ts";
 import { errorReply, OK } from "../resp/encode.ts";
 import type { CommandHandler } from "./command-spec.ts";
+import { clientUnblock } from "./client-unblock.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -37,6 +38,7 @@ export const STANDALONE_COMMANDS = {
     session.setReplyMode(mode);
     session.reply(OK);
   },
+  "client|unblock": clientUnblock,
   "client|no-evict": (session, view) => {
     const value = view.arg(2).toLowerCase();
     session.reply(value === "on" || value === "off" ? OK : SYNTAX);

@@ -71,6 +71,8 @@ test("admin commands answer byte for byte as a standalone redis does, RESP2 and 
     ["WAITAOF", "0", "0", "0"],
     ["MODULE", "LIST"],
     ["MODULE", "HELP"],
+    ["HOTKEYS", "HELP"],
+    ["BACKUP", "HELP"],
     ["CLUSTER", "INFO"],
     ["CLUSTER", "KEYSLOT", "x"],
     ["CLUSTER", "HELP"],
@@ -161,6 +163,18 @@ test("SCRIPT KILL and FUNCTION KILL stop a script running on any shard, as on a 
     const killerClient = await RawClient.connect(port);
     hooks.after(() => [runner, killerClient].forEach((c) => c.close()));
     const running = runner.command(...run);
+    // While a function runs, FUNCTION STATS names it (Redis answers it even while busy).
+    let stats: unknown = null;
+    if (run[0] === "FCALL_RO")
+      await until(
+        async () => {
+          const reply = decodeReply(await killerClient.command("FUNCTION", "STATS")) as RespValue[];
+          stats = shape(reply);
+          return reply[1] !== null;
+        },
+        20_000,
+        "FUNCTION STATS to show the running function",
+      );
     // Redis answers the kill once the script has run past busy-reply-threshold; before that it
     // runs nothing else, so the first KILL that gets an answer other than NOTBUSY is the one.
     let killed = "";
@@ -172,7 +186,7 @@ test("SCRIPT KILL and FUNCTION KILL stop a script running on any shard, as on a 
       20_000,
       `${killer.join(" ")} to find the script`,
     );
-    return [killed, (await running).toString()];
+    return [stats, killed, (await running).toString()];
   };
   for (const [run, killer] of [
     [
@@ -264,4 +278,64 @@ test("CLIENT REPLY OFF, SKIP and ON drop and restore replies as a standalone red
     assert.deepEqual(ours.map(String), theirs.map(String), `RESP${protocol}`);
     assert.equal((await viaProxy.command("PING")).toString(), "+PONG\r\n", "nothing more was written");
   }
+});
+
+test("CLIENT UNBLOCK ends a blocked command through the proxy as on a standalone redis, RESP2 and RESP3", async () => {
+  const outcome = async (port: number, protocol: 2 | 3, reason: string[]) => {
+    const blocked = await RawClient.connect(port);
+    const other = await RawClient.connect(port);
+    hooks.after(() => [blocked, other].forEach((c) => c.close()));
+    if (protocol === 3) await blocked.command("HELLO", "3");
+    const id = (await blocked.command("CLIENT", "ID")).toString().slice(1, -2);
+    const free = (await other.command("CLIENT", "UNBLOCK", id, ...reason)).toString();
+    const waiting = blocked.command("BLPOP", "unblock:empty", "0");
+    // The blocking command may not have reached its node yet: ask until it is found blocked.
+    await until(
+      async () => (await other.command("CLIENT", "UNBLOCK", id, ...reason)).toString() === ":1\r\n",
+      20_000,
+      "the client to be blocked",
+    );
+    const errors = await other.pipeline([
+      ["CLIENT", "UNBLOCK", "abc"],
+      ["CLIENT", "UNBLOCK", id, "SOMETIMES"],
+      ["CLIENT", "UNBLOCK", "987654321"],
+    ]);
+    return [free, (await waiting).toString(), ...errors.map(String)];
+  };
+  for (const protocol of [2, 3] as const)
+    for (const reason of [[], ["TIMEOUT"], ["error"]])
+      assert.deepEqual(
+        await outcome(proxy.port, protocol, reason),
+        await outcome(reference.port, protocol, reason),
+        `RESP${protocol} ${reason.join(" ")}`,
+      );
+});
+
+test("BGREWRITEAOF and BGSAVE start on every master and answer as a standalone redis; INFO shows them done", async () => {
+  const idle = async (client: RawClient) =>
+    until(
+      async () => {
+        const info = (await client.command("INFO", "persistence")).toString();
+        return /aof_rewrite_in_progress:0\r\n/.test(info) && /rdb_bgsave_in_progress:0\r\n/.test(info);
+      },
+      30_000,
+      "background saves to finish",
+    );
+  const [viaProxy, direct] = await pair(2);
+  const saves = await Promise.all(
+    masters.map(async (m) => Number(/rdb_saves:(\d+)/.exec(String(await m.info("persistence")))![1])),
+  );
+  for (const command of [["BGREWRITEAOF"], ["BGSAVE"]]) {
+    await Promise.all([idle(viaProxy), idle(direct)]);
+    assert.equal(
+      (await viaProxy.command(...command)).toString(),
+      (await direct.command(...command)).toString(),
+      command.join(" "),
+    );
+  }
+  await idle(viaProxy);
+  const after = await Promise.all(
+    masters.map(async (m) => Number(/rdb_saves:(\d+)/.exec(String(await m.info("persistence")))![1])),
+  );
+  after.forEach((n, i) => assert.ok(n > saves[i]!, `master ${i} saved`));
 });

@@ -45,6 +45,7 @@ test("CONFIG SET, GET and RESETSTAT answer byte for byte as a standalone redis d
     ["CONFIG", "GET", "list-max-listpack-size"],
     ["CONFIG", "SET", "hz", "abc"],
     ["CONFIG", "SET", "nosuch", "1"],
+    ["CONFIG", "SET", "NoSuch", "1"],
     ["CONFIG", "SET", "hz*", "1"],
     ["CONFIG", "SET", "hz", "10", "maxmemory-policy"],
     ["CONFIG", "SET", "hz"],

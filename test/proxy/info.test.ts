@@ -1,7 +1,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
-import { fileCleanup, startCluster, startStandalone, type TestCluster } from "../support/redis.ts";
+import { fileCleanup, startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
 import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
@@ -141,4 +141,23 @@ test("figures are summed over the masters where a sum is meaningful, the worst s
   assert.equal(field(server, "tcp_port"), String(proxy.port));
   assert.match(field(server, "run_id"), /^[0-9a-f]{40}$/);
   assert.equal(field(server, "redis_mode"), "standalone");
+});
+
+test("INFO clients counts the proxy's clients, and those waiting on a blocking command", async () => {
+  const client = proxyClient(hooks, proxy.port);
+  const blocked = await RawClient.connect(proxy.port);
+  hooks.after(() => blocked.close());
+  const before = String(await client.info("clients"));
+  assert.equal(field(before, "blocked_clients"), "0");
+  assert.equal(field(before, "cluster_connections"), "0");
+  const waiting = blocked.command("BLPOP", "info:queue", "0");
+  await until(
+    async () => field(String(await client.info("clients")), "blocked_clients") === "1",
+    20_000,
+    "the client to be counted as blocked",
+  );
+  assert.ok(Number(field(String(await client.info("clients")), "connected_clients")) >= 2);
+  await client.lpush("info:queue", "job");
+  assert.equal((await waiting).toString(), "*2\r\n$10\r\ninfo:queue\r\n$3\r\njob\r\n");
+  assert.equal(field(String(await client.info("clients")), "blocked_clients"), "0");
 });

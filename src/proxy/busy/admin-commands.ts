@@ -210,6 +210,26 @@ function mergeFigure(values: RespValue[]): ReplyValue {
   return toReply(values[0] ?? null);
 }
 
+/**
+ * `dredis.unblock node local-address reason` (from a worker's CLIENT UNBLOCK, ../client-unblock.ts):
+ * the node's id for the proxy's connection whose end is `local-address`, then CLIENT UNBLOCK there.
+ */
+export const unblockOnNode: BusyHandler = async (argv, { fanOut }) => {
+  const [node, local, reason] = argv.slice(1).map((a) => a.toString("latin1"));
+  const on = (args: string[], readonly: boolean) =>
+    fanOut.run([{ slot: -1, target: node!, args, readonly }]).then(([reply]) => reply!);
+  const list = await on(["CLIENT", "LIST", "TYPE", "normal"], true);
+  if (!Buffer.isBuffer(list)) return list instanceof ErrorReply ? list : unexpected("CLIENT UNBLOCK");
+  const line = list
+    .toString("latin1")
+    .split("\n")
+    .find((l) => l.includes(` addr=${local} `));
+  const id = line === undefined ? undefined : /^id=(\d+) /.exec(line)?.[1];
+  // The command was answered meanwhile and its connection closed: nothing is blocked any more.
+  if (id === undefined) return 0;
+  return toReply(await on(["CLIENT", "UNBLOCK", id, reason!], false));
+};
+
 export const ADMIN_COMMANDS = {
   "script|kill": kill("SCRIPT KILL"),
   "function|kill": kill("FUNCTION KILL"),

@@ -9,7 +9,8 @@ import type { BroadcastName, SplittableName } from "../commands.ts";
 import { SHARD_INFO } from "../command-spec.ts";
 import type { BusyHandler } from "./handler.ts";
 import { CLUSTER_WIDE_COMMANDS } from "./cluster-wide.ts";
-import { ADMIN_COMMANDS } from "./admin-commands.ts";
+import { UNBLOCK_ON_NODE } from "../client-unblock.ts";
+import { ADMIN_COMMANDS, unblockOnNode } from "./admin-commands.ts";
 import { CONFIG_COMMANDS } from "./config.ts";
 import { pfcount } from "./hyperloglog.ts";
 import { shardInfo } from "./info.ts";
@@ -20,7 +21,10 @@ import { zdiff, zinter, zunion } from "./sorted-set-algebra.ts";
 
 export type { BusyContext, BusyHandler } from "./handler.ts";
 
-const HANDLERS: Record<SplittableName | BroadcastName | typeof SHARD_INFO, BusyHandler> = {
+const HANDLERS: Record<
+  SplittableName | BroadcastName | typeof SHARD_INFO | typeof UNBLOCK_ON_NODE,
+  BusyHandler
+> = {
   // Split in ./key-split.ts, before handlers are looked up; these only word what it declines.
   mget: declined,
   mset: declined,
@@ -38,6 +42,7 @@ const HANDLERS: Record<SplittableName | BroadcastName | typeof SHARD_INFO, BusyH
   pfcount,
   scan,
   [SHARD_INFO]: shardInfo,
+  [UNBLOCK_ON_NODE]: unblockOnNode,
   ...CLUSTER_WIDE_COMMANDS,
   ...CONFIG_COMMANDS,
   ...ADMIN_COMMANDS,
@@ -46,4 +51,4 @@ const HANDLERS: Record<SplittableName | BroadcastName | typeof SHARD_INFO, BusyH
 export const BUSY_COMMANDS: ReadonlyMap<string, BusyHandler> = new Map(Object.entries(HANDLERS));
 
 /** Commands only workers send (not Redis commands, so not in the command table). */
-export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([SHARD_INFO]);
+export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([SHARD_INFO, UNBLOCK_ON_NODE]);

@@ -32,14 +32,15 @@ export const configSet: BusyHandler = async (argv, { fanOut }) => {
   // An odd count is refused by Redis in its own words (which vary by version), changing nothing.
   if (argv.length % 2 !== 0) return toReply((await onNodes(fanOut, nodes.slice(0, 1), argv, true))[0]!);
 
-  const names = argv.filter((_, i) => i >= 2 && i % 2 === 0).map((n) => n.toString("latin1").toLowerCase());
-  // In argument order, as Redis reports the first bad name.
-  for (const name of names) {
+  const given = argv.filter((_, i) => i >= 2 && i % 2 === 0).map((n) => n.toString("latin1"));
+  // In argument order, as Redis reports the first bad name (spelled as the client spelled it).
+  for (const name of given) {
     if (isClusterWide(name)) continue;
     if (GLOB.test(name) || !(await knows(fanOut, nodes[0]!, name)))
       return new ErrorReply(ConfigErrors.unknownParameter(name));
     return new ErrorReply(ConfigErrors.refused(name, configRefusal(name)));
   }
+  const names = given.map((n) => n.toLowerCase());
   const down = nodes.find(failed);
   if (down) return new ErrorReply(ConfigErrors.nodeNotOnline("CONFIG SET", down.address, down.health));
 
