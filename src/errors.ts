@@ -202,3 +202,11 @@ export const UpstreamErrors = {
   watchedConnectionLost: "ERR the connection this transaction watched on was lost",
   shuttingDown: "ERR proxy is shutting down",
 } as const;
+
+// Reads from replicas (src/proxy/upstream/read-from.ts, src/proxy/router.ts).
+export const ReplicaReadErrors = {
+  noReplica: (master: string) =>
+    `ERR no replica of the shard of master ${master} may serve reads now (readFrom is "replica"; ` +
+    `replicas down, with their link to the master down, or more than maxReplicaLagBytes behind are ` +
+    `skipped): use readFrom "replica-preferred" to read from the master then`,
+} as const;

@@ -26,6 +26,7 @@ import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
 import { SessionTransaction } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
+import { sessionReadFrom } from "./upstream/read-from.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -45,6 +46,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   libName = "";
   libVersion = "";
   protocol: Protocol = 2;
+  /** The client sent READONLY (and no READWRITE since): its reads may go to replicas. */
+  readonlyMode = false;
   /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   private auth: Auth;
   readonly transaction: SessionTransaction;
@@ -204,6 +207,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.frame = frame;
     request.slot = slot;
     request.readonly = readonly;
+    if (readonly) request.readFrom = sessionReadFrom(this.context.config.readFrom, this.readonlyMode);
     request.protocol = this.protocol;
     request.affinity = this.id;
     return request;

@@ -120,6 +120,8 @@ export interface Session {
   libVersion: string;
   /** The client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   authenticated: boolean;
+  /** READONLY sent (READWRITE clears it): the client's reads may go to replicas. */
+  readonlyMode: boolean;
   readonly transaction: TransactionCommands;
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DredisError, ErrorCodes } from "../errors.ts";
+import { DEFAULT_MAX_REPLICA_LAG_BYTES, READ_FROM_MODES } from "./upstream/read-from.ts";
 
 const hostPort = z
   .string()
@@ -112,6 +113,21 @@ export const proxyConfigSchema = z
       .default({ host: "127.0.0.1", port: 0 }),
     /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
     deniedCommands: z.array(z.string().min(1)).optional(),
+    // Reads from replicas (src/proxy/upstream/read-from.ts).
+    /**
+     * Where read-only commands go: "master" (every read sees every acknowledged write),
+     * "replica-preferred" (a qualifying replica of the slot's master, else the master), "replica"
+     * (qualifying replicas only; an error when the shard has none). Replica reads may be stale.
+     * A client's READONLY makes its own reads "replica-preferred". Reloadable (SIGHUP). @default "master"
+     */
+    readFrom: z
+      .enum(READ_FROM_MODES, { error: 'expected "master", "replica-preferred" or "replica"' })
+      .default("master"),
+    /**
+     * A replica further behind its master than this many bytes of replication stream (or with its
+     * link down, or in a full sync) serves no reads; measured at every slot-map refresh. @default 1048576 (1 MB)
+     */
+    maxReplicaLagBytes: z.number().int().min(0).default(DEFAULT_MAX_REPLICA_LAG_BYTES),
     /** @default "info" */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
@@ -123,18 +139,23 @@ export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
 /**
  * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
  * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
- * authenticate against the new `clientPassword` (authenticated ones stay so). Every other field
- * takes effect at the next restart.
+ * authenticate against the new `clientPassword` (authenticated ones stay so), and reads go where
+ * the new `readFrom` says from their next command. Every other field takes effect at the next
+ * restart.
  */
-export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword">;
+export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword" | "readFrom">;
 
 export function liveFields(config: ProxyConfig): LiveConfig {
-  return { backendAuth: config.backendAuth, clientPassword: config.clientPassword };
+  return {
+    backendAuth: config.backendAuth,
+    clientPassword: config.clientPassword,
+    readFrom: config.readFrom,
+  };
 }
 
 /** The top-level fields that differ between two configs, other than the live ones. */
 export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
-  const live = new Set<string>(["backendAuth", "clientPassword"]);
+  const live = new Set<string>(["backendAuth", "clientPassword", "readFrom"]);
   const names = new Set([...Object.keys(running), ...Object.keys(next)]);
   return [...names].filter(
     (name) =>

@@ -101,6 +101,8 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       credentials.auth = live.backendAuth;
       // Client sessions read it from the config at each AUTH and at connect.
       config.clientPassword = live.clientPassword;
+      // Sessions read it at each request.
+      config.readFrom = live.readFrom;
     },
     async close() {
       await new Promise<void>((resolve) => {
