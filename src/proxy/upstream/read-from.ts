@@ -79,7 +79,9 @@ export function qualifyingReplicas(
   for (const shard of map.shards) {
     if (shard.master === undefined) continue;
     const ok = shard.replicas
-      .filter((r) => r.health === "online")
+      // Not "loading" too: CLUSTER SHARDS says so from gossip until a replica's offset is known
+      // there, while its own INFO (checked below) is current.
+      .filter((r) => r.health !== "failed")
       .map((r) => r.address)
       .filter((address) => {
         const state = health.get(address);

@@ -58,6 +58,7 @@ test("only replicas with a known, up link within the lag bound qualify", () => {
     shard("b:1", ["b:2"], [8192, 16383]),
   ]);
   map.shards[0]!.replicas[2]!.health = "failed";
+  map.shards[1]!.replicas[0]!.health = "loading";
   const health = new Map<string, ReplicaHealth>([
     ["a:2", { linkUp: true, lagBytes: 100 }],
     ["a:3", { linkUp: true, lagBytes: 101 }],
@@ -67,6 +68,15 @@ test("only replicas with a known, up link within the lag bound qualify", () => {
   assert.deepEqual([...qualifyingReplicas(map, health, 100)], [["a:1", ["a:2"]]]);
   health.set("b:2", { linkUp: false, lagBytes: Infinity });
   assert.deepEqual([...qualifyingReplicas(map, health, 1000)], [["a:1", ["a:2", "a:3"]]]);
+  // "loading" in CLUSTER SHARDS is gossip that lags; the replica's own state decides.
+  health.set("b:2", { linkUp: true, lagBytes: 0 });
+  assert.deepEqual(
+    [...qualifyingReplicas(map, health, 1000)],
+    [
+      ["a:1", ["a:2", "a:3"]],
+      ["b:1", ["b:2"]],
+    ],
+  );
 });
 
 const REPLICA_INFO = (link: string, offset: number, syncing = 0) =>
