@@ -11,6 +11,8 @@ import {
   sessionReadFrom,
   type ReplicaHealth,
 } from "../../../src/proxy/upstream/read-from.ts";
+import { until } from "../../support/redis.ts";
+import { FakeNetwork, FakeReader, Sink, connected, fakeRouter, request } from "./fakes.ts";
 
 const always = () => true;
 
@@ -120,4 +122,75 @@ test("replica state is read from every shard; a silent replica or master leaves 
     return text;
   });
   assert.deepEqual([...health], [["a:2", { linkUp: true, lagBytes: 50 }]]);
+});
+
+/** Two shards, each a master with one replica whose state the test sets. */
+class ReplicaReader extends FakeReader {
+  health = new Map<string, ReplicaHealth>([
+    ["a:2", { linkUp: true, lagBytes: 0 }],
+    ["b:2", { linkUp: true, lagBytes: 0 }],
+  ]);
+  constructor() {
+    super(new SlotMap([shard("a:1", ["a:2"], [0, 8191]), shard("b:1", ["b:2"], [8192, 16383])]));
+  }
+  async replicaHealth() {
+    return this.health;
+  }
+}
+
+const sentFrames = (net: FakeNetwork, address: string) =>
+  net.sentTo(address).map((r) => r.frame.toString().split("\r\n")[2]);
+
+test("router: a replica-preferred read goes to the replica, after a READONLY on its connection; the rest to the master", async (t) => {
+  const net = new FakeNetwork();
+  const router = await fakeRouter(t, net, new ReplicaReader());
+  const sink = new Sink();
+  const read = request(sink, 5, { readFrom: ReadFrom.ReplicaPreferred, readonly: true });
+  const plain = request(sink, 5);
+  const block = request(sink, 5, { readFrom: ReadFrom.ReplicaPreferred, readonly: true, parts: 3 });
+  const blocking = request(sink, 5, { readFrom: ReadFrom.ReplicaPreferred, readonly: true, dedicated: true });
+  for (const r of [read, plain, block, blocking]) router.dispatch(r);
+  await connected();
+  assert.deepEqual(sentFrames(net, "a:2"), ["READONLY", "GET"]);
+  assert.equal(net.sentTo("a:2")[1], read);
+  assert.ok([plain, block, blocking].every((r) => net.sentTo("a:1").includes(r)));
+  assert.equal(net.sentTo("b:2").length, 0, "no connection to a replica before it serves a read");
+});
+
+test("router: a MOVED from a replica follows the redirect to the new master", async (t) => {
+  const net = new FakeNetwork();
+  const router = await fakeRouter(t, net, new ReplicaReader());
+  const sink = new Sink();
+  const read = request(sink, 5, { readFrom: ReadFrom.Replica, readonly: true });
+  router.dispatch(read);
+  await connected();
+  const replica = net.to("a:2")[0]!;
+  replica.reply("+OK\r\n"); // the READONLY
+  replica.reply("-MOVED 5 b:1\r\n");
+  await until(() => net.sentTo("b:1").includes(read), 5000, "the read at the new master");
+  net.to("b:1")[0]!.reply("$1\r\nv\r\n");
+  assert.equal(await sink.replyTo(read), "$1\r\nv\r\n");
+});
+
+test("router: reads in flight on a replica that dies go to its master, with no error", async (t) => {
+  const net = new FakeNetwork();
+  const reader = new ReplicaReader();
+  const router = await fakeRouter(t, net, reader);
+  const sink = new Sink();
+  const reads = [1, 2, 3].map(() =>
+    request(sink, 5, { readFrom: ReadFrom.ReplicaPreferred, readonly: true }),
+  );
+  for (const r of reads) router.dispatch(r);
+  await connected();
+  net.down.add("a:2");
+  reader.health.delete("a:2");
+  net.to("a:2")[0]!.fail();
+  const master = net.to("a:1")[0]!;
+  await until(() => reads.every((r) => master.inflight.includes(r)), 5000, "the reads at the master");
+  for (let i = 0; i < reads.length; i++) master.reply("$1\r\nv\r\n");
+  for (const r of reads) assert.equal(await sink.replyTo(r), "$1\r\nv\r\n");
+  // Under `replica`, the shard with no qualifying replica answers an error naming its master.
+  const strict = request(sink, 5, { readFrom: ReadFrom.Replica, readonly: true });
+  router.dispatch(strict);
+  assert.match(await sink.replyTo(strict), /^-ERR no replica of the shard of master a:1 may serve reads now/);
 });
