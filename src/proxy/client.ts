@@ -24,7 +24,7 @@ import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
 import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
-import { SessionTransaction } from "./transaction.ts";
+import { SessionTransaction, WatchState } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
 import { sessionReadFrom } from "./upstream/read-from.ts";
 
@@ -207,7 +207,9 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.frame = frame;
     request.slot = slot;
     request.readonly = readonly;
-    if (readonly) request.readFrom = sessionReadFrom(this.context.config.readFrom, this.readonlyMode);
+    // Not while a WATCH is held: a stale read there would let EXEC commit on an old value.
+    if (readonly && this.transaction.watchState === WatchState.None)
+      request.readFrom = sessionReadFrom(this.context.config.readFrom, this.readonlyMode);
     request.protocol = this.protocol;
     request.affinity = this.id;
     return request;

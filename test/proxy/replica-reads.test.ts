@@ -66,6 +66,14 @@ test("replica-preferred: GETs are served by the replicas, writes by the masters"
   // Commands the proxy does not route by slot alone stay on the masters: a transaction's reads.
   await client.multi().get(keys[0]!).get(keys[0]!).exec();
   assert.equal(await sum(cluster.replicas, "get"), keys.length);
+  assert.equal(await sum(cluster.masters, "get"), 2);
+  // ...and reads under a WATCH: a stale value there would let EXEC commit on it.
+  await client.watch(keys[1]!);
+  assert.equal(await client.get(keys[1]!), `v-${keys[1]}`);
+  await client.unwatch();
+  assert.equal(await sum(cluster.masters, "get"), 3);
+  assert.equal(await client.get(keys[1]!), `v-${keys[1]}`);
+  assert.equal(await sum(cluster.replicas, "get"), keys.length + 1);
 });
 
 test("master: a read after an acknowledged write returns it, and the replicas see no GET", async (t) => {
