@@ -6,7 +6,8 @@
  * - slot-map-source.ts: the slot map, read on a timer and at once on MOVED, CLUSTERDOWN or a loss;
  * - pools.ts: shared, dedicated (blocking) and session connections, reconnects and their rate;
  * - retry.ts: MOVED, ASK, TRYAGAIN/CLUSTERDOWN/LOADING backoff and parking within the retry budget;
- * - limits.ts: every fixed limit, and the default budget's formula.
+ * - limits.ts: every fixed limit, and the default budget's formula;
+ * - read-from.ts: which replica, if any, serves a client's read-only command (readFrom, READONLY).
  * Clients never see a redirect. The busy proxy is not reached through here (busy-link.ts).
  */
 import type { Logger } from "pino";
