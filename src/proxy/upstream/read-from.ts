@@ -9,15 +9,15 @@
  *   chose it wants the masters kept free of reads, and says so.
  *
  * A replica qualifies when its link to its master is up, it is not in a full sync, and it is at
- * most `maxReplicaLagBytes` of replication stream behind its master. Both are read with the slot
- * map (one `INFO replication` per node per refresh), so a replica that falls behind or dies stops
- * qualifying at the next refresh at the latest; a lost connection to one triggers a refresh and
- * sends its reads to the master meanwhile.
+ * most `maxReplicaLagBytes` of replication stream behind its master. Both are read after each
+ * slot-map load (one `INFO replication` per node, off the refresh's path), so a replica that falls
+ * behind or dies stops qualifying at the next refresh at the latest; a lost connection to one
+ * triggers a refresh and sends its reads to the master meanwhile.
  *
  * A client's `READONLY` (as cluster clients send it) makes its reads `replica-preferred` when the
  * setting is `master`; `READWRITE` returns it to the setting. Only single read-only commands routed
- * by slot go to replicas: never a transaction, a WATCHed or blocking command, an ASK or a retried
- * request (those go to the master), nor anything the busy proxy runs.
+ * by slot go to replicas: never a transaction, a read while a WATCH is held, a blocking command,
+ * an ASK or a retried request (those go to the master), nor anything the busy proxy runs.
  */
 import type { SlotMap } from "../../cluster/slot-map.ts";
 
@@ -26,7 +26,7 @@ export type ReadFromSetting = (typeof READ_FROM_MODES)[number];
 /** `maxReplicaLagBytes` when not configured: a replica a second or so behind a busy master qualifies. */
 export const DEFAULT_MAX_REPLICA_LAG_BYTES = 1024 * 1024;
 
-/** Where a request's read may go, as decided per client (numbers: set on every request). */
+/** Where a request's read may go, as decided per client (a number: set on every read for free). */
 export const enum ReadFrom {
   Master,
   ReplicaPreferred,
