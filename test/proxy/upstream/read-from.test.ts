@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SlotMap, type ShardInfo } from "../../../src/cluster/slot-map.ts";
+import { fieldsNeedingRestart, parseProxyConfig } from "../../../src/proxy/config.ts";
 import {
   chooseReadNode,
   masterOffsetFromInfo,
@@ -193,4 +194,16 @@ test("router: reads in flight on a replica that dies go to its master, with no e
   const strict = request(sink, 5, { readFrom: ReadFrom.Replica, readonly: true });
   router.dispatch(strict);
   assert.match(await sink.replyTo(strict), /^-ERR no replica of the shard of master a:1 may serve reads now/);
+});
+
+test("config: readFrom defaults to master; a bad value is named with the values expected", () => {
+  const config = parseProxyConfig({ seeds: ["a:1"] });
+  assert.equal(config.readFrom, "master");
+  assert.equal(config.maxReplicaLagBytes, 1024 * 1024);
+  assert.throws(
+    () => parseProxyConfig({ seeds: ["a:1"], readFrom: "replicas" }),
+    /readFrom: expected "master", "replica-preferred" or "replica"/,
+  );
+  // Reloadable: a changed readFrom needs no restart.
+  assert.deepEqual(fieldsNeedingRestart(config, { ...config, readFrom: "replica" }), []);
 });
