@@ -258,3 +258,11 @@ export const AclErrors = {
 export const AdminErrors = {
   unblockReason: "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
 } as const;
+
+// Reads from replicas (src/proxy/upstream/read-from.ts, src/proxy/router.ts).
+export const ReplicaReadErrors = {
+  noReplica: (master: string) =>
+    `ERR no replica of the shard of master ${master} may serve reads now (readFrom is "replica"; ` +
+    `replicas down, with their link to the master down, or more than maxReplicaLagBytes behind are ` +
+    `skipped): use readFrom "replica-preferred" to read from the master then`,
+} as const;

@@ -25,11 +25,12 @@ import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
 import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
-import { SessionTransaction } from "./transaction.ts";
+import { SessionTransaction, WatchState } from "./transaction.ts";
 import { SessionPubSub, SUBSCRIBED_ALLOWED } from "./pubsub.ts";
 import type { AclUser } from "./acl/rules.ts";
 import { permissionDenial } from "./acl/session.ts";
 import { runsBeforeAuth } from "./acl/command-acl.ts";
+import { sessionReadFrom } from "./upstream/read-from.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -56,6 +57,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   libName = "";
   libVersion = "";
   protocol: Protocol = 2;
+  /** The client sent READONLY (and no READWRITE since): its reads may go to replicas. */
+  readonlyMode = false;
   /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   private auth: Auth;
   aclUser: AclUser;
@@ -239,6 +242,9 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.frame = frame;
     request.slot = slot;
     request.readonly = readonly;
+    // Not while a WATCH is held: a stale read there would let EXEC commit on an old value.
+    if (readonly && this.transaction.watchState === WatchState.None)
+      request.readFrom = sessionReadFrom(this.context.config.readFrom, this.readonlyMode);
     request.protocol = this.protocol;
     request.affinity = this.id;
     request.silent = this.muted;

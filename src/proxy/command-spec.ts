@@ -129,6 +129,8 @@ export interface Session {
   authenticated: boolean;
   /** The ACL user the session runs as: `default` until AUTH or HELLO AUTH names another. */
   aclUser: AclUser;
+  /** READONLY sent (READWRITE clears it): the client's reads may go to replicas. */
+  readonlyMode: boolean;
   readonly transaction: TransactionCommands;
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DredisError, ErrorCodes } from "../errors.ts";
 import { aclConfigProblem, aclUsersSchema } from "./acl/config.ts";
+import { DEFAULT_MAX_REPLICA_LAG_BYTES, READ_FROM_MODES } from "./upstream/read-from.ts";
 
 const hostPort = z
   .string()
@@ -126,6 +127,21 @@ export const proxyConfigSchema = z
     crossSlot: z.enum(["refuse", "emulate"]).default("refuse"),
     /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
     deniedCommands: z.array(z.string().min(1)).optional(),
+    // Reads from replicas (src/proxy/upstream/read-from.ts).
+    /**
+     * Where read-only commands go: "master" (every read sees every acknowledged write),
+     * "replica-preferred" (a qualifying replica of the slot's master, else the master), "replica"
+     * (qualifying replicas only; an error when the shard has none). Replica reads may be stale.
+     * A client's READONLY makes its own reads "replica-preferred". Reloadable (SIGHUP). @default "master"
+     */
+    readFrom: z
+      .enum(READ_FROM_MODES, { error: 'expected "master", "replica-preferred" or "replica"' })
+      .default("master"),
+    /**
+     * A replica further behind its master than this many bytes of replication stream (or with its
+     * link down, or in a full sync) serves no reads; measured at every slot-map refresh. @default 1048576 (1 MB)
+     */
+    maxReplicaLagBytes: z.number().int().min(0).default(DEFAULT_MAX_REPLICA_LAG_BYTES),
     /** @default "info" */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
@@ -138,10 +154,14 @@ export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
  * The fields a running proxy host takes on when it re-reads its config file (SIGHUP): new backend
  * connections authenticate with the new `backendAuth` (open ones keep theirs), and clients
  * authenticate against the new `clientPassword` and `users` (authenticated ones stay so, with their
- * user's new rules; a client whose user is gone is disconnected, as Redis does), and the next
- * cross-slot command follows the new `crossSlot`. Every other field takes effect at the next restart.
+ * user's new rules; a client whose user is gone is disconnected, as Redis does), the next
+ * cross-slot command follows the new `crossSlot`, and reads go where the new `readFrom` says from
+ * their next command. Every other field takes effect at the next restart.
  */
-export type LiveConfig = Pick<ProxyConfig, "backendAuth" | "clientPassword" | "users" | "crossSlot">;
+export type LiveConfig = Pick<
+  ProxyConfig,
+  "backendAuth" | "clientPassword" | "users" | "crossSlot" | "readFrom"
+>;
 
 export function liveFields(config: ProxyConfig): LiveConfig {
   return {
@@ -149,12 +169,13 @@ export function liveFields(config: ProxyConfig): LiveConfig {
     clientPassword: config.clientPassword,
     users: config.users,
     crossSlot: config.crossSlot,
+    readFrom: config.readFrom,
   };
 }
 
 /** The top-level fields that differ between two configs, other than the live ones. */
 export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
-  const live = new Set<string>(["backendAuth", "clientPassword", "users", "crossSlot"]);
+  const live = new Set<string>(["backendAuth", "clientPassword", "users", "crossSlot", "readFrom"]);
   const names = new Set([...Object.keys(running), ...Object.keys(next)]);
   return [...names].filter(
     (name) =>

@@ -42,6 +42,7 @@ export const LOCAL_COMMANDS = {
     session.endSession();
     session.protocol = 2;
     session.name = null;
+    session.readonlyMode = false;
     session.authenticated = initiallyAuthenticated(session);
     session.aclUser = session.context.acl.defaultUser;
     session.reply(RESET);
@@ -58,8 +59,15 @@ export const LOCAL_COMMANDS = {
     if (db === null) return session.reply(errorReply(RedisErrors.notInteger));
     session.reply(db === 0 ? OK : errorReply(RedisErrors.selectInCluster));
   },
-  readonly: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
-  readwrite: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
+  // As on a cluster node: READONLY lets this client's reads go to replicas (stale reads accepted).
+  readonly: (session) => {
+    session.readonlyMode = true;
+    session.reply(OK);
+  },
+  readwrite: (session) => {
+    session.readonlyMode = false;
+    session.reply(OK);
+  },
   asking: (session) => session.reply(CLUSTER_SUPPORT_DISABLED),
   role: (session) =>
     session.reply(encodeReply([new SimpleString("master") as never, 0, []], session.protocol)),

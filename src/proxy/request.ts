@@ -2,6 +2,7 @@
  * One client command on its way through the proxy.
  */
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
+import { ReadFrom } from "./upstream/read-from.ts";
 
 /** Whoever waits for a request's reply. */
 export interface ReplySink {
@@ -46,6 +47,8 @@ export class Request {
   done = false;
   /** Safe to send again after a lost connection (it only reads). */
   readonly = false;
+  /** Where a read-only command may go (the client's mode; see ./upstream/read-from.ts). */
+  readFrom = ReadFrom.Master;
   /** Redirects followed and retries made, to bound both. */
   redirects = 0;
   /** When the request stops waiting for an unavailable shard (ms since epoch; 0 = not waiting yet). */

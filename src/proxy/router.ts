@@ -6,7 +6,8 @@
  * - slot-map-source.ts: the slot map, read on a timer and at once on MOVED, CLUSTERDOWN or a loss;
  * - pools.ts: shared, dedicated (blocking) and session connections, reconnects and their rate;
  * - retry.ts: MOVED, ASK, TRYAGAIN/CLUSTERDOWN/LOADING backoff and parking within the retry budget;
- * - limits.ts: every fixed limit, and the default budget's formula.
+ * - limits.ts: every fixed limit, and the default budget's formula;
+ * - read-from.ts: which replica, if any, serves a client's read-only command (readFrom, READONLY).
  * Clients never see a redirect. The busy proxy is not reached through here (busy-link.ts).
  */
 import type { Logger } from "pino";
@@ -14,13 +15,19 @@ import { parseAddress } from "../cluster/address.ts";
 import type { SlotMap } from "../cluster/slot-map.ts";
 import { errorReply } from "../resp/encode.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
-import { UpstreamErrors } from "../errors.ts";
+import { ReplicaReadErrors, UpstreamErrors } from "../errors.ts";
 import { SocketConnection, type BackendAuth, type BackendConnection, type BackendEvents } from "./backend.ts";
 import type { ProxyConfig } from "./config.ts";
 import { RequestKind, type FlushScheduler, type Request } from "./request.ts";
 import { WorkerStats } from "./stats.ts";
 import { failoverBudgetMs } from "./upstream/limits.ts";
 import { ConnectionPools, Lost, type Connect } from "./upstream/pools.ts";
+import {
+  chooseReadNode,
+  DEFAULT_MAX_REPLICA_LAG_BYTES,
+  qualifyingReplicas,
+  ReadFrom,
+} from "./upstream/read-from.ts";
 import { RetryPolicy } from "./upstream/retry.ts";
 import { clusterMapReader, SlotMapSource, type MapReader } from "./upstream/slot-map-source.ts";
 
@@ -34,6 +41,8 @@ export interface RouterOptions {
   connect: Connect;
   /** Reads the slot map from a node. */
   reader: MapReader;
+  /** Replicas further behind than this serve no reads (./upstream/read-from.ts). @default 1048576 */
+  maxReplicaLagBytes?: number;
   log: Logger;
 }
 
@@ -54,6 +63,7 @@ export function routerFor(
     connectionsPerShard: config.connectionsPerShard,
     refreshIntervalMs: config.refreshIntervalMs,
     retryBudgetMs: config.retryBudgetMs,
+    maxReplicaLagBytes: config.maxReplicaLagBytes,
     connect: (address, protocol, events) =>
       new SocketConnection(parseAddress(address), address, protocol, credentials.auth, flusher, events),
     reader: clusterMapReader(() => credentials.auth),
@@ -67,6 +77,8 @@ export class ClusterRouter implements BackendEvents {
   private readonly pools: ConnectionPools;
   private readonly retry: RetryPolicy;
   private anyIndex = 0;
+  /** Each master's replicas that may serve reads, as of the last map and replica state. */
+  private readers = new Map<string, string[]>();
   private closed = false;
   /** Pub/Sub placement (./pubsub-hub.ts): told of every map, and may hold requests to a node. */
   private readonly mapListeners: ((map: SlotMap) => void)[] = [];
@@ -133,10 +145,16 @@ export class ClusterRouter implements BackendEvents {
       else pinned.send(request);
       return;
     }
-    const address =
+    const master =
       request.askTarget ??
       (request.kind === RequestKind.Node ? request.target! : this.masterFor(request.slot, this.anyIndex++));
-    if (address !== undefined && this.gate !== null && !this.gate(address)) return this.retry.park(request);
+    if (master !== undefined && this.gate !== null && !this.gate(master)) return this.retry.park(request);
+    const address =
+      request.readFrom === ReadFrom.Master || master === undefined ? master : this.readNode(request, master);
+    if (address === undefined && master !== undefined) {
+      request.sink?.complete(request, errorReply(ReplicaReadErrors.noReplica(master)));
+      return;
+    }
     let connection =
       address === undefined ? null : this.pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
@@ -145,6 +163,31 @@ export class ClusterRouter implements BackendEvents {
     }
     if (connection === null) this.retry.park(request);
     else connection.send(request);
+  }
+
+  /**
+   * Where a read-only request goes under its client's read mode (./upstream/read-from.ts): a
+   * qualifying replica of `master`, the master, or undefined for none. Only a single command
+   * routed by slot, sent for the first time, may go to a replica.
+   */
+  private readNode(request: Request, master: string): string | undefined {
+    if (
+      request.kind !== RequestKind.Slot ||
+      request.slot < 0 ||
+      request.askTarget !== null ||
+      request.redirects > 0 ||
+      request.dedicated ||
+      request.parts !== 1 ||
+      request.collect !== null
+    )
+      return master;
+    return chooseReadNode(
+      request.readFrom,
+      master,
+      this.readers.get(master),
+      request.affinity,
+      (replica) => !this.pools.failing(replica, request.protocol),
+    );
   }
 
   /** Address of the master serving a slot (or any master for -1), if one is known. */
@@ -231,7 +274,12 @@ export class ClusterRouter implements BackendEvents {
   }
 
   private onMap(map: SlotMap): void {
-    this.pools.keepOnly(map.masters);
+    this.readers = qualifyingReplicas(
+      map,
+      this.source.replicaHealth,
+      this.options.maxReplicaLagBytes ?? DEFAULT_MAX_REPLICA_LAG_BYTES,
+    );
+    this.pools.keepOnly(map.masters, new Set([...this.readers.values()].flat()));
     for (const listener of this.mapListeners) listener(map);
     this.retry.retryParked();
   }

@@ -106,6 +106,8 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       reloadUsers(context, live);
       // Read at each cross-slot command.
       config.crossSlot = live.crossSlot;
+      // Sessions read it at each request.
+      config.readFrom = live.readFrom;
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -11,6 +11,8 @@
  */
 import type { Logger } from "pino";
 import { ConnectionState, type BackendConnection, type BackendEvents } from "../backend.ts";
+import { encodeCommand } from "../../resp/request-parser.ts";
+import { Request } from "../request.ts";
 import type { WorkerStats } from "../stats.ts";
 import {
   MAX_IDLE_DEDICATED,
@@ -37,6 +39,8 @@ export const enum Lost {
 interface Pool {
   address: string;
   protocol: 2 | 3;
+  /** A replica's pool: its connections send READONLY first, or the replica answers MOVED. */
+  replica: boolean;
   connections: (BackendConnection | null)[];
   /** Consecutive failed connects; 0 when the node answers. */
   failures: number;
@@ -49,6 +53,8 @@ export class ConnectionPools {
   private readonly lent = new Set<BackendConnection>();
   private readonly idle = new Map<string, BackendConnection[]>();
   private readonly sessions = new Set<BackendConnection>();
+  /** Replicas that serve reads, as of the last `keepOnly`. */
+  private replicas: ReadonlySet<string> = new Set();
   private reconnectTokens = RECONNECTS_PER_SECOND;
   private readonly reconnectRefill: NodeJS.Timeout;
   private closed = false;
@@ -72,10 +78,16 @@ export class ConnectionPools {
   shared(address: string, protocol: 2 | 3, affinity: number): BackendConnection | null {
     let pool = this.pools[protocol].get(address);
     if (pool === undefined) {
-      pool = { address, protocol, connections: [], failures: 0, retired: false };
+      pool = {
+        address,
+        protocol,
+        replica: this.replicas.has(address),
+        connections: [],
+        failures: 0,
+        retired: false,
+      };
       this.pools[protocol].set(address, pool);
-      for (let i = 0; i < this.perNode; i++)
-        pool.connections.push(this.connect(address, protocol, this.events));
+      for (let i = 0; i < this.perNode; i++) pool.connections.push(this.poolConnect(pool));
     }
     if (pool.failures > 0) return null;
     const preferred = pool.connections[affinity % pool.connections.length];
@@ -153,6 +165,19 @@ export class ConnectionPools {
     return Lost.Shared;
   }
 
+  private poolConnect(pool: Pool): BackendConnection {
+    const connection = this.connect(pool.address, pool.protocol, this.events);
+    // Queued before any client request (behind the handshake); its +OK goes to no client.
+    if (pool.replica) connection.send(readonlyRequest(pool.protocol));
+    return connection;
+  }
+
+  /** Whether the node's shared connections keep failing (its reads had better go elsewhere). */
+  failing(address: string, protocol: 2 | 3): boolean {
+    const pool = this.pools[protocol].get(address);
+    return pool !== undefined && pool.failures > 0;
+  }
+
   private scheduleReconnect(pool: Pool, index: number): void {
     const ceiling = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * 2 ** Math.min(pool.failures, 10));
     const attempt = () => {
@@ -163,21 +188,22 @@ export class ConnectionPools {
       }
       this.reconnectTokens--;
       this.stats.reconnects++;
-      pool.connections[index] = this.connect(pool.address, pool.protocol, this.events);
+      pool.connections[index] = this.poolConnect(pool);
     };
     setTimeout(attempt, Math.random() * ceiling).unref();
   }
 
   /**
    * Connects to every master now (so first requests do not wait and readiness is known), and
-   * retires the pools of nodes that are no longer masters: no reconnects, connections closed once
-   * their replies are in.
+   * retires the pools of nodes that are no longer masters or replicas serving reads (or changed
+   * between the two): no reconnects, connections closed once their replies are in. Replicas'
+   * pools are opened by their first read.
    */
-  keepOnly(masters: readonly string[]): void {
-    for (const address of masters) this.shared(address, 2, 0);
+  keepOnly(masters: readonly string[], replicas: ReadonlySet<string> = new Set()): void {
+    this.replicas = replicas;
     const current = new Set(masters);
     for (const pool of [...this.pools[2].values(), ...this.pools[3].values()]) {
-      if (current.has(pool.address)) continue;
+      if (pool.replica ? replicas.has(pool.address) : current.has(pool.address)) continue;
       pool.retired = true;
       this.pools[pool.protocol].delete(pool.address);
       for (const c of pool.connections) {
@@ -185,6 +211,7 @@ export class ConnectionPools {
         else if (c) setTimeout(() => c.close(), RETIRED_CLOSE_MS).unref();
       }
     }
+    for (const address of masters) this.shared(address, 2, 0);
   }
 
   close(): void {
@@ -196,4 +223,14 @@ export class ConnectionPools {
     }
     for (const c of [...this.lent, ...this.sessions, ...[...this.idle.values()].flat()]) c.close();
   }
+}
+
+const READONLY = encodeCommand(["READONLY"]);
+
+/** The READONLY a replica connection starts with; a request with no client waiting for it. */
+function readonlyRequest(protocol: 2 | 3): Request {
+  const request = new Request(null);
+  request.frame = READONLY;
+  request.protocol = protocol;
+  return request;
 }

@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
+import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
 export interface MapRead {
@@ -24,6 +25,8 @@ export interface MapRead {
 /** Reads the slot map from one node. */
 export interface MapReader {
   read(address: string, withVersion: boolean): Promise<MapRead>;
+  /** Replicas' replication state by address (./read-from.ts); without it no replica serves reads. */
+  replicaHealth?(map: SlotMap): Promise<Map<string, ReplicaHealth>>;
   close(): void;
 }
 
@@ -31,9 +34,15 @@ export class SlotMapSource {
   map: SlotMap | null = null;
   /** Version of the shards' Redis, reported to clients by HELLO and INFO (read once from a shard). */
   serverVersion = "7.0.0";
+  /** Replicas' replication state, read after each map load (empty until then). */
+  replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
   private versionRead = false;
+  private healthReading = false;
+  /** The replica-state read started by the last map load (start() waits for the first). */
+  private healthRead: Promise<void> = Promise.resolve();
+  private healthAgain = false;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private timer: NodeJS.Timeout | null = null;
@@ -48,11 +57,15 @@ export class SlotMapSource {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the first map and starts the refresh timer. Resolves even if no seed answers yet. */
+  /**
+   * Loads the first map (and its replicas' state) and starts the refresh timer. Resolves even if
+   * no seed answers yet.
+   */
   async start(): Promise<void> {
     this.timer = setInterval(() => void this.refresh(), this.refreshIntervalMs);
     this.timer.unref();
     await this.refresh();
+    await this.healthRead;
   }
 
   /** A MOVED: the slot is served at `address` now. Applied at once; a full read confirms it. */
@@ -106,6 +119,36 @@ export class SlotMapSource {
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
     this.map = best.map;
     this.onMap(best.map);
+    this.healthRead = this.refreshReplicaHealth();
+  }
+
+  /**
+   * Reads the replicas' state after a map load, off the refresh's path (a node that does not
+   * answer must not delay the map). Calls `onMap` again with the result; reads during one cause
+   * one more.
+   */
+  private async refreshReplicaHealth(): Promise<void> {
+    if (this.reader.replicaHealth === undefined) return;
+    if (this.healthReading) {
+      this.healthAgain = true;
+      return;
+    }
+    this.healthReading = true;
+    try {
+      do {
+        this.healthAgain = false;
+        try {
+          this.replicaHealth = await this.reader.replicaHealth(this.map!);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, "reading the replicas' state failed");
+          this.replicaHealth = new Map();
+        }
+        if (this.closed) return;
+        if (this.map !== null) this.onMap(this.map);
+      } while (this.healthAgain);
+    } finally {
+      this.healthReading = false;
+    }
   }
 
   close(): void {
@@ -163,6 +206,13 @@ export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader
         version = /redis_version:(\S+)/.exec(info)?.[1];
       }
       return { map, nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined, version };
+    },
+    replicaHealth(map) {
+      return readReplicaHealth(map, async (address) => {
+        const client = connection(address);
+        if (client.status === "wait") await client.connect();
+        return String(await client.call("INFO", "replication"));
+      });
     },
     close() {
       for (const client of control.values()) client.disconnect();
