@@ -228,7 +228,10 @@ function startPrimary(
     const message: ToWorker = { type: "reload", live: liveFields(next) };
     for (const { worker } of workers.values()) if (!worker.isDead()) worker.send(message);
     if (busy?.connected) busy.send(message);
-    log.info("config reloaded: backendAuth and clientPassword apply to new connections and AUTH");
+    log.info(
+      { live: Object.keys(liveFields(next)) },
+      "config reloaded: the live fields apply to new connections, the next AUTH and the next command",
+    );
   };
   process.on("SIGHUP", () => void reload());
   return {
