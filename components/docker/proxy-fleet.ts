@@ -49,6 +49,11 @@ function hostsAlias(name: string): string {
   return `${name}-hosts`;
 }
 const HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg";
+/**
+ * What a stopping proxy host gets before it is killed: its drain (the host's DRAIN_TIMEOUT_MS, 10 s,
+ * and the 5 s after which it kills a worker that has not drained), then the busy proxy's stop.
+ */
+export const PROXY_STOP_GRACE_SECONDS = 20;
 
 export function createDockerProxyFleet(
   name: string,
@@ -186,6 +191,10 @@ function createProxyContainer(
       restart: "unless-stopped",
       wait: true,
       waitTimeout: 120,
+      // A replaced or deleted host drains (SIGTERM): without destroyGraceSeconds the provider stops
+      // it with no grace at all, a SIGKILL that cuts the requests in flight on it.
+      stopTimeout: PROXY_STOP_GRACE_SECONDS,
+      destroyGraceSeconds: PROXY_STOP_GRACE_SECONDS,
     },
     { parent, deleteBeforeReplace: true, dependsOn: after },
   );

@@ -165,6 +165,11 @@ export function createDockerShard(
             startPeriod: "10s",
           },
           memory: inputs.shard.memoryLimitMb,
+          // No swap (memory + swap = memory). Left unset, Docker allows as much swap again, and a later
+          // in-place update that raises `memory` above that first total is refused by Docker ("Memory
+          // limit should be smaller than already set memoryswap limit"), so growing shardMemoryMb more
+          // than about twofold failed; the provider only sends both when both are set.
+          memorySwap: inputs.shard.memoryLimitMb,
           restart: "unless-stopped",
           // Healthy before anything that depends on the node (the next node, the migration) starts.
           wait: true,

@@ -115,6 +115,8 @@ handover() {
     if [ -z "$target" ]; then say "no online replica: stopping without a handover"; return 0; fi
     set -- $target
     say "handing over to $1:$2"
+    # The replica wants the password as well; auth here, as the calls above ran it in subshells.
+    auth
     redis-cli -h "$1" -p "$2" CLUSTER FAILOVER >/dev/null 2>&1
     # A manual failover gives up after 5 s on the replica's side; then try again.
     attempt_end=$(( $(date +%s) + 6 ))

@@ -106,8 +106,9 @@ test("docker: a new shardMemoryMb changes only what is applied live (ignored upl
     const changed = Object.keys(after.inputs).filter(
       (key) => JSON.stringify(after.inputs[key]) !== JSON.stringify(before.inputs[key]),
     );
-    // `memory` is updated in place by the provider (docker update), not replaced.
-    assert.deepEqual(changed.sort(), ["memory", "uploads"], before.name);
+    // `memory` is updated in place by the provider (docker update), not replaced; `memorySwap` goes
+    // with it (docker-memory.test.ts: Docker refuses a memory above the swap total already set).
+    assert.deepEqual(changed.sort(), ["memory", "memorySwap", "uploads"], before.name);
     const uploads = (r: Recorded) => r.inputs["uploads"] as { file: string; content: string }[];
     assert.deepEqual(uploads(after).slice(0, 1), uploads(before).slice(0, 1), "redis.conf unchanged");
     assert.equal(uploads(after)[1]!.file, "/etc/redis/memory.conf");
