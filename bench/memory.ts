@@ -1,11 +1,14 @@
 /**
  * Memory benchmark of the proxy host (RSS summed over its process tree: primary, workers, busy
- * proxy): at idle, with 1,000 idle clients, and under one client that pipelines 1 GB of SETs and
+ * proxy, and per process): at idle, with 10,000 idle clients (1,000 with --quick), and under one client that pipelines 1 GB of SETs and
  * never reads a reply. The proxy should stop reading that client once it has
  * `limits.maxPendingBytesPerClient` in flight, so RSS must stay bounded.
  *
- * Run alone: `node --import tsx bench/memory.ts [--quick]`, or `npm run bench -- --memory`.
+ * Run alone: `node --import tsx bench/memory.ts [--quick] [--entry bundle/dist/cli/main.js]`, or
+ * `npm run bench -- --memory`. --entry runs that script (an esbuild bundle, as the image runs)
+ * instead of the tsc build in dist/.
  */
+import { readFileSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
@@ -13,8 +16,21 @@ import { parseProxyConfig } from "../src/proxy/config.ts";
 import { rssBytes } from "./lib/procs.ts";
 import { Cleanups, benchDir, respPing, startBenchCluster, startProxyHost } from "./lib/targets.ts";
 
+/** One process of the host: its role and its RSS split into private (anon) and file-backed pages. */
+export interface ProcessMemory {
+  pid: number;
+  role: "primary" | "worker" | "busy";
+  rssBytes: number;
+  anonBytes: number;
+  fileBytes: number;
+}
+
 export interface MemoryResult {
   workers: number;
+  /** The script the host ran: dist/cli/main.js (tsc build) unless --entry. */
+  entry: string;
+  idleByProcess: ProcessMemory[];
+  idleClientsByProcess: ProcessMemory[];
   maxPendingBytesPerClient: number;
   idleRssBytes: number;
   idleClients: number;
@@ -44,6 +60,32 @@ export interface MemoryResult {
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function processMemory(pids: readonly number[]): ProcessMemory[] {
+  const out: ProcessMemory[] = [];
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "latin1");
+      const kb = (field: string) =>
+        Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+      const env = readFileSync(`/proc/${pid}/environ`, "latin1");
+      const role = env.includes("DREDIS_ROLE=busy")
+        ? "busy"
+        : env.includes("DREDIS_WORKER_INDEX=")
+          ? "worker"
+          : "primary";
+      out.push({ pid, role, rssBytes: kb("VmRSS"), anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") });
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+/** Private pages of every process plus the file-backed ones once (they are node's binary and libraries, shared). */
+export function chargedOnceBytes(list: readonly ProcessMemory[]): number {
+  return list.reduce((sum, p) => sum + p.anonBytes, 0) + Math.max(0, ...list.map((p) => p.fileBytes));
+}
 
 function connect(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -85,26 +127,34 @@ function floodChunk(valueBytes: number): Buffer {
 
 export async function runMemoryBench(
   cleanups: Cleanups,
-  options: { quick?: boolean; workers?: number; log?: (msg: string) => void } = {},
+  options: { quick?: boolean; workers?: number; entry?: string; log?: (msg: string) => void } = {},
 ): Promise<MemoryResult> {
   const log = options.log ?? ((m: string) => console.error(m));
   const workers = options.workers ?? 2;
   const dir = await benchDir(cleanups, "dredis-bench-mem-");
   const cluster = await startBenchCluster(cleanups);
-  const host = await startProxyHost(cleanups, dir, cluster.seeds.slice(0, 1), workers);
+  const host = await startProxyHost(cleanups, dir, cluster.seeds.slice(0, 1), workers, {
+    entry: options.entry,
+  });
   const bound = parseProxyConfig({ seeds: cluster.seeds }).limits.maxPendingBytesPerClient;
   const rss = () => rssBytes(host.pids());
 
   await sleep(2000);
   const idleRssBytes = rss();
+  const idleByProcess = processMemory(host.pids());
   log(`idle RSS ${(idleRssBytes / MB).toFixed(1)} MB (${host.pids().length} processes)`);
 
-  const idleClients = 1000;
+  const idleClients = options.quick ? 1000 : 10_000;
   const sockets: Socket[] = [];
-  for (let i = 0; i < idleClients; i++) sockets.push(await connect(host.port));
-  await pingAll(sockets);
+  // 100 connects in flight at a time: one at a time takes minutes on a loaded machine.
+  while (sockets.length < idleClients) {
+    const batch = Math.min(100, idleClients - sockets.length);
+    sockets.push(...(await Promise.all(Array.from({ length: batch }, () => connect(host.port)))));
+  }
+  for (let i = 0; i < sockets.length; i += 500) await pingAll(sockets.slice(i, i + 500));
   await sleep(2000);
   const idleClientsRssBytes = rss();
+  const idleClientsByProcess = processMemory(host.pids());
   log(`with ${idleClients} idle clients: ${(idleClientsRssBytes / MB).toFixed(1)} MB`);
   for (const s of sockets) s.destroy();
   await sleep(1000);
@@ -184,6 +234,9 @@ export async function runMemoryBench(
   await host.stop();
   return {
     workers,
+    entry: options.entry ?? "dist/cli/main.js",
+    idleByProcess,
+    idleClientsByProcess,
     maxPendingBytesPerClient: bound,
     idleRssBytes,
     idleClients,
@@ -214,12 +267,13 @@ export function memoryMarkdown(m: MemoryResult): string {
   const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
   const p = m.pipeline;
   return [
-    `### Memory of the proxy host (${m.workers} workers; RSS summed over primary, workers and busy proxy)`,
+    `### Memory of the proxy host (${m.workers} workers, ${m.entry}; RSS summed over primary, workers and busy proxy)`,
     "",
     "| state | RSS |",
     "|---|---|",
-    `| idle | ${mb(m.idleRssBytes)} |`,
-    `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client) |`,
+    `| idle | ${mb(m.idleRssBytes)} (${m.idleByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
+    `| idle, file-backed pages (node's binary, shared) counted once | ${mb(chargedOnceBytes(m.idleByProcess))} |`,
+    `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client; ${m.idleClientsByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
     `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,
     `| one client sending ${m.unreadReplies.replyBytesRequested / (64 * 1024)} GETs of a 64 KB value (${mb(m.unreadReplies.replyBytesRequested)} of replies), never reading, ${m.unreadReplies.seconds.toFixed(0)} s: peak | ${mb(m.unreadReplies.peakRssBytes)} |`,
@@ -240,11 +294,13 @@ export function memoryMarkdown(m: MemoryResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({ options: { quick: { type: "boolean", default: false } } });
+  const { values } = parseArgs({
+    options: { quick: { type: "boolean", default: false }, entry: { type: "string" } },
+  });
   const cleanups = new Cleanups();
   process.on("SIGINT", () => void cleanups.run().then(() => process.exit(130)));
   const timer = setTimeout(() => void cleanups.run().then(() => process.exit(1)), 180_000);
-  runMemoryBench(cleanups, { quick: values.quick! })
+  runMemoryBench(cleanups, { quick: values.quick!, entry: values.entry })
     .then((m) => console.log(memoryMarkdown(m)))
     .catch((err: Error) => {
       console.error(err.stack);

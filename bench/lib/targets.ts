@@ -108,10 +108,12 @@ export async function startProxyHost(
     fromSources?: boolean;
     /** The checkout whose build runs (bench/ab.ts compares two); this one by default. */
     root?: string;
+    /** Run this script instead (an esbuild bundle of src/cli/main.ts, as the image runs). */
+    entry?: string;
   } = {},
 ): Promise<ProxyHost> {
   const root = options.root ?? REPO_ROOT;
-  if (!options.fromSources) await ensureCompiled(root);
+  if (!options.fromSources && options.entry === undefined) await ensureCompiled(root);
   const [port, adminPort] = await freePorts(2);
   const file = join(dir, `proxy-${port}.yaml`);
   await writeFile(
@@ -131,7 +133,7 @@ export async function startProxyHost(
       ...(options.nodeArgs ?? []),
       ...(options.fromSources
         ? ["--import", "tsx", "src/cli/main.ts"]
-        : [join(root, "dist", "cli", "main.js")]),
+        : [options.entry ?? join(root, "dist", "cli", "main.js")]),
       ...["proxy", "--config", file],
     ],
     {

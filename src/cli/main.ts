@@ -4,16 +4,22 @@
 import { Command } from "commander";
 import { DredisError } from "../errors.ts";
 import { registerProxyCommands } from "./proxy.ts";
-import { registerClusterCommands } from "./cluster.ts";
-import { registerLocalCommands } from "./local.ts";
 
 const program = new Command("dredis")
   .description("distributed-redis runtime: proxy host, cluster administration, local platform")
   .showHelpAfterError();
 
 registerProxyCommands(program);
-registerClusterCommands(program);
-registerLocalCommands(program);
+// scale (memory): `dredis proxy` lives as long as its host, and every module loaded stays in its
+// heap, so it does not load the cluster and local commands it never runs.
+if (process.argv[2] !== "proxy") {
+  const [{ registerClusterCommands }, { registerLocalCommands }] = await Promise.all([
+    import("./cluster.ts"),
+    import("./local.ts"),
+  ]);
+  registerClusterCommands(program);
+  registerLocalCommands(program);
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -9,15 +9,35 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { fork as forkProcess, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
-import { fieldsNeedingRestart, liveFields, type LiveConfig, type ProxyConfig } from "./config.ts";
-import { startWorker, type ProxyWorker } from "./worker.ts";
-import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
-import { clusterMetricsRegistry, registerWorkerMetrics } from "./metrics.ts";
-import { inClusterOptions, LeaderElector } from "./leader-election.ts";
+import type { fieldsNeedingRestart, liveFields, LiveConfig, ProxyConfig } from "./config.ts";
+import type { ProxyWorker } from "./worker.ts";
+import type { BusyProxy } from "./busy-proxy.ts";
+import type { LeaderElector } from "./leader-election.ts";
+import type { clusterMetricsRegistry } from "./metrics.ts";
+
+type ClusterMetrics = ReturnType<typeof clusterMetricsRegistry>;
+interface ConfigFns {
+  fieldsNeedingRestart: typeof fieldsNeedingRestart;
+  liveFields: typeof liveFields;
+}
+
+/**
+ * The forked processes' own entry (role-main.ts beside this file) when it exists; a bundle of the
+ * command line alone has none, and then they run the command line again, as the primary did.
+ */
+function childEntry(): { exec: string; args: string[] } {
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const entry = fileURLToPath(new URL(`./role-main${ext}`, import.meta.url));
+  return existsSync(entry)
+    ? { exec: entry, args: [] }
+    : { exec: process.argv[1]!, args: process.argv.slice(2) };
+}
 
 /** Messages between the primary and its workers. */
 type ToWorker =
@@ -63,11 +83,28 @@ export async function runProxyHost(
   options: HostOptions = {},
 ): Promise<HostHandle | ProxyWorker | BusyProxy> {
   const logger = log ?? pino({ level: config.logLevel }, pino.destination(2));
+  // Each role loads only its own modules (imported here, not at the top): every module a process
+  // loads stays in its heap, and the primary, the workers and the busy proxy need different ones.
   if (process.env.DREDIS_ROLE === "busy") return runBusyProcess(config, logger);
   if (cluster.isWorker) return runForkedWorker(config, logger);
   // Checked before anything starts: a pod missing its environment fails at once, with the reason.
-  const elector = options.leaderElection ? new LeaderElector(inClusterOptions(logger)) : undefined;
-  const host = startPrimary(config, logger, elector, options.reloadConfig);
+  let elector: LeaderElector | undefined;
+  if (options.leaderElection) {
+    const { inClusterOptions, LeaderElector } = await import("./leader-election.ts");
+    elector = new LeaderElector(inClusterOptions(logger));
+  }
+  const [{ clusterMetricsRegistry }, configFns] = await Promise.all([
+    import("./metrics.ts"),
+    import("./config.ts"),
+  ]);
+  const host = startPrimary(
+    config,
+    logger,
+    clusterMetricsRegistry(),
+    configFns,
+    elector,
+    options.reloadConfig,
+  );
   void host.ready.then(() => elector?.start());
   return host;
 }
@@ -75,10 +112,17 @@ export async function runProxyHost(
 function startPrimary(
   config: ProxyConfig,
   log: Logger,
+  metrics: ClusterMetrics,
+  { fieldsNeedingRestart, liveFields }: ConfigFns,
   elector?: LeaderElector,
   reloadConfig?: () => Promise<ProxyConfig>,
 ): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
+  const entry = childEntry();
+  cluster.setupPrimary({ exec: entry.exec, args: entry.args });
+  // The config as the primary runs it (live fields follow SIGHUP): what a restarted child gets.
+  let running = config;
+  const childConfig = () => JSON.stringify(running);
   const workers = new Map<number, { worker: Worker; index: number; startedAt: number; failures: number }>();
   let stopping = false;
   let readyCount = 0;
@@ -90,8 +134,13 @@ function startPrimary(
   // The busy proxy is a plain child process, not a cluster worker: it must not share the client port.
   const forkBusy = (failures = 0) => {
     const startedAt = Date.now();
-    busy = forkProcess(process.argv[1]!, process.argv.slice(2), {
-      env: { ...process.env, DREDIS_ROLE: "busy", DREDIS_BUSY_SOCKET: busySocket },
+    busy = forkProcess(entry.exec, entry.args, {
+      env: {
+        ...process.env,
+        DREDIS_ROLE: "busy",
+        DREDIS_BUSY_SOCKET: busySocket,
+        DREDIS_PROXY_CONFIG: childConfig(),
+      },
       execArgv: process.execArgv,
       stdio: "inherit",
     });
@@ -106,7 +155,11 @@ function startPrimary(
   forkBusy();
 
   const fork = (index: number, failures = 0) => {
-    const worker = cluster.fork({ DREDIS_WORKER_INDEX: String(index), DREDIS_BUSY_SOCKET: busySocket });
+    const worker = cluster.fork({
+      DREDIS_WORKER_INDEX: String(index),
+      DREDIS_BUSY_SOCKET: busySocket,
+      DREDIS_PROXY_CONFIG: childConfig(),
+    });
     workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
     worker.once("listening", () => {
       if (++readyCount === config.workers) resolveReady();
@@ -150,7 +203,6 @@ function startPrimary(
       ),
     );
 
-  const metrics = clusterMetricsRegistry();
   let admin: HttpServer | undefined;
   if (config.admin.port !== 0) {
     admin = createHttpServer(async (req, res) => {
@@ -208,7 +260,6 @@ function startPrimary(
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => void stop().then(() => process.exit(0)));
   }
-  let running = config;
   const reload = async (): Promise<void> => {
     if (reloadConfig === undefined) {
       log.warn("SIGHUP ignored: this host was started without a config file to re-read");
@@ -245,6 +296,10 @@ function startPrimary(
 }
 
 async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyWorker> {
+  const [{ startWorker }, { registerWorkerMetrics }] = await Promise.all([
+    import("./worker.ts"),
+    import("./metrics.ts"),
+  ]);
   const index = Number(process.env.DREDIS_WORKER_INDEX ?? "0");
   const workerLog = log.child({ worker: index });
   const worker = await startWorker(config, {
@@ -280,6 +335,7 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
 
 async function runBusyProcess(config: ProxyConfig, log: Logger): Promise<BusyProxy> {
   const socketPath = process.env.DREDIS_BUSY_SOCKET!;
+  const { startBusyProxy } = await import("./busy-proxy.ts");
   const busy = await startBusyProxy(config, socketPath, log.child({ role: "busy" }));
   process.once("SIGTERM", () => void busy.close().then(() => process.exit(0)));
   process.on("SIGINT", () => {});
