@@ -31,12 +31,15 @@ interface ConfigFns {
  * The forked processes' own entry (role-main.ts beside this file) when it exists; a bundle of the
  * command line alone has none, and then they run the command line again, as the primary did.
  */
-function childEntry(): { exec: string; args: string[] } {
-  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  const entry = fileURLToPath(new URL(`./role-main${ext}`, import.meta.url));
-  return existsSync(entry)
-    ? { exec: entry, args: [] }
-    : { exec: process.argv[1]!, args: process.argv.slice(2) };
+function childEntry(): { exec: string; args: string[]; execArgv: string[] } {
+  const source = import.meta.url.endsWith(".ts");
+  const entry = fileURLToPath(new URL(`./role-main${source ? ".ts" : ".js"}`, import.meta.url));
+  if (!existsSync(entry))
+    return { exec: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv };
+  // From the sources, the primary may have registered tsx through its API (bin/dredis.js does), which
+  // a forked process does not inherit: it needs the loader on its command line.
+  const loader = source && !process.execArgv.some((arg) => arg.includes("tsx")) ? ["--import", "tsx"] : [];
+  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader] };
 }
 
 /** Messages between the primary and its workers. */
@@ -119,7 +122,7 @@ function startPrimary(
 ): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const entry = childEntry();
-  cluster.setupPrimary({ exec: entry.exec, args: entry.args });
+  cluster.setupPrimary({ exec: entry.exec, args: entry.args, execArgv: entry.execArgv });
   // The config as the primary runs it (live fields follow SIGHUP): what a restarted child gets.
   let running = config;
   const childConfig = () => JSON.stringify(running);
@@ -141,7 +144,7 @@ function startPrimary(
         DREDIS_BUSY_SOCKET: busySocket,
         DREDIS_PROXY_CONFIG: childConfig(),
       },
-      execArgv: process.execArgv,
+      execArgv: entry.execArgv,
       stdio: "inherit",
     });
     busy.on("exit", (code, signal) => {
