@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DredisError, ErrorCodes } from "../errors.ts";
+import { backendTlsSchema, serverTlsSchema } from "../tls/options.ts";
 
 const hostPort = z
   .string()
@@ -112,6 +113,11 @@ export const proxyConfigSchema = z
       .default({ host: "127.0.0.1", port: 0 }),
     /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
     deniedCommands: z.array(z.string().min(1)).optional(),
+    // TLS (src/tls/options.ts).
+    /** A TLS port for clients (certificate, key, optional client CA); the plain port then serves only with `tls.plain`. */
+    tls: serverTlsSchema.optional(),
+    /** TLS towards the shards (their `tls-port`): CA, server name, optional client certificate. */
+    backendTls: backendTlsSchema.optional(),
     /** @default "info" */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })

@@ -18,6 +18,7 @@ import { startWorker, type ProxyWorker } from "./worker.ts";
 import { startBusyProxy, type BusyProxy } from "./busy-proxy.ts";
 import { clusterMetricsRegistry, registerWorkerMetrics } from "./metrics.ts";
 import { inClusterOptions, LeaderElector } from "./leader-election.ts";
+import { checkTlsFiles, listenersPerWorker } from "../tls/proxy-listen.ts";
 
 /** Messages between the primary and its workers. */
 type ToWorker =
@@ -31,6 +32,8 @@ export interface WorkerStatus {
   pid: number;
   clients: number;
   ready: boolean;
+  /** Why the worker is not ready (no slot map, a shard not answering, a TLS handshake refused). */
+  reason?: string | undefined;
   draining: boolean;
 }
 
@@ -66,6 +69,7 @@ export async function runProxyHost(
   if (process.env.DREDIS_ROLE === "busy") return runBusyProcess(config, logger);
   if (cluster.isWorker) return runForkedWorker(config, logger);
   // Checked before anything starts: a pod missing its environment fails at once, with the reason.
+  checkTlsFiles(config);
   const elector = options.leaderElection ? new LeaderElector(inClusterOptions(logger)) : undefined;
   const host = startPrimary(config, logger, elector, options.reloadConfig);
   void host.ready.then(() => elector?.start());
@@ -108,8 +112,9 @@ function startPrimary(
   const fork = (index: number, failures = 0) => {
     const worker = cluster.fork({ DREDIS_WORKER_INDEX: String(index), DREDIS_BUSY_SOCKET: busySocket });
     workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
-    worker.once("listening", () => {
-      if (++readyCount === config.workers) resolveReady();
+    let listening = 0;
+    worker.on("listening", () => {
+      if (++listening === listenersPerWorker(config) && ++readyCount === config.workers) resolveReady();
     });
     worker.on("exit", (code, signal) => {
       const entry = workers.get(worker.id);
@@ -258,6 +263,7 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
         pid: process.pid,
         clients: worker.context.clients.size,
         ready: worker.context.router.ready,
+        reason: worker.context.router.notReadyReason,
         draining,
       };
       process.send?.({ type: "status", id: message.id, status } satisfies FromWorker);

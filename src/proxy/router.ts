@@ -9,6 +9,7 @@
  * - limits.ts: every fixed limit, and the default budget's formula.
  * Clients never see a redirect. The busy proxy is not reached through here (busy-link.ts).
  */
+import type { ConnectionOptions } from "node:tls";
 import type { Logger } from "pino";
 import { parseAddress } from "../cluster/address.ts";
 import type { SlotMap } from "../cluster/slot-map.ts";
@@ -22,6 +23,7 @@ import { WorkerStats } from "./stats.ts";
 import { failoverBudgetMs } from "./upstream/limits.ts";
 import { ConnectionPools, Lost, type Connect } from "./upstream/pools.ts";
 import { RetryPolicy } from "./upstream/retry.ts";
+import { backendTlsOptions } from "../tls/backend.ts";
 import { clusterMapReader, SlotMapSource, type MapReader } from "./upstream/slot-map-source.ts";
 
 export interface RouterOptions {
@@ -40,6 +42,8 @@ export interface RouterOptions {
 /** The credentials new backend connections use; replaced on a config reload, existing connections keep theirs. */
 export interface BackendCredentials {
   auth: BackendAuth | undefined;
+  /** TLS options (`backendTls`, its files read); unset: plain TCP. */
+  tls?: ConnectionOptions | undefined;
 }
 
 /** A router configured from the proxy config, as workers and the busy proxy both need one. */
@@ -47,7 +51,7 @@ export function routerFor(
   config: ProxyConfig,
   flusher: FlushScheduler,
   log: Logger,
-  credentials: BackendCredentials = { auth: config.backendAuth },
+  credentials: BackendCredentials = backendCredentials(config),
 ): ClusterRouter {
   return new ClusterRouter({
     seeds: config.seeds,
@@ -55,10 +59,29 @@ export function routerFor(
     refreshIntervalMs: config.refreshIntervalMs,
     retryBudgetMs: config.retryBudgetMs,
     connect: (address, protocol, events) =>
-      new SocketConnection(parseAddress(address), address, protocol, credentials.auth, flusher, events),
-    reader: clusterMapReader(() => credentials.auth),
+      new SocketConnection(
+        parseAddress(address),
+        address,
+        protocol,
+        credentials.auth,
+        flusher,
+        events,
+        credentials.tls,
+      ),
+    reader: clusterMapReader(
+      () => credentials.auth,
+      () => credentials.tls,
+    ),
     log,
   });
+}
+
+/** The credentials of the config: its `backendAuth`, and its `backendTls` with the files read now. */
+export function backendCredentials(config: ProxyConfig): BackendCredentials {
+  return {
+    auth: config.backendAuth,
+    tls: config.backendTls === undefined ? undefined : backendTlsOptions(config.backendTls),
+  };
 }
 
 export class ClusterRouter implements BackendEvents {
@@ -110,6 +133,17 @@ export class ClusterRouter implements BackendEvents {
   get retryBudgetMs(): number {
     const configured = this.options.retryBudgetMs;
     return configured === "auto" ? failoverBudgetMs(this.source.nodeTimeoutMs) : configured;
+  }
+
+  /** Why the proxy is not ready (for /readyz), or undefined when it is. */
+  get notReadyReason(): string | undefined {
+    const map = this.source.map;
+    if (map === null)
+      return `no slot map read yet: ${this.source.lastErrors.join("; ") || "no seed answered"}`;
+    if (!map.complete) return "the slot map does not cover every slot";
+    const down = map.masters.filter((address) => !this.pools.isUp(address));
+    if (down.length === 0) return undefined;
+    return down.map((address) => `${address}: ${this.pools.lastError(address) ?? "connecting"}`).join("; ");
   }
 
   /** The proxy can serve every slot: the map is complete and every master has a live connection. */

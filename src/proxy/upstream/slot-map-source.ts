@@ -6,11 +6,13 @@
  *
  * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
  */
+import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
+import { describeTlsError } from "../../tls/backend.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
 export interface MapRead {
@@ -33,6 +35,8 @@ export class SlotMapSource {
   serverVersion = "7.0.0";
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
+  /** Why each node failed at the last read that found no map (for readiness reports). */
+  lastErrors: string[] = [];
   private versionRead = false;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
@@ -100,9 +104,11 @@ export class SlotMapSource {
     }
     if (this.closed) return;
     if (!best) {
+      this.lastErrors = errors;
       this.log.warn({ errors }, "no cluster node answered the slot map request");
       return;
     }
+    this.lastErrors = [];
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
     this.map = best.map;
     this.onMap(best.map);
@@ -122,7 +128,10 @@ function coverage(map: SlotMap): number {
 }
 
 /** Reads maps over one ioredis control connection per node, authenticated with the current credentials. */
-export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader {
+export function clusterMapReader(
+  auth: () => BackendAuth | undefined,
+  tls: () => ConnectionOptions | undefined = () => undefined,
+): MapReader {
   const control = new Map<string, Redis>();
   const connection = (address: string): Redis => {
     let client = control.get(address);
@@ -132,6 +141,7 @@ export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader
       ...parseAddress(address),
       username: credentials?.username,
       password: credentials?.password,
+      tls: tls(),
       lazyConnect: true,
       connectTimeout: CONTROL_CONNECT_TIMEOUT_MS,
       commandTimeout: CONTROL_COMMAND_TIMEOUT_MS,
@@ -146,7 +156,10 @@ export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader
   return {
     async read(address, withVersion) {
       const client = connection(address);
-      if (client.status === "wait") await client.connect();
+      if (client.status === "wait")
+        await client.connect().catch((err: Error) => {
+          throw describeTlsError(err, address);
+        });
       let map: SlotMap;
       try {
         map = slotMapFromShards(await client.call("CLUSTER", "SHARDS"));
