@@ -52,6 +52,10 @@ export function registerLocalCommands(program: Command): void {
       7001,
     )
     .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
+    .option(
+      "--tls",
+      "TLS only, fixed at creation: a local CA and certificates in <dir>/tls/, shards serve only TLS, the proxy serves TLS on --port",
+    )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -64,6 +68,7 @@ export function registerLocalCommands(program: Command): void {
         dir: string;
         detach?: boolean;
         passwordFile?: string;
+        tls?: boolean;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
@@ -71,7 +76,7 @@ export function registerLocalCommands(program: Command): void {
         const report = await status(o.dir);
         process.stdout.write(
           `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
-            `Connect:          redis-cli -p ${state.proxy.port}\n` +
+            `Connect:          redis-cli ${state.tls ? `--tls --cacert ${state.tls.dir}/ca.crt ` : ""}-p ${state.proxy.port}\n` +
             `Cluster clients:  ${topologyOf(state)
               .shards.map((s) => s.master)
               .join(",")}\n` +

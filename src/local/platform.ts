@@ -22,6 +22,7 @@ import { renderShardNodeConf } from "../cluster/redis-conf.ts";
 import { freePorts } from "./ports.ts";
 import { findRedisServer, waitForPong } from "./redis-server.ts";
 import { writeNodeSettings } from "./node-settings.ts";
+import { localClientTls, localNodeTls, localProxyTls, prepareLocalTls, type LocalTls } from "../tls/local.ts";
 
 export interface LocalNode {
   shard: string;
@@ -43,6 +44,8 @@ export interface LocalState {
   previousPassword?: string;
   /** redis.conf settings changed since creation (`local set`, `local roll --set`): every node gets them, new ones too. */
   settings?: Record<string, string>;
+  /** Set when the platform serves TLS only (`up --tls`, fixed at creation): where its certificates are. */
+  tls?: LocalTls;
 }
 
 export interface UpOptions {
@@ -57,6 +60,8 @@ export interface UpOptions {
   basePort: number;
   /** Password of every node (clients of the shards and replicas use it); the proxy authenticates with it. */
   password?: string;
+  /** TLS only, everywhere: a local CA and certificates under `<dir>/tls/`, shards and proxy port TLS-only. Fixed at creation. */
+  tls?: boolean;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -135,6 +140,7 @@ export async function up(options: UpOptions): Promise<LocalState> {
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
     ...passwordFields(existing, options.password),
     ...(existing?.settings ? { settings: existing.settings } : {}),
+    ...(await tlsField(dir, existing, options.tls)),
   };
   try {
     await assertPortFree(options.port, "--port");
@@ -147,7 +153,11 @@ export async function up(options: UpOptions): Promise<LocalState> {
     }
     await writeState(dir, state);
     log("forming the cluster");
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
+    await applyTopology(topologyOf(state), {
+      onProgress: options.onProgress,
+      password: state.password,
+      tls: localClientTls(state.tls),
+    });
     log(`starting the proxy host (${options.workers} workers) on ${HOST}:${options.port}`);
     await startProxy(dir, state);
     await writeState(dir, state);
@@ -219,6 +229,24 @@ async function keepStopped(dir: string, state: LocalState): Promise<void> {
   await writeState(dir, state);
 }
 
+/** The state's TLS entry: a directory keeps how it was created; a new one gets certificates with `--tls`. */
+async function tlsField(
+  dir: string,
+  existing: LocalState | undefined,
+  tls: boolean | undefined,
+): Promise<Pick<LocalState, "tls">> {
+  if (existing && existing.nodes.length > 0) {
+    if (tls !== undefined && tls !== (existing.tls !== undefined))
+      throw new DredisError(
+        ErrorCodes.LOCAL_ARGS,
+        `the nodes in ${dir} were created ${existing.tls ? "with" : "without"} --tls, which is fixed at creation; ` +
+          `start it as it was (${existing.tls ? "with" : "without"} --tls), or use another directory`,
+      );
+    return existing.tls ? { tls: existing.tls } : {};
+  }
+  return tls ? { tls: await prepareLocalTls(dir) } : {};
+}
+
 function passwordFields(
   existing: LocalState | undefined,
   password: string | undefined,
@@ -258,14 +286,22 @@ export async function scale(
       options.basePort ?? Math.max(...state.nodes.map((n) => n.port)) + 1,
     );
     await writeState(dir, state);
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
+    await applyTopology(topologyOf(state), {
+      onProgress: options.onProgress,
+      password: state.password,
+      tls: localClientTls(state.tls),
+    });
     return state;
   }
   const keep = new Set(Array.from({ length: shards }, (_, i) => shardName(i)));
   const removed = state.nodes.filter((n) => !keep.has(n.shard));
   const remaining = { ...state, nodes: state.nodes.filter((n) => keep.has(n.shard)) };
   // Drain and forget first; only then stop the processes (nothing is stopped before its slots moved).
-  await applyTopology(topologyOf(remaining), { onProgress: options.onProgress, password: state.password });
+  await applyTopology(topologyOf(remaining), {
+    onProgress: options.onProgress,
+    password: state.password,
+    tls: localClientTls(state.tls),
+  });
   for (const node of removed) await stopPid(node.pid);
   await writeState(dir, remaining);
   return remaining;
@@ -308,6 +344,7 @@ export async function status(dir: string): Promise<Status> {
         host: state.host,
         port: node.port,
         password: state.password,
+        tls: localClientTls(state.tls),
         lazyConnect: true,
         connectTimeout: 1000,
         maxRetriesPerRequest: 0,
@@ -406,6 +443,7 @@ async function addNodes(
           logfile: join(node.dir, "redis.log"),
           endpoints: "ip",
           persistence: "aof",
+          ...(state.tls ? { tls: localNodeTls(state.tls) } : {}),
         }),
       );
       node.pid = await startNode(node, state);
@@ -420,15 +458,20 @@ export async function startNode(node: LocalNode, state: LocalState): Promise<num
   await writeNodeSettings(join(node.dir, "redis.conf"), nodeSettings(state));
   const child = spawn(findRedisServer(), [join(node.dir, "redis.conf")], { detached: true, stdio: "ignore" });
   child.unref();
-  await waitForPong(HOST, node.port, 15_000, () => child.exitCode !== null, state.password).catch(
-    async (err) => {
-      const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
-      throw new DredisError(
-        ErrorCodes.REDIS_START,
-        `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
-      );
-    },
-  );
+  await waitForPong(
+    HOST,
+    node.port,
+    15_000,
+    () => child.exitCode !== null,
+    state.password,
+    localClientTls(state.tls),
+  ).catch(async (err) => {
+    const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
+    throw new DredisError(
+      ErrorCodes.REDIS_START,
+      `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
+    );
+  });
   return child.pid!;
 }
 
@@ -454,6 +497,7 @@ export async function writeProxyConfig(dir: string, state: LocalState): Promise<
       seeds: state.nodes.slice(0, 3).map((n) => `${state.host}:${n.port}`),
       workers: state.proxy.workers,
       ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
+      ...(state.tls ? localProxyTls(state.tls, state.proxy.port) : {}),
       logLevel: "info",
     }),
     { mode: 0o600 },

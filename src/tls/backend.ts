@@ -9,12 +9,29 @@ import { TlsErrors } from "../errors.ts";
 import { checkedSecureContext, readPem } from "./files.ts";
 import type { BackendTls } from "./options.ts";
 
+/** How the user spells the settings, for the error texts: config fields or command-line flags. */
+export interface SettingNames {
+  ca: string;
+  cert: string;
+  key: string;
+  serverName: string;
+}
+
+export const BACKEND_TLS: SettingNames = {
+  ca: "backendTls.caFile",
+  cert: "backendTls.certFile",
+  key: "backendTls.keyFile",
+  serverName: "backendTls.serverName",
+};
+
+export const TLS_FLAGS: SettingNames = { ca: "--cacert", cert: "--cert", key: "--key", serverName: "--sni" };
+
 /** TLS options for connections to the shards, from the files `tls` names (read now). */
-export function backendTlsOptions(tls: BackendTls, setting = "backendTls"): ConnectionOptions {
-  const ca = tls.caFile === undefined ? undefined : readPem(tls.caFile, `${setting}.caFile`);
-  const cert = tls.certFile === undefined ? undefined : readPem(tls.certFile, `${setting}.certFile`);
-  const key = tls.keyFile === undefined ? undefined : readPem(tls.keyFile, `${setting}.keyFile`);
-  checkedSecureContext({ ca, cert, key }, `${setting} (caFile, certFile, keyFile)`);
+export function backendTlsOptions(tls: BackendTls, names: SettingNames = BACKEND_TLS): ConnectionOptions {
+  const ca = tls.caFile === undefined ? undefined : readPem(tls.caFile, names.ca);
+  const cert = tls.certFile === undefined ? undefined : readPem(tls.certFile, names.cert);
+  const key = tls.keyFile === undefined ? undefined : readPem(tls.keyFile, names.key);
+  checkedSecureContext({ ca, cert, key }, `${names.ca}, ${names.cert}, ${names.key}`);
   return {
     ca,
     cert,
@@ -56,16 +73,16 @@ const UNTRUSTED = new Set([
  * A TLS failure towards `peer` as an error whose message names the certificate problem and the
  * setting to look at; other errors are returned as they are.
  */
-export function describeTlsError(err: Error, peer: string, setting = "backendTls"): Error {
+export function describeTlsError(err: Error, peer: string, names: SettingNames = BACKEND_TLS): Error {
   const code = (err as NodeJS.ErrnoException).code ?? "";
   let text: string | undefined;
-  if (UNTRUSTED.has(code)) text = TlsErrors.untrusted(peer, `${setting}.caFile`, err.message);
+  if (UNTRUSTED.has(code)) text = TlsErrors.untrusted(peer, names.ca, err.message);
   else if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
-    text = TlsErrors.wrongName(peer, `${setting}.serverName`, err.message);
+    text = TlsErrors.wrongName(peer, names.serverName, err.message);
   else if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID")
     text = TlsErrors.expired(peer, err.message);
   else if (/alert (certificate required|bad certificate|unknown ca|handshake failure)/i.test(err.message))
-    text = TlsErrors.clientCertRefused(peer, `${setting}.certFile`, err.message);
+    text = TlsErrors.clientCertRefused(peer, names.cert, err.message);
   else if (
     /wrong version number|packet length too long|unexpected eof|ECONNRESET|socket disconnected before secure/i.test(
       `${code} ${err.message}`,

@@ -133,6 +133,7 @@ export function clusterMapReader(
   tls: () => ConnectionOptions | undefined = () => undefined,
 ): MapReader {
   const control = new Map<string, Redis>();
+  const lastErrors = new Map<string, Error>();
   const connection = (address: string): Redis => {
     let client = control.get(address);
     if (client && client.status !== "end" && client.status !== "close") return client;
@@ -149,7 +150,8 @@ export function clusterMapReader(
       enableOfflineQueue: true,
       retryStrategy: () => null,
     });
-    client.on("error", () => {});
+    // ioredis rejects a failed connect with "Connection is closed."; the error event says why.
+    client.on("error", (err: Error) => lastErrors.set(address, err));
     control.set(address, client);
     return client;
   };
@@ -158,7 +160,7 @@ export function clusterMapReader(
       const client = connection(address);
       if (client.status === "wait")
         await client.connect().catch((err: Error) => {
-          throw describeTlsError(err, address);
+          throw describeTlsError(lastErrors.get(address) ?? err, address);
         });
       let map: SlotMap;
       try {
