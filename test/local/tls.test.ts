@@ -118,8 +118,25 @@ test("redis-cli --tls and ioredis with tls work through the proxy, which reaches
     counts.every((c) => c > 0),
     `keys on every master: ${counts}`,
   );
-  // The proxy's connections on a master are TLS ones (the node has no other port).
-  assert.match(String(await node(masters[0]!).call("CLIENT", "LIST")), /cmd=/);
+  // Across slots (the busy proxy's own shard connections), a transaction, a blocking pop
+  // (a dedicated connection) and Pub/Sub (a session connection): every kind of shard connection is TLS.
+  assert.deepEqual(await proxy.mget("tls-key:1", "tls-key:2", "tls-key:3"), [
+    "value-1",
+    "value-2",
+    "value-3",
+  ]);
+  assert.deepEqual(await proxy.multi().incr("{t}:n").incr("{t}:n").exec(), [
+    [null, 1],
+    [null, 2],
+  ]);
+  await proxy.rpush("tls-list", "x");
+  assert.deepEqual(await proxy.blpop("tls-list", 1), ["tls-list", "x"]);
+  const subscriber = proxy.duplicate();
+  clients.push(subscriber);
+  const message = new Promise<string>((resolve) => subscriber.once("message", (_c, m: string) => resolve(m)));
+  await subscriber.subscribe("tls-channel");
+  await proxy.publish("tls-channel", "over tls");
+  assert.equal(await message, "over tls");
 });
 
 test("a client that does not trust the platform's CA is refused at the handshake", async () => {
