@@ -17,6 +17,7 @@ import { hashTopology, planCluster } from "./plan/topology.ts";
 import { ProxyFleet } from "./proxy-fleet.ts";
 import { RedisShard } from "./redis-shard.ts";
 import { SlotMigration } from "./slot-migration.ts";
+import { parseProxyTls, type ProxyTlsArgs } from "./tls.ts";
 
 export interface DistributedRedisArgs {
   /**
@@ -161,6 +162,12 @@ export interface DistributedRedisArgs {
    * @example 240
    */
   migrationTimeoutMinutes?: number;
+  /**
+   * TLS between clients and the proxies (the endpoint then serves only TLS): on Docker the
+   * certificate and key from secrets, on Kubernetes a TLS Secret (or cert-manager's) by name.
+   * @example { secretName: "redis-proxy-tls", minVersion: "TLSv1.3" }
+   */
+  tls?: ProxyTlsArgs;
 }
 
 export class DistributedRedis extends pulumi.ComponentResource {
@@ -185,8 +192,10 @@ export class DistributedRedis extends pulumi.ComponentResource {
 
   constructor(name: string, args: DistributedRedisArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:DistributedRedis", name, {}, opts);
-    const { password: givenPassword, previousPassword: givenPrevious, ...rest } = args;
+    const { password: givenPassword, previousPassword: givenPrevious, tls, ...rest } = args;
     const spec = parseClusterSpec(rest, "DistributedRedis args");
+    // Checked before anything is created, and again by the ProxyFleet it is handed to.
+    if (tls !== undefined) parseProxyTls(spec.platform, tls, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
     const previousPassword = givenPrevious === undefined ? undefined : pulumi.secret(givenPrevious);
@@ -266,6 +275,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterDomain: spec.clusterDomain,
         serviceType: spec.serviceType,
         podAntiAffinity: spec.podAntiAffinity,
+        tls,
       },
       // Proxies discover the slot map at start: let the cluster exist first.
       { parent: this, dependsOn: [migration] },

@@ -58,6 +58,7 @@ export const kubernetesDriver: PlatformDriver = {
         password: inputs.password,
         image: inputs.image,
         spec,
+        tls: inputs.tls?.platform === "kubernetes" ? inputs.tls : undefined,
       },
       parent,
     );

@@ -5,6 +5,7 @@
 import { stringify } from "yaml";
 import type { ProxyConfigInput } from "../../src/proxy/config.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
+import { proxyTlsConfig, type ProxyTlsPlan } from "./tls.ts";
 
 export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
 
@@ -16,6 +17,8 @@ export interface ProxyConfOptions {
   workers: number;
   /** Password for the shards and for clients. */
   password: string;
+  /** Serve clients over TLS only, on `port` (the files are the platform's: plan/tls.ts). */
+  tls?: ProxyTlsPlan;
 }
 
 export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
@@ -27,6 +30,7 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     clientPassword: options.password,
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
     admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },
+    ...(options.tls ? { tls: proxyTlsConfig(options.port, options.tls) } : {}),
   };
 }
 
