@@ -3,7 +3,7 @@
  * (stacks/Pulumi.<stack>.yaml). See docs/pulumi.md.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createStack, parseStackConfig, projectConfig } from "./components/stack.ts";
+import { createStack, parseStackConfig, projectConfig, tlsFromConfig } from "./components/stack.ts";
 
 const config = new pulumi.Config();
 // Every key of the project is validated, so a misspelt key fails instead of being ignored.
@@ -14,6 +14,7 @@ const redis = createStack({
   password: config.getSecret("password"),
   // Set only while rotating the password (README, Day 2).
   previousPassword: config.getSecret("previousPassword"),
+  tls: tlsFromConfig(config),
 });
 
 export const endpoint = redis.endpoint;

@@ -5,13 +5,24 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { DistributedRedis } from "./distributed-redis.ts";
+import type { ProxyTlsArgs } from "./tls.ts";
 import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
 
 /** The Pulumi project name: the namespace of every config key. */
 export const PROJECT = "distributed-redis";
 
 /** Keys read apart from the spec: the component's name and the secret passwords. */
-const OWN_KEYS = new Set(["name", "password", "previousPassword"]);
+/** Stack config keys of the `tls` arg (`pulumi config set --secret tlsPrivateKey < key.pem`). */
+const TLS_KEYS = [
+  "tlsCertificate",
+  "tlsPrivateKey",
+  "tlsClientCa",
+  "tlsSecretName",
+  "tlsVerifyClients",
+  "tlsMinVersion",
+] as const;
+
+const OWN_KEYS = new Set(["name", "password", "previousPassword", ...TLS_KEYS]);
 
 export interface StackConfig {
   /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
@@ -21,6 +32,8 @@ export interface StackConfig {
   password?: pulumi.Input<string>;
   /** From `pulumi config set --secret previousPassword ...`, only while rotating the password. */
   previousPassword?: pulumi.Input<string>;
+  /** From the `tls*` keys (`tlsFromConfig`). */
+  tls?: ProxyTlsArgs;
 }
 
 /** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
@@ -56,7 +69,36 @@ function fromConfigString(value: string): unknown {
 export function createStack(config: StackConfig, opts?: pulumi.ComponentResourceOptions): DistributedRedis {
   return new DistributedRedis(
     config.name,
-    { ...config.spec, password: config.password, previousPassword: config.previousPassword },
+    {
+      ...config.spec,
+      password: config.password,
+      previousPassword: config.previousPassword,
+      ...(config.tls ? { tls: config.tls } : {}),
+    },
     opts,
   );
+}
+
+/**
+ * The `tls` arg from the stack's `tls*` keys, or undefined when none is set: `tlsCertificate` and
+ * `tlsPrivateKey` (secrets, PEM) on Docker, `tlsSecretName` on Kubernetes, and `tlsClientCa`,
+ * `tlsVerifyClients`, `tlsMinVersion`. DistributedRedis validates them (`tls.*` in its errors).
+ */
+export function tlsFromConfig(config: pulumi.Config): ProxyTlsArgs | undefined {
+  const given = TLS_KEYS.filter((key) => config.get(key) !== undefined);
+  if (given.length === 0) return undefined;
+  const verify = config.get("tlsVerifyClients");
+  return {
+    ...(given.includes("tlsCertificate") ? { certificate: config.requireSecret("tlsCertificate") } : {}),
+    ...(given.includes("tlsPrivateKey") ? { privateKey: config.requireSecret("tlsPrivateKey") } : {}),
+    ...(given.includes("tlsClientCa") ? { clientCa: config.require("tlsClientCa") } : {}),
+    ...(given.includes("tlsSecretName") ? { secretName: config.require("tlsSecretName") } : {}),
+    // Anything but true/false goes on as it is, for the validation to name it.
+    ...(verify !== undefined
+      ? { verifyClients: (verify === "true" ? true : verify === "false" ? false : verify) as boolean }
+      : {}),
+    ...(given.includes("tlsMinVersion")
+      ? { minVersion: config.require("tlsMinVersion") as ProxyTlsArgs["minVersion"] }
+      : {}),
+  };
 }

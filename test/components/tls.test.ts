@@ -13,6 +13,7 @@ import { validateKubernetesObjects } from "./support/kubernetes.ts";
 
 installMocks();
 const { DistributedRedis } = await import("../../components/distributed-redis.ts");
+const { tlsFromConfig, parseStackConfig } = await import("../../components/stack.ts");
 
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIB...proxy\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nMIGH...key\n-----END PRIVATE KEY-----\n";
@@ -151,4 +152,30 @@ test("bad tls args are refused before anything is created, naming the key and wh
     make({ platform: "docker", tls: { certificate: CERT, privateKey: KEY, sni: "x" } }),
     /tls\.sni: unknown key/,
   );
+});
+
+test("the stack's tls* keys make the tls arg: the certificate and key as secrets, the rest as given", async () => {
+  pulumi.runtime.setAllConfig(
+    {
+      "distributed-redis:platform": "docker",
+      "distributed-redis:tlsCertificate": CERT,
+      "distributed-redis:tlsPrivateKey": KEY,
+      "distributed-redis:tlsVerifyClients": "false",
+      "distributed-redis:tlsMinVersion": "TLSv1.3",
+    },
+    ["distributed-redis:tlsCertificate", "distributed-redis:tlsPrivateKey"],
+  );
+  const tls = tlsFromConfig(new pulumi.Config())!;
+  assert.equal(await pulumi.isSecret(tls.privateKey as pulumi.Output<string>), true);
+  assert.equal(await pulumi.isSecret(tls.certificate as pulumi.Output<string>), true);
+  assert.equal(tls.verifyClients, false);
+  assert.equal(tls.minVersion, "TLSv1.3");
+  assert.equal(tls.secretName, undefined);
+  // They are not cluster spec keys, so the spec's strict check lets them through.
+  assert.equal(
+    parseStackConfig({ platform: "docker", tlsSecretName: "x", tlsVerifyClients: "true" }).platform,
+    "docker",
+  );
+  pulumi.runtime.setAllConfig({ "distributed-redis:platform": "docker" });
+  assert.equal(tlsFromConfig(new pulumi.Config()), undefined);
 });
