@@ -217,6 +217,8 @@ export const TlsErrors = {
   expired: (peer: string, detail: string) => `TLS: the certificate of ${peer} is not valid now (${detail})`,
   clientCertRefused: (peer: string, certSetting: string, detail: string) =>
     `TLS: ${peer} refused the handshake (${detail}); it asks for a client certificate signed by its CA: check ${certSetting}`,
+  noClientCert: (peer: string, certSetting: string, detail: string) =>
+    `TLS: ${peer} ended the handshake (${detail}); it likely asks for a client certificate (Redis's tls-auth-clients) and none is set: set ${certSetting}`,
   handshakeFailed: (peer: string, detail: string) =>
     `TLS: handshake with ${peer} failed (${detail}); does it serve TLS on this port, and does it accept this client's certificate?`,
 } as const;

@@ -135,7 +135,9 @@ export class SocketConnection implements BackendConnection {
       "error",
       (err) =>
         (this.closeError =
-          tls && this.state === ConnectionState.Connecting ? describeTlsError(err, address) : err),
+          tls && this.state === ConnectionState.Connecting
+            ? describeTlsError(err, address, undefined, tls.cert !== undefined)
+            : err),
     );
     this.socket.on("close", () => this.onClose());
   }

@@ -73,22 +73,32 @@ const UNTRUSTED = new Set([
  * A TLS failure towards `peer` as an error whose message names the certificate problem and the
  * setting to look at; other errors are returned as they are.
  */
-export function describeTlsError(err: Error, peer: string, names: SettingNames = BACKEND_TLS): Error {
+export function describeTlsError(
+  err: Error,
+  peer: string,
+  names: SettingNames = BACKEND_TLS,
+  /** Whether a client certificate was presented: a reset handshake without one is most likely the node asking for one. */
+  withClientCert = true,
+): Error {
   const code = (err as NodeJS.ErrnoException).code ?? "";
+  // OpenSSL's texts carry an address and a source path: keep the reason (e.g. "tlsv1 alert unknown ca").
+  const detail = /SSL routines:[^:]*:([^:]+)/.exec(err.message)?.[1] ?? err.message;
   let text: string | undefined;
-  if (UNTRUSTED.has(code)) text = TlsErrors.untrusted(peer, names.ca, err.message);
+  if (UNTRUSTED.has(code)) text = TlsErrors.untrusted(peer, names.ca, detail);
   else if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
-    text = TlsErrors.wrongName(peer, names.serverName, err.message);
+    text = TlsErrors.wrongName(peer, names.serverName, detail);
   else if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID")
-    text = TlsErrors.expired(peer, err.message);
+    text = TlsErrors.expired(peer, detail);
   else if (/alert (certificate required|bad certificate|unknown ca|handshake failure)/i.test(err.message))
-    text = TlsErrors.clientCertRefused(peer, names.cert, err.message);
+    text = TlsErrors.clientCertRefused(peer, names.cert, detail);
+  else if (!withClientCert && /ECONNRESET|socket disconnected before secure/i.test(`${code} ${err.message}`))
+    text = TlsErrors.noClientCert(peer, names.cert, detail);
   else if (
     /wrong version number|packet length too long|unexpected eof|ECONNRESET|socket disconnected before secure/i.test(
       `${code} ${err.message}`,
     )
   )
-    text = TlsErrors.handshakeFailed(peer, err.message);
+    text = TlsErrors.handshakeFailed(peer, detail);
   if (text === undefined) return err;
   return Object.assign(new Error(text), { code });
 }

@@ -33,7 +33,9 @@ export class NodePool {
       client.on("error", (err: Error) =>
         this.lastErrors.set(
           address,
-          this.credentials.tls ? describeTlsError(err, address, TLS_FLAGS).message : err.message,
+          this.credentials.tls
+            ? describeTlsError(err, address, TLS_FLAGS, this.credentials.tls.cert !== undefined).message
+            : err.message,
         ),
       );
       this.clients.set(address, client);

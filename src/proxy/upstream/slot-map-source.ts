@@ -160,7 +160,12 @@ export function clusterMapReader(
       const client = connection(address);
       if (client.status === "wait")
         await client.connect().catch((err: Error) => {
-          throw describeTlsError(lastErrors.get(address) ?? err, address);
+          throw describeTlsError(
+            lastErrors.get(address) ?? err,
+            address,
+            undefined,
+            tls()?.cert !== undefined,
+          );
         });
       let map: SlotMap;
       try {
