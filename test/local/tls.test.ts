@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import { down, status, topologyOf, up, type LocalState } from "../../src/local/platform.ts";
+import { down, scale, status, topologyOf, up, type LocalState } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
 import {
   issueCertificate,
@@ -137,6 +137,25 @@ test("redis-cli --tls and ioredis with tls work through the proxy, which reaches
   await subscriber.subscribe("tls-channel");
   await proxy.publish("tls-channel", "over tls");
   assert.equal(await message, "over tls");
+});
+
+test("scaling 3 -> 4 shards over TLS: new TLS-only nodes join, slots and keys move between nodes over TLS, the proxy keeps every key", async () => {
+  const proxy = new Redis({
+    host: "127.0.0.1",
+    port: state.proxy.port,
+    tls: { ca: await readFile(join(tlsDir, "ca.crt")) },
+    maxRetriesPerRequest: 0,
+  });
+  clients.push(proxy);
+  const before = await proxy.dbsize();
+  state = await scale(dir, 4);
+  const masters = topologyOf(state).shards.map((s) => Number(s.master.split(":")[1]));
+  assert.equal(masters.length, 4);
+  const added = node(masters[3]!);
+  assert.deepEqual(await added.config("GET", "port"), ["port", "0"]);
+  assert.ok((await added.dbsize()) > 0, "keys moved to the new shard");
+  assert.equal(await proxy.dbsize(), before);
+  for (let i = 0; i < 300; i += 37) assert.equal(await proxy.get(`tls-key:${i}`), `value-${i}`);
 });
 
 test("a client that does not trust the platform's CA is refused at the handshake", async () => {
