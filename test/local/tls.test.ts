@@ -291,3 +291,17 @@ test("a client certificate of another CA is refused by the shards as well", asyn
   assert.equal(readiness.status, 503);
   t.diagnostic(readiness.body);
 });
+
+test("backendTls.serverName: a name the shards' certificate carries is served, another is refused naming the setting", async (t) => {
+  const files = {
+    caFile: join(tlsDir, "ca.crt"),
+    certFile: join(tlsDir, "client.crt"),
+    keyFile: join(tlsDir, "client.key"),
+  };
+  const wrong = await proxyReadiness(t, { ...files, serverName: "redis.example" }, /not valid for the name/);
+  assert.equal(wrong.status, 503);
+  t.diagnostic(wrong.body);
+  assert.match(wrong.body, /redis\.example[^"]*; set backendTls\.serverName to a name it carries/);
+  const right = await proxyReadiness(t, { ...files, serverName: "localhost" }, /"ready":true/);
+  assert.equal(right.status, 200);
+});
