@@ -7,8 +7,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { access, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { access, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
@@ -41,6 +41,8 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.disconnect();
   await down(dir);
+  await rm(dir, { recursive: true, force: true });
+  await rm(dirname(rogueCa.cert), { recursive: true, force: true });
 });
 
 /** An ioredis connection to a node over TLS, with the platform's client certificate. */
@@ -224,6 +226,7 @@ async function proxyReadiness(
   expect: RegExp,
 ): Promise<{ status: number; body: string; log: () => string }> {
   const own = await tempDir("dredis-tls-proxy-");
+  t.after(() => rm(own, { recursive: true, force: true }));
   const [port, adminPort] = await freePorts(2);
   const file = join(own, "proxy.json");
   await writeFile(

@@ -7,7 +7,7 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { copyFile, readFile } from "node:fs/promises";
+import { copyFile, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { connect as connectTls, type ConnectionOptions } from "node:tls";
 import { promisify } from "node:util";
@@ -37,6 +37,7 @@ let rogueClient: CertificatePair;
 before(async () => {
   cluster = await startCluster(files, { masters: 3, replicas: 0 });
   dir = await tempDir("dredis-tls-");
+  files.after(() => rm(dir, { recursive: true, force: true }));
   ca = await makeCertificateAuthority(dir, "ca");
   server = await issueCertificate(ca, dir, "server", { commonName: "proxy" });
   client = await issueCertificate(ca, dir, "client", { commonName: "app" });
@@ -243,6 +244,7 @@ const serialOf = (path: string) =>
 
 test("a reload (what SIGHUP sends the workers) takes on a renewed certificate for new connections; open ones keep working", async (t) => {
   const own = await tempDir("dredis-tls-reload-");
+  t.after(() => rm(own, { recursive: true, force: true }));
   await copyFile(server.cert, join(own, "proxy.crt"));
   await copyFile(server.key, join(own, "proxy.key"));
   const { worker } = await startTlsWorker(t, {
@@ -266,6 +268,7 @@ test("a reload (what SIGHUP sends the workers) takes on a renewed certificate fo
 
 test("a multi-worker host reloads a certificate rewritten on disk by itself (file watch), and keeps the old one while the new files are unusable", async (t) => {
   const own = await tempDir("dredis-tls-watch-");
+  t.after(() => rm(own, { recursive: true, force: true }));
   await copyFile(server.cert, join(own, "tls.crt"));
   await copyFile(server.key, join(own, "tls.key"));
   const [tlsPort] = await freePorts(1);
@@ -306,6 +309,7 @@ test("a multi-worker host reloads a certificate rewritten on disk by itself (fil
 /** Runs `dredis proxy` with `tls` set and resolves with its exit code and output once it exits. */
 async function hostExit(tls: ProxyConfigInput["tls"]): Promise<{ code: number | null; output: string }> {
   const own = await tempDir("dredis-tls-bad-");
+  files.after(() => rm(own, { recursive: true, force: true }));
   const [port, tlsPort] = await freePorts(2);
   const file = join(own, "proxy.json");
   writeFileSync(
