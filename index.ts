@@ -3,7 +3,7 @@
  * (stacks/Pulumi.<stack>.yaml). See docs/pulumi.md.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createStack, parseStackConfig, projectConfig } from "./components/stack.ts";
+import { createStack, parseStackConfig, projectConfig, tlsFromConfig } from "./components/stack.ts";
 
 const config = new pulumi.Config();
 // Every key of the project is validated, so a misspelt key fails instead of being ignored.
@@ -16,6 +16,7 @@ const redis = createStack({
   previousPassword: config.getSecret("previousPassword"),
   // ACL users of the endpoint besides default (README, ACL users).
   users: config.getSecretObject<Record<string, string>>("users"),
+  tls: tlsFromConfig(config),
 });
 
 export const endpoint = redis.endpoint;

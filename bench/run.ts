@@ -11,6 +11,8 @@
  *   npm run bench -- --out DIR       where results go (default bench/results)
  *   npm run bench -- --only a,b      only these workloads (ids as in the table)
  *   npm run bench -- --pin           redis-benchmark on CPU 0, everything under test on the others
+ *   npm run bench -- --targets a,b   only these targets (ids as in the table)
+ *   npm run bench -- --no-tls        without the TLS pair (cluster direct and dredis 2w over TLS)
  */
 import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -21,6 +23,7 @@ import { machine } from "./lib/machine.ts";
 import { goals, goalsMarkdown, markdown, summarise, svgChart } from "./lib/report.ts";
 import { Cleanups, REPO_ROOT, benchDir, startEnvironment, type Target } from "./lib/targets.ts";
 import { killBounded } from "./lib/procs.ts";
+import { startTlsTargets } from "./lib/tls-targets.ts";
 import {
   WORKLOADS,
   measure,
@@ -41,6 +44,8 @@ const { values } = parseArgs({
     out: { type: "string" },
     only: { type: "string" },
     pin: { type: "boolean", default: false },
+    targets: { type: "string" },
+    "no-tls": { type: "boolean", default: false },
   },
 });
 
@@ -75,7 +80,14 @@ const log = (msg: string) => console.error(`[bench ${new Date().toISOString().sl
 async function throughput(dir: string) {
   log("starting single redis, 3-master cluster, proxy hosts (1 and 2 workers), twemproxy");
   const env = await startEnvironment(cleanups, dir);
-  const targets = env.targets;
+  if (!values["no-tls"]) {
+    log(
+      "starting the TLS pair: a TLS-only 3-master cluster and a 2-worker proxy host with TLS on both sides",
+    );
+    env.targets.push(...(await startTlsTargets(cleanups, dir)));
+  }
+  const wanted = values.targets?.split(",");
+  const targets = wanted ? env.targets.filter((t) => wanted.includes(t.id)) : env.targets;
   if (pin) pinEverything(targets);
   log("warming up keys (GET keyspace and 1 KB mix keys) on every target");
   for (const t of targets) {
@@ -86,7 +98,7 @@ async function throughput(dir: string) {
   // Cross-slot MSET through a proxy needs the busy proxy: probe once rather than hang or fake it.
   const crossSlotError = new Map<string, string>();
   for (const t of targets.filter((t) => !t.cluster)) {
-    const error = await probeCrossSlot(t.port);
+    const error = await probeCrossSlot(t);
     if (error) {
       crossSlotError.set(t.id, error);
       log(`${t.id}: cross-slot MSET answered "${error}": MSET workloads not measurable there`);

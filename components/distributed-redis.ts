@@ -18,6 +18,7 @@ import { ProxyFleet } from "./proxy-fleet.ts";
 import { checkUsers } from "./plan/proxy-conf.ts";
 import { RedisShard } from "./redis-shard.ts";
 import { SlotMigration } from "./slot-migration.ts";
+import { parseProxyTls, type ProxyTlsArgs } from "./tls.ts";
 
 export interface DistributedRedisArgs {
   /**
@@ -170,6 +171,12 @@ export interface DistributedRedisArgs {
    * @example 240
    */
   migrationTimeoutMinutes?: number;
+  /**
+   * TLS between clients and the proxies (the endpoint then serves only TLS): on Docker the
+   * certificate and key from secrets, on Kubernetes a TLS Secret (or cert-manager's) by name.
+   * @example { secretName: "redis-proxy-tls", minVersion: "TLSv1.3" }
+   */
+  tls?: ProxyTlsArgs;
 }
 
 export class DistributedRedis extends pulumi.ComponentResource {
@@ -194,8 +201,16 @@ export class DistributedRedis extends pulumi.ComponentResource {
 
   constructor(name: string, args: DistributedRedisArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:DistributedRedis", name, {}, opts);
-    const { password: givenPassword, previousPassword: givenPrevious, users: givenUsers, ...rest } = args;
+    const {
+      password: givenPassword,
+      previousPassword: givenPrevious,
+      users: givenUsers,
+      tls,
+      ...rest
+    } = args;
     const spec = parseClusterSpec(rest, "DistributedRedis args");
+    // Checked before anything is created, and again by the ProxyFleet it is handed to.
+    if (tls !== undefined) parseProxyTls(spec.platform, tls, "DistributedRedis args");
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
     const previousPassword = givenPrevious === undefined ? undefined : pulumi.secret(givenPrevious);
@@ -280,6 +295,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         clusterDomain: spec.clusterDomain,
         serviceType: spec.serviceType,
         podAntiAffinity: spec.podAntiAffinity,
+        tls,
       },
       // Proxies discover the slot map at start: let the cluster exist first.
       { parent: this, dependsOn: [migration] },

@@ -11,6 +11,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { Topology } from "../src/cluster/topology.ts";
 import type { ClusterSpec } from "./plan/spec.ts";
 import type { ShardPlan } from "./plan/topology.ts";
+import type { ProxyTlsSpec } from "./tls.ts";
 
 export type { Platform } from "./plan/spec.ts";
 
@@ -63,6 +64,8 @@ export interface ProxyFleetInputs {
   image: pulumi.Input<string>;
   haproxyImage?: pulumi.Input<string>;
   dockerNetwork?: pulumi.Input<string>;
+  /** TLS for the fleet's clients (validated for this platform). */
+  tls?: ProxyTlsSpec;
 }
 
 export interface ProxyFleetEndpoints {

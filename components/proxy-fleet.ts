@@ -9,6 +9,7 @@ import { z } from "zod";
 import { platformDrivers } from "./drivers.ts";
 import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName } from "./plan/topology.ts";
+import { parseProxyTls, type ProxyTlsArgs } from "./tls.ts";
 
 export interface ProxyFleetArgs {
   /**
@@ -114,6 +115,11 @@ export interface ProxyFleetArgs {
    * @example "preferred"
    */
   podAntiAffinity?: "required" | "preferred";
+  /**
+   * TLS for clients: the proxies then serve only TLS on `port` (their admin port stays plain HTTP).
+   * @example { secretName: "redis-proxy-tls" }
+   */
+  tls?: ProxyTlsArgs;
 }
 
 const fleetArgsSchema = clusterSpecShape
@@ -142,12 +148,13 @@ export class ProxyFleet extends pulumi.ComponentResource {
 
   constructor(name: string, args: ProxyFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:ProxyFleet", name, {}, opts);
-    const { clusterName, password, users, image, haproxyImage, dockerNetwork, ...rest } = args;
+    const { clusterName, password, users, image, haproxyImage, dockerNetwork, tls: tlsArgs, ...rest } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(fleetArgsSchema, rest, "ProxyFleet args");
+    const tls = tlsArgs === undefined ? undefined : parseProxyTls(spec.platform, tlsArgs, "ProxyFleet args");
     const fleet = platformDrivers[spec.platform].proxyFleet(
       name,
-      { clusterName, spec, password, users, image, haproxyImage, dockerNetwork },
+      { clusterName, spec, password, users, image, haproxyImage, dockerNetwork, tls },
       this,
     );
     this.endpointHost = fleet.endpointHost;

@@ -5,13 +5,24 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { DistributedRedis } from "./distributed-redis.ts";
+import type { ProxyTlsArgs } from "./tls.ts";
 import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
 
 /** The Pulumi project name: the namespace of every config key. */
 export const PROJECT = "distributed-redis";
 
-/** Keys read apart from the spec: the component's name, the secret passwords and ACL users. */
-const OWN_KEYS = new Set(["name", "password", "previousPassword", "users"]);
+/** Stack config keys of the `tls` arg (`pulumi config set --secret tlsPrivateKey < key.pem`). */
+const TLS_KEYS = [
+  "tlsCertificate",
+  "tlsPrivateKey",
+  "tlsClientCa",
+  "tlsSecretName",
+  "tlsVerifyClients",
+  "tlsMinVersion",
+] as const;
+
+/** Keys read apart from the spec: the component's name, the secret passwords, ACL users and TLS. */
+const OWN_KEYS = new Set(["name", "password", "previousPassword", "users", ...TLS_KEYS]);
 
 export interface StackConfig {
   /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
@@ -23,6 +34,8 @@ export interface StackConfig {
   previousPassword?: pulumi.Input<string>;
   /** From `pulumi config set --secret --path users.<name> "<rules>"`: the proxies' ACL users. */
   users?: pulumi.Input<Record<string, string>>;
+  /** From the `tls*` keys (`tlsFromConfig`). */
+  tls?: ProxyTlsArgs;
 }
 
 /** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
@@ -63,7 +76,32 @@ export function createStack(config: StackConfig, opts?: pulumi.ComponentResource
       password: config.password,
       previousPassword: config.previousPassword,
       ...(config.users !== undefined ? { users: config.users } : {}),
+      ...(config.tls ? { tls: config.tls } : {}),
     },
     opts,
   );
+}
+
+/**
+ * The `tls` arg from the stack's `tls*` keys, or undefined when none is set: `tlsCertificate` and
+ * `tlsPrivateKey` (secrets, PEM) on Docker, `tlsSecretName` on Kubernetes, and `tlsClientCa`,
+ * `tlsVerifyClients`, `tlsMinVersion`. DistributedRedis validates them (`tls.*` in its errors).
+ */
+export function tlsFromConfig(config: pulumi.Config): ProxyTlsArgs | undefined {
+  const given = TLS_KEYS.filter((key) => config.get(key) !== undefined);
+  if (given.length === 0) return undefined;
+  const verify = config.get("tlsVerifyClients");
+  return {
+    ...(given.includes("tlsCertificate") ? { certificate: config.requireSecret("tlsCertificate") } : {}),
+    ...(given.includes("tlsPrivateKey") ? { privateKey: config.requireSecret("tlsPrivateKey") } : {}),
+    ...(given.includes("tlsClientCa") ? { clientCa: config.require("tlsClientCa") } : {}),
+    ...(given.includes("tlsSecretName") ? { secretName: config.require("tlsSecretName") } : {}),
+    // Anything but true/false goes on as it is, for the validation to name it.
+    ...(verify !== undefined
+      ? { verifyClients: (verify === "true" ? true : verify === "false" ? false : verify) as boolean }
+      : {}),
+    ...(given.includes("tlsMinVersion")
+      ? { minVersion: config.require("tlsMinVersion") as ProxyTlsArgs["minVersion"] }
+      : {}),
+  };
 }

@@ -55,6 +55,11 @@ export const ErrorCodes = {
   SETTING: "E_SETTING",
   /** A roll or handover step that did not finish in time (the cluster is left as it was at that step). */
   ROLL: "E_ROLL",
+  // TLS (src/tls/).
+  /** A TLS setting whose files are missing or do not make a certificate, key and CA. */
+  TLS_CONFIG: "E_TLS_CONFIG",
+  /** Making a certificate (openssl) failed. */
+  TLS_CERTIFICATE: "E_TLS_CERTIFICATE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -265,4 +270,19 @@ export const ReplicaReadErrors = {
     `ERR no replica of the shard of master ${master} may serve reads now (readFrom is "replica"; ` +
     `replicas down, with their link to the master down, or more than maxReplicaLagBytes behind are ` +
     `skipped): use readFrom "replica-preferred" to read from the master then`,
+} as const;
+
+// TLS (src/tls/): why a handshake with a shard failed, naming the setting to check.
+export const TlsErrors = {
+  untrusted: (peer: string, caSetting: string, detail: string) =>
+    `TLS: the certificate of ${peer} is not trusted (${detail}); is it signed by the CA in ${caSetting}?`,
+  wrongName: (peer: string, nameSetting: string, detail: string) =>
+    `TLS: the certificate of ${peer} is not valid for the name connected to (${detail}); set ${nameSetting} to a name it carries`,
+  expired: (peer: string, detail: string) => `TLS: the certificate of ${peer} is not valid now (${detail})`,
+  clientCertRefused: (peer: string, certSetting: string, detail: string) =>
+    `TLS: ${peer} refused the handshake (${detail}); it asks for a client certificate signed by its CA: check ${certSetting}`,
+  noClientCert: (peer: string, certSetting: string, detail: string) =>
+    `TLS: ${peer} ended the handshake (${detail}); it likely asks for a client certificate (Redis's tls-auth-clients) and none is set: set ${certSetting}`,
+  handshakeFailed: (peer: string, detail: string) =>
+    `TLS: handshake with ${peer} failed (${detail}); does it serve TLS on this port, and does it accept this client's certificate?`,
 } as const;

@@ -45,6 +45,8 @@ export interface Target {
   port: number;
   /** Reach it with `redis-benchmark --cluster` (cluster-aware client). */
   cluster: boolean;
+  /** Reach it with `redis-benchmark --tls` and these PEM files. */
+  tls?: { ca: string; cert: string; key: string };
   /** PIDs of the proxy's whole process tree (none for direct targets). */
   proxyPids(): number[];
   /** PIDs of the redis-servers that serve this target's data. */

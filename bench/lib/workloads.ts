@@ -3,7 +3,9 @@
  * throughput and latency from redis-benchmark's --csv line, CPU seconds of the proxy's process
  * tree and of the redis-servers from /proc before and after.
  */
+import { readFileSync } from "node:fs";
 import { createConnection } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { cpuSeconds, runBounded } from "./procs.ts";
 import type { Target } from "./targets.ts";
 
@@ -32,6 +34,8 @@ function common(target: Target, clients: number, pipeline: number, requests: num
   const args = ["-h", "127.0.0.1", "-p", String(target.port), "-c", String(clients), "-n", String(requests)];
   args.push("-P", String(pipeline), "-r", String(KEYSPACE), "--csv");
   if (target.cluster) args.push("--cluster");
+  if (target.tls)
+    args.push("--tls", "--cacert", target.tls.ca, "--cert", target.tls.cert, "--key", target.tls.key);
   return args;
 }
 
@@ -207,9 +211,12 @@ export async function measure(
  * Sends one MSET whose keys hash to different slots and returns the error, if any (within 3 s).
  * A proxy whose busy proxy is not finished answers CROSSSLOT (or nothing): not measurable yet.
  */
-export function probeCrossSlot(port: number): Promise<string | undefined> {
+export function probeCrossSlot(target: Pick<Target, "port" | "tls">): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
+    const { port, tls } = target;
+    const socket = tls
+      ? connectTls({ host: "127.0.0.1", port, ca: readFileSync(tls.ca) })
+      : createConnection({ host: "127.0.0.1", port });
     let data = "";
     const done = (error: string | undefined) => {
       socket.destroy();
@@ -217,7 +224,7 @@ export function probeCrossSlot(port: number): Promise<string | undefined> {
     };
     socket.setTimeout(3000, () => done("no reply within 3 s to a cross-slot MSET"));
     // {a} and {b} hash to slots 15495 and 3300: different shards of a 3-master cluster.
-    socket.on("connect", () =>
+    socket.on(tls ? "secureConnect" : "connect", () =>
       socket.write("*5\r\n$4\r\nMSET\r\n$6\r\nx{a}:1\r\n$1\r\n1\r\n$6\r\nx{b}:1\r\n$1\r\n2\r\n"),
     );
     socket.on("data", (c: Buffer) => {

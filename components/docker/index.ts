@@ -62,6 +62,7 @@ export const dockerDriver: PlatformDriver = {
         haproxyImage: inputs.haproxyImage ?? "haproxy:2.8",
         network,
         addresses: planDockerAddresses(spec.dockerSubnet, spec.fixedIp),
+        tls: inputs.tls?.platform === "docker" ? inputs.tls : undefined,
       },
       parent,
     );

@@ -17,6 +17,9 @@ import { proxyHealthCheckCommand } from "../plan/health-check.ts";
 import { renderKeepalivedConf } from "../plan/keepalived.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
+import { argError } from "../plan/spec.ts";
+import { PROXY_TLS_DIR, proxyTlsHealthCheckCommand, TLS_FILES } from "../plan/tls.ts";
+import type { ProxyTlsSpec } from "../tls.ts";
 
 export interface DockerProxyFleetInputs {
   mode: "master-backup" | "load-balanced";
@@ -30,6 +33,8 @@ export interface DockerProxyFleetInputs {
   haproxyImage: pulumi.Input<string>;
   network: pulumi.Input<string>;
   addresses: DockerAddressPlan;
+  /** TLS for clients: the certificate files are written into each proxy container. */
+  tls?: Extract<ProxyTlsSpec, { platform: "docker" }>;
 }
 
 export interface DockerProxyFleet {
@@ -61,6 +66,12 @@ export function createDockerProxyFleet(
   parent: pulumi.Resource,
 ): DockerProxyFleet {
   const password = pulumi.secret(inputs.password);
+  if (inputs.tls?.verifyClients && inputs.mode === "master-backup")
+    throw argError(
+      "ProxyFleet args",
+      "tls.verifyClients",
+      "not supported with master-backup on Docker yet: keepalived's check of the proxy cannot present a client certificate",
+    );
   const hostCount = inputs.mode === "master-backup" ? 2 : inputs.hosts;
   const hostnames = Array.from({ length: hostCount }, (_, i) => `${name}-${i}`);
   const [first, second] = inputs.addresses.proxyAddresses;
@@ -164,9 +175,11 @@ function createProxyContainer(
               workers: inputs.workers,
               password: p,
               users,
+              ...(inputs.tls ? { tls: inputs.tls } : {}),
             }),
           ),
         },
+        ...tlsUploads(inputs.tls),
       ],
       networksAdvanced: [
         {
@@ -238,7 +251,9 @@ function createKeepalivedContainer(name: string, k: KeepalivedInputs): docker.Co
               priority: k.priority,
               healthCheck: {
                 // redis-cli exits 0 on any reply, NOAUTH or -ERR included; this check needs +PONG.
-                command: proxyHealthCheckCommand({ port: k.inputs.port, password: p }),
+                command: k.inputs.tls
+                  ? proxyTlsHealthCheckCommand(k.inputs.port, p)
+                  : proxyHealthCheckCommand({ port: k.inputs.port, password: p }),
                 intervalSeconds: 1,
                 fall: 2,
                 rise: 2,
@@ -253,4 +268,17 @@ function createKeepalivedContainer(name: string, k: KeepalivedInputs): docker.Co
     },
     { parent: k.parent, deleteBeforeReplace: true },
   );
+}
+
+/** The proxy's certificate files, written into its container (secrets: the key never shows in a diff). */
+function tlsUploads(tls: DockerProxyFleetInputs["tls"]): { file: string; content: pulumi.Input<string> }[] {
+  if (tls === undefined) return [];
+  const files: [string, pulumi.Input<string> | undefined][] = [
+    [TLS_FILES.certificate, tls.certificate],
+    [TLS_FILES.privateKey, tls.privateKey],
+    [TLS_FILES.clientCa, tls.clientCa],
+  ];
+  return files
+    .filter((f): f is [string, pulumi.Input<string>] => f[1] !== undefined)
+    .map(([file, content]) => ({ file: `${PROXY_TLS_DIR}/${file}`, content: pulumi.secret(content) }));
 }

@@ -59,6 +59,7 @@ export const kubernetesDriver: PlatformDriver = {
         users: inputs.users,
         image: inputs.image,
         spec,
+        tls: inputs.tls?.platform === "kubernetes" ? inputs.tls : undefined,
       },
       parent,
     );

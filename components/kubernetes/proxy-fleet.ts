@@ -11,6 +11,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../plan/spec.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
+import { PROXY_TLS_DIR } from "../plan/tls.ts";
+import type { ProxyTlsSpec } from "../tls.ts";
 import { ACTIVE_ROLE, ENV, POD_ROLE_LABEL, PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import {
   antiAffinity,
@@ -34,6 +36,8 @@ export interface KubernetesProxyFleetInputs {
   users?: pulumi.Input<Record<string, string>> | undefined;
   image: pulumi.Input<string>;
   spec: Pick<ClusterSpec, "namespace" | "clusterDomain" | "serviceType" | "fixedIp" | "podAntiAffinity">;
+  /** TLS for clients from the user's TLS Secret, mounted (its renewals reach the proxies without a restart). */
+  tls?: Extract<ProxyTlsSpec, { platform: "kubernetes" }>;
 }
 
 export interface KubernetesProxyFleet {
@@ -61,7 +65,14 @@ export function createKubernetesProxyFleet(
     ...(extra.annotations ? { annotations: extra.annotations } : {}),
   });
   const render = ([password, users]: [string, Record<string, string> | undefined]) =>
-    renderProxyConf({ seeds: inputs.seeds, port: inputs.port, workers: inputs.workers, password, users });
+    renderProxyConf({
+      seeds: inputs.seeds,
+      port: inputs.port,
+      workers: inputs.workers,
+      password,
+      users,
+      ...(inputs.tls ? { tls: inputs.tls } : {}),
+    });
 
   const config = new k8s.core.v1.Secret(
     `${name}-config`,
@@ -129,10 +140,17 @@ export function createKubernetesProxyFleet(
                 },
                 resources: { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } },
                 securityContext: restrictedContainer,
-                volumeMounts: [{ name: "config", mountPath: "/etc/dredis", readOnly: true }],
+                volumeMounts: [
+                  { name: "config", mountPath: "/etc/dredis", readOnly: true },
+                  ...(inputs.tls ? [{ name: "tls", mountPath: PROXY_TLS_DIR, readOnly: true }] : []),
+                ],
               },
             ],
-            volumes: [{ name: "config", secret: { secretName: `${name}-config` } }],
+            volumes: [
+              { name: "config", secret: { secretName: `${name}-config` } },
+              // Not a subPath mount: the kubelet updates a whole Secret volume in place when it changes.
+              ...(inputs.tls ? [{ name: "tls", secret: { secretName: inputs.tls.secretName } }] : []),
+            ],
           },
         },
       },

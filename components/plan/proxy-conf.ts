@@ -7,6 +7,7 @@ import type { ProxyConfigInput } from "../../src/proxy/config.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import { aclUsersSchema } from "../../src/proxy/acl/config.ts";
 import { argError } from "./spec.ts";
+import { proxyTlsConfig, type ProxyTlsPlan } from "./tls.ts";
 
 export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
 
@@ -20,6 +21,8 @@ export interface ProxyConfOptions {
   password: string;
   /** ACL users besides the default one (whose password is `password`), name to rules. */
   users?: Record<string, string> | undefined;
+  /** Serve clients over TLS only, on `port` (the files are the platform's: plan/tls.ts). */
+  tls?: ProxyTlsPlan;
 }
 
 export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
@@ -32,6 +35,7 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     ...(options.users !== undefined ? { users: options.users } : {}),
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
     admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },
+    ...(options.tls ? { tls: proxyTlsConfig(options.port, options.tls) } : {}),
   };
 }
 

@@ -41,8 +41,9 @@ import { parseMemorySize, resizeMemory } from "../cluster/admin/memory.ts";
 import { splitAddress, withPool } from "../cluster/admin/node-pool.ts";
 import { parseSettings } from "../local/node-settings.ts";
 import { readSecretFile } from "./secret-file.ts";
+import { addTlsFlags, tlsFromFlags, type TlsFlags } from "./tls-flags.ts";
 
-interface CommonFlags {
+interface CommonFlags extends TlsFlags {
   topology: string;
   json?: boolean;
   dryRun?: boolean;
@@ -84,6 +85,7 @@ export function registerClusterCommands(program: Command): void {
         'desired topology: JSON {"shards":[...]} or a path to a JSON file',
       )
       .option("--json", "print the result as JSON");
+    addTlsFlags(cmd);
     if (options.shard) cmd.requiredOption("--shard <name>", "the shard's name in the topology");
     if (options.plan) cmd.option("--dry-run", "print the plan only; change nothing");
     if (options.migrate)
@@ -242,8 +244,8 @@ export function registerClusterCommands(program: Command): void {
       }),
     );
 
-  cluster
-    .command("handover")
+  const nodeCommand = (name: string) => addTlsFlags(cluster.command(name));
+  nodeCommand("handover")
     .description(
       "if the node is a master, hand its slots to its most caught-up replica (CLUSTER FAILOVER, no FORCE) and wait " +
         "until that replica is master and the cluster ok; for a platform about to stop the node (e.g. a preStop hook)",
@@ -254,10 +256,10 @@ export function registerClusterCommands(program: Command): void {
       "how long to wait for a replica to catch up (default: 300000)",
       positiveInt,
     )
-    .action(async (o: { node: string; syncTimeoutMs?: number }) => {
-      await withPool(credentials(), async (pool) => {
+    .action(async (o: { node: string; syncTimeoutMs?: number } & TlsFlags) => {
+      await withPool(credentials(o), async (pool) => {
         const to = await handover(pool, o.node, {
-          ...credentials(),
+          ...credentials(o),
           onProgress: progressReporter(process.stderr),
           syncTimeoutMs: o.syncTimeoutMs,
         });
@@ -267,16 +269,15 @@ export function registerClusterCommands(program: Command): void {
       });
     });
 
-  cluster
-    .command("wait-synced")
+  nodeCommand("wait-synced")
     .description(
       "wait until the node is in the cluster, cluster_state is ok, and (for a replica) its link is up, " +
         "it is not loading or syncing, and it has caught up with its master's offset",
     )
     .requiredOption("--node <host:port>", "the node just (re)started")
     .option("--sync-timeout-ms <n>", "how long to wait (default: 300000)", positiveInt)
-    .action(async (o: { node: string; syncTimeoutMs?: number }) => {
-      await withPool(credentials(), async (pool) => {
+    .action(async (o: { node: string; syncTimeoutMs?: number } & TlsFlags) => {
+      await withPool(credentials(o), async (pool) => {
         const { offset } = await waitSynced(pool, o.node, { syncTimeoutMs: o.syncTimeoutMs });
         process.stdout.write(`${o.node} is in sync (offset ${offset})\n`);
       });
@@ -321,7 +322,7 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
     const stop = () => abort.abort();
     process.once("SIGINT", stop).once("SIGTERM", stop);
     const options: AdminOptions = {
-      ...credentials(),
+      ...credentials(flags),
       onProgress: progressReporter(process.stderr),
       signal: abort.signal,
       dryRun: flags.dryRun,
@@ -349,11 +350,12 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
   };
 }
 
-/** Admin credentials from the environment, as every command takes them. */
-function credentials(): Credentials {
+/** Admin credentials from the environment, as every command takes them, and TLS from the flags. */
+function credentials(flags: TlsFlags): Credentials {
   return {
     username: process.env[ENV.username] || undefined,
     password: process.env[ENV.password] || undefined,
+    tls: tlsFromFlags(flags),
   };
 }
 

@@ -68,6 +68,10 @@ export function registerLocalCommands(program: Command): void {
       'atomic multi-key commands across slots: "refuse" (CROSSSLOT, the default) or "emulate" (see docs/commands.md)',
       crossSlotMode,
     )
+    .option(
+      "--tls",
+      "TLS only, fixed at creation: a local CA and certificates in <dir>/tls/, shards serve only TLS, the proxy serves TLS on --port",
+    )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
     .option("--detach", "return once ready, leaving everything running")
     .action(
@@ -82,6 +86,7 @@ export function registerLocalCommands(program: Command): void {
         passwordFile?: string;
         users?: string;
         crossSlot?: "refuse" | "emulate";
+        tls?: boolean;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
@@ -90,7 +95,7 @@ export function registerLocalCommands(program: Command): void {
         const report = await status(o.dir);
         process.stdout.write(
           `\nA distributed Redis is running.\n\n${formatStatus(report)}\n` +
-            `Connect:          redis-cli -p ${state.proxy.port}\n` +
+            `Connect:          redis-cli ${state.tls ? `--tls --cacert ${state.tls.dir}/ca.crt ` : ""}-p ${state.proxy.port}\n` +
             `Cluster clients:  ${topologyOf(state)
               .shards.map((s) => s.master)
               .join(",")}\n` +

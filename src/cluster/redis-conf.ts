@@ -44,6 +44,34 @@ export interface ShardNodeConfOptions {
   maxmemoryFile?: string;
   /** A file included last (auth.conf: credentials kept apart from the rest). */
   include?: string;
+  /** Serve clients, the cluster bus and replication over TLS only (`port` becomes the `tls-port`). */
+  tls?: ShardTlsFiles;
+}
+
+/** The PEM files of a TLS-only shard node. */
+export interface ShardTlsFiles {
+  /** The node's certificate: presented to its clients, and on the cluster bus and in replication as a client. */
+  certFile: string;
+  keyFile: string;
+  /** The CA that signs the other nodes' and the clients' certificates. */
+  caFile: string;
+  /** Whether clients must present a certificate of that CA (Redis's `tls-auth-clients`). @default true */
+  authClients?: boolean;
+}
+
+/** redis.conf directives of a TLS-only node on `port`: the plain port is closed (`port 0`). */
+export function tlsNodeConfig(port: number, tls: ShardTlsFiles): RedisConfig {
+  return {
+    port: 0,
+    "tls-port": port,
+    "tls-cert-file": tls.certFile,
+    "tls-key-file": tls.keyFile,
+    "tls-ca-cert-file": tls.caFile,
+    "tls-auth-clients": tls.authClients ?? true,
+    // The bus (tls-port + 10000) and replication links run over TLS too.
+    "tls-cluster": true,
+    "tls-replication": true,
+  };
 }
 
 /** The redis.conf directives of a shard node. */
@@ -67,6 +95,7 @@ export function shardNodeConfig(options: ShardNodeConfOptions): RedisConfig {
       : {}),
     // A cluster used as a store must refuse writes when full, never drop keys silently.
     "maxmemory-policy": "noeviction",
+    ...(options.tls ? tlsNodeConfig(options.port, options.tls) : {}),
     ...includes([options.maxmemoryFile, options.include]),
   };
 }

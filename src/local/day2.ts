@@ -22,6 +22,7 @@ import {
   writeState,
   type LocalState,
 } from "./platform.ts";
+import { localClientTls } from "../tls/local.ts";
 
 /**
  * Restarts every node, one at a time (replicas first, each master after handing over to a
@@ -41,6 +42,7 @@ export async function roll(
   const admin = {
     onProgress: options.onProgress,
     password: state.password,
+    tls: localClientTls(state.tls),
     allowDowntime: options.allowDowntime,
   };
   if (options.settings && Object.keys(options.settings).length > 0) {
@@ -68,6 +70,7 @@ async function refuseUnknownSettings(state: LocalState, settings: Record<string,
     host: state.host,
     port: node.port,
     password: state.password,
+    tls: localClientTls(state.tls),
     lazyConnect: true,
   });
   try {
@@ -110,7 +113,7 @@ export interface SetOptions {
 export async function set(dir: string, change: SetOptions): Promise<LocalState> {
   const state = await requireRunning(dir);
   const topology = topologyOf(state);
-  const admin = { onProgress: change.onProgress, password: state.password };
+  const admin = { onProgress: change.onProgress, password: state.password, tls: localClientTls(state.tls) };
   if (change.password !== undefined && change.dropPreviousPassword)
     throw new DredisError(
       ErrorCodes.LOCAL_ARGS,

@@ -22,6 +22,7 @@ import { renderShardNodeConf } from "../cluster/redis-conf.ts";
 import { freePorts } from "./ports.ts";
 import { findRedisServer, waitForPong } from "./redis-server.ts";
 import { writeNodeSettings } from "./node-settings.ts";
+import { localClientTls, localNodeTls, localProxyTls, prepareLocalTls, type LocalTls } from "../tls/local.ts";
 
 export interface LocalNode {
   shard: string;
@@ -52,6 +53,8 @@ export interface LocalState {
   settings?: Record<string, string>;
   /** The proxy's ACL users (`local up --users FILE`), name to rules; unset: the default user only. */
   users?: Record<string, string>;
+  /** Set when the platform serves TLS only (`up --tls`, fixed at creation): where its certificates are. */
+  tls?: LocalTls;
 }
 
 export interface UpOptions {
@@ -70,6 +73,8 @@ export interface UpOptions {
   users?: Record<string, string>;
   /** The proxy's `crossSlot` setting. @default "refuse" */
   crossSlot?: "refuse" | "emulate";
+  /** TLS only, everywhere: a local CA and certificates under `<dir>/tls/`, shards and proxy port TLS-only. Fixed at creation. */
+  tls?: boolean;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -155,6 +160,7 @@ export async function up(options: UpOptions): Promise<LocalState> {
     ...passwordFields(existing, options.password),
     ...(existing?.settings ? { settings: existing.settings } : {}),
     ...((options.users ?? existing?.users) ? { users: options.users ?? existing?.users } : {}),
+    ...(await tlsField(dir, existing, options.tls)),
   };
   try {
     await assertPortFree(options.port, "--port");
@@ -167,7 +173,11 @@ export async function up(options: UpOptions): Promise<LocalState> {
     }
     await writeState(dir, state);
     log("forming the cluster");
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
+    await applyTopology(topologyOf(state), {
+      onProgress: options.onProgress,
+      password: state.password,
+      tls: localClientTls(state.tls),
+    });
     log(`starting the proxy host (${options.workers} workers) on ${HOST}:${options.port}`);
     await startProxy(dir, state);
     await writeState(dir, state);
@@ -239,6 +249,24 @@ async function keepStopped(dir: string, state: LocalState): Promise<void> {
   await writeState(dir, state);
 }
 
+/** The state's TLS entry: a directory keeps how it was created; a new one gets certificates with `--tls`. */
+async function tlsField(
+  dir: string,
+  existing: LocalState | undefined,
+  tls: boolean | undefined,
+): Promise<Pick<LocalState, "tls">> {
+  if (existing && existing.nodes.length > 0) {
+    if (tls !== undefined && tls !== (existing.tls !== undefined))
+      throw new DredisError(
+        ErrorCodes.LOCAL_ARGS,
+        `the nodes in ${dir} were created ${existing.tls ? "with" : "without"} --tls, which is fixed at creation; ` +
+          `start it as it was (${existing.tls ? "with" : "without"} --tls), or use another directory`,
+      );
+    return existing.tls ? { tls: existing.tls } : {};
+  }
+  return tls ? { tls: await prepareLocalTls(dir) } : {};
+}
+
 function passwordFields(
   existing: LocalState | undefined,
   password: string | undefined,
@@ -278,14 +306,22 @@ export async function scale(
       options.basePort ?? Math.max(...state.nodes.map((n) => n.port)) + 1,
     );
     await writeState(dir, state);
-    await applyTopology(topologyOf(state), { onProgress: options.onProgress, password: state.password });
+    await applyTopology(topologyOf(state), {
+      onProgress: options.onProgress,
+      password: state.password,
+      tls: localClientTls(state.tls),
+    });
     return state;
   }
   const keep = new Set(Array.from({ length: shards }, (_, i) => shardName(i)));
   const removed = state.nodes.filter((n) => !keep.has(n.shard));
   const remaining = { ...state, nodes: state.nodes.filter((n) => keep.has(n.shard)) };
   // Drain and forget first; only then stop the processes (nothing is stopped before its slots moved).
-  await applyTopology(topologyOf(remaining), { onProgress: options.onProgress, password: state.password });
+  await applyTopology(topologyOf(remaining), {
+    onProgress: options.onProgress,
+    password: state.password,
+    tls: localClientTls(state.tls),
+  });
   for (const node of removed) await stopPid(node.pid);
   await writeState(dir, remaining);
   return remaining;
@@ -328,6 +364,7 @@ export async function status(dir: string): Promise<Status> {
         host: state.host,
         port: node.port,
         password: state.password,
+        tls: localClientTls(state.tls),
         lazyConnect: true,
         connectTimeout: 1000,
         maxRetriesPerRequest: 0,
@@ -426,6 +463,7 @@ async function addNodes(
           logfile: join(node.dir, "redis.log"),
           endpoints: "ip",
           persistence: "aof",
+          ...(state.tls ? { tls: localNodeTls(state.tls) } : {}),
         }),
       );
       node.pid = await startNode(node, state);
@@ -440,15 +478,20 @@ export async function startNode(node: LocalNode, state: LocalState): Promise<num
   await writeNodeSettings(join(node.dir, "redis.conf"), nodeSettings(state));
   const child = spawn(findRedisServer(), [join(node.dir, "redis.conf")], { detached: true, stdio: "ignore" });
   child.unref();
-  await waitForPong(HOST, node.port, 15_000, () => child.exitCode !== null, state.password).catch(
-    async (err) => {
-      const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
-      throw new DredisError(
-        ErrorCodes.REDIS_START,
-        `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
-      );
-    },
-  );
+  await waitForPong(
+    HOST,
+    node.port,
+    15_000,
+    () => child.exitCode !== null,
+    state.password,
+    localClientTls(state.tls),
+  ).catch(async (err) => {
+    const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
+    throw new DredisError(
+      ErrorCodes.REDIS_START,
+      `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
+    );
+  });
   return child.pid!;
 }
 
@@ -476,6 +519,7 @@ export async function writeProxyConfig(dir: string, state: LocalState): Promise<
       ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
       ...(state.users !== undefined ? { users: state.users } : {}),
       ...(state.proxy.crossSlot !== undefined ? { crossSlot: state.proxy.crossSlot } : {}),
+      ...(state.tls ? localProxyTls(state.tls, state.proxy.port) : {}),
       logLevel: "info",
     }),
     { mode: 0o600 },

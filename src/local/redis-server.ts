@@ -9,6 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile, readFile } from "node:fs/promises";
 import { createConnection } from "node:net";
+import { connect as connectTls, type ConnectionOptions } from "node:tls";
 import { join } from "node:path";
 import { missingTool, DredisError, ErrorCodes } from "../errors.ts";
 import { renderRedisConf, type RedisConfig } from "../cluster/redis-conf.ts";
@@ -153,7 +154,7 @@ export class RedisServer {
 /**
  * Resolves once host:port answers PING with PONG (LOADING and refused connections are retried).
  * With a password it authenticates first: a server that requires one answers NOAUTH even while
- * it is still loading.
+ * it is still loading. With `tls`, the port is a `tls-port`.
  */
 export async function waitForPong(
   host: string,
@@ -161,26 +162,27 @@ export async function waitForPong(
   timeoutMs: number,
   abort: () => boolean = () => false,
   password?: string,
+  tls?: ConnectionOptions,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
   while (Date.now() < deadline) {
     if (abort()) throw new Error("the process exited");
-    last = await pingOnce(host, port, password).catch((err: Error) => err.message);
+    last = await pingOnce(host, port, password, tls).catch((err: Error) => err.message);
     if (last === "+PONG") return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`no PONG within ${timeoutMs} ms (last: ${last})`);
 }
 
-function pingOnce(host: string, port: number, password?: string): Promise<string> {
+function pingOnce(host: string, port: number, password?: string, tls?: ConnectionOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ host, port });
+    const socket = tls ? connectTls({ host, port, ...tls }) : createConnection({ host, port });
     let data = "";
     socket.setTimeout(1000, () => socket.destroy(new Error("timeout")));
     const auth =
       password === undefined ? "" : `*2\r\n$4\r\nAUTH\r\n$${Buffer.byteLength(password)}\r\n${password}\r\n`;
-    socket.on("connect", () => socket.write(`${auth}PING\r\n`));
+    socket.on(tls ? "secureConnect" : "connect", () => socket.write(`${auth}PING\r\n`));
     socket.on("data", (chunk) => {
       data += chunk.toString("utf8");
       const lines = data.split("\r\n");

@@ -7,6 +7,8 @@
  * decoding; the router only looks at error replies, for redirects.
  */
 import { createConnection, type Socket } from "node:net";
+import { connect as connectTls, type ConnectionOptions } from "node:tls";
+import { describeTlsError } from "../tls/backend.ts";
 import type { Endpoint } from "../cluster/address.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ReplyScanner, replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
@@ -98,13 +100,19 @@ export class SocketConnection implements BackendConnection {
     auth: BackendAuth | undefined,
     private readonly flusher: FlushScheduler,
     private readonly events: BackendEvents,
+    /** TLS options (a shard's `tls-port`); unset: plain TCP or a unix socket. */
+    tls?: ConnectionOptions,
   ) {
     this.scanner = new ReplyScanner(this.onReply);
-    this.socket = createConnection({ ...endpoint, noDelay: true });
+    this.socket = tls
+      ? connectTls({ ...endpoint, ...tls })
+      : createConnection({ ...endpoint, noDelay: true });
+    if (tls) this.socket.setNoDelay(true);
     this.socket.setTimeout(CONNECT_TIMEOUT_MS, () =>
       this.socket.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`)),
     );
-    this.socket.on("connect", () => {
+    // Over TLS the connection is usable once the handshake is done, not at the TCP connect.
+    this.socket.on(tls ? "secureConnect" : "connect", () => {
       this.socket.setTimeout(0);
       // A no-op on a unix socket (Node sets keepalive on TCP handles only).
       this.socket.setKeepAlive(true, KEEPALIVE_MS);
@@ -128,7 +136,14 @@ export class SocketConnection implements BackendConnection {
         this.socket.destroy(err as Error);
       }
     });
-    this.socket.on("error", (err) => (this.closeError = err));
+    this.socket.on(
+      "error",
+      (err) =>
+        (this.closeError =
+          tls && this.state === ConnectionState.Connecting
+            ? describeTlsError(err, address, undefined, tls.cert !== undefined)
+            : err),
+    );
     this.socket.on("close", () => this.onClose());
   }
 

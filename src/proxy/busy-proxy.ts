@@ -14,7 +14,8 @@ import type { Logger } from "pino";
 import { CommandTable } from "./commands.ts";
 import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { FlushScheduler } from "./request.ts";
-import { routerFor } from "./router.ts";
+import { backendCredentials, routerFor } from "./router.ts";
+import { reloadBackendTls } from "../tls/backend.ts";
 import { BusyConnection, type BusyServerContext } from "./busy/connection.ts";
 
 export interface BusyProxy {
@@ -32,7 +33,7 @@ export async function startBusyProxy(
   // A socket file left by a busy proxy that died would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });
   const flusher = new FlushScheduler();
-  const credentials = { auth: config.backendAuth };
+  const credentials = backendCredentials(config);
   const router = routerFor(config, flusher, log, credentials);
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; commands wait for the cluster");
@@ -67,6 +68,7 @@ export async function startBusyProxy(
   return {
     reload(live) {
       credentials.auth = live.backendAuth;
+      reloadBackendTls(config, credentials, log);
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

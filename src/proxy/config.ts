@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DredisError, ErrorCodes } from "../errors.ts";
 import { aclConfigProblem, aclUsersSchema } from "./acl/config.ts";
 import { DEFAULT_MAX_REPLICA_LAG_BYTES, READ_FROM_MODES } from "./upstream/read-from.ts";
+import { backendTlsSchema, serverTlsSchema } from "../tls/options.ts";
 
 const hostPort = z
   .string()
@@ -142,6 +143,11 @@ export const proxyConfigSchema = z
      * link down, or in a full sync) serves no reads; measured at every slot-map refresh. @default 1048576 (1 MB)
      */
     maxReplicaLagBytes: z.number().int().min(0).default(DEFAULT_MAX_REPLICA_LAG_BYTES),
+    // TLS (src/tls/options.ts).
+    /** A TLS port for clients (certificate, key, optional client CA); the plain port then serves only with `tls.plain`. */
+    tls: serverTlsSchema.optional(),
+    /** TLS towards the shards (their `tls-port`): CA, server name, optional client certificate. */
+    backendTls: backendTlsSchema.optional(),
     /** @default "info" */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })

@@ -41,6 +41,7 @@ function childEntry(): { exec: string; args: string[]; execArgv: string[] } {
   const loader = source && !process.execArgv.some((arg) => arg.includes("tsx")) ? ["--import", "tsx"] : [];
   return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader] };
 }
+import { checkTlsFiles, listenersPerWorker } from "../tls/proxy-listen.ts";
 
 /** Messages between the primary and its workers. */
 type ToWorker =
@@ -54,6 +55,8 @@ export interface WorkerStatus {
   pid: number;
   clients: number;
   ready: boolean;
+  /** Why the worker is not ready (no slot map, a shard not answering, a TLS handshake refused). */
+  reason?: string | undefined;
   draining: boolean;
 }
 
@@ -91,6 +94,7 @@ export async function runProxyHost(
   if (process.env.DREDIS_ROLE === "busy") return runBusyProcess(config, logger);
   if (cluster.isWorker) return runForkedWorker(config, logger);
   // Checked before anything starts: a pod missing its environment fails at once, with the reason.
+  checkTlsFiles(config);
   let elector: LeaderElector | undefined;
   if (options.leaderElection) {
     const { inClusterOptions, LeaderElector } = await import("./leader-election.ts");
@@ -164,8 +168,9 @@ function startPrimary(
       DREDIS_PROXY_CONFIG: childConfig(),
     });
     workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
-    worker.once("listening", () => {
-      if (++readyCount === config.workers) resolveReady();
+    let listening = 0;
+    worker.on("listening", () => {
+      if (++listening === listenersPerWorker(config) && ++readyCount === config.workers) resolveReady();
     });
     worker.on("exit", (code, signal) => {
       const entry = workers.get(worker.id);
@@ -319,6 +324,7 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
         pid: process.pid,
         clients: worker.context.clients.size,
         ready: worker.context.router.ready,
+        reason: worker.context.router.notReadyReason,
         draining,
       };
       process.send?.({ type: "status", id: message.id, status } satisfies FromWorker);

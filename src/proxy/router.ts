@@ -10,6 +10,7 @@
  * - read-from.ts: which replica, if any, serves a client's read-only command (readFrom, READONLY).
  * Clients never see a redirect. The busy proxy is not reached through here (busy-link.ts).
  */
+import type { ConnectionOptions } from "node:tls";
 import type { Logger } from "pino";
 import { parseAddress } from "../cluster/address.ts";
 import type { SlotMap } from "../cluster/slot-map.ts";
@@ -29,6 +30,7 @@ import {
   ReadFrom,
 } from "./upstream/read-from.ts";
 import { RetryPolicy } from "./upstream/retry.ts";
+import { backendTlsOptions } from "../tls/backend.ts";
 import { clusterMapReader, SlotMapSource, type MapReader } from "./upstream/slot-map-source.ts";
 
 export interface RouterOptions {
@@ -49,6 +51,8 @@ export interface RouterOptions {
 /** The credentials new backend connections use; replaced on a config reload, existing connections keep theirs. */
 export interface BackendCredentials {
   auth: BackendAuth | undefined;
+  /** TLS options (`backendTls`, its files read); unset: plain TCP. */
+  tls?: ConnectionOptions | undefined;
 }
 
 /** A router configured from the proxy config, as workers and the busy proxy both need one. */
@@ -56,7 +60,7 @@ export function routerFor(
   config: ProxyConfig,
   flusher: FlushScheduler,
   log: Logger,
-  credentials: BackendCredentials = { auth: config.backendAuth },
+  credentials: BackendCredentials = backendCredentials(config),
 ): ClusterRouter {
   return new ClusterRouter({
     seeds: config.seeds,
@@ -65,10 +69,29 @@ export function routerFor(
     retryBudgetMs: config.retryBudgetMs,
     maxReplicaLagBytes: config.maxReplicaLagBytes,
     connect: (address, protocol, events) =>
-      new SocketConnection(parseAddress(address), address, protocol, credentials.auth, flusher, events),
-    reader: clusterMapReader(() => credentials.auth),
+      new SocketConnection(
+        parseAddress(address),
+        address,
+        protocol,
+        credentials.auth,
+        flusher,
+        events,
+        credentials.tls,
+      ),
+    reader: clusterMapReader(
+      () => credentials.auth,
+      () => credentials.tls,
+    ),
     log,
   });
+}
+
+/** The credentials of the config: its `backendAuth`, and its `backendTls` with the files read now. */
+export function backendCredentials(config: ProxyConfig): BackendCredentials {
+  return {
+    auth: config.backendAuth,
+    tls: config.backendTls === undefined ? undefined : backendTlsOptions(config.backendTls),
+  };
 }
 
 export class ClusterRouter implements BackendEvents {
@@ -125,6 +148,17 @@ export class ClusterRouter implements BackendEvents {
   get retryBudgetMs(): number {
     const configured = this.options.retryBudgetMs;
     return configured === "auto" ? failoverBudgetMs(this.source.nodeTimeoutMs) : configured;
+  }
+
+  /** Why the proxy is not ready (for /readyz), or undefined when it is. */
+  get notReadyReason(): string | undefined {
+    const map = this.source.map;
+    if (map === null)
+      return `no slot map read yet: ${this.source.lastErrors.join("; ") || "no seed answered"}`;
+    if (!map.complete) return "the slot map does not cover every slot";
+    const down = map.masters.filter((address) => !this.pools.isUp(address));
+    if (down.length === 0) return undefined;
+    return down.map((address) => `${address}: ${this.pools.lastError(address) ?? "connecting"}`).join("; ");
   }
 
   /** The proxy can serve every slot: the map is complete and every master has a live connection. */

@@ -1,7 +1,7 @@
 /**
  * One proxy worker: a TCP server whose clients see a standalone Redis, backed by the cluster.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { pino, type Logger } from "pino";
 import { errorReply } from "../resp/encode.ts";
 import { ClientSession } from "./client.ts";
@@ -9,7 +9,9 @@ import { CommandTable, DEFAULT_DENIED } from "./commands.ts";
 import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
-import { routerFor } from "./router.ts";
+import { backendCredentials, routerFor } from "./router.ts";
+import { listenForClients } from "../tls/proxy-listen.ts";
+import { reloadBackendTls } from "../tls/backend.ts";
 import { busyLinkTo } from "./busy-link.ts";
 import { BUSY_RESTART_BUDGET_MS } from "./upstream/limits.ts";
 import { reloadUsers } from "./acl/reload.ts";
@@ -24,8 +26,10 @@ export interface WorkerOptions {
 }
 
 export interface ProxyWorker {
-  /** The port clients connect to (useful when the config asked for port 0). */
+  /** The port clients connect to (useful when the config asked for port 0): the plain one, or the TLS one when only TLS is served. */
   readonly port: number;
+  /** The TLS port bound, when `tls` is configured. */
+  readonly tlsPort: number | undefined;
   readonly context: ProxyContext;
   /** Stops accepting, closes clients and shard connections. */
   close(): Promise<void>;
@@ -43,7 +47,7 @@ const MAX_CLIENTS_REACHED = errorReply("ERR max number of clients reached");
 export async function startWorker(config: ProxyConfig, options: WorkerOptions = {}): Promise<ProxyWorker> {
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
-  const credentials = { auth: config.backendAuth };
+  const credentials = backendCredentials(config);
   const router = routerFor(config, flusher, log, credentials);
   const busyLink = options.busySocket
     ? busyLinkTo(
@@ -66,26 +70,23 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   await router.start();
   if (!router.map) log.warn({ seeds: config.seeds }, "no seed answered yet; requests wait for the cluster");
 
-  const server: Server = createServer((socket: Socket) => {
-    if (context.clients.size >= config.limits.maxClients) {
-      socket.end(MAX_CLIENTS_REACHED);
-      return;
-    }
-    context.clients.add(new ClientSession(socket, context));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as { port: number }).port;
+  const listeners = await listenForClients(
+    config,
+    (socket: Socket) => {
+      if (context.clients.size >= config.limits.maxClients) {
+        socket.end(MAX_CLIENTS_REACHED);
+        return;
+      }
+      context.clients.add(new ClientSession(socket, context));
+    },
+    log,
+  );
+  const { port, tlsPort } = listeners;
   context.listenPort = port;
-  log.info({ port, seeds: config.seeds }, "proxy worker listening");
+  log.info({ port, tlsPort, seeds: config.seeds }, "proxy worker listening");
 
   const drain = async (timeoutMs: number) => {
-    server.close();
+    void listeners.close();
     for (const client of context.clients) client.closeWhenIdle();
     const deadline = Date.now() + timeoutMs;
     while (context.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -97,10 +98,14 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
 
   return {
     port,
+    tlsPort,
     context,
     drain,
     reload(live) {
       credentials.auth = live.backendAuth;
+      // The files of `tls` and `backendTls` are re-read: renewed certificates apply to new connections.
+      listeners.reloadTls();
+      reloadBackendTls(config, credentials, log);
       // Client sessions read it from the config at each AUTH and at connect.
       config.clientPassword = live.clientPassword;
       reloadUsers(context, live);
@@ -110,10 +115,9 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       config.readFrom = live.readFrom;
     },
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const client of context.clients) client.destroy();
-      });
+      const closed = listeners.close();
+      for (const client of context.clients) client.destroy();
+      await closed;
       busyLink?.close();
       await router.close();
     },

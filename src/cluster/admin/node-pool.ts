@@ -4,6 +4,7 @@
 import { Redis } from "ioredis";
 import { parseAddress } from "../address.ts";
 import type { Credentials } from "./options.ts";
+import { describeTlsError, TLS_FLAGS } from "../../tls/backend.ts";
 
 export class NodePool {
   private readonly clients = new Map<string, Redis>();
@@ -21,6 +22,7 @@ export class NodePool {
         port,
         username: this.credentials.username,
         password: this.credentials.password,
+        tls: this.credentials.tls,
         connectTimeout: 5_000,
         // An unreachable node must fail fast so the gate can name it, not queue forever.
         maxRetriesPerRequest: 1,
@@ -28,7 +30,14 @@ export class NodePool {
         lazyConnect: false,
       });
       // Kept to explain a failed command better than ioredis's "max retries" text.
-      client.on("error", (err: Error) => this.lastErrors.set(address, err.message));
+      client.on("error", (err: Error) =>
+        this.lastErrors.set(
+          address,
+          this.credentials.tls
+            ? describeTlsError(err, address, TLS_FLAGS, this.credentials.tls.cert !== undefined).message
+            : err.message,
+        ),
+      );
       this.clients.set(address, client);
     }
     return client;

@@ -2,11 +2,15 @@
  * Options every cluster-administration operation accepts, and the progress events it reports.
  */
 
+import type { ConnectionOptions } from "node:tls";
+
 /** Credentials for every node (and for MIGRATE to authenticate on the target). */
 export interface Credentials {
   /** ACL user. @default the default user */
   username?: string;
   password?: string;
+  /** TLS towards the nodes (CA, client certificate); unset: plain TCP. */
+  tls?: ConnectionOptions;
 }
 
 export interface AdminOptions extends Credentials {

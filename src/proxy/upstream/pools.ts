@@ -44,6 +44,8 @@ interface Pool {
   connections: (BackendConnection | null)[];
   /** Consecutive failed connects; 0 when the node answers. */
   failures: number;
+  /** Why the last connection closed, while failing (readiness reports it). */
+  lastError: string | undefined;
   retired: boolean;
 }
 
@@ -84,6 +86,7 @@ export class ConnectionPools {
         replica: this.replicas.has(address),
         connections: [],
         failures: 0,
+        lastError: undefined,
         retired: false,
       };
       this.pools[protocol].set(address, pool);
@@ -100,6 +103,12 @@ export class ConnectionPools {
   isUp(address: string): boolean {
     const pool = this.pools[2].get(address);
     return pool !== undefined && pool.failures === 0;
+  }
+
+  /** Why the node's RESP2 pool is failing, if it is. */
+  lastError(address: string): string | undefined {
+    const pool = this.pools[2].get(address);
+    return pool !== undefined && pool.failures > 0 ? pool.lastError : undefined;
   }
 
   /** A connection of its own for one request at a time (a blocking command must not hold up a pipeline). */
@@ -156,6 +165,7 @@ export class ConnectionPools {
     const index = pool ? pool.connections.indexOf(connection) : -1;
     if (pool && index >= 0) {
       pool.connections[index] = null;
+      pool.lastError = error?.message ?? "connection closed";
       if (!this.closed && !pool.retired) {
         if (++pool.failures === 1)
           this.log.warn({ node: connection.address, err: error?.message }, "shard connection lost");

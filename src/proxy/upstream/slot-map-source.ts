@@ -6,12 +6,14 @@
  *
  * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
  */
+import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
+import { describeTlsError } from "../../tls/backend.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
 export interface MapRead {
@@ -38,6 +40,8 @@ export class SlotMapSource {
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
+  /** Why each node failed at the last read that found no map (for readiness reports). */
+  lastErrors: string[] = [];
   private versionRead = false;
   private healthReading = false;
   /** The replica-state read started by the last map load (start() waits for the first). */
@@ -113,9 +117,11 @@ export class SlotMapSource {
     }
     if (this.closed) return;
     if (!best) {
+      this.lastErrors = errors;
       this.log.warn({ errors }, "no cluster node answered the slot map request");
       return;
     }
+    this.lastErrors = [];
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
     this.map = best.map;
     this.onMap(best.map);
@@ -165,8 +171,12 @@ function coverage(map: SlotMap): number {
 }
 
 /** Reads maps over one ioredis control connection per node, authenticated with the current credentials. */
-export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader {
+export function clusterMapReader(
+  auth: () => BackendAuth | undefined,
+  tls: () => ConnectionOptions | undefined = () => undefined,
+): MapReader {
   const control = new Map<string, Redis>();
+  const lastErrors = new Map<string, Error>();
   const connection = (address: string): Redis => {
     let client = control.get(address);
     if (client && client.status !== "end" && client.status !== "close") return client;
@@ -175,6 +185,7 @@ export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader
       ...parseAddress(address),
       username: credentials?.username,
       password: credentials?.password,
+      tls: tls(),
       lazyConnect: true,
       connectTimeout: CONTROL_CONNECT_TIMEOUT_MS,
       commandTimeout: CONTROL_COMMAND_TIMEOUT_MS,
@@ -182,14 +193,23 @@ export function clusterMapReader(auth: () => BackendAuth | undefined): MapReader
       enableOfflineQueue: true,
       retryStrategy: () => null,
     });
-    client.on("error", () => {});
+    // ioredis rejects a failed connect with "Connection is closed."; the error event says why.
+    client.on("error", (err: Error) => lastErrors.set(address, err));
     control.set(address, client);
     return client;
   };
   return {
     async read(address, withVersion) {
       const client = connection(address);
-      if (client.status === "wait") await client.connect();
+      if (client.status === "wait")
+        await client.connect().catch((err: Error) => {
+          throw describeTlsError(
+            lastErrors.get(address) ?? err,
+            address,
+            undefined,
+            tls()?.cert !== undefined,
+          );
+        });
       let map: SlotMap;
       try {
         map = slotMapFromShards(await client.call("CLUSTER", "SHARDS"));
