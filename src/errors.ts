@@ -55,6 +55,11 @@ export const ErrorCodes = {
   SETTING: "E_SETTING",
   /** A roll or handover step that did not finish in time (the cluster is left as it was at that step). */
   ROLL: "E_ROLL",
+  // Shard engines (valkey, issue 16).
+  /** The engine's server binary (valkey-server 9+) is not installed. */
+  ENGINE_MISSING: "E_ENGINE_MISSING",
+  /** `local up --engine` differs from the engine of the directory's nodes. */
+  LOCAL_ENGINE: "E_LOCAL_ENGINE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,7 +1,8 @@
 /**
  * `dredis local <up|status|scale|roll|set|down>`: the whole product as local processes.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { ENGINES, type Engine } from "../cluster/engine.ts";
 import { progressReporter } from "../cluster/admin/index.ts";
 import {
   alive,
@@ -53,6 +54,11 @@ export function registerLocalCommands(program: Command): void {
     )
     .option("--password-file <file>", "a file holding the password of every node (the proxy uses it)")
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
+    .addOption(
+      new Option("--engine <engine>", "the shards' server; default: redis, or the directory's own").choices(
+        ENGINES,
+      ),
+    )
     .option("--detach", "return once ready, leaving everything running")
     .action(
       async (o: {
@@ -64,6 +70,7 @@ export function registerLocalCommands(program: Command): void {
         dir: string;
         detach?: boolean;
         passwordFile?: string;
+        engine?: Engine;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
