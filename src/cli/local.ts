@@ -16,6 +16,7 @@ import {
 } from "../local/platform.ts";
 import { roll, set } from "../local/day2.ts";
 import { parseSettings } from "../local/node-settings.ts";
+import { serverName } from "../local/engine.ts";
 import { readSecretFile } from "./secret-file.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
@@ -93,7 +94,8 @@ export function registerLocalCommands(program: Command): void {
         // and say so if one of them dies.
         const watch = setInterval(() => {
           for (const node of state.nodes) {
-            if (!alive(node.pid)) log(`warning: redis-server on port ${node.port} is not running`);
+            if (!alive(node.pid))
+              log(`warning: ${serverName(state.engine ?? "redis")} on port ${node.port} is not running`);
           }
           if (!alive(state.proxy.pid)) log(`warning: the proxy host (pid ${state.proxy.pid}) is not running`);
         }, 5000);
