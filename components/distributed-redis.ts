@@ -94,8 +94,16 @@ export interface DistributedRedisArgs {
    */
   image?: string;
   /**
+   * The server the shard nodes run. Valkey 9 moves slots atomically and allows numbered databases
+   * in cluster mode. The nodes' entrypoint calls `redis-server`/`redis-cli`, so a Valkey image must
+   * keep those names (Valkey's `make install` links them by default).
+   * @default "redis"
+   * @example "valkey"
+   */
+  engine?: "redis" | "valkey";
+  /**
    * Image of the shard nodes.
-   * @default "redis:7.2"
+   * @default "redis:7.2", or "valkey/valkey:9.0" with `engine: "valkey"`
    * @example "redis:7.2.5"
    */
   redisImage?: string;

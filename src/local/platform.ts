@@ -20,7 +20,8 @@ import { applyTopology, type ProgressEvent } from "../cluster/admin/index.ts";
 import type { Topology } from "../cluster/topology.ts";
 import { renderShardNodeConf } from "../cluster/redis-conf.ts";
 import { freePorts } from "./ports.ts";
-import { findRedisServer, waitForPong } from "./redis-server.ts";
+import { waitForPong } from "./redis-server.ts";
+import { findServer, serverName, type Engine } from "./engine.ts";
 import { writeNodeSettings } from "./node-settings.ts";
 import { localClientTls, localNodeTls, localProxyTls, prepareLocalTls, type LocalTls } from "../tls/local.ts";
 
@@ -55,6 +56,8 @@ export interface LocalState {
   users?: Record<string, string>;
   /** Set when the platform serves TLS only (`up --tls`, fixed at creation): where its certificates are. */
   tls?: LocalTls;
+  /** The server the nodes run; unset: redis (state files from before engines). */
+  engine?: Engine;
 }
 
 export interface UpOptions {
@@ -75,6 +78,8 @@ export interface UpOptions {
   crossSlot?: "refuse" | "emulate";
   /** TLS only, everywhere: a local CA and certificates under `<dir>/tls/`, shards and proxy port TLS-only. Fixed at creation. */
   tls?: boolean;
+  /** @default "redis" for a new directory; an existing one keeps its own */
+  engine?: Engine;
   onProgress?: (event: ProgressEvent) => void;
   log?: (line: string) => void;
 }
@@ -127,8 +132,9 @@ export function topologyOf(state: Pick<LocalState, "host" | "nodes">): Topology 
 /** Starts the shards, creates the cluster and starts a proxy host. Resolves once the proxy is ready. */
 export async function up(options: UpOptions): Promise<LocalState> {
   const dir = resolve(options.dir);
-  findRedisServer();
   const existing = await readState(dir);
+  const engine = engineToStart(dir, options.engine, existing);
+  findServer(engine);
   if (existing && (alive(existing.proxy.pid) || existing.nodes.some((n) => alive(n.pid)))) {
     throw new DredisError(
       ErrorCodes.LOCAL_RUNNING,
@@ -161,14 +167,15 @@ export async function up(options: UpOptions): Promise<LocalState> {
     ...(existing?.settings ? { settings: existing.settings } : {}),
     ...((options.users ?? existing?.users) ? { users: options.users ?? existing?.users } : {}),
     ...(await tlsField(dir, existing, options.tls)),
+    ...(engine !== "redis" ? { engine } : {}),
   };
   try {
     await assertPortFree(options.port, "--port");
     if (state.nodes.length === 0) {
-      log(`starting ${shape.shards} shards x ${1 + shape.replicas} redis-server processes`);
+      log(`starting ${shape.shards} shards x ${1 + shape.replicas} ${serverName(engine)} processes`);
       await addNodes(dir, state, 0, shape.shards, options.basePort);
     } else {
-      log(`restarting the ${state.nodes.length} redis-server processes of ${dir}`);
+      log(`restarting the ${state.nodes.length} ${serverName(engine)} processes of ${dir}`);
       for (const node of state.nodes) node.pid = await startNode(node, state);
     }
     await writeState(dir, state);
@@ -187,6 +194,19 @@ export async function up(options: UpOptions): Promise<LocalState> {
     await keepStopped(dir, state);
     throw err;
   }
+}
+
+/** The engine of a directory's nodes wins; asking for another one is refused before anything starts. */
+function engineToStart(dir: string, wanted: Engine | undefined, existing: LocalState | undefined): Engine {
+  if (!existing || existing.nodes.length === 0) return wanted ?? "redis";
+  const current = existing.engine ?? "redis";
+  if (wanted !== undefined && wanted !== current)
+    throw new DredisError(
+      ErrorCodes.LOCAL_ENGINE,
+      `${dir} holds a cluster of ${serverName(current)} nodes; refusing to start them as ${serverName(wanted)} ` +
+        `(nothing was changed). Start it as it is with --engine ${current}, or use another --dir for a ${wanted} cluster`,
+    );
+  return current;
 }
 
 /**
@@ -476,7 +496,11 @@ async function addNodes(
 /** Starts a node from its redis.conf, with the platform's password and changed settings written into it first. */
 export async function startNode(node: LocalNode, state: LocalState): Promise<number> {
   await writeNodeSettings(join(node.dir, "redis.conf"), nodeSettings(state));
-  const child = spawn(findRedisServer(), [join(node.dir, "redis.conf")], { detached: true, stdio: "ignore" });
+  const engine = state.engine ?? "redis";
+  const child = spawn(findServer(engine), [join(node.dir, "redis.conf")], {
+    detached: true,
+    stdio: "ignore",
+  });
   child.unref();
   await waitForPong(
     HOST,
@@ -489,7 +513,7 @@ export async function startNode(node: LocalNode, state: LocalState): Promise<num
     const tail = await readFile(join(node.dir, "redis.log"), "utf8").catch(() => "");
     throw new DredisError(
       ErrorCodes.REDIS_START,
-      `redis-server on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
+      `${serverName(engine)} on port ${node.port} did not start: ${err.message}\n${tail.split("\n").slice(-10).join("\n")}`,
     );
   });
   return child.pid!;
