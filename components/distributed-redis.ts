@@ -123,7 +123,9 @@ export interface DistributedRedisArgs {
    * Set only to rotate the password: the password the cluster has now, with `password` set to the
    * new one. That `pulumi up` makes every node accept both (the migration workload), moves the
    * proxies to the new one one host at a time, then has every node drop the old one (a second
-   * workload, after the proxies); remove `previousPassword` in the next deployment. A change of
+   * workload, after the proxies). The proxies accept both passwords from clients while it is set:
+   * move the applications to the new one, then remove `previousPassword` in the next deployment
+   * (the proxies then refuse the old one). A change of
    * `password` without it is refused before anything changes. Shard nodes are not restarted.
    * @example config.requireSecret("previousPassword")
    */
@@ -290,6 +292,8 @@ export class DistributedRedis extends pulumi.ComponentResource {
         seeds: plan.proxySeeds,
         password,
         users,
+        // Clients may still use it until the rotation's next step removes it.
+        previousPassword,
         image: platform.runtimeImage,
         proxyMode: spec.proxyMode,
         proxyHosts: spec.proxyHosts,

@@ -61,6 +61,8 @@ export interface ProxyFleetInputs {
   password: pulumi.Input<string>;
   /** ACL users of the proxies besides the default one; a secret. */
   users?: pulumi.Input<Record<string, string>>;
+  /** During a password rotation, the password before `password`, which the proxies still accept from clients. */
+  previousPassword?: pulumi.Input<string>;
   image: pulumi.Input<string>;
   haproxyImage?: pulumi.Input<string>;
   dockerNetwork?: pulumi.Input<string>;

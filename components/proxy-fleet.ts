@@ -39,6 +39,11 @@ export interface ProxyFleetArgs {
    */
   users?: pulumi.Input<Record<string, string>>;
   /**
+   * During a password rotation (DistributedRedis's `previousPassword`), the password before
+   * `password`: the proxies accept both from clients until it is removed.
+   */
+  previousPassword?: pulumi.Input<string>;
+  /**
    * The runtime image (`dredis`, redis-tools, keepalived).
    * @example "ghcr.io/example/distributed-redis:0.1.0"
    */
@@ -148,13 +153,23 @@ export class ProxyFleet extends pulumi.ComponentResource {
 
   constructor(name: string, args: ProxyFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:ProxyFleet", name, {}, opts);
-    const { clusterName, password, users, image, haproxyImage, dockerNetwork, tls: tlsArgs, ...rest } = args;
+    const {
+      clusterName,
+      password,
+      users,
+      previousPassword,
+      image,
+      haproxyImage,
+      dockerNetwork,
+      tls: tlsArgs,
+      ...rest
+    } = args;
     checkComponentName(clusterName);
     const spec = parseSpec(fleetArgsSchema, rest, "ProxyFleet args");
     const tls = tlsArgs === undefined ? undefined : parseProxyTls(spec.platform, tlsArgs, "ProxyFleet args");
     const fleet = platformDrivers[spec.platform].proxyFleet(
       name,
-      { clusterName, spec, password, users, image, haproxyImage, dockerNetwork, tls },
+      { clusterName, spec, password, users, previousPassword, image, haproxyImage, dockerNetwork, tls },
       this,
     );
     this.endpointHost = fleet.endpointHost;

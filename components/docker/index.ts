@@ -58,6 +58,7 @@ export const dockerDriver: PlatformDriver = {
         seeds: spec.seeds,
         password: inputs.password,
         users: inputs.users,
+        previousPassword: inputs.previousPassword,
         image: inputs.image,
         haproxyImage: inputs.haproxyImage ?? "haproxy:2.8",
         network,

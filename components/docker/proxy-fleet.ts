@@ -29,6 +29,7 @@ export interface DockerProxyFleetInputs {
   seeds: string[];
   password: pulumi.Input<string>;
   users?: pulumi.Input<Record<string, string>> | undefined;
+  previousPassword?: pulumi.Input<string> | undefined;
   image: pulumi.Input<string>;
   haproxyImage: pulumi.Input<string>;
   network: pulumi.Input<string>;
@@ -168,16 +169,19 @@ function createProxyContainer(
       uploads: [
         {
           file: PROXY_CONFIG_PATH,
-          content: pulumi.all([password, inputs.users]).apply(([p, users]) =>
-            renderProxyConf({
-              seeds: inputs.seeds,
-              port: inputs.port,
-              workers: inputs.workers,
-              password: p,
-              users,
-              ...(inputs.tls ? { tls: inputs.tls } : {}),
-            }),
-          ),
+          content: pulumi
+            .all([password, inputs.users, inputs.previousPassword])
+            .apply(([p, users, previous]) =>
+              renderProxyConf({
+                seeds: inputs.seeds,
+                port: inputs.port,
+                workers: inputs.workers,
+                password: p,
+                users,
+                previousPassword: previous,
+                ...(inputs.tls ? { tls: inputs.tls } : {}),
+              }),
+            ),
         },
         ...tlsUploads(inputs.tls),
       ],

@@ -57,6 +57,7 @@ export const kubernetesDriver: PlatformDriver = {
         seeds: spec.seeds,
         password: inputs.password,
         users: inputs.users,
+        previousPassword: inputs.previousPassword,
         image: inputs.image,
         spec,
         tls: inputs.tls?.platform === "kubernetes" ? inputs.tls : undefined,

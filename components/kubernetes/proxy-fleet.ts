@@ -34,6 +34,7 @@ export interface KubernetesProxyFleetInputs {
   seeds: string[];
   password: pulumi.Input<string>;
   users?: pulumi.Input<Record<string, string>> | undefined;
+  previousPassword?: pulumi.Input<string> | undefined;
   image: pulumi.Input<string>;
   spec: Pick<ClusterSpec, "namespace" | "clusterDomain" | "serviceType" | "fixedIp" | "podAntiAffinity">;
   /** TLS for clients from the user's TLS Secret, mounted (its renewals reach the proxies without a restart). */
@@ -64,13 +65,18 @@ export function createKubernetesProxyFleet(
     labels: extra.labels ?? labels,
     ...(extra.annotations ? { annotations: extra.annotations } : {}),
   });
-  const render = ([password, users]: [string, Record<string, string> | undefined]) =>
+  const render = ([password, users, previousPassword]: [
+    string,
+    Record<string, string> | undefined,
+    string | undefined,
+  ]) =>
     renderProxyConf({
       seeds: inputs.seeds,
       port: inputs.port,
       workers: inputs.workers,
       password,
       users,
+      previousPassword,
       ...(inputs.tls ? { tls: inputs.tls } : {}),
     });
 
@@ -78,7 +84,11 @@ export function createKubernetesProxyFleet(
     `${name}-config`,
     {
       metadata: { ...metadata(), name: `${name}-config` },
-      stringData: { "proxy.yaml": pulumi.secret(pulumi.all([inputs.password, inputs.users])).apply(render) },
+      stringData: {
+        "proxy.yaml": pulumi
+          .secret(pulumi.all([inputs.password, inputs.users, inputs.previousPassword]))
+          .apply(render),
+      },
     },
     { parent },
   );
@@ -100,8 +110,14 @@ export function createKubernetesProxyFleet(
             labels,
             annotations: {
               // The config's hash leaves the password out; the password has its own, slow hash.
-              "dredis.io/config-hash": contentHash(render(["<password>", undefined])),
-              "dredis.io/auth-hash": passwordHash(inputs.clusterName, inputs.password),
+              "dredis.io/config-hash": contentHash(render(["<password>", undefined, undefined])),
+              // With a previous password (a rotation), both: adding or removing it rolls the proxies.
+              "dredis.io/auth-hash": passwordHash(
+                inputs.clusterName,
+                inputs.previousPassword === undefined
+                  ? inputs.password
+                  : pulumi.interpolate`${inputs.password}\n${inputs.previousPassword}`,
+              ),
               // Users may hold passwords too: a changed one rolls the proxies, with a slow hash.
               ...(inputs.users !== undefined
                 ? {

@@ -19,6 +19,8 @@ export interface ProxyConfOptions {
   workers: number;
   /** Password for the shards and for clients. */
   password: string;
+  /** During a password rotation, the password before `password`: clients may still use it. */
+  previousPassword?: string | undefined;
   /** ACL users besides the default one (whose password is `password`), name to rules. */
   users?: Record<string, string> | undefined;
   /** Serve clients over TLS only, on `port` (the files are the platform's: plan/tls.ts). */
@@ -32,6 +34,7 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     workers: options.workers,
     backendAuth: { password: options.password },
     clientPassword: options.password,
+    ...(options.previousPassword !== undefined ? { previousClientPassword: options.previousPassword } : {}),
     ...(options.users !== undefined ? { users: options.users } : {}),
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
     admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },

@@ -143,6 +143,12 @@ export const proxyConfigSchema = z
      * link down, or in a full sync) serves no reads; measured at every slot-map refresh. @default 1048576 (1 MB)
      */
     maxReplicaLagBytes: z.number().int().min(0).default(DEFAULT_MAX_REPLICA_LAG_BYTES),
+    /**
+     * During a password rotation, the password clients used before `clientPassword`: the default
+     * user accepts both, so applications can move to the new one while the proxies roll, and
+     * none is refused in between. Drop it when the rotation is over. Reloadable (SIGHUP).
+     */
+    previousClientPassword: z.string().min(1).optional(),
     // TLS (src/tls/options.ts).
     /** A TLS port for clients (certificate, key, optional client CA); the plain port then serves only with `tls.plain`. */
     tls: serverTlsSchema.optional(),
@@ -166,13 +172,14 @@ export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
  */
 export type LiveConfig = Pick<
   ProxyConfig,
-  "backendAuth" | "clientPassword" | "users" | "crossSlot" | "readFrom"
+  "backendAuth" | "clientPassword" | "previousClientPassword" | "users" | "crossSlot" | "readFrom"
 >;
 
 export function liveFields(config: ProxyConfig): LiveConfig {
   return {
     backendAuth: config.backendAuth,
     clientPassword: config.clientPassword,
+    previousClientPassword: config.previousClientPassword,
     users: config.users,
     crossSlot: config.crossSlot,
     readFrom: config.readFrom,
@@ -181,7 +188,14 @@ export function liveFields(config: ProxyConfig): LiveConfig {
 
 /** The top-level fields that differ between two configs, other than the live ones. */
 export function fieldsNeedingRestart(running: ProxyConfig, next: ProxyConfig): string[] {
-  const live = new Set<string>(["backendAuth", "clientPassword", "users", "crossSlot", "readFrom"]);
+  const live = new Set<string>([
+    "backendAuth",
+    "clientPassword",
+    "previousClientPassword",
+    "users",
+    "crossSlot",
+    "readFrom",
+  ]);
   const names = new Set([...Object.keys(running), ...Object.keys(next)]);
   return [...names].filter(
     (name) =>

@@ -35,7 +35,7 @@ export class ProxyContext {
     readonly busyProxy: BusyLink | undefined = undefined,
   ) {
     this.listenPort = config.listen.port;
-    this.acl = AclUsers.fromConfig(config.users, config.clientPassword);
+    this.acl = AclUsers.fromConfig(config.users, config.clientPassword, config.previousClientPassword);
   }
 
   /** Counters for /metrics (the router counts redirects and reconnects, clients count commands). */

@@ -108,6 +108,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
       reloadBackendTls(config, credentials, log);
       // Client sessions read it from the config at each AUTH and at connect.
       config.clientPassword = live.clientPassword;
+      config.previousClientPassword = live.previousClientPassword;
       reloadUsers(context, live);
       // Read at each cross-slot command.
       config.crossSlot = live.crossSlot;

@@ -28,7 +28,13 @@ export const aclUsersSchema = z.record(z.string(), z.string()).superRefine((user
 export function aclConfigProblem(config: {
   users?: Record<string, string> | undefined;
   clientPassword?: string | undefined;
+  previousClientPassword?: string | undefined;
 }): string | undefined {
+  if (config.previousClientPassword !== undefined && config.clientPassword === undefined)
+    return (
+      "previousClientPassword is set without clientPassword: it is the default user's password before " +
+      "clientPassword, during a rotation (with users.default, give that user both passwords: '>new >old')"
+    );
   if (config.users?.default !== undefined && config.clientPassword !== undefined) {
     return (
       "clientPassword and users.default both set the default user's password: put it in users.default " +

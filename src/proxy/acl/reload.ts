@@ -17,7 +17,7 @@ function sameChannels(before: AclUser, after: AclUser): boolean {
 }
 
 export function reloadUsers(context: ProxyContext, live: LiveConfig): void {
-  context.acl = AclUsers.fromConfig(live.users, live.clientPassword);
+  context.acl = AclUsers.fromConfig(live.users, live.clientPassword, live.previousClientPassword);
   for (const client of context.clients) {
     const user = context.acl.get(client.aclUser.name);
     if (user === undefined || (client.pubsub.active && !sameChannels(client.aclUser, user))) client.destroy();

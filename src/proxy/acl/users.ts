@@ -44,6 +44,7 @@ export class AclUsers {
   static fromConfig(
     users: Readonly<Record<string, string>> | undefined,
     clientPassword: string | undefined,
+    previousClientPassword?: string,
   ): AclUsers {
     const map = new Map<string, AclUser>();
     for (const [name, rules] of Object.entries(users ?? {})) {
@@ -54,11 +55,18 @@ export class AclUsers {
         throw new DredisError(ErrorCodes.CONFIG, `invalid proxy config: users.${name}: ${err.message}`);
       }
     }
-    const problem = aclConfigProblem({ users, clientPassword });
+    const problem = aclConfigProblem({ users, clientPassword, previousClientPassword });
     if (problem !== undefined) throw new DredisError(ErrorCodes.CONFIG, `invalid proxy config: ${problem}`);
     if (!map.has("default")) {
-      const password = clientPassword === undefined ? "nopass" : ">" + clientPassword;
-      map.set("default", parseUser("default", ["on", password, "~*", "&*", "+@all"]));
+      // Redis users may hold several passwords: during a rotation the default user takes both.
+      const passwords =
+        clientPassword === undefined
+          ? ["nopass"]
+          : [
+              ">" + clientPassword,
+              ...(previousClientPassword === undefined ? [] : [">" + previousClientPassword]),
+            ];
+      map.set("default", parseUser("default", ["on", ...passwords, "~*", "&*", "+@all"]));
     }
     return new AclUsers(new Map([...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
   }
