@@ -81,6 +81,19 @@ export interface DistributedRedisArgs {
    */
   proxyWorkers?: number;
   /**
+   * Atomic multi-key commands (RENAME, SMOVE, *STORE...) whose keys span slots: "refuse" answers
+   * CROSSSLOT as Redis Cluster does; "emulate" runs them through the busy proxy, losing atomicity
+   * or isolation across keys (docs/commands.md says which, per command).
+   * @default "refuse"
+   */
+  crossSlot?: "refuse" | "emulate";
+  /**
+   * Where the proxies send read-only commands: "master", "replica-preferred" or "replica".
+   * Replica reads may be stale (README, reads from replicas).
+   * @default "master"
+   */
+  readFrom?: "master" | "replica-preferred" | "replica";
+  /**
    * Port of the endpoint (and of each proxy host). On Docker load-balanced, also published on the host.
    * @default 6379
    * @example 6380
@@ -298,6 +311,8 @@ export class DistributedRedis extends pulumi.ComponentResource {
         proxyMode: spec.proxyMode,
         proxyHosts: spec.proxyHosts,
         proxyWorkers: spec.proxyWorkers,
+        crossSlot: spec.crossSlot,
+        readFrom: spec.readFrom,
         port: spec.port,
         dockerNetwork: platform.dockerNetwork,
         dockerSubnet: spec.dockerSubnet,

@@ -50,6 +50,8 @@ export interface ProxyFleetInputs {
     | "proxyMode"
     | "proxyHosts"
     | "proxyWorkers"
+    | "crossSlot"
+    | "readFrom"
     | "port"
     | "dockerSubnet"
     | "fixedIp"

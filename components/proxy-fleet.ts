@@ -67,6 +67,19 @@ export interface ProxyFleetArgs {
    */
   proxyWorkers?: number;
   /**
+   * Atomic multi-key commands (RENAME, SMOVE, *STORE...) whose keys span slots: "refuse" answers
+   * CROSSSLOT as Redis Cluster does; "emulate" runs them through the busy proxy, losing atomicity
+   * or isolation across keys (docs/commands.md says which, per command).
+   * @default "refuse"
+   */
+  crossSlot?: "refuse" | "emulate";
+  /**
+   * Where the proxies send read-only commands: "master", "replica-preferred" or "replica".
+   * Replica reads may be stale (README, reads from replicas).
+   * @default "master"
+   */
+  readFrom?: "master" | "replica-preferred" | "replica";
+  /**
    * Port of the endpoint and of every proxy host.
    * @default 6379
    * @example 6380
@@ -133,6 +146,8 @@ const fleetArgsSchema = clusterSpecShape
     proxyMode: true,
     proxyHosts: true,
     proxyWorkers: true,
+    crossSlot: true,
+    readFrom: true,
     port: true,
     dockerSubnet: true,
     fixedIp: true,

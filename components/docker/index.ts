@@ -54,6 +54,7 @@ export const dockerDriver: PlatformDriver = {
         mode: spec.proxyMode,
         hosts: spec.proxyHosts,
         workers: spec.proxyWorkers,
+        settings: { crossSlot: spec.crossSlot, readFrom: spec.readFrom },
         port: spec.port,
         seeds: spec.seeds,
         password: inputs.password,

@@ -15,7 +15,7 @@ import { virtualRouterIdFor } from "../plan/addresses.ts";
 import { renderHaproxyCfg } from "../plan/haproxy.ts";
 import { proxyHealthCheckCommand } from "../plan/health-check.ts";
 import { renderKeepalivedConf } from "../plan/keepalived.ts";
-import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
+import { PROXY_CONFIG_PATH, renderProxyConf, type ProxySettings } from "../plan/proxy-conf.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import { argError } from "../plan/spec.ts";
 import { PROXY_TLS_DIR, proxyTlsHealthCheckCommand, TLS_FILES } from "../plan/tls.ts";
@@ -25,6 +25,8 @@ export interface DockerProxyFleetInputs {
   mode: "master-backup" | "load-balanced";
   hosts: number;
   workers: number;
+  /** Proxy settings of the spec (crossSlot, readFrom). */
+  settings?: ProxySettings | undefined;
   port: number;
   seeds: string[];
   password: pulumi.Input<string>;
@@ -176,6 +178,7 @@ function createProxyContainer(
                 seeds: inputs.seeds,
                 port: inputs.port,
                 workers: inputs.workers,
+                settings: inputs.settings,
                 password: p,
                 users,
                 previousPassword: previous,

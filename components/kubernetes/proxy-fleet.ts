@@ -10,7 +10,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSpec } from "../plan/spec.ts";
-import { PROXY_CONFIG_PATH, renderProxyConf } from "../plan/proxy-conf.ts";
+import { PROXY_CONFIG_PATH, renderProxyConf, type ProxySettings } from "../plan/proxy-conf.ts";
 import { PROXY_TLS_DIR } from "../plan/tls.ts";
 import type { ProxyTlsSpec } from "../tls.ts";
 import { ACTIVE_ROLE, ENV, POD_ROLE_LABEL, PROXY_ADMIN_PORT } from "../../src/contract.ts";
@@ -30,6 +30,8 @@ export interface KubernetesProxyFleetInputs {
   mode: "master-backup" | "load-balanced";
   hosts: number;
   workers: number;
+  /** Proxy settings of the spec (crossSlot, readFrom). */
+  settings?: ProxySettings | undefined;
   port: number;
   seeds: string[];
   password: pulumi.Input<string>;
@@ -74,6 +76,7 @@ export function createKubernetesProxyFleet(
       seeds: inputs.seeds,
       port: inputs.port,
       workers: inputs.workers,
+      settings: inputs.settings,
       password,
       users,
       previousPassword,

@@ -9,6 +9,9 @@ import { aclUsersSchema } from "../../src/proxy/acl/config.ts";
 import { argError } from "./spec.ts";
 import { proxyTlsConfig, type ProxyTlsPlan } from "./tls.ts";
 
+/** The spec's settings that go into every proxy host's config as they are. */
+export type ProxySettings = Partial<Pick<ProxyConfigInput, "crossSlot" | "readFrom">>;
+
 export const PROXY_CONFIG_PATH = "/etc/dredis/proxy.yaml";
 
 export interface ProxyConfOptions {
@@ -19,6 +22,8 @@ export interface ProxyConfOptions {
   workers: number;
   /** Password for the shards and for clients. */
   password: string;
+  /** Settings of the spec; written only when not the proxy's default, so configs stay as they were. */
+  settings?: ProxySettings | undefined;
   /** During a password rotation, the password before `password`: clients may still use it. */
   previousPassword?: string | undefined;
   /** ACL users besides the default one (whose password is `password`), name to rules. */
@@ -34,6 +39,12 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     workers: options.workers,
     backendAuth: { password: options.password },
     clientPassword: options.password,
+    ...(options.settings?.crossSlot !== undefined && options.settings.crossSlot !== "refuse"
+      ? { crossSlot: options.settings.crossSlot }
+      : {}),
+    ...(options.settings?.readFrom !== undefined && options.settings.readFrom !== "master"
+      ? { readFrom: options.settings.readFrom }
+      : {}),
     ...(options.previousPassword !== undefined ? { previousClientPassword: options.previousPassword } : {}),
     ...(options.users !== undefined ? { users: options.users } : {}),
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.

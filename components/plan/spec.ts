@@ -50,6 +50,10 @@ export const clusterSpecShape = z
     proxyHosts: z.number().int().min(1).max(64).default(2),
     proxyWorkers: z.number().int().min(1).max(64).default(2),
     port: z.number().int().min(1).max(65535).default(6379),
+    /** The proxies' `crossSlot` (README): "emulate" runs atomic multi-key commands across slots. */
+    crossSlot: z.enum(["refuse", "emulate"]).default("refuse"),
+    /** The proxies' `readFrom` (README): where read-only commands go. */
+    readFrom: z.enum(["master", "replica-preferred", "replica"]).default("master"),
     image: z.string().min(1).optional(),
     engine: z.enum(ENGINES).default("redis"),
     /** Unset: the engine's image (`DEFAULT_SHARD_IMAGE`), filled in by `clusterSpecSchema`. */
