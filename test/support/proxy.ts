@@ -148,7 +148,7 @@ export async function startProxyHost(
   };
   await until(
     async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200,
-    30_000,
+    60_000,
     `the proxy host to be ready (output so far: ${output.slice(-500)})`,
     100,
   );

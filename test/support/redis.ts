@@ -164,7 +164,7 @@ export async function startCluster(t: Cleanup, options: ClusterOptions = {}): Pr
     seeds: nodes.map((n) => n.address),
     connect,
     stop,
-    waitStable: (timeoutMs = 20_000) =>
+    waitStable: (timeoutMs = 60_000) =>
       until(
         () =>
           clusterIsStable(
