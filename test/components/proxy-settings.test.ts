@@ -52,8 +52,5 @@ test("at their defaults they stay out of the proxies' config", async () => {
 });
 
 test("a bad value in the stack config names its key", () => {
-  assert.throws(
-    () => parseStackConfig({ ...stackFileConfig("dev"), readFrom: "replicas" }),
-    /readFrom/,
-  );
+  assert.throws(() => parseStackConfig({ ...stackFileConfig("dev"), readFrom: "replicas" }), /readFrom/);
 });
