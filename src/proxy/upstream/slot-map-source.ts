@@ -59,6 +59,13 @@ export class SlotMapSource {
     /** Called with every map read (the router updates its pools and retries waiting requests). */
     private readonly onMap: (map: SlotMap) => void,
     private readonly log: Logger,
+    /**
+     * Where in the list of masters (and seeds) this process starts its reads, as a fraction: a
+     * fleet's processes then spread their refreshes and control connections over the masters
+     * instead of all reading the first one (100 shards x 20 hosts x 8 workers: 36 reads/s on one
+     * node). Fixed per process, so the same control connection serves every refresh.
+     */
+    private readonly startAt = Math.random(),
   ) {}
 
   /**
@@ -94,11 +101,16 @@ export class SlotMapSource {
     return this.refreshing;
   }
 
+  private rotated(addresses: readonly string[]): string[] {
+    const first = Math.floor(this.startAt * addresses.length) % Math.max(1, addresses.length);
+    return [...addresses.slice(first), ...addresses.slice(0, first)];
+  }
+
   private async load(): Promise<void> {
     const candidates = new Set<string>([
-      ...(this.map?.masters ?? []),
+      ...this.rotated(this.map?.masters ?? []),
       ...(this.map?.nodes.map((n) => n.address) ?? []),
-      ...this.seeds,
+      ...this.rotated(this.seeds),
     ]);
     let best: MapRead | null = null;
     const errors: string[] = [];
