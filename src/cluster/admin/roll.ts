@@ -40,6 +40,9 @@ const SYNC_TIMEOUT_MS = 300_000;
 const FAILOVER_ATTEMPT_MS = 10_000;
 const FAILOVER_ATTEMPTS = 3;
 const POLL_MS = 100;
+/** After a handover: how long the former master must see no redirected client, and the bound. */
+const QUIET_MS = 500;
+const CLIENTS_LEAVE_MS = 10_000;
 
 interface NodeInfo {
   runId: string;
@@ -206,6 +209,27 @@ export async function handover(
   );
 }
 
+/**
+ * After a handover the former master answers writes with MOVED until every proxy and client has
+ * learned the new master; stopping it sooner resets the connections of writes still on their way
+ * to it ("may or may not have run"). Waits, bounded, until its MOVED count stops growing.
+ */
+async function waitForClientsToLeave(pool: NodePool, address: string, options: RollOptions): Promise<void> {
+  const moved = async () =>
+    Number(
+      /errorstat_MOVED:count=(\d+)/.exec(String(await pool.get(address).call("INFO", "errorstats")))?.[1] ??
+        0,
+    );
+  const deadline = Date.now() + CLIENTS_LEAVE_MS;
+  let last = await moved().catch(() => 0);
+  let quietSince = Date.now();
+  while (Date.now() < deadline && Date.now() - quietSince < QUIET_MS) {
+    await sleep(POLL_MS, options.signal);
+    const now = await moved().catch(() => last);
+    if (now !== last) [last, quietSince] = [now, Date.now()];
+  }
+}
+
 /** The replica of `masterId` with the highest offset, once it has applied the master's current offset. */
 async function caughtUpReplica(
   pool: NodePool,
@@ -285,6 +309,7 @@ export async function rollCluster(
       if (isMasterStep) {
         const to = await handover(pool, node.address, options);
         if (to) result.handovers.push({ from: node.address, to });
+        await waitForClientsToLeave(pool, node.address, options);
       }
       const { runId } = await readNode(pool, node.address);
       const restartedAt = Date.now();
