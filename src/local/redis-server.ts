@@ -27,6 +27,8 @@ export interface RedisServerOptions {
   config?: RedisConfig;
   /** How long to wait for the server to answer PING. @default 10000 */
   readyTimeoutMs?: number;
+  /** The server binary (a valkey-server, say). @default findRedisServer() */
+  binary?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -57,6 +59,7 @@ export class RedisServer {
   readonly host: string;
   readonly port: number;
   readonly dir: string;
+  private readonly binary: string | undefined;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -64,6 +67,7 @@ export class RedisServer {
     this.host = options.host ?? "127.0.0.1";
     this.port = options.port;
     this.dir = options.dir;
+    this.binary = options.binary;
   }
 
   get address(): string {
@@ -106,7 +110,7 @@ export class RedisServer {
 
   private async launch(readyTimeoutMs: number): Promise<void> {
     installExitHook();
-    const child = spawn(findRedisServer(), [join(this.dir, "redis.conf")], {
+    const child = spawn(this.binary ?? findRedisServer(), [join(this.dir, "redis.conf")], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";

@@ -12,6 +12,23 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { RedisServer, type RedisConfig } from "../../src/local/redis-server.ts";
 import { freePorts } from "../../src/local/ports.ts";
+import { findServer, type Engine } from "../../src/local/engine.ts";
+
+/**
+ * The engine test servers run: DREDIS_TEST_ENGINE=valkey runs a suite on Valkey 9 (the binary
+ * scripts/valkey/install.sh pins), anything else on Debian's redis-server.
+ */
+export function testEngine(): Engine {
+  const wanted = process.env.DREDIS_TEST_ENGINE;
+  if (wanted === undefined || wanted === "" || wanted === "redis") return "redis";
+  if (wanted === "valkey") return "valkey";
+  throw new Error(`DREDIS_TEST_ENGINE=${wanted}: expected redis or valkey`);
+}
+
+/** The server binary of an engine (default: the suite's engine). */
+export function serverBinary(engine: Engine = testEngine()): string {
+  return findServer(engine);
+}
 
 /** The part of node:test's TestContext (or the module-level `after`) the helpers need. */
 export interface Cleanup {
@@ -36,10 +53,14 @@ export async function tempDir(prefix = "dredis-test-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
-export async function startStandalone(t: Cleanup, config: RedisConfig = {}): Promise<RedisServer> {
+export async function startStandalone(
+  t: Cleanup,
+  config: RedisConfig = {},
+  engine: Engine = testEngine(),
+): Promise<RedisServer> {
   const dir = await tempDir();
   const [port] = await freePorts(1);
-  const server = await RedisServer.start({ port: port!, dir, config });
+  const server = await RedisServer.start({ port: port!, dir, config, binary: serverBinary(engine) });
   t.after(async () => {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
@@ -67,6 +88,8 @@ export interface ClusterOptions {
   replicas?: number;
   /** Extra redis.conf directives for every node. */
   config?: RedisConfig;
+  /** The server the nodes run. @default testEngine() */
+  engine?: Engine;
 }
 
 /** Starts a Redis Cluster with slots spread evenly over the masters, each master with its replicas. */
@@ -78,6 +101,7 @@ export async function startCluster(t: Cleanup, options: ClusterOptions = {}): Pr
   const ports = await freePorts(total * 2);
   const clients: Redis[] = [];
   const nodes: RedisServer[] = [];
+  const binary = serverBinary(options.engine);
 
   const stop = async () => {
     for (const c of clients) c.disconnect();
@@ -91,6 +115,7 @@ export async function startCluster(t: Cleanup, options: ClusterOptions = {}): Pr
       await RedisServer.start({
         port: ports[i]!,
         dir: join(dir, `node-${i}`),
+        binary,
         config: {
           "cluster-enabled": true,
           "cluster-config-file": "nodes.conf",
