@@ -185,6 +185,7 @@ export class ClusterRouter implements BackendEvents {
     if (master !== undefined && this.gate !== null && !this.gate(master)) return this.retry.park(request);
     const address =
       request.readFrom === ReadFrom.Master || master === undefined ? master : this.readNode(request, master);
+    if (address === null) return;
     if (address === undefined && master !== undefined) {
       request.sink?.complete(request, errorReply(ReplicaReadErrors.noReplica(master)));
       return;
@@ -201,10 +202,11 @@ export class ClusterRouter implements BackendEvents {
 
   /**
    * Where a read-only request goes under its client's read mode (./upstream/read-from.ts): a
-   * qualifying replica of `master`, the master, or undefined for none. Only a single command
-   * routed by slot, sent for the first time, may go to a replica.
+   * qualifying replica of `master`, the master, or undefined for none; null when it is held until
+   * the replicas' state is read (the first such read in a while). Only a single command routed by
+   * slot, sent for the first time, may go to a replica.
    */
-  private readNode(request: Request, master: string): string | undefined {
+  private readNode(request: Request, master: string): string | undefined | null {
     if (
       request.kind !== RequestKind.Slot ||
       request.slot < 0 ||
@@ -215,6 +217,10 @@ export class ClusterRouter implements BackendEvents {
       request.collect !== null
     )
       return master;
+    if (!this.source.replicaStateReady()) {
+      this.retry.park(request);
+      return null;
+    }
     return chooseReadNode(
       request.readFrom,
       master,

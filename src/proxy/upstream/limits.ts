@@ -32,6 +32,13 @@ export const MAX_IDLE_DEDICATED = 8;
 /** Connections to a node that stopped being a master are closed once idle, or after this at the latest. */
 export const RETIRED_CLOSE_MS = 5000;
 
+/**
+ * The replicas' state is read (after each map load) only while reads may go to replicas; after
+ * this many refresh intervals with none, the reads and their control connections stop, until the
+ * next read that may go to a replica.
+ */
+export const REPLICA_STATE_IDLE_REFRESHES = 12;
+
 /** Slot-map reads (ioredis control connections): connect and command timeouts. */
 export const CONTROL_CONNECT_TIMEOUT_MS = 1000;
 export const CONTROL_COMMAND_TIMEOUT_MS = 2000;

@@ -10,7 +10,8 @@
  *
  * A replica qualifies when its link to its master is up, it is not in a full sync, and it is at
  * most `maxReplicaLagBytes` of replication stream behind its master. Both are read after each
- * slot-map load (one `INFO replication` per node, off the refresh's path), so a replica that falls
+ * slot-map load (one `INFO replication` per node, off the refresh's path) while reads may go to
+ * replicas (./slot-map-source.ts; the first such read waits for it), so a replica that falls
  * behind or dies stops qualifying at the next refresh at the latest; a lost connection to one
  * triggers a refresh and sends its reads to the master meanwhile.
  *

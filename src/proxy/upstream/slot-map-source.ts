@@ -4,6 +4,11 @@
  * the map before the read confirms it. Each read also takes the cluster's `cluster-node-timeout`,
  * from which the default retry budget is derived (limits.ts, failoverBudgetMs).
  *
+ * The replicas' state (./read-from.ts) is read after each map load only while reads may go to
+ * replicas: from the first such read (held until the state is known) until none came for
+ * REPLICA_STATE_IDLE_REFRESHES refresh intervals. A fleet on `readFrom: master` whose clients send
+ * no READONLY thus asks the replicas nothing and keeps one control connection per process.
+ *
  * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
  */
 import type { ConnectionOptions } from "node:tls";
@@ -14,7 +19,12 @@ import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { describeTlsError } from "../../tls/backend.ts";
-import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
+import {
+  CONTROL_COMMAND_TIMEOUT_MS,
+  CONTROL_CONNECT_TIMEOUT_MS,
+  DEFAULT_NODE_TIMEOUT_MS,
+  REPLICA_STATE_IDLE_REFRESHES,
+} from "./limits.ts";
 
 export interface MapRead {
   map: SlotMap;
@@ -29,6 +39,8 @@ export interface MapReader {
   read(address: string, withVersion: boolean): Promise<MapRead>;
   /** Replicas' replication state by address (./read-from.ts); without it no replica serves reads. */
   replicaHealth?(map: SlotMap): Promise<Map<string, ReplicaHealth>>;
+  /** Closes the control connections to every node but `keep` (the replicas' state is no longer read). */
+  release?(keep: string): void;
   close(): void;
 }
 
@@ -36,7 +48,7 @@ export class SlotMapSource {
   map: SlotMap | null = null;
   /** Version of the shards' Redis, reported to clients by HELLO and INFO (read once from a shard). */
   serverVersion = "7.0.0";
-  /** Replicas' replication state, read after each map load (empty until then). */
+  /** Replicas' replication state, read after each map load while reads may go to replicas (else empty). */
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
@@ -44,9 +56,14 @@ export class SlotMapSource {
   lastErrors: string[] = [];
   private versionRead = false;
   private healthReading = false;
-  /** The replica-state read started by the last map load (start() waits for the first). */
-  private healthRead: Promise<void> = Promise.resolve();
   private healthAgain = false;
+  /** Reads may go to replicas: their state is read after each map load. */
+  private healthWanted = false;
+  /** `replicaHealth` is current: read since `healthWanted` was set (or the reader cannot read it). */
+  private healthKnown: boolean;
+  /** A read that may go to a replica came since the last map load; and when one last did. */
+  private replicaReadSeen = false;
+  private replicaReadAt = 0;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private timer: NodeJS.Timeout | null = null;
@@ -66,17 +83,30 @@ export class SlotMapSource {
      * node). Fixed per process, so the same control connection serves every refresh.
      */
     private readonly startAt = Math.random(),
-  ) {}
+  ) {
+    this.healthKnown = reader.replicaHealth === undefined;
+  }
 
-  /**
-   * Loads the first map (and its replicas' state) and starts the refresh timer. Resolves even if
-   * no seed answers yet.
-   */
+  /** Loads the first map and starts the refresh timer. Resolves even if no seed answers yet. */
   async start(): Promise<void> {
     this.timer = setInterval(() => void this.refresh(), this.refreshIntervalMs);
     this.timer.unref();
     await this.refresh();
-    await this.healthRead;
+  }
+
+  /**
+   * Called for each read that may go to a replica: true when the replicas' state is known. Else it
+   * starts reading it and returns false; the caller holds the read until the next `onMap`.
+   */
+  replicaStateReady(): boolean {
+    this.replicaReadSeen = true;
+    if (this.healthKnown) return true;
+    if (!this.healthWanted) {
+      this.healthWanted = true;
+      this.replicaReadAt = Date.now();
+      void this.refreshReplicaHealth();
+    }
+    return false;
   }
 
   /** A MOVED: the slot is served at `address` now. Applied at once; a full read confirms it. */
@@ -113,6 +143,7 @@ export class SlotMapSource {
       ...this.rotated(this.seeds),
     ]);
     let best: MapRead | null = null;
+    let bestAddress = "";
     const errors: string[] = [];
     for (const address of candidates) {
       try {
@@ -121,7 +152,10 @@ export class SlotMapSource {
           this.versionRead = true;
           this.serverVersion = read.version;
         }
-        if (!best || coverage(read.map) > coverage(best.map)) best = read;
+        if (!best || coverage(read.map) > coverage(best.map)) {
+          best = read;
+          bestAddress = address;
+        }
         if (read.map.complete) break;
       } catch (err) {
         errors.push(`${address}: ${(err as Error).message}`);
@@ -136,8 +170,27 @@ export class SlotMapSource {
     this.lastErrors = [];
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
     this.map = best.map;
+    const readHealth = this.healthWanted && this.replicaReadsGoOn(bestAddress);
     this.onMap(best.map);
-    this.healthRead = this.refreshReplicaHealth();
+    if (readHealth) void this.refreshReplicaHealth();
+  }
+
+  /**
+   * Whether reads still go to replicas; after REPLICA_STATE_IDLE_REFRESHES intervals without one,
+   * forgets the replicas' state and closes the control connections but the map's (`mapAddress`).
+   */
+  private replicaReadsGoOn(mapAddress: string): boolean {
+    const now = Date.now();
+    if (this.replicaReadSeen) {
+      this.replicaReadSeen = false;
+      this.replicaReadAt = now;
+    }
+    if (now - this.replicaReadAt < REPLICA_STATE_IDLE_REFRESHES * this.refreshIntervalMs) return true;
+    this.healthWanted = false;
+    this.healthKnown = false;
+    this.replicaHealth = new Map();
+    this.reader.release?.(mapAddress);
+    return false;
   }
 
   /**
@@ -146,7 +199,7 @@ export class SlotMapSource {
    * one more.
    */
   private async refreshReplicaHealth(): Promise<void> {
-    if (this.reader.replicaHealth === undefined) return;
+    if (this.reader.replicaHealth === undefined || this.map === null) return;
     if (this.healthReading) {
       this.healthAgain = true;
       return;
@@ -155,14 +208,18 @@ export class SlotMapSource {
     try {
       do {
         this.healthAgain = false;
+        let health: Map<string, ReplicaHealth>;
         try {
-          this.replicaHealth = await this.reader.replicaHealth(this.map!);
+          health = await this.reader.replicaHealth(this.map);
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, "reading the replicas' state failed");
-          this.replicaHealth = new Map();
+          health = new Map();
         }
-        if (this.closed) return;
-        if (this.map !== null) this.onMap(this.map);
+        // Stopped meanwhile (no more reads for replicas): the state is not kept.
+        if (this.closed || !this.healthWanted) return;
+        this.replicaHealth = health;
+        this.healthKnown = true;
+        this.onMap(this.map);
       } while (this.healthAgain);
     } finally {
       this.healthReading = false;
@@ -245,6 +302,13 @@ export function clusterMapReader(
         if (client.status === "wait") await client.connect();
         return String(await client.call("INFO", "replication"));
       });
+    },
+    release(keep) {
+      for (const [address, client] of control) {
+        if (address === keep) continue;
+        client.disconnect();
+        control.delete(address);
+      }
     },
     close() {
       for (const client of control.values()) client.disconnect();
