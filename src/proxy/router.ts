@@ -163,8 +163,7 @@ export class ClusterRouter implements BackendEvents {
 
   /** The proxy can serve every slot: the map is complete and every master has a live connection. */
   get ready(): boolean {
-    const map = this.source.map;
-    return map !== null && map.complete && map.masters.every((address) => this.pools.isUp(address));
+    return this.notReadyReason === undefined;
   }
 
   /** Requests held for an unavailable shard. */

@@ -114,6 +114,30 @@ test("requests for a node that refuses connections wait, and go once it answers 
   assert.equal(router.ready, true);
 });
 
+test("readiness: not ready, saying why, while the map misses slots or a master is down; ready once neither", async (t) => {
+  const net = new FakeNetwork();
+  const reader = new FakeReader(
+    slotMap([
+      [0, 8191, "a:1"],
+      [8192, 16383, null],
+    ]),
+  );
+  const router = await fakeRouter(t, net, reader);
+  await connected();
+  assert.equal(router.ready, false);
+  assert.equal(router.notReadyReason, "the slot map does not cover every slot");
+  net.down.add("a:1");
+  reader.map = threeShards();
+  await router.refresh();
+  net.to("a:1")[0]?.fail("connect ECONNREFUSED");
+  await connected();
+  assert.equal(router.ready, false);
+  assert.match(router.notReadyReason ?? "", /^a:1: /);
+  net.down.delete("a:1");
+  await until(() => router.notReadyReason === undefined, 5000, "every master up");
+  assert.equal(router.ready, true);
+});
+
 /** A busy link over fake connections. */
 function fakeLink(budgetMs = 60_000) {
   const connections: FakeConnection[] = [];
