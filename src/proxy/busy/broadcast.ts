@@ -41,12 +41,18 @@ export interface BroadcastOptions {
   dedicated?: boolean;
 }
 
-/** Sends `args` to every master at once; resolves with the replies in master order. */
+/**
+ * Sends `args` to every master at once; resolves with the replies in master order. The map is
+ * read first: the busy proxy sees none of the MOVED the workers follow, so after a scale its map
+ * could lack a new master until the next timed refresh (DBSIZE would not count it, SCRIPT LOAD
+ * not reach it). One map read per cluster-wide command; concurrent ones share it.
+ */
 export async function broadcast(
   fanOut: FanOut,
   args: (Buffer | string)[],
   options: BroadcastOptions,
 ): Promise<Broadcast | ErrorReply> {
+  await fanOut.router.refresh();
   const masters = mastersOf(fanOut.router);
   if (masters.length === 0) return new ErrorReply(ProxyErrors.noMasterKnown);
   const parts: Part[] = masters.map((m) => ({
@@ -58,8 +64,9 @@ export async function broadcast(
   return { masters, results: await fanOut.run(parts) };
 }
 
-/** Every node the slot map knows of, masters and replicas, each shard's master first. */
-export function nodesOf(router: ClusterRouter): NodeInfo[] {
+/** Every node the slot map knows of, masters and replicas, each shard's master first (map read first, as above). */
+export async function nodesOf(router: ClusterRouter): Promise<NodeInfo[]> {
+  await router.refresh();
   return router.map?.nodes ?? [];
 }
 

@@ -27,7 +27,7 @@ const GLOB = /[*?[\\]/;
 type Pairs = (Buffer | string)[];
 
 export const configSet: BusyHandler = async (argv, { fanOut }) => {
-  const nodes = nodesOf(fanOut.router);
+  const nodes = await nodesOf(fanOut.router);
   if (nodes.length === 0) return new ErrorReply(ProxyErrors.noMasterKnown);
   // An odd count is refused by Redis in its own words (which vary by version), changing nothing.
   if (argv.length % 2 !== 0) return toReply((await onNodes(fanOut, nodes.slice(0, 1), argv, true))[0]!);
@@ -119,7 +119,7 @@ function failedOn(command: string, node: NodeInfo, reply: RespValue): ErrorReply
 const onEveryNode =
   (command: string): BusyHandler =>
   async (argv, { fanOut }) => {
-    const nodes = nodesOf(fanOut.router);
+    const nodes = await nodesOf(fanOut.router);
     if (nodes.length === 0) return new ErrorReply(ProxyErrors.noMasterKnown);
     const down = nodes.find(failed);
     if (down) return new ErrorReply(ConfigErrors.nodeNotOnline(command, down.address, down.health));
