@@ -19,6 +19,7 @@ import { parseSettings } from "../local/node-settings.ts";
 import { serverName } from "../local/engine.ts";
 import { readSecretFile } from "./secret-file.ts";
 import { readUsersFile } from "../proxy/acl/file.ts";
+import { READ_FROM_MODES, type ReadFromSetting } from "../proxy/upstream/read-from.ts";
 
 const integer = (min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -70,6 +71,12 @@ export function registerLocalCommands(program: Command): void {
       'atomic multi-key commands across slots: "refuse" (CROSSSLOT, the default) or "emulate" (see docs/commands.md)',
       crossSlotMode,
     )
+    .addOption(
+      new Option(
+        "--read-from <mode>",
+        "where the proxy sends reads: replicas' reads may be stale (see README); default: master, or the directory's own",
+      ).choices(READ_FROM_MODES),
+    )
     .option(
       "--tls",
       "TLS only, fixed at creation: a local CA and certificates in <dir>/tls/, shards serve only TLS, the proxy serves TLS on --port",
@@ -93,6 +100,7 @@ export function registerLocalCommands(program: Command): void {
         passwordFile?: string;
         users?: string;
         crossSlot?: "refuse" | "emulate";
+        readFrom?: ReadFromSetting;
         tls?: boolean;
         engine?: Engine;
       }) => {
@@ -191,6 +199,12 @@ export function registerLocalCommands(program: Command): void {
     )
     .option("--drop-previous-password", "step 2: every node accepts only the new password")
     .option("--users <file>", "replace the proxy's ACL users (Redis ACL file format); the proxy reloads them")
+    .addOption(
+      new Option(
+        "--read-from <mode>",
+        "where the proxy sends reads from now on; the proxy reloads it",
+      ).choices(READ_FROM_MODES),
+    )
     .action(
       async (o: {
         dir: string;
@@ -198,6 +212,7 @@ export function registerLocalCommands(program: Command): void {
         passwordFile?: string;
         dropPreviousPassword?: boolean;
         users?: string;
+        readFrom?: ReadFromSetting;
       }) => {
         const password = o.passwordFile !== undefined ? await readSecretFile(o.passwordFile) : undefined;
         const users = o.users !== undefined ? await readUsersFile(o.users) : undefined;
@@ -205,6 +220,7 @@ export function registerLocalCommands(program: Command): void {
           settings: parseSettings(o.config),
           password,
           users,
+          readFrom: o.readFrom,
           dropPreviousPassword: o.dropPreviousPassword,
           onProgress: progressReporter(),
         });

@@ -23,6 +23,7 @@ import {
   type LocalState,
 } from "./platform.ts";
 import { localClientTls } from "../tls/local.ts";
+import type { ReadFromSetting } from "../proxy/upstream/read-from.ts";
 
 /**
  * Restarts every node, one at a time (replicas first, each master after handing over to a
@@ -102,6 +103,8 @@ export interface SetOptions {
   dropPreviousPassword?: boolean;
   /** The proxy's ACL users, replacing the current ones (the proxy reloads its config). */
   users?: Record<string, string>;
+  /** The proxy's `readFrom`, replacing the current one (the proxy reloads its config). */
+  readFrom?: ReadFromSetting;
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -151,6 +154,12 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
   }
   if (change.users !== undefined) {
     state.users = change.users;
+    await writeState(dir, state);
+    await writeProxyConfig(dir, state);
+    process.kill(state.proxy.pid, "SIGHUP");
+  }
+  if (change.readFrom !== undefined) {
+    state.proxy.readFrom = change.readFrom;
     await writeState(dir, state);
     await writeProxyConfig(dir, state);
     process.kill(state.proxy.pid, "SIGHUP");

@@ -24,6 +24,7 @@ import { waitForPong } from "./redis-server.ts";
 import { findServer, serverName, type Engine } from "./engine.ts";
 import { writeNodeSettings } from "./node-settings.ts";
 import { localClientTls, localNodeTls, localProxyTls, prepareLocalTls, type LocalTls } from "../tls/local.ts";
+import type { ReadFromSetting } from "../proxy/upstream/read-from.ts";
 
 export interface LocalNode {
   shard: string;
@@ -43,6 +44,8 @@ export interface LocalState {
     workers: number;
     /** The proxy's `crossSlot` (unset: its default, refuse). */
     crossSlot?: "refuse" | "emulate";
+    /** The proxy's `readFrom` (`up`/`set --read-from`; unset: its default, master). */
+    readFrom?: ReadFromSetting;
   };
   replicas: number;
   nodes: LocalNode[];
@@ -76,6 +79,8 @@ export interface UpOptions {
   users?: Record<string, string>;
   /** The proxy's `crossSlot` setting. @default "refuse" */
   crossSlot?: "refuse" | "emulate";
+  /** Where the proxy sends reads (`readFrom`). @default the directory's own, else "master" */
+  readFrom?: ReadFromSetting;
   /** TLS only, everywhere: a local CA and certificates under `<dir>/tls/`, shards and proxy port TLS-only. Fixed at creation. */
   tls?: boolean;
   /** @default "redis" for a new directory; an existing one keeps its own */
@@ -160,6 +165,9 @@ export async function up(options: UpOptions): Promise<LocalState> {
       pid: 0,
       workers: options.workers,
       ...(options.crossSlot !== undefined ? { crossSlot: options.crossSlot } : {}),
+      ...((options.readFrom ?? existing?.proxy.readFrom)
+        ? { readFrom: options.readFrom ?? existing?.proxy.readFrom }
+        : {}),
     },
     replicas: shape.replicas,
     nodes: existing?.nodes.map((n) => ({ ...n, pid: 0 })) ?? [],
@@ -543,6 +551,7 @@ export async function writeProxyConfig(dir: string, state: LocalState): Promise<
       ...(state.password !== undefined ? { backendAuth: { password: state.password } } : {}),
       ...(state.users !== undefined ? { users: state.users } : {}),
       ...(state.proxy.crossSlot !== undefined ? { crossSlot: state.proxy.crossSlot } : {}),
+      ...(state.proxy.readFrom !== undefined ? { readFrom: state.proxy.readFrom } : {}),
       ...(state.tls ? localProxyTls(state.tls, state.proxy.port) : {}),
       logLevel: "info",
     }),
