@@ -3,23 +3,18 @@ import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { decodeReply, RespMap, type RespValue } from "../../src/resp/decode.ts";
 import { DoubleReply, ErrorReply, SimpleString } from "../../src/resp/encode.ts";
-import { fileCleanup, startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
-import { startTestProxy, type TestProxy } from "../support/proxy.ts";
+import { fileCleanup, until } from "../support/redis.ts";
+import { type TestProxy } from "../support/proxy.ts";
+import { startProxyAndReference } from "../support/fixture.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const hooks = fileCleanup();
-let cluster: TestCluster;
-let proxy: TestProxy;
-let reference: RedisServer;
-let masters: Redis[];
+let proxy: TestProxy, reference: RedisServer, masters: Redis[];
 
 before(async () => {
-  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
-  proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
-  reference = await startStandalone(hooks);
-  masters = cluster.masters.map((m) => cluster.connect(m));
+  ({ proxy, reference, masters } = await startProxyAndReference(hooks));
 });
 
 /** A client of the proxy and one of the standalone reference, speaking `protocol`. */

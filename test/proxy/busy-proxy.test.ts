@@ -6,24 +6,19 @@ import { slotOf } from "../../src/cluster/key-slot.ts";
 import { BROADCAST, SPLITTABLE } from "../../src/proxy/commands.ts";
 import { BUSY_COMMANDS, INTERNAL_COMMANDS } from "../../src/proxy/busy/commands.ts";
 import { decodeReply, RespSet } from "../../src/resp/decode.ts";
-import { startCluster, startStandalone, until, type TestCluster, fileCleanup } from "../support/redis.ts";
-import { startTestProxy, type TestBusyProxy, type TestProxy } from "../support/proxy.ts";
+import { until, fileCleanup } from "../support/redis.ts";
+import type { TestBusyProxy, TestProxy } from "../support/proxy.ts";
+import { startProxyAndReference } from "../support/fixture.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const hooks = fileCleanup();
-let cluster: TestCluster;
-let proxy: TestProxy;
+let proxy: TestProxy, reference: RedisServer, masters: Redis[];
 let busy: TestBusyProxy;
-let reference: RedisServer;
-let masters: Redis[];
 
 before(async () => {
-  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
-  proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
+  ({ proxy, reference, masters } = await startProxyAndReference(hooks));
   busy = proxy.busy!;
-  reference = await startStandalone(hooks);
-  masters = cluster.masters.map((m) => cluster.connect(m));
 });
 
 /** Which of the three test masters owns a key's slot (slots are spread evenly in order). */

@@ -1,22 +1,17 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
-import { fileCleanup, startCluster, startStandalone, until, type TestCluster } from "../support/redis.ts";
-import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
+import { fileCleanup, until } from "../support/redis.ts";
+import { proxyClient, type TestProxy } from "../support/proxy.ts";
+import { startProxyAndReference } from "../support/fixture.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const hooks = fileCleanup();
-let cluster: TestCluster;
-let proxy: TestProxy;
-let reference: RedisServer;
-let masters: Redis[];
+let proxy: TestProxy, reference: RedisServer, masters: Redis[];
 
 before(async () => {
-  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
-  proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
-  reference = await startStandalone(hooks);
-  masters = cluster.masters.map((m) => cluster.connect(m));
+  ({ proxy, reference, masters } = await startProxyAndReference(hooks));
   // Some keys on every shard, some errors, so every section has figures.
   for (const port of [proxy.port, reference.port]) {
     const client = proxyClient(hooks, port);

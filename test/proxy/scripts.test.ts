@@ -3,22 +3,17 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
-import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
+import { type TestCluster, fileCleanup } from "../support/redis.ts";
+import { proxyClient, type TestProxy } from "../support/proxy.ts";
+import { startProxyAndReference } from "../support/fixture.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 
 const hooks = fileCleanup();
-let cluster: TestCluster;
-let proxy: TestProxy;
-let reference: RedisServer;
-let masters: Redis[];
+let cluster: TestCluster, proxy: TestProxy, reference: RedisServer, masters: Redis[];
 
 before(async () => {
-  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
-  proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
-  reference = await startStandalone(hooks);
-  masters = cluster.masters.map((m) => cluster.connect(m));
+  ({ cluster, proxy, reference, masters } = await startProxyAndReference(hooks));
 });
 
 /** Which of the three masters owns a key (slots are spread evenly in order). */
