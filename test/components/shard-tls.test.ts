@@ -316,3 +316,45 @@ test("half-given shardTls is refused before anything is created, naming the key 
   );
   assert.throws(kube({ secretName: "s", sni: "x" }), /shardTls\.sni: unknown key/);
 });
+
+test("the stack's shardTls* keys make the shardTls arg: certificate and key as secrets, the issuer as issuerRef", async () => {
+  const { shardTlsFromConfig, parseStackConfig } = await import("../../components/stack.ts");
+  pulumi.runtime.setAllConfig(
+    {
+      "distributed-redis:platform": "docker",
+      "distributed-redis:shardTlsCa": CA,
+      "distributed-redis:shardTlsCertificate": CERT,
+      "distributed-redis:shardTlsPrivateKey": KEY,
+      "distributed-redis:shardTlsServerName": "shards.internal",
+    },
+    ["distributed-redis:shardTlsCertificate", "distributed-redis:shardTlsPrivateKey"],
+  );
+  const docker = shardTlsFromConfig(new pulumi.Config())!;
+  assert.equal(await pulumi.isSecret(docker.privateKey as pulumi.Output<string>), true);
+  assert.equal(await pulumi.isSecret(docker.certificate as pulumi.Output<string>), true);
+  assert.equal(docker.ca, CA);
+  assert.equal(docker.serverName, "shards.internal");
+  assert.deepEqual(Object.keys(docker).sort(), ["ca", "certificate", "privateKey", "serverName"]);
+
+  pulumi.runtime.setAllConfig({
+    "distributed-redis:shardTlsIssuer": "internal-ca",
+    "distributed-redis:shardTlsIssuerKind": "ClusterIssuer",
+  });
+  assert.deepEqual(shardTlsFromConfig(new pulumi.Config()), {
+    issuerRef: { name: "internal-ca", kind: "ClusterIssuer" },
+  });
+  // A kind without an issuer reaches the validation, which names the missing name.
+  pulumi.runtime.setAllConfig({ "distributed-redis:shardTlsIssuerKind": "Issuer" });
+  const kindOnly = shardTlsFromConfig(new pulumi.Config())!;
+  assert.throws(
+    () => new DistributedRedis("k", { platform: "kubernetes", image: "i", shardTls: kindOnly }, {}),
+    /shardTls\.issuerRef\.name:/,
+  );
+  // They are not cluster spec keys, so the spec's strict check lets them through.
+  assert.equal(
+    parseStackConfig({ platform: "kubernetes", image: "i", shardTlsIssuer: "x" }).platform,
+    "kubernetes",
+  );
+  pulumi.runtime.setAllConfig({});
+  assert.equal(shardTlsFromConfig(new pulumi.Config()), undefined);
+});
