@@ -3,7 +3,13 @@
  * (stacks/Pulumi.<stack>.yaml). See docs/pulumi.md.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createStack, parseStackConfig, projectConfig, tlsFromConfig } from "./components/stack.ts";
+import {
+  createStack,
+  parseStackConfig,
+  projectConfig,
+  shardTlsFromConfig,
+  tlsFromConfig,
+} from "./components/stack.ts";
 
 const config = new pulumi.Config();
 // Every key of the project is validated, so a misspelt key fails instead of being ignored.
@@ -17,6 +23,8 @@ const redis = createStack({
   // ACL users of the endpoint besides default (README, ACL users).
   users: config.getSecretObject<Record<string, string>>("users"),
   tls: tlsFromConfig(config),
+  // TLS to the shards (README, TLS; docs/pulumi.md).
+  shardTls: shardTlsFromConfig(config),
 });
 
 export const endpoint = redis.endpoint;

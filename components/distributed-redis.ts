@@ -19,6 +19,7 @@ import { checkUsers } from "./plan/proxy-conf.ts";
 import { RedisShard } from "./redis-shard.ts";
 import { SlotMigration } from "./slot-migration.ts";
 import { parseProxyTls, type ProxyTlsArgs } from "./tls.ts";
+import { parseShardTls, type ShardTlsArgs } from "./shard-tls.ts";
 
 export interface DistributedRedisArgs {
   /**
@@ -200,6 +201,15 @@ export interface DistributedRedisArgs {
    * @example { secretName: "redis-proxy-tls", minVersion: "TLSv1.3" }
    */
   tls?: ProxyTlsArgs;
+  /**
+   * TLS to the shards: the nodes serve only TLS (plain port closed; cluster bus and replication
+   * over TLS; clients must present a certificate of the CA), and the proxies, the slot migration,
+   * the health checks and the nodes' handover connect over TLS with the same certificate. On
+   * Docker the CA, certificate and key from secrets; on Kubernetes a Secret by name, or an issuer
+   * for which a cert-manager Certificate is made.
+   * @example { issuerRef: { name: "internal-ca", kind: "ClusterIssuer" } }
+   */
+  shardTls?: ShardTlsArgs;
 }
 
 export class DistributedRedis extends pulumi.ComponentResource {
@@ -229,11 +239,21 @@ export class DistributedRedis extends pulumi.ComponentResource {
       previousPassword: givenPrevious,
       users: givenUsers,
       tls,
+      shardTls: shardTlsArgs,
       ...rest
     } = args;
     const spec = parseClusterSpec(rest, "DistributedRedis args");
     // Checked before anything is created, and again by the ProxyFleet it is handed to.
     if (tls !== undefined) parseProxyTls(spec.platform, tls, "DistributedRedis args");
+    const shardTls =
+      shardTlsArgs === undefined
+        ? undefined
+        : parseShardTls(
+            spec.platform,
+            shardTlsArgs,
+            { clusterName: name, namespace: spec.namespace, clusterDomain: spec.clusterDomain },
+            "DistributedRedis args",
+          );
     const plan = planCluster(name, spec);
     const password = pulumi.secret(givenPassword ?? generatePassword(name, this));
     const previousPassword = givenPrevious === undefined ? undefined : pulumi.secret(givenPrevious);
@@ -242,7 +262,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         ? undefined
         : pulumi.secret(givenUsers).apply((u) => checkUsers(u, "DistributedRedis args"));
     const driver = platformDrivers[spec.platform];
-    const platform = driver.infra(name, spec, password, this, previousPassword);
+    const platform = driver.infra(name, spec, password, this, previousPassword, shardTls);
     const shardArgs = {
       platform: spec.platform,
       clusterName: name,
@@ -257,6 +277,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
       storageGb: spec.storageGb,
       storageClass: spec.storageClass,
       podAntiAffinity: spec.podAntiAffinity,
+      shardTls,
     };
 
     // Created before the shards: their resources are bound to the hook that guards their deletes.
@@ -293,6 +314,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         namespace: spec.namespace,
         passwordSecret: platform.passwordSecret,
         hooks: migrationHooks,
+        shardTls,
       },
       { parent: this, dependsOn: [...shards, ...platform.shared] },
     );
@@ -323,6 +345,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         serviceType: spec.serviceType,
         podAntiAffinity: spec.podAntiAffinity,
         tls,
+        shardTls,
       },
       // Proxies discover the slot map at start: let the cluster exist first.
       { parent: this, dependsOn: [migration] },
@@ -343,6 +366,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
           dockerNetwork: platform.dockerNetwork,
           namespace: spec.namespace,
           passwordSecret: platform.passwordSecret,
+          shardTls,
         },
         {
           parent: this,

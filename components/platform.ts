@@ -11,6 +11,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { Topology } from "../src/cluster/topology.ts";
 import type { ClusterSpec } from "./plan/spec.ts";
 import type { ShardPlan } from "./plan/topology.ts";
+import type { ShardTlsSpec } from "./shard-tls.ts";
 import type { ProxyTlsSpec } from "./tls.ts";
 
 export type { Platform } from "./plan/spec.ts";
@@ -41,6 +42,8 @@ export interface ShardInputs {
   drainGuard?: pulumi.ResourceHook;
   /** What the shard's nodes wait for: the previous shard's, so nodes are replaced one at a time. */
   rollAfter?: pulumi.Resource[];
+  /** The nodes serve TLS only (validated for this platform). */
+  shardTls?: ShardTlsSpec;
 }
 
 export interface ProxyFleetInputs {
@@ -70,6 +73,8 @@ export interface ProxyFleetInputs {
   dockerNetwork?: pulumi.Input<string>;
   /** TLS for the fleet's clients (validated for this platform). */
   tls?: ProxyTlsSpec;
+  /** The shards serve TLS only: the proxies reach them over TLS (validated for this platform). */
+  shardTls?: ShardTlsSpec;
 }
 
 export interface ProxyFleetEndpoints {
@@ -96,6 +101,8 @@ export interface MigrationInputs {
   dockerNetwork?: pulumi.Input<string>;
   namespace?: string;
   passwordSecret?: string;
+  /** The shards serve TLS only: `dredis cluster apply --tls ...` (validated for this platform). */
+  shardTls?: ShardTlsSpec;
 }
 
 export interface PlatformDriver {
@@ -106,6 +113,8 @@ export interface PlatformDriver {
     password: pulumi.Output<string>,
     parent: pulumi.Resource,
     previousPassword?: pulumi.Output<string>,
+    /** Kubernetes: a cert-manager Certificate is made when it names an issuer. */
+    shardTls?: ShardTlsSpec,
   ): PlatformInfra;
   /** One shard's nodes, children of `parent` (a RedisShard); returns what the next shard waits for. */
   shard(name: string, inputs: ShardInputs, parent: pulumi.Resource): pulumi.Resource[];

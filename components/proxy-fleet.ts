@@ -10,6 +10,7 @@ import { platformDrivers } from "./drivers.ts";
 import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName } from "./plan/topology.ts";
 import { parseProxyTls, type ProxyTlsArgs } from "./tls.ts";
+import type { ShardTlsSpec } from "./shard-tls.ts";
 
 export interface ProxyFleetArgs {
   /**
@@ -138,6 +139,8 @@ export interface ProxyFleetArgs {
    * @example { secretName: "redis-proxy-tls" }
    */
   tls?: ProxyTlsArgs;
+  /** TLS-only shards: the proxies reach them over TLS (DistributedRedis's `shardTls`, as `parseShardTls` validated it). */
+  shardTls?: ShardTlsSpec;
 }
 
 const fleetArgsSchema = clusterSpecShape
@@ -177,6 +180,7 @@ export class ProxyFleet extends pulumi.ComponentResource {
       haproxyImage,
       dockerNetwork,
       tls: tlsArgs,
+      shardTls,
       ...rest
     } = args;
     checkComponentName(clusterName);
@@ -184,7 +188,18 @@ export class ProxyFleet extends pulumi.ComponentResource {
     const tls = tlsArgs === undefined ? undefined : parseProxyTls(spec.platform, tlsArgs, "ProxyFleet args");
     const fleet = platformDrivers[spec.platform].proxyFleet(
       name,
-      { clusterName, spec, password, users, previousPassword, image, haproxyImage, dockerNetwork, tls },
+      {
+        clusterName,
+        spec,
+        password,
+        users,
+        previousPassword,
+        image,
+        haproxyImage,
+        dockerNetwork,
+        tls,
+        shardTls,
+      },
       this,
     );
     this.endpointHost = fleet.endpointHost;

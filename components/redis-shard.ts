@@ -8,6 +8,7 @@ import { z } from "zod";
 import { platformDrivers } from "./drivers.ts";
 import { clusterSpecShape, parseSpec, type Platform } from "./plan/spec.ts";
 import { checkComponentName, planShard } from "./plan/topology.ts";
+import type { ShardTlsSpec } from "./shard-tls.ts";
 
 export interface RedisShardArgs {
   /**
@@ -100,6 +101,11 @@ export interface RedisShardArgs {
    * replaces nodes replaces them one at a time across the cluster.
    */
   rollAfter?: pulumi.Resource[];
+  /**
+   * The nodes serve TLS only, with the certificate this names: DistributedRedis's `shardTls` as
+   * `parseShardTls` validated it (the proxies and the migration must use the same).
+   */
+  shardTls?: ShardTlsSpec;
 }
 
 const shardArgsSchema = clusterSpecShape
@@ -124,7 +130,8 @@ export class RedisShard extends pulumi.ComponentResource {
 
   constructor(name: string, args: RedisShardArgs, opts?: pulumi.ComponentResourceOptions) {
     super("distributed-redis:index:RedisShard", name, {}, opts);
-    const { clusterName, password, redisImage, dockerNetwork, drainGuard, rollAfter, ...rest } = args;
+    const { clusterName, password, redisImage, dockerNetwork, drainGuard, rollAfter, shardTls, ...rest } =
+      args;
     checkComponentName(clusterName);
     const spec = parseSpec(shardArgsSchema, rest, "RedisShard args");
     const plan = planShard(clusterName, spec.index, spec);
@@ -132,7 +139,7 @@ export class RedisShard extends pulumi.ComponentResource {
 
     this.rollTail = platformDrivers[spec.platform].shard(
       name,
-      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard, rollAfter },
+      { clusterName, shard: plan, spec, image, password, dockerNetwork, drainGuard, rollAfter, shardTls },
       this,
     );
 

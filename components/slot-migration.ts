@@ -28,6 +28,7 @@ import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
 import { passwordHash } from "./password-hash.ts";
+import type { ShardTlsSpec } from "./shard-tls.ts";
 
 export interface SlotMigrationArgs {
   /**
@@ -101,6 +102,8 @@ export interface SlotMigrationArgs {
    * shards' resources (DistributedRedis does); created from this component's name otherwise.
    */
   hooks?: MigrationHooks;
+  /** TLS-only shards: `dredis cluster apply --tls ...` (DistributedRedis's `shardTls`, as `parseShardTls` validated it). */
+  shardTls?: ShardTlsSpec;
 }
 
 export class SlotMigration extends pulumi.ComponentResource {
@@ -168,6 +171,7 @@ export class SlotMigration extends pulumi.ComponentResource {
         dockerNetwork: args.dockerNetwork,
         namespace: args.namespace,
         passwordSecret: args.passwordSecret,
+        shardTls: args.shardTls,
       },
       workloadOpts,
     );

@@ -6,6 +6,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { DistributedRedis } from "./distributed-redis.ts";
 import type { ProxyTlsArgs } from "./tls.ts";
+import type { ShardTlsArgs } from "./shard-tls.ts";
 import { parseClusterSpec, type ClusterSpec } from "./plan/spec.ts";
 
 /** The Pulumi project name: the namespace of every config key. */
@@ -21,8 +22,19 @@ const TLS_KEYS = [
   "tlsMinVersion",
 ] as const;
 
+/** Stack config keys of the `shardTls` arg (`pulumi config set --secret shardTlsPrivateKey < key.pem`). */
+const SHARD_TLS_KEYS = [
+  "shardTlsCa",
+  "shardTlsCertificate",
+  "shardTlsPrivateKey",
+  "shardTlsSecretName",
+  "shardTlsIssuer",
+  "shardTlsIssuerKind",
+  "shardTlsServerName",
+] as const;
+
 /** Keys read apart from the spec: the component's name, the secret passwords, ACL users and TLS. */
-const OWN_KEYS = new Set(["name", "password", "previousPassword", "users", ...TLS_KEYS]);
+const OWN_KEYS = new Set(["name", "password", "previousPassword", "users", ...TLS_KEYS, ...SHARD_TLS_KEYS]);
 
 export interface StackConfig {
   /** Name of the DistributedRedis: prefixes every container and Kubernetes object. */
@@ -36,6 +48,8 @@ export interface StackConfig {
   users?: pulumi.Input<Record<string, string>>;
   /** From the `tls*` keys (`tlsFromConfig`). */
   tls?: ProxyTlsArgs;
+  /** From the `shardTls*` keys (`shardTlsFromConfig`). */
+  shardTls?: ShardTlsArgs;
 }
 
 /** This project's keys of the stack's whole config (`project:key` -> value), unprefixed. */
@@ -77,6 +91,7 @@ export function createStack(config: StackConfig, opts?: pulumi.ComponentResource
       previousPassword: config.previousPassword,
       ...(config.users !== undefined ? { users: config.users } : {}),
       ...(config.tls ? { tls: config.tls } : {}),
+      ...(config.shardTls ? { shardTls: config.shardTls } : {}),
     },
     opts,
   );
@@ -104,4 +119,34 @@ export function tlsFromConfig(config: pulumi.Config): ProxyTlsArgs | undefined {
       ? { minVersion: config.require("tlsMinVersion") as ProxyTlsArgs["minVersion"] }
       : {}),
   };
+}
+
+/**
+ * The `shardTls` arg from the stack's `shardTls*` keys, or undefined when none is set:
+ * `shardTlsCa`, `shardTlsCertificate` and `shardTlsPrivateKey` (secrets, PEM) on Docker;
+ * `shardTlsSecretName`, or `shardTlsIssuer` (and `shardTlsIssuerKind`) for a cert-manager
+ * Certificate, on Kubernetes; `shardTlsServerName`. DistributedRedis validates them.
+ */
+export function shardTlsFromConfig(config: pulumi.Config): ShardTlsArgs | undefined {
+  const given = SHARD_TLS_KEYS.filter((key) => config.get(key) !== undefined);
+  if (given.length === 0) return undefined;
+  const plain = (key: (typeof SHARD_TLS_KEYS)[number]) =>
+    given.includes(key) ? config.require(key) : undefined;
+  const secret = (key: (typeof SHARD_TLS_KEYS)[number]) =>
+    given.includes(key) ? config.requireSecret(key) : undefined;
+  const issuer = plain("shardTlsIssuer");
+  const kind = plain("shardTlsIssuerKind");
+  const args: ShardTlsArgs = {
+    ca: plain("shardTlsCa"),
+    certificate: secret("shardTlsCertificate"),
+    privateKey: secret("shardTlsPrivateKey"),
+    secretName: plain("shardTlsSecretName"),
+    // A kind without an issuer goes on as it is, for the validation to name the missing name.
+    issuerRef:
+      issuer === undefined && kind === undefined
+        ? undefined
+        : ({ name: issuer, ...(kind === undefined ? {} : { kind }) } as ShardTlsArgs["issuerRef"]),
+    serverName: plain("shardTlsServerName"),
+  };
+  return Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined)) as ShardTlsArgs;
 }

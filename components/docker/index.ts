@@ -2,12 +2,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { planDockerAddresses } from "../plan/addresses.ts";
+import { adminTlsArgs } from "../plan/shard-tls.ts";
 import { argError } from "../plan/spec.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
 import type { PlatformDriver } from "../platform.ts";
 import { createDockerInfra } from "./infra.ts";
 import { createDockerMigration } from "./migration.ts";
 import { createDockerProxyFleet } from "./proxy-fleet.ts";
 import { createDockerShard } from "./shard.ts";
+import { shardTlsUploads } from "./shard-tls-files.ts";
 
 /** Every Docker workload joins the deployment's network, which DistributedRedis creates. */
 function requireNetwork(component: string, network: pulumi.Input<string> | undefined): pulumi.Input<string> {
@@ -39,6 +42,7 @@ export const dockerDriver: PlatformDriver = {
         password: inputs.password,
         drainGuard: inputs.drainGuard,
         rollAfter: inputs.rollAfter ?? [],
+        tls: dockerShardTls(inputs.shardTls),
       },
       parent,
     );
@@ -65,6 +69,7 @@ export const dockerDriver: PlatformDriver = {
         network,
         addresses: planDockerAddresses(spec.dockerSubnet, spec.fixedIp),
         tls: inputs.tls?.platform === "docker" ? inputs.tls : undefined,
+        shardTls: dockerShardTls(inputs.shardTls),
       },
       parent,
     );
@@ -76,12 +81,14 @@ export const dockerDriver: PlatformDriver = {
 
   migration(name, inputs, opts) {
     const network = requireNetwork("SlotMigration", inputs.dockerNetwork);
+    const tls = dockerShardTls(inputs.shardTls);
     return createDockerMigration(
       name,
       {
         command: [
           ...clusterApplyArgv(inputs.topology),
           ...(inputs.dropPreviousPassword ? ["--drop-previous-password"] : []),
+          ...(tls === undefined ? [] : adminTlsArgs(tls)),
         ],
         envs: [
           pulumi.interpolate`${ENV.password}=${pulumi.secret(inputs.password)}`,
@@ -94,8 +101,15 @@ export const dockerDriver: PlatformDriver = {
         ],
         image: inputs.image,
         network,
+        uploads: shardTlsUploads(tls),
       },
       opts,
     );
   },
 };
+
+function dockerShardTls(
+  tls: ShardTlsSpec | undefined,
+): Extract<ShardTlsSpec, { platform: "docker" }> | undefined {
+  return tls?.platform === "docker" ? tls : undefined;
+}

@@ -12,6 +12,8 @@ export interface DockerMigrationInputs {
   envs: pulumi.Input<string>[];
   image: pulumi.Input<string>;
   network: pulumi.Input<string>;
+  /** Files written into the container before it starts (the shards' TLS files). */
+  uploads?: { file: string; content: pulumi.Input<string> }[];
 }
 
 export function createDockerMigration(
@@ -27,6 +29,7 @@ export function createDockerMigration(
       command: inputs.command,
       envs: inputs.envs,
       networksAdvanced: [{ name: inputs.network }],
+      ...(inputs.uploads?.length ? { uploads: inputs.uploads } : {}),
       attach: true,
       logs: true,
       // A failed run is reported by the hook with its logs, not by the provider without them.

@@ -20,6 +20,8 @@ import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import { argError } from "../plan/spec.ts";
 import { PROXY_TLS_DIR, proxyTlsHealthCheckCommand, TLS_FILES } from "../plan/tls.ts";
 import type { ProxyTlsSpec } from "../tls.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
+import { shardTlsUploads } from "./shard-tls-files.ts";
 
 export interface DockerProxyFleetInputs {
   mode: "master-backup" | "load-balanced";
@@ -38,6 +40,8 @@ export interface DockerProxyFleetInputs {
   addresses: DockerAddressPlan;
   /** TLS for clients: the certificate files are written into each proxy container. */
   tls?: Extract<ProxyTlsSpec, { platform: "docker" }>;
+  /** TLS-only shards: their CA and the client certificate are written into each proxy container. */
+  shardTls?: Extract<ShardTlsSpec, { platform: "docker" }>;
 }
 
 export interface DockerProxyFleet {
@@ -183,10 +187,12 @@ function createProxyContainer(
                 users,
                 previousPassword: previous,
                 ...(inputs.tls ? { tls: inputs.tls } : {}),
+                ...(inputs.shardTls ? { shardTls: { serverName: inputs.shardTls.serverName } } : {}),
               }),
             ),
         },
         ...tlsUploads(inputs.tls),
+        ...shardTlsUploads(inputs.shardTls),
       ],
       networksAdvanced: [
         {

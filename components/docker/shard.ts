@@ -28,6 +28,9 @@ import {
   shardEntrypointCommand,
 } from "../plan/shard-entrypoint.ts";
 import { REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
+import { shardTlsFiles } from "../plan/shard-tls.ts";
+import { TLS_FILES } from "../plan/tls.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
 import {
   REDIS_CONF_DIR,
   REDIS_DATA_DIR,
@@ -46,6 +49,8 @@ export interface DockerShardInputs {
   drainGuard?: pulumi.ResourceHook;
   /** What the first container waits for: the previous shard's master. */
   rollAfter: pulumi.Resource[];
+  /** TLS-only nodes: the certificate files go with the other settings. */
+  tls?: Extract<ShardTlsSpec, { platform: "docker" }>;
 }
 
 export interface DockerShard {
@@ -58,7 +63,9 @@ const MEMORY_CONF = `${REDIS_CONF_DIR}/memory.conf`;
 /** On the node's volume: written by the settings container, read by the node. */
 const SETTINGS_DIR = `${REDIS_DATA_DIR}/.dredis`;
 const SETTINGS_UPLOAD_DIR = "/tmp/dredis-settings";
-const SETTINGS_FILES = ["auth.conf", "persistence.conf", "password"] as const;
+/** The node's settings files; the TLS ones with `tls`. */
+type SettingsFile =
+  "auth.conf" | "persistence.conf" | "password" | (typeof TLS_FILES)[keyof typeof TLS_FILES];
 
 /** Seconds a new node gets to become healthy: a full sync of a few GB at 10 MB/s. */
 const HEALTHY_SECONDS = 900;
@@ -73,17 +80,29 @@ export function createDockerShard(
   const volumes: docker.Volume[] = [];
   const containers: docker.Container[] = [];
   let previous = inputs.rollAfter;
+  // With TLS, the certificate files are settings too: a renewed certificate replaces only the
+  // writer, and the running node keeps serving (the entrypoint reloads it, see TLS there).
+  const tls = inputs.tls === undefined ? undefined : shardTlsFiles(SETTINGS_DIR);
   // The node's entrypoint: on SIGTERM a master hands its slots to a caught-up replica, then stops.
   const entrypoint = renderShardEntrypoint({
     configPath: `${REDIS_CONF_DIR}/redis.conf`,
     handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
     passwordFile: `${SETTINGS_DIR}/password`,
+    tls,
   });
-  const settings: Record<(typeof SETTINGS_FILES)[number], pulumi.Input<string>> = {
+  const settings: Partial<Record<SettingsFile, pulumi.Input<string>>> = {
     "auth.conf": password.apply(renderAuthConf),
     "persistence.conf": renderPersistenceConf(inputs.persistence),
     password,
+    ...(inputs.tls === undefined
+      ? {}
+      : {
+          [TLS_FILES.certificate]: pulumi.secret(inputs.tls.certificate),
+          [TLS_FILES.privateKey]: pulumi.secret(inputs.tls.privateKey),
+          [TLS_FILES.clientCa]: inputs.tls.ca,
+        }),
   };
+  const settingsFiles = Object.keys(settings) as SettingsFile[];
   const written = new pulumi.ResourceHook(`${name}-settings-written`, (args) => {
     const { exitCode, containerLogs } = (args.newOutputs ?? {}) as {
       exitCode?: number;
@@ -112,12 +131,12 @@ export function createDockerShard(
         command: [
           "sh",
           "-c",
-          `set -e; umask 077; mkdir -p ${SETTINGS_DIR}; for f in ${SETTINGS_FILES.join(" ")}; do ` +
+          `set -e; umask 077; mkdir -p ${SETTINGS_DIR}; for f in ${settingsFiles.join(" ")}; do ` +
             `cp ${SETTINGS_UPLOAD_DIR}/$f ${SETTINGS_DIR}/$f.new; mv ${SETTINGS_DIR}/$f.new ${SETTINGS_DIR}/$f; done`,
         ],
-        uploads: SETTINGS_FILES.map((file) => ({
+        uploads: settingsFiles.map((file) => ({
           file: `${SETTINGS_UPLOAD_DIR}/${file}`,
-          content: settings[file],
+          content: settings[file]!,
         })),
         volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
         networkMode: "none",
@@ -149,6 +168,7 @@ export function createDockerShard(
                 memoryConfPath: MEMORY_CONF,
                 persistenceConfPath: `${SETTINGS_DIR}/persistence.conf`,
                 authConfPath: `${SETTINGS_DIR}/auth.conf`,
+                tls,
               }),
             },
             // Index 1: see ignoreChanges below.
@@ -158,7 +178,7 @@ export function createDockerShard(
           volumes: [{ volumeName: volume.name, containerPath: REDIS_DATA_DIR }],
           healthcheck: {
             // The password from the settings file: never on a command line, and current after a rotation.
-            tests: ["CMD-SHELL", shardHealthCheckScript(REDIS_PORT, `${SETTINGS_DIR}/password`)],
+            tests: ["CMD-SHELL", shardHealthCheckScript(REDIS_PORT, `${SETTINGS_DIR}/password`, tls)],
             interval: "5s",
             timeout: "3s",
             retries: 5,

@@ -4,13 +4,15 @@ import { clusterApplyArgv, ENV } from "../../src/contract.ts";
 import { argError } from "../plan/spec.ts";
 import type { PlatformDriver } from "../platform.ts";
 import { secretEnv } from "./common.ts";
-import { createKubernetesInfra } from "./infra.ts";
+import { createKubernetesInfra, createShardCertificate } from "./infra.ts";
+import { adminTlsArgs } from "../plan/shard-tls.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
 import { createKubernetesMigration } from "./migration.ts";
 import { createKubernetesProxyFleet } from "./proxy-fleet.ts";
 import { createKubernetesShard } from "./shard.ts";
 
 export const kubernetesDriver: PlatformDriver = {
-  infra(name, spec, password, parent, previousPassword) {
+  infra(name, spec, password, parent, previousPassword, shardTls) {
     // The schema requires it on Kubernetes: a cluster cannot pull an image built on this machine.
     if (spec.image === undefined) throw argError("DistributedRedis args", "image", "required on kubernetes");
     if (!spec.image.includes("@sha256:"))
@@ -19,8 +21,10 @@ export const kubernetesDriver: PlatformDriver = {
           "started; name it by digest (repo@sha256:...) so a new image reaches them",
       );
     const infra = createKubernetesInfra(name, spec.namespace, password, parent, previousPassword);
+    const tls = kubernetesShardTls(shardTls);
+    const certificate = tls && createShardCertificate(name, spec.namespace, tls, parent);
     return {
-      shared: [infra.authSecret],
+      shared: [infra.authSecret, ...(certificate ? [certificate] : [])],
       runtimeImage: spec.image,
       redisImage: spec.redisImage,
       passwordSecret: infra.authSecretName,
@@ -38,6 +42,7 @@ export const kubernetesDriver: PlatformDriver = {
         password: inputs.password,
         drainGuard: inputs.drainGuard,
         rollAfter: inputs.rollAfter ?? [],
+        tls: kubernetesShardTls(inputs.shardTls),
       },
       parent,
     );
@@ -62,6 +67,7 @@ export const kubernetesDriver: PlatformDriver = {
         image: inputs.image,
         spec,
         tls: inputs.tls?.platform === "kubernetes" ? inputs.tls : undefined,
+        shardTls: kubernetesShardTls(inputs.shardTls),
       },
       parent,
     );
@@ -71,6 +77,7 @@ export const kubernetesDriver: PlatformDriver = {
   migration(name, inputs, opts) {
     if (inputs.passwordSecret === undefined)
       throw argError("SlotMigration args", "passwordSecret", "required on kubernetes");
+    const tls = kubernetesShardTls(inputs.shardTls);
     return createKubernetesMigration(
       name,
       {
@@ -80,6 +87,7 @@ export const kubernetesDriver: PlatformDriver = {
         args: [
           ...clusterApplyArgv(inputs.topology),
           ...(inputs.dropPreviousPassword ? ["--drop-previous-password"] : []),
+          ...(tls === undefined ? [] : adminTlsArgs(tls)),
         ],
         env: [
           secretEnv(ENV.password, inputs.passwordSecret, "password"),
@@ -91,8 +99,15 @@ export const kubernetesDriver: PlatformDriver = {
           ...(inputs.persistence === undefined ? [] : [{ name: ENV.persistence, value: inputs.persistence }]),
         ],
         image: inputs.image,
+        tlsSecretName: tls?.secretName,
       },
       opts,
     );
   },
 };
+
+function kubernetesShardTls(
+  tls: ShardTlsSpec | undefined,
+): Extract<ShardTlsSpec, { platform: "kubernetes" }> | undefined {
+  return tls?.platform === "kubernetes" ? tls : undefined;
+}

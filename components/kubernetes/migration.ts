@@ -7,6 +7,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
+import { SHARD_TLS_CLIENT_DIR } from "../plan/shard-tls.ts";
 import { labelsFor, nonRootPod, restrictedContainer, RUNTIME_UID } from "./common.ts";
 
 export interface KubernetesMigrationInputs {
@@ -16,6 +17,8 @@ export interface KubernetesMigrationInputs {
   args: string[];
   env: k8s.types.input.core.v1.EnvVar[];
   image: pulumi.Input<string>;
+  /** TLS-only shards: the Secret with their CA and the client certificate, mounted for `--tls`. */
+  tlsSecretName?: string | undefined;
 }
 
 export function createKubernetesMigration(
@@ -46,8 +49,16 @@ export function createKubernetesMigration(
                 env: inputs.env,
                 resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
                 securityContext: restrictedContainer,
+                ...(inputs.tlsSecretName === undefined
+                  ? {}
+                  : {
+                      volumeMounts: [{ name: "shard-tls", mountPath: SHARD_TLS_CLIENT_DIR, readOnly: true }],
+                    }),
               },
             ],
+            ...(inputs.tlsSecretName === undefined
+              ? {}
+              : { volumes: [{ name: "shard-tls", secret: { secretName: inputs.tlsSecretName } }] }),
           },
         },
       },

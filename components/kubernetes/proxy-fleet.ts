@@ -13,6 +13,8 @@ import type { ClusterSpec } from "../plan/spec.ts";
 import { PROXY_CONFIG_PATH, renderProxyConf, type ProxySettings } from "../plan/proxy-conf.ts";
 import { PROXY_TLS_DIR } from "../plan/tls.ts";
 import type { ProxyTlsSpec } from "../tls.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
+import { SHARD_TLS_CLIENT_DIR } from "../plan/shard-tls.ts";
 import { ACTIVE_ROLE, ENV, POD_ROLE_LABEL, PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import {
   antiAffinity,
@@ -41,6 +43,8 @@ export interface KubernetesProxyFleetInputs {
   spec: Pick<ClusterSpec, "namespace" | "clusterDomain" | "serviceType" | "fixedIp" | "podAntiAffinity">;
   /** TLS for clients from the user's TLS Secret, mounted (its renewals reach the proxies without a restart). */
   tls?: Extract<ProxyTlsSpec, { platform: "kubernetes" }>;
+  /** TLS-only shards: their Secret (CA, client certificate) mounted for the proxies' backendTls. */
+  shardTls?: Extract<ShardTlsSpec, { platform: "kubernetes" }>;
 }
 
 export interface KubernetesProxyFleet {
@@ -81,6 +85,7 @@ export function createKubernetesProxyFleet(
       users,
       previousPassword,
       ...(inputs.tls ? { tls: inputs.tls } : {}),
+      ...(inputs.shardTls ? { shardTls: { serverName: inputs.shardTls.serverName } } : {}),
     });
 
   const config = new k8s.core.v1.Secret(
@@ -162,6 +167,9 @@ export function createKubernetesProxyFleet(
                 volumeMounts: [
                   { name: "config", mountPath: "/etc/dredis", readOnly: true },
                   ...(inputs.tls ? [{ name: "tls", mountPath: PROXY_TLS_DIR, readOnly: true }] : []),
+                  ...(inputs.shardTls
+                    ? [{ name: "shard-tls", mountPath: SHARD_TLS_CLIENT_DIR, readOnly: true }]
+                    : []),
                 ],
               },
             ],
@@ -169,6 +177,9 @@ export function createKubernetesProxyFleet(
               { name: "config", secret: { secretName: `${name}-config` } },
               // Not a subPath mount: the kubelet updates a whole Secret volume in place when it changes.
               ...(inputs.tls ? [{ name: "tls", secret: { secretName: inputs.tls.secretName } }] : []),
+              ...(inputs.shardTls
+                ? [{ name: "shard-tls", secret: { secretName: inputs.shardTls.secretName } }]
+                : []),
             ],
           },
         },

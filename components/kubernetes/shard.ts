@@ -24,6 +24,8 @@ import {
   shardHandoverCommand,
 } from "../plan/shard-entrypoint.ts";
 import { CLUSTER_BUS_PORT, REDIS_PORT, type ShardPlan } from "../plan/topology.ts";
+import { SHARD_TLS_NODE_DIR, shardTlsFiles } from "../plan/shard-tls.ts";
+import type { ShardTlsSpec } from "../shard-tls.ts";
 import { REDIS_CONF_DIR, REDIS_DATA_DIR, renderAuthConf, renderShardRedisConf } from "../plan/redis-conf.ts";
 import {
   antiAffinity,
@@ -47,6 +49,8 @@ export interface KubernetesShardInputs {
   drainGuard?: pulumi.ResourceHook;
   /** The previous shard's StatefulSet: one shard's pods roll at a time. */
   rollAfter: pulumi.Resource[];
+  /** TLS-only nodes: the Secret (tls.crt, tls.key, ca.crt) is mounted at SHARD_TLS_NODE_DIR. */
+  tls?: Extract<ShardTlsSpec, { platform: "kubernetes" }>;
 }
 
 export interface KubernetesShard {
@@ -70,7 +74,13 @@ export function createKubernetesShard(
   const labels = labelsFor(inputs.clusterName, "shard", { "dredis.io/shard": shard.name });
   const metadata = (objectName: string) => ({ name: objectName, namespace: spec.namespace, labels });
   // One config for all pods of the StatefulSet: each pod announces its own name from the command line.
-  const redisConf = renderShardRedisConf({ persistence: spec.persistence, maxmemoryMb: shard.maxmemoryMb });
+  // A whole Secret volume, not subPath: the kubelet swaps renewed files in, and the entrypoint reloads them.
+  const tls = inputs.tls === undefined ? undefined : shardTlsFiles(SHARD_TLS_NODE_DIR);
+  const redisConf = renderShardRedisConf({
+    persistence: spec.persistence,
+    maxmemoryMb: shard.maxmemoryMb,
+    tls,
+  });
   const announce = `$(${ENV.podName}).${shard.resourceName}.${spec.namespace}.svc.${spec.clusterDomain}`;
 
   const config = new k8s.core.v1.Secret(
@@ -103,6 +113,7 @@ export function createKubernetesShard(
     configPath: `${REDIS_CONF_DIR}/redis.conf`,
     handoverTimeoutSeconds: SHARD_HANDOVER_TIMEOUT_SECONDS,
     passwordFile: PASSWORD_FILE,
+    tls,
   });
   const statefulSet = new k8s.apps.v1.StatefulSet(
     name,
@@ -145,7 +156,7 @@ export function createKubernetesShard(
                 // Ready once back in the cluster and, as a replica, synced: the rolling update (one
                 // pod at a time) and the PodDisruptionBudget wait for that, not for a bare PONG.
                 readinessProbe: {
-                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT, PASSWORD_FILE)] },
+                  exec: { command: ["sh", "-c", shardHealthCheckScript(REDIS_PORT, PASSWORD_FILE, tls)] },
                   periodSeconds: 5,
                   timeoutSeconds: 3,
                 },
@@ -160,10 +171,14 @@ export function createKubernetesShard(
                 volumeMounts: [
                   { name: "data", mountPath: REDIS_DATA_DIR },
                   { name: "config", mountPath: REDIS_CONF_DIR, readOnly: true },
+                  ...(inputs.tls ? [{ name: "tls", mountPath: SHARD_TLS_NODE_DIR, readOnly: true }] : []),
                 ],
               },
             ],
-            volumes: [{ name: "config", secret: { secretName: `${shard.resourceName}-config` } }],
+            volumes: [
+              { name: "config", secret: { secretName: `${shard.resourceName}-config` } },
+              ...(inputs.tls ? [{ name: "tls", secret: { secretName: inputs.tls.secretName } }] : []),
+            ],
           },
         },
         // A removed shard (deleted only once drained) takes its volumes along, so re-adding its

@@ -10,7 +10,9 @@
  * The command contains no double quotes, backslashes or newlines, so it can be embedded in
  * keepalived.conf as is.
  */
+import type { ShardTlsFiles } from "../../src/cluster/redis-conf.ts";
 import { DredisError, ErrorCodes } from "../../src/errors.ts";
+import { redisCliTlsArgs } from "./shard-tls.ts";
 
 export interface ProxyHealthCheckArgs {
   /** The proxy's client port on this host. */
@@ -58,10 +60,11 @@ export function proxyHealthCheckCommand(args: ProxyHealthCheckArgs): string {
  * when the node answers and either knows no other node yet (a new node: the migration joins it
  * later, and waits for it to be healthy first) or sees the cluster ok and, as a replica, has its
  * master link up and no sync in progress. A node replaced in a roll is healthy, and the next one
- * may go, only once it is back in the cluster with the data.
+ * may go, only once it is back in the cluster with the data. A TLS-only node (`tls`) is asked over
+ * TLS on loopback, with its own certificate as the client's.
  */
-export function shardHealthCheckScript(port: number, passwordFile?: string): string {
-  const cli = `redis-cli -p ${port}`;
+export function shardHealthCheckScript(port: number, passwordFile?: string, tls?: ShardTlsFiles): string {
+  const cli = `redis-cli${tls === undefined ? "" : ` ${redisCliTlsArgs(tls)}`} -p ${port}`;
   return [
     ...(passwordFile === undefined ? [] : [`REDISCLI_AUTH=$(cat '${passwordFile}') && export REDISCLI_AUTH`]),
     `[ "$(${cli} ping)" = PONG ] || exit 1`,

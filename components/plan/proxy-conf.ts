@@ -7,6 +7,7 @@ import type { ProxyConfigInput } from "../../src/proxy/config.ts";
 import { PROXY_ADMIN_PORT } from "../../src/contract.ts";
 import { aclUsersSchema } from "../../src/proxy/acl/config.ts";
 import { argError } from "./spec.ts";
+import { proxyBackendTls, type ShardTlsPlan } from "./shard-tls.ts";
 import { proxyTlsConfig, type ProxyTlsPlan } from "./tls.ts";
 
 /** The spec's settings that go into every proxy host's config as they are. */
@@ -30,6 +31,8 @@ export interface ProxyConfOptions {
   users?: Record<string, string> | undefined;
   /** Serve clients over TLS only, on `port` (the files are the platform's: plan/tls.ts). */
   tls?: ProxyTlsPlan;
+  /** The shards serve TLS only: reach them over TLS (the files are the platform's: plan/shard-tls.ts). */
+  shardTls?: ShardTlsPlan;
 }
 
 export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
@@ -50,6 +53,7 @@ export function proxyConfig(options: ProxyConfOptions): ProxyConfigInput {
     // Probes come from outside the container (kubelet, Docker, HAProxy), so not loopback only.
     admin: { host: "0.0.0.0", port: PROXY_ADMIN_PORT },
     ...(options.tls ? { tls: proxyTlsConfig(options.port, options.tls) } : {}),
+    ...(options.shardTls ? { backendTls: proxyBackendTls(options.shardTls) } : {}),
   };
 }
 

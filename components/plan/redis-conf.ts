@@ -8,6 +8,7 @@ import {
   renderRedisConf,
   shardNodeConfig,
   type RedisConfig,
+  type ShardTlsFiles,
 } from "../../src/cluster/redis-conf.ts";
 import type { ClusterSpec } from "./spec.ts";
 import { REDIS_PORT } from "./topology.ts";
@@ -40,6 +41,11 @@ export interface ShardRedisConfOptions {
    * or replaced node without changing the container; the migration sets it live on every node.
    */
   persistenceConfPath?: string;
+  /**
+   * TLS only: `port 0`, the node's port becomes its `tls-port`, the cluster bus and replication
+   * run over TLS, and clients must present a certificate of the CA (plan/shard-tls.ts).
+   */
+  tls?: ShardTlsFiles;
 }
 
 /** The directives `persistence` sets, whatever the mode: left out of redis.conf when included. */
@@ -61,6 +67,7 @@ export function shardRedisConfig(options: ShardRedisConfOptions): RedisConfig {
     maxmemoryMb: options.maxmemoryMb,
     maxmemoryFile: options.memoryConfPath,
     include: authConf,
+    tls: options.tls,
   });
   if (options.persistenceConfPath === undefined) return config;
   // Included after memory.conf and before auth.conf, keeping auth.conf last.

@@ -7,11 +7,21 @@
  * node is a master that owns slots and has a connected replica, it sends `CLUSTER FAILOVER` (not
  * FORCE: Redis pauses writes on the master until the replica's offset equals its own, so no
  * acknowledged write is lost) to the replica with the highest offset, and waits, bounded, until
- * this node reports `role:slave`; then `SHUTDOWN`, which saves as the config says. A replica, or a
- * master without slots or replica, just shuts down.
+ * this node reports `role:slave`. Then it waits, bounded, until clients have left: after the
+ * handover it answers their writes with MOVED until every proxy and client has learned the new
+ * master, and stopping sooner resets the connections of writes still on their way to it (seen as
+ * one ECONNRESET per roll on Docker); the wait ends once its `errorstat_MOVED` count has not
+ * grown for 0.5 s (as `dredis cluster roll` does, src/cluster/admin/roll.ts). Then `SHUTDOWN`,
+ * which saves as the config says. A replica, or a master without slots or replica, just shuts down.
  *
- * `sh -c <script> dredis-shard handover` does the handover only: Kubernetes' preStop hook, which
- * runs before the pod's SIGTERM and within the same grace period.
+ * With `tls` (a TLS-only node), every redis-cli call goes over TLS with the node's own certificate,
+ * and a renewed certificate (cert-manager's, in a mounted Secret; new settings on Docker) reaches
+ * the running node: Redis reads the files only at start and on `CONFIG SET tls-*` (which
+ * re-reads them even when the path is the same), so the script checks them every
+ * `tlsReloadSeconds` and sets them again when they changed.
+ *
+ * `sh -c <script> dredis-shard handover` does the handover and the wait only: Kubernetes' preStop
+ * hook, which runs before the pod's SIGTERM and within the same grace period.
  *
  * redis-cli authenticates from REDISCLI_AUTH, so the password never appears on a command line.
  *
@@ -22,7 +32,9 @@
  * `exec: ["sh", "-c", shardHealthCheckCommand()]`, `terminationGracePeriodSeconds` above the
  * handover timeout.
  */
+import type { ShardTlsFiles } from "../../src/cluster/redis-conf.ts";
 import { DredisError, ErrorCodes } from "../../src/errors.ts";
+import { redisCliTlsArgs } from "./shard-tls.ts";
 import { REDIS_PORT } from "./topology.ts";
 
 export interface ShardEntrypointOptions {
@@ -42,32 +54,63 @@ export interface ShardEntrypointOptions {
    * a password rotated live reaches the handover without restarting the node.
    */
   passwordFile?: string;
+  /**
+   * After a handover, how long at most to wait for clients to stop being redirected.
+   * @default SHARD_CLIENTS_LEAVE_TIMEOUT_SECONDS
+   */
+  clientsLeaveTimeoutSeconds?: number;
+  /** The node serves TLS only: redis-cli connects over TLS with these files. */
+  tls?: ShardTlsFiles;
+  /** With `tls`: how often to look for renewed certificate files. @default 60 */
+  tlsReloadSeconds?: number;
 }
 
 /**
  * How long a stopping master waits for its replica to take over: a manual failover completes in
- * well under a second once the replica has caught up, so this covers several retries.
+ * well under a second once the replica has caught up, so this covers several retries (each
+ * attempt waits 6 s, a replica's manual failover gives up after 5).
  */
-export const SHARD_HANDOVER_TIMEOUT_SECONDS = 45;
+export const SHARD_HANDOVER_TIMEOUT_SECONDS = 35;
+/** Then, at most, for redirected clients to leave (the local roll's bound, roll.ts `CLIENTS_LEAVE_MS`). */
+export const SHARD_CLIENTS_LEAVE_TIMEOUT_SECONDS = 10;
+/** Then SHUTDOWN's save (an AOF rewrite is not waited for; an RDB save of a few GB fits). */
+const SHARD_SAVE_SECONDS = 15;
 /**
  * What the platforms give a stopping node (Docker's stop timeout and destroy grace, a pod's
- * terminationGracePeriodSeconds): the handover, then SHUTDOWN's save.
+ * terminationGracePeriodSeconds): the handover (35 s at most, and each bound's last poll may run
+ * up to a second over), the clients' leaving (10 s at most) and SHUTDOWN's save (15 s): 60 s.
  */
-export const SHARD_STOP_GRACE_SECONDS = SHARD_HANDOVER_TIMEOUT_SECONDS + 15;
+export const SHARD_STOP_GRACE_SECONDS =
+  SHARD_HANDOVER_TIMEOUT_SECONDS + SHARD_CLIENTS_LEAVE_TIMEOUT_SECONDS + SHARD_SAVE_SECONDS;
 
 /** Name the script gives itself as `$0` in the commands below (it shows in `ps`). */
 const SCRIPT_NAME = "dredis-shard";
 
 /** The entrypoint script; run it as `shardEntrypointCommand` or `shardHandoverCommand` say. */
 export function renderShardEntrypoint(options: ShardEntrypointOptions): string {
-  const { configPath, handoverTimeoutSeconds, port = REDIS_PORT, passwordFile = "" } = options;
+  const {
+    configPath,
+    handoverTimeoutSeconds,
+    port = REDIS_PORT,
+    passwordFile = "",
+    clientsLeaveTimeoutSeconds = SHARD_CLIENTS_LEAVE_TIMEOUT_SECONDS,
+    tls,
+    tlsReloadSeconds = 60,
+  } = options;
   checkPort(port);
-  if (!Number.isInteger(handoverTimeoutSeconds) || handoverTimeoutSeconds < 1)
-    throw new DredisError(
-      ErrorCodes.SHARD_ENTRYPOINT_ARGS,
-      `shard entrypoint handoverTimeoutSeconds must be a positive integer (got ${handoverTimeoutSeconds})`,
-    );
-  for (const [field, path] of Object.entries({ configPath, passwordFile }))
+  for (const [field, seconds] of Object.entries({
+    handoverTimeoutSeconds,
+    clientsLeaveTimeoutSeconds,
+    tlsReloadSeconds,
+  }))
+    if (!Number.isInteger(seconds) || seconds < 1)
+      throw new DredisError(
+        ErrorCodes.SHARD_ENTRYPOINT_ARGS,
+        `shard entrypoint ${field} must be a positive integer (got ${seconds})`,
+      );
+  const tlsPaths =
+    tls === undefined ? {} : { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile };
+  for (const [field, path] of Object.entries({ configPath, passwordFile, ...tlsPaths }))
     if (!/^\/[A-Za-z0-9_./-]+$/.test(path) && !(field === "passwordFile" && path === ""))
       throw new DredisError(
         ErrorCodes.SHARD_ENTRYPOINT_ARGS,
@@ -81,11 +124,16 @@ set -u
 CONF='${configPath}'
 PORT=${port}
 HANDOVER_TIMEOUT=${handoverTimeoutSeconds}
+CLIENTS_LEAVE_TIMEOUT=${clientsLeaveTimeoutSeconds}
 PASSWORD_FILE='${passwordFile}'
+# Unquoted where used, to split into flags: the paths are checked to hold no space or glob.
+TLS_ARGS='${tls === undefined ? "" : redisCliTlsArgs(tls)}'
+TLS_FILES='${tls === undefined ? "" : `${tls.certFile} ${tls.keyFile} ${tls.caFile}`}'
+TLS_RELOAD=${tlsReloadSeconds}
 
 # The password as of now (a rotation changes the file under a running node), for every redis-cli.
 auth() { if [ -n "$PASSWORD_FILE" ] && [ -r "$PASSWORD_FILE" ]; then REDISCLI_AUTH=$( cat "$PASSWORD_FILE"); export REDISCLI_AUTH; fi; }
-cli() { auth; redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
+cli() { auth; redis-cli -h 127.0.0.1 -p "$PORT" $TLS_ARGS "$@"; }
 say() { echo "${SCRIPT_NAME}: $*" >&2; }
 role() { cli INFO replication | tr -d '\\r' | sed -n 's/^role://p'; }
 
@@ -117,11 +165,11 @@ handover() {
     say "handing over to $1:$2"
     # The replica wants the password as well; auth here, as the calls above ran it in subshells.
     auth
-    redis-cli -h "$1" -p "$2" CLUSTER FAILOVER >/dev/null 2>&1
+    redis-cli -h "$1" -p "$2" $TLS_ARGS CLUSTER FAILOVER >/dev/null 2>&1
     # A manual failover gives up after 5 s on the replica's side; then try again.
     attempt_end=$(( $(date +%s) + 6 ))
     while [ "$(date +%s)" -lt "$attempt_end" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-      if [ "$( role)" = slave ]; then say "handed over to $1:$2"; return 0; fi
+      if [ "$( role)" = slave ]; then say "handed over to $1:$2"; HANDED_OVER=1; return 0; fi
       sleep 0.1
     done
   done
@@ -129,20 +177,65 @@ handover() {
   return 1
 }
 
-if [ "\${1:-}" = handover ]; then handover; exit $?; fi
+# MOVED replies this node has sent (INFO errorstats; none yet: no line).
+moved() { cli INFO errorstats | tr -d '\\r' | sed -n 's/^errorstat_MOVED:count=//p'; }
+
+# After a handover clients' writes still reach this node and are redirected until they learn the
+# new master; stopping sooner resets their connections. Waits until no MOVED was sent for five
+# polls in a row (0.1 s apart plus each poll's time: 0.5 s at least), bounded.
+wait_for_clients_to_leave() {
+  deadline=$(( $(date +%s) + CLIENTS_LEAVE_TIMEOUT ))
+  last=$( moved); quiet=0
+  while [ "$quiet" -lt 5 ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then say "clients still redirected after $CLIENTS_LEAVE_TIMEOUT s: stopping"; return 0; fi
+    sleep 0.1
+    now=$( moved)
+    if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else last=$now; quiet=0; fi
+  done
+  say "no client redirected for 0.5 s (MOVED sent: \${last:-0})"
+}
+
+# The handover, then, if this node handed its slots over, the wait for its clients to leave.
+stop_serving() {
+  HANDED_OVER=0
+  handover || return 1
+  if [ "$HANDED_OVER" = 1 ]; then wait_for_clients_to_leave; fi
+}
+
+if [ "\${1:-}" = handover ]; then stop_serving; exit $?; fi
+
+tls_sum() { cat $TLS_FILES 2>/dev/null | cksum; }
+# Sets the certificate files again when they changed; a half-renewed set (key not matching) is
+# refused by Redis, which keeps the running one, and tried again next time.
+watch_tls() {
+  set -- $TLS_FILES
+  seen=$( tls_sum)
+  while sleep "$TLS_RELOAD"; do
+    now=$( tls_sum)
+    [ "$now" = "$seen" ] && continue
+    if [ "$( cli CONFIG SET tls-cert-file "$1" tls-key-file "$2" tls-ca-cert-file "$3" | tr -d '\\r')" = OK ]; then
+      seen=$now
+      say "TLS certificate files changed: reloaded"
+    fi
+  done
+}
 
 stopping=0
 trap 'stopping=1' TERM INT
 redis-server "$CONF" "$@" &
 pid=$!
+watcher=
+if [ -n "$TLS_FILES" ]; then watch_tls & watcher=$!; fi
 # wait returns early when a trapped signal arrives; anything else means redis-server exited.
 while :; do
   wait "$pid"
   status=$?
   [ "$stopping" = 1 ] && break
+  [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
   exit "$status"
 done
-handover || true
+[ -n "$watcher" ] && kill "$watcher" 2>/dev/null
+stop_serving || true
 cli SHUTDOWN >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 `;
@@ -153,7 +246,7 @@ export function shardEntrypointCommand(script: string, serverArgs: string[] = []
   return ["sh", "-c", script, SCRIPT_NAME, ...serverArgs];
 }
 
-/** Kubernetes' preStop hook: the handover alone (the pod's SIGTERM follows it). */
+/** Kubernetes' preStop hook: the handover and the wait for clients to leave (the pod's SIGTERM follows). */
 export function shardHandoverCommand(script: string): string[] {
   return ["sh", "-c", script, SCRIPT_NAME, "handover"];
 }

@@ -114,6 +114,37 @@ test("the rendered script is valid sh, and bad options are refused with the opti
     /configPath must be an absolute path/,
   );
   assert.throws(() => shardHealthCheckCommand(70000), /port must be an integer in 1\.\.65535 \(got 70000\)/);
+  const tls = {
+    caFile: "/etc/redis-tls/ca.crt",
+    certFile: "/etc/redis-tls/tls.crt",
+    keyFile: "/etc/redis-tls/tls.key",
+  };
+  const tlsScript = renderShardEntrypoint({
+    configPath: "/etc/redis/redis.conf",
+    handoverTimeoutSeconds: 20,
+    tls,
+  });
+  const tlsCheck = spawnSync("sh", ["-n"], { input: tlsScript, encoding: "utf8" });
+  assert.equal(tlsCheck.status, 0, tlsCheck.stderr);
+  assert.doesNotMatch(tlsScript, /\$\([A-Za-z_][A-Za-z0-9_]*\)/);
+  assert.throws(
+    () =>
+      renderShardEntrypoint({
+        configPath: "/etc/redis/redis.conf",
+        handoverTimeoutSeconds: 20,
+        tls: { ...tls, keyFile: "/etc/redis tls/tls.key" },
+      }),
+    /keyFile must be an absolute path of letters, digits and _\.\/- \(got "\/etc\/redis tls\/tls\.key"\)/,
+  );
+  assert.throws(
+    () =>
+      renderShardEntrypoint({
+        configPath: "/etc/redis/redis.conf",
+        handoverTimeoutSeconds: 20,
+        clientsLeaveTimeoutSeconds: 0.5,
+      }),
+    /clientsLeaveTimeoutSeconds must be a positive integer \(got 0\.5\)/,
+  );
 });
 
 test("SIGTERM on a master hands its slots to the caught-up replica before it stops: no acknowledged write lost", async (t) => {
