@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
 import { RawClient } from "../support/raw-client.ts";
-import { fileCleanup, tempDir } from "../support/redis.ts";
+import { fileCleanup, serverBinary, tempDir } from "../support/redis.ts";
 import {
   clusterClient,
   runCli,
@@ -215,7 +215,7 @@ test("cluster roll restarts every node with the given command, replicas first, e
   const restart =
     `redis-cli -p {port} -a ${password} --no-auth-warning shutdown >/dev/null 2>&1; ` +
     `while redis-cli -p {port} ping >/dev/null 2>&1; do sleep 0.05; done; ` +
-    `redis-server ${parent}/node-{port}/redis.conf --daemonize yes --pidfile ${parent}/node-{port}/restarted.pid`;
+    `${serverBinary()} ${parent}/node-{port}/redis.conf --daemonize yes --pidfile ${parent}/node-{port}/restarted.pid`;
   const runIds = await Promise.all(
     nodes.map(async (n) => /run_id:(\w+)/.exec(String(await onNode(n, "INFO", "server")))![1]),
   );
