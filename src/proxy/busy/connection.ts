@@ -123,7 +123,11 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
       return new ErrorReply(ProxyErrors.notForBusyProxy(name));
     }
     if (spec !== undefined && !arityOk(spec, argv.length)) return wrongArity(spec.name);
-    return handler(argv, { fanOut: this.fanOut, protocol: this.protocol });
+    return handler(argv, {
+      fanOut: this.fanOut,
+      protocol: this.protocol,
+      serverVersion: this.context.router.serverVersion,
+    });
   }
 
   /**

@@ -10,6 +10,8 @@ export interface BusyContext {
   fanOut: FanOut;
   /** The protocol of the connection the command came on (reply shapes differ, e.g. WITHSCORES). */
   protocol: Protocol;
+  /** The shards' Redis version (Valkey's 7.2.4): how the proxy prints doubles it computes. */
+  serverVersion: string;
 }
 
 /**

@@ -9,7 +9,8 @@
  * result ordered by score then member bytes.
  */
 import { RedisErrors } from "../../errors.ts";
-import { DoubleReply, ErrorReply, type ReplyValue } from "../../resp/encode.ts";
+import { ErrorReply, type ReplyValue } from "../../resp/encode.ts";
+import { doubleReply } from "../engine-style.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
@@ -46,7 +47,7 @@ async function run(
   name: string,
   operation: Operation,
   argv: Buffer[],
-  { fanOut, protocol }: BusyContext,
+  { fanOut, protocol, serverVersion }: BusyContext,
 ): Promise<ReplyValue> {
   // Checked in Redis's order: numkeys, then the keys' types, then the options.
   const numkeys = parseInteger(argv[1]!, 0, argv[1]!.length);
@@ -83,8 +84,8 @@ async function run(
   );
   if (!options.withScores) return result.map((e) => e.member);
   // RESP2: one flat array; RESP3: [member, score] pairs, as Redis replies.
-  if (protocol === 2) return result.flatMap((e) => [e.member, new DoubleReply(e.score)]);
-  return result.map((e) => [e.member, new DoubleReply(e.score)]);
+  if (protocol === 2) return result.flatMap((e) => [e.member, doubleReply(serverVersion, e.score)]);
+  return result.map((e) => [e.member, doubleReply(serverVersion, e.score)]);
 }
 
 function combine(operation: Operation, sources: Source[], aggregate: Aggregate): Scored[] {
