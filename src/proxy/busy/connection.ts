@@ -127,6 +127,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
       fanOut: this.fanOut,
       protocol: this.protocol,
       serverVersion: this.context.router.serverVersion,
+      serverEngine: this.context.router.serverEngine,
     });
   }
 

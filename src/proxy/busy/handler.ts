@@ -12,6 +12,8 @@ export interface BusyContext {
   protocol: Protocol;
   /** The shards' Redis version (Valkey's 7.2.4): how the proxy prints doubles it computes. */
   serverVersion: string;
+  /** The shards' engine: Valkey reads numbers slightly differently (no hexadecimal doubles). */
+  serverEngine: "redis" | "valkey";
 }
 
 /**
