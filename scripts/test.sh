@@ -32,10 +32,12 @@ valkey_files=(
   test/proxy/sessions.test.ts
   test/proxy/keyspace-notifications.test.ts
   test/proxy/scan.test.ts
+  test/proxy/scan-resharding.test.ts
   test/proxy/busy-proxy.test.ts
   test/proxy/cross-slot.test.ts
   test/proxy/cluster-wide.test.ts
   test/proxy/cross-slot-resharding.test.ts
+  test/proxy/split-resharding.test.ts
   test/proxy/failover.test.ts
   test/cluster/admin/big-keys.test.ts
   test/cluster/admin/credentials.test.ts
