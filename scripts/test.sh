@@ -30,6 +30,7 @@ node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}
 valkey_files=(
   test/proxy/data-path.test.ts
   test/proxy/sessions.test.ts
+  test/proxy/engine-style.test.ts
   test/proxy/keyspace-notifications.test.ts
   test/proxy/scan.test.ts
   test/proxy/scan-resharding.test.ts
