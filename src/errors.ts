@@ -291,3 +291,9 @@ export const TlsErrors = {
   handshakeFailed: (peer: string, detail: string) =>
     `TLS: handshake with ${peer} failed (${detail}); does it serve TLS on this port, and does it accept this client's certificate?`,
 } as const;
+
+// Valkey shards (issue 16 item 2): Valkey's own texts where the proxy answers itself and
+// Valkey words it differently from Redis (src/proxy/engine-style.ts picks by the shards' engine).
+export const ValkeyErrors = {
+  multiNested: "ERR Command 'multi' not allowed inside a transaction",
+} as const;

@@ -108,6 +108,8 @@ export interface SessionContext {
 /** The router calls a session makes (./router.ts's ClusterRouter provides them). */
 export interface SessionRouter extends PubSubRouter {
   readonly serverVersion: string;
+  /** The shards' engine (valkey-server answers some errors in its own words). */
+  readonly serverEngine: "redis" | "valkey";
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;
   openSessionConnection(address: string, protocol: Protocol): BackendConnection;

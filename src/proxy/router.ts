@@ -13,6 +13,7 @@
 import type { ConnectionOptions } from "node:tls";
 import type { Logger } from "pino";
 import { parseAddress } from "../cluster/address.ts";
+import type { Engine } from "../cluster/engine.ts";
 import type { SlotMap } from "../cluster/slot-map.ts";
 import { errorReply } from "../resp/encode.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
@@ -142,6 +143,11 @@ export class ClusterRouter implements BackendEvents {
   /** Version of the shards' Redis, reported to clients by HELLO and INFO. */
   get serverVersion(): string {
     return this.source.serverVersion;
+  }
+
+  /** The shards' engine (redis or valkey), read with the version. */
+  get serverEngine(): Engine {
+    return this.source.serverEngine;
   }
 
   /** How long a request may wait for its shard: the configured value, or one that covers a failover. */

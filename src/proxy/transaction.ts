@@ -12,6 +12,7 @@ import { errorReply, OK, QUEUED } from "../resp/encode.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ConnectionState as BackendState, type BackendConnection } from "./backend.ts";
 import { Request } from "./request.ts";
+import { multiNestedError } from "./engine-style.ts";
 import { slotOf, SPANS_SLOTS } from "./keys.ts";
 import type { CommandView } from "./command-view.ts";
 import {
@@ -134,7 +135,8 @@ export class SessionTransaction implements TransactionCommands {
   }
 
   multi(): void {
-    if (this.phase !== TransactionPhase.None) return this.session.reply(errorReply(RedisErrors.multiNested));
+    if (this.phase !== TransactionPhase.None)
+      return this.session.reply(errorReply(multiNestedError(this.session.context.router.serverEngine)));
     this.phase = TransactionPhase.Queuing;
     this.queued = new Transaction();
     // Keys queued later must live with the watched ones: the watch holds on one node.

@@ -41,7 +41,11 @@ export class RawReply {
 }
 /** A double (sorted-set scores): a bulk string under RESP2, a `,` double under RESP3, as Redis sends it. */
 export class DoubleReply {
-  constructor(readonly value: number) {}
+  /** `text`: the digits to send, when they must be another engine's than formatDouble's. */
+  constructor(
+    readonly value: number,
+    readonly text?: string,
+  ) {}
 }
 
 export const OK = Buffer.from("+OK\r\n");
@@ -91,7 +95,7 @@ function write(value: ReplyValue, proto: Protocol, out: Buffer[]): void {
       out.push(Buffer.from(`=${body.length}\r\n`), body, CRLF);
     }
   } else if (value instanceof DoubleReply) {
-    const text = formatDouble(value.value);
+    const text = value.text ?? formatDouble(value.value);
     out.push(proto === 3 ? Buffer.from(`,${text}\r\n`) : bulkReply(text, proto));
   } else if (value instanceof MapReply) {
     out.push(Buffer.from(proto === 3 ? `%${value.entries.length}\r\n` : `*${value.entries.length * 2}\r\n`));

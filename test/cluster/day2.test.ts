@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 import type { Topology } from "../../src/cluster/topology.ts";
 import { RawClient } from "../support/raw-client.ts";
-import { fileCleanup, tempDir } from "../support/redis.ts";
+import { fileCleanup, serverBinary, tempDir, testEngine } from "../support/redis.ts";
 import {
   clusterClient,
   runCli,
@@ -106,7 +106,10 @@ test("apply switches persistence, memory and redis.conf settings live on every n
     assert.equal(await configOf(node, "slowlog-log-slower-than"), "12345");
     const file = await readFile(join(node.dir, "redis.conf"), "utf8");
     assert.match(file, /^appendonly no$/m);
-    assert.match(file, /^slowlog-log-slower-than 12345$/m);
+    // Valkey writes the setting under its new name (slowlog-log-slower-than is its alias).
+    const slowlogName =
+      testEngine() === "valkey" ? "commandlog-execution-slower-than" : "slowlog-log-slower-than";
+    assert.match(file, new RegExp(`^${slowlogName} 12345$`, "m"));
   }
 
   const back = await apply("--password-file", join(secrets, "first"), "--persistence", "aof");
@@ -215,7 +218,7 @@ test("cluster roll restarts every node with the given command, replicas first, e
   const restart =
     `redis-cli -p {port} -a ${password} --no-auth-warning shutdown >/dev/null 2>&1; ` +
     `while redis-cli -p {port} ping >/dev/null 2>&1; do sleep 0.05; done; ` +
-    `redis-server ${parent}/node-{port}/redis.conf --daemonize yes --pidfile ${parent}/node-{port}/restarted.pid`;
+    `${serverBinary()} ${parent}/node-{port}/redis.conf --daemonize yes --pidfile ${parent}/node-{port}/restarted.pid`;
   const runIds = await Promise.all(
     nodes.map(async (n) => /run_id:(\w+)/.exec(String(await onNode(n, "INFO", "server")))![1]),
   );

@@ -19,7 +19,7 @@ import { freePorts } from "../../src/local/ports.ts";
 import { handover } from "../../src/cluster/admin/index.ts";
 import { withPool } from "../../src/cluster/admin/node-pool.ts";
 import { RawClient } from "../support/raw-client.ts";
-import { tempDir } from "../support/redis.ts";
+import { tempDir, testEngine } from "../support/redis.ts";
 import { startLoad, type LoadReport } from "./proxy-load.ts";
 
 const run = promisify(execFile);
@@ -30,7 +30,16 @@ before(async () => {
   dir = await tempDir("dredis-roll-");
   [port] = (await freePorts(1)) as [number];
   const basePort = 20_000 + Math.floor(Math.random() * 20_000);
-  await up({ dir, shards: 3, replicas: 1, workers: 1, port, basePort, password: "first-password" });
+  await up({
+    dir,
+    shards: 3,
+    replicas: 1,
+    workers: 1,
+    port,
+    basePort,
+    password: "first-password",
+    engine: testEngine(),
+  });
 });
 after(() => down(dir));
 

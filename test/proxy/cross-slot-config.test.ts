@@ -13,7 +13,7 @@ import {
 } from "../../src/proxy/config.ts";
 import { down, proxyConfigPath, up, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
-import { startCluster, tempDir, until } from "../support/redis.ts";
+import { startCluster, tempDir, testEngine, until } from "../support/redis.ts";
 import { startProxyHost } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 
@@ -135,6 +135,7 @@ test("dredis local up with crossSlot: emulate starts a proxy that runs LCS acros
     port: port!,
     basePort,
     crossSlot: "emulate",
+    engine: testEngine(),
   });
   assert.equal(state.proxy.crossSlot, "emulate");
   const client = await RawClient.connect(port!);

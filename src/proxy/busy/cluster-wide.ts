@@ -136,7 +136,10 @@ const slowlogGet: BusyHandler = async (argv, context) => {
   })(argv, context);
 };
 
-/** LATENCY LATEST: one row per event, the most recent spike of any shard and the worst ever. */
+/**
+ * LATENCY LATEST: one row per event, the most recent spike of any shard and the worst ever
+ * (Valkey adds the total and the count of spikes: summed).
+ */
 const latencyLatest: Merge = ({ results }) => {
   const events = new Map<string, RespValue[]>();
   for (const r of results) {
@@ -149,6 +152,7 @@ const latencyLatest: Merge = ({ results }) => {
       else {
         if (Number(row[1]) > Number(seen[1])) [seen[1], seen[2]] = [row[1]!, row[2]!];
         seen[3] = Math.max(Number(seen[3]), Number(row[3]));
+        for (let i = 4; i < seen.length; i++) seen[i] = Number(seen[i]) + Number(row[i]);
       }
     }
   }

@@ -123,7 +123,12 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
       return new ErrorReply(ProxyErrors.notForBusyProxy(name));
     }
     if (spec !== undefined && !arityOk(spec, argv.length)) return wrongArity(spec.name);
-    return handler(argv, { fanOut: this.fanOut, protocol: this.protocol });
+    return handler(argv, {
+      fanOut: this.fanOut,
+      protocol: this.protocol,
+      serverVersion: this.context.router.serverVersion,
+      serverEngine: this.context.router.serverEngine,
+    });
   }
 
   /**

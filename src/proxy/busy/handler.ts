@@ -10,6 +10,10 @@ export interface BusyContext {
   fanOut: FanOut;
   /** The protocol of the connection the command came on (reply shapes differ, e.g. WITHSCORES). */
   protocol: Protocol;
+  /** The shards' Redis version (Valkey's 7.2.4): how the proxy prints doubles it computes. */
+  serverVersion: string;
+  /** The shards' engine: Valkey reads numbers slightly differently (no hexadecimal doubles). */
+  serverEngine: "redis" | "valkey";
 }
 
 /**

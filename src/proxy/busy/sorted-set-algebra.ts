@@ -9,7 +9,8 @@
  * result ordered by score then member bytes.
  */
 import { RedisErrors } from "../../errors.ts";
-import { DoubleReply, ErrorReply, type ReplyValue } from "../../resp/encode.ts";
+import { ErrorReply, type ReplyValue } from "../../resp/encode.ts";
+import { doubleReply } from "../engine-style.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import type { RespValue } from "../../resp/decode.ts";
 import { keySlot } from "../../cluster/key-slot.ts";
@@ -46,7 +47,7 @@ async function run(
   name: string,
   operation: Operation,
   argv: Buffer[],
-  { fanOut, protocol }: BusyContext,
+  { fanOut, protocol, serverVersion, serverEngine }: BusyContext,
 ): Promise<ReplyValue> {
   // Checked in Redis's order: numkeys, then the keys' types, then the options.
   const numkeys = parseInteger(argv[1]!, 0, argv[1]!.length);
@@ -54,7 +55,7 @@ async function run(
   if (numkeys < 1) return new ErrorReply(RedisErrors.inputKeyNeeded(name));
   if (numkeys > argv.length - 2) return new ErrorReply(RedisErrors.syntax);
   const keys = argv.slice(2, 2 + numkeys);
-  const options = parseOptions(operation, argv, 2 + numkeys, numkeys);
+  const options = parseOptions(operation, argv, 2 + numkeys, numkeys, serverEngine !== "valkey");
 
   const distinct = [...new Map(keys.map((k) => [k.toString("latin1"), k])).values()];
   const parts: Part[] = distinct.map((key) => ({
@@ -83,8 +84,8 @@ async function run(
   );
   if (!options.withScores) return result.map((e) => e.member);
   // RESP2: one flat array; RESP3: [member, score] pairs, as Redis replies.
-  if (protocol === 2) return result.flatMap((e) => [e.member, new DoubleReply(e.score)]);
-  return result.map((e) => [e.member, new DoubleReply(e.score)]);
+  if (protocol === 2) return result.flatMap((e) => [e.member, doubleReply(serverVersion, e.score)]);
+  return result.map((e) => [e.member, doubleReply(serverVersion, e.score)]);
 }
 
 function combine(operation: Operation, sources: Source[], aggregate: Aggregate): Scored[] {
@@ -148,6 +149,7 @@ function parseOptions(
   argv: Buffer[],
   from: number,
   numkeys: number,
+  hexAllowed: boolean,
 ): Options | ErrorReply {
   const options: Options = {
     weights: new Array<number>(numkeys).fill(1),
@@ -161,7 +163,7 @@ function parseOptions(
     if (operation !== "diff" && remaining >= numkeys + 1 && word === "weights") {
       j++;
       for (let i = 0; i < numkeys; i++, j++) {
-        const weight = parseDouble(argv[j]!);
+        const weight = parseDouble(argv[j]!, hexAllowed);
         if (weight === null) return new ErrorReply(RedisErrors.notFloat);
         options.weights[i] = weight;
       }
@@ -183,15 +185,16 @@ function parseOptions(
 /**
  * A double as Redis's getDoubleFromObject reads it (strtod over the whole argument): decimal and
  * hexadecimal forms and inf/infinity; no leading space, no trailing bytes, no NaN, and no overflow
- * to infinity or underflow to zero.
+ * to infinity or underflow to zero. Valkey reads no hexadecimal form (`hexAllowed` false).
  */
-export function parseDouble(arg: Buffer): number | null {
+export function parseDouble(arg: Buffer, hexAllowed = true): number | null {
   const text = arg.toString("latin1");
   if (/^[+-]?inf(inity)?$/i.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
   let value: number;
   let mantissa: string;
   const hex = /^([+-]?)0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?\d+))?$/i.exec(text);
   if (hex !== null) {
+    if (!hexAllowed) return null;
     const [, sign, whole = "", fraction = "", exponent = "0"] = hex;
     if (whole.length + fraction.length === 0) return null;
     mantissa = whole + fraction;

@@ -15,6 +15,7 @@ import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
+import type { Engine } from "../../cluster/engine.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
@@ -32,6 +33,8 @@ export interface MapRead {
   nodeTimeoutMs: number | undefined;
   /** The node's Redis version, when asked for. */
   version: string | undefined;
+  /** The node's engine, when the version was asked for (absent: redis). */
+  engine?: Engine;
 }
 
 /** Reads the slot map from one node. */
@@ -48,6 +51,8 @@ export class SlotMapSource {
   map: SlotMap | null = null;
   /** Version of the shards' Redis, reported to clients by HELLO and INFO (read once from a shard). */
   serverVersion = "7.0.0";
+  /** The shards' engine, read with the version (Valkey words some errors its own way). */
+  serverEngine: Engine = "redis";
   /** Replicas' replication state, read after each map load while reads may go to replicas (else empty). */
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
@@ -151,6 +156,7 @@ export class SlotMapSource {
         if (read.version !== undefined) {
           this.versionRead = true;
           this.serverVersion = read.version;
+          this.serverEngine = read.engine ?? "redis";
         }
         if (!best || coverage(read.map) > coverage(best.map)) {
           best = read;
@@ -290,11 +296,18 @@ export function clusterMapReader(
       const timeout = await client.call("CONFIG", "GET", "cluster-node-timeout").catch(() => undefined);
       const nodeTimeoutMs = Array.isArray(timeout) ? Number(timeout[1]) : NaN;
       let version: string | undefined;
+      let engine: Engine | undefined;
       if (withVersion) {
         const info = String(await client.call("INFO", "server"));
         version = /redis_version:(\S+)/.exec(info)?.[1];
+        engine = /^server_name:valkey\r?$/m.test(info) ? "valkey" : "redis";
       }
-      return { map, nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined, version };
+      return {
+        map,
+        nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined,
+        version,
+        engine,
+      };
     },
     replicaHealth(map) {
       return readReplicaHealth(map, async (address) => {

@@ -10,14 +10,15 @@ import { Cluster } from "ioredis";
 import { RedisServer } from "../../../src/local/redis-server.ts";
 import { freePorts } from "../../../src/local/ports.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
-import { tempDir, type Cleanup } from "../../support/redis.ts";
+import { serverBinary, tempDir, type Cleanup } from "../../support/redis.ts";
 
 const run = promisify(execFile);
 
-/** Starts `count` empty cluster-mode nodes (no slots, knowing only themselves). */
+/** Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of the suite's engine. */
 export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
   const dir = await tempDir("dredis-admin-");
   const ports = await freePorts(count * 2);
+  const binary = serverBinary();
   const nodes: RedisServer[] = [];
   t.after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
@@ -28,6 +29,7 @@ export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisS
       await RedisServer.start({
         port: ports[i]!,
         dir: join(dir, `node-${ports[i]}`),
+        binary,
         config: {
           "cluster-enabled": true,
           "cluster-config-file": "nodes.conf",
