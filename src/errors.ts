@@ -291,3 +291,8 @@ export const TlsErrors = {
   handshakeFailed: (peer: string, detail: string) =>
     `TLS: handshake with ${peer} failed (${detail}); does it serve TLS on this port, and does it accept this client's certificate?`,
 } as const;
+
+// Numbered databases through the proxy (src/proxy/databases.ts): what Valkey answers, byte for byte.
+export const DatabaseErrors = {
+  outOfRange: "ERR DB index is out of range",
+} as const;

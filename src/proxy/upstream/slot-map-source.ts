@@ -14,6 +14,7 @@ import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { describeTlsError } from "../../tls/backend.ts";
+import { databasesFromConfig } from "../databases.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
 export interface MapRead {
@@ -22,6 +23,8 @@ export interface MapRead {
   nodeTimeoutMs: number | undefined;
   /** The node's Redis version, when asked for. */
   version: string | undefined;
+  /** The node's `cluster-databases` (Valkey 9); unset on Redis, or where CONFIG is denied. */
+  databases?: number | undefined;
 }
 
 /** Reads the slot map from one node. */
@@ -40,6 +43,8 @@ export class SlotMapSource {
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
+  /** How many databases clients may SELECT, as last read (1 until then, and on Redis). */
+  databases = 1;
   /** Why each node failed at the last read that found no map (for readiness reports). */
   lastErrors: string[] = [];
   private versionRead = false;
@@ -135,6 +140,7 @@ export class SlotMapSource {
     }
     this.lastErrors = [];
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
+    this.databases = best.databases ?? 1;
     this.map = best.map;
     this.onMap(best.map);
     this.healthRead = this.refreshReplicaHealth();
@@ -230,14 +236,22 @@ export function clusterMapReader(
         map = slotMapFromSlots(await client.call("CLUSTER", "SLOTS"));
       }
       // Refused where CONFIG is denied to the proxy's user: the budget then assumes Redis's default.
-      const timeout = await client.call("CONFIG", "GET", "cluster-node-timeout").catch(() => undefined);
-      const nodeTimeoutMs = Array.isArray(timeout) ? Number(timeout[1]) : NaN;
+      // cluster-databases (Valkey 9) comes in the same reply; Redis has no such parameter.
+      const config = await client
+        .call("CONFIG", "GET", "cluster-node-timeout", "cluster-databases")
+        .catch(() => undefined);
+      const nodeTimeoutMs = Array.isArray(config) ? configNumber(config, "cluster-node-timeout") : NaN;
       let version: string | undefined;
       if (withVersion) {
         const info = String(await client.call("INFO", "server"));
         version = /redis_version:(\S+)/.exec(info)?.[1];
       }
-      return { map, nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined, version };
+      return {
+        map,
+        nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined,
+        version,
+        databases: databasesFromConfig(config),
+      };
     },
     replicaHealth(map) {
       return readReplicaHealth(map, async (address) => {
@@ -251,4 +265,10 @@ export function clusterMapReader(
       control.clear();
     },
   };
+}
+
+/** A parameter's value in a CONFIG GET reply (name, value, name, value...), NaN when absent. */
+function configNumber(reply: unknown[], name: string): number {
+  for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === name) return Number(reply[i + 1]);
+  return NaN;
 }
