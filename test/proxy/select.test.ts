@@ -312,3 +312,43 @@ test("clients in different databases pipelining at once each read their own writ
   );
   await Promise.all(clients.map((c) => c.del(...names)));
 });
+
+test("a command after a SELECT does not overtake the ones sent before it in another database", async () => {
+  const client = await RawClient.connect(proxy.port);
+  hooks.after(() => client.close());
+  // Database 13's connections are open before the test, so nothing but ordering delays its GET.
+  assert.deepEqual(
+    (
+      await client.pipeline([
+        ["SELECT", "13"],
+        ["GET", "ov:k"],
+      ])
+    ).map(String),
+    ["+OK\r\n", "$-1\r\n"],
+  );
+  // A big write ahead of the MOVE on database 12's connection: the node reads it for a while, and
+  // a GET that went straight to database 13's connection would be read first.
+  const big = "x".repeat(32 * 1024 * 1024);
+  const replies = await client.pipeline([
+    ["SELECT", "12"],
+    ["SET", "{ov:k}big", big],
+    ["SET", "ov:k", "moved"],
+    ["MOVE", "ov:k", "13"],
+    ["SELECT", "13"],
+    ["GET", "ov:k"],
+    ["DEL", "ov:k"],
+    ["SELECT", "12"],
+    ["DEL", "{ov:k}big"],
+  ]);
+  assert.deepEqual(replies.map(String), [
+    "+OK\r\n",
+    "+OK\r\n",
+    "+OK\r\n",
+    ":1\r\n",
+    "+OK\r\n",
+    "$5\r\nmoved\r\n",
+    ":1\r\n",
+    "+OK\r\n",
+    ":1\r\n",
+  ]);
+});
