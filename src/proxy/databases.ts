@@ -142,8 +142,8 @@ export class DatabasePools {
 
 /**
  * The router as a busy-proxy connection in database `db` uses it: every request it dispatches
- * (split parts, fan-outs, emulated steps) runs in that database. Everything else is the router's
- * own (a redirected part goes again through the router with its database on it).
+ * or sends again after a refusal (split parts, fan-outs, emulated steps) runs in that database.
+ * Everything else is the router's own (its retries keep the request's database).
  */
 export function routerInDatabase(router: ClusterRouter, db: number): ClusterRouter {
   if (db === 0) return router;
@@ -151,6 +151,11 @@ export function routerInDatabase(router: ClusterRouter, db: number): ClusterRout
   inDatabase.dispatch = (request: Request) => {
     request.db = db;
     router.dispatch(request);
+  };
+  // A split command's refused part goes again as a new request, through here.
+  inDatabase.retryRefused = (request: Request, reply: ReplyBytes) => {
+    request.db = db;
+    return router.retryRefused(request, reply);
   };
   return inDatabase;
 }
