@@ -6,7 +6,7 @@
  * A pipelined shard connection is in one database, so each database a client selects gets
  * connections of its own: a `ConnectionPools` per database, made at the first request in it,
  * whose every connection (shared, dedicated, a session's) sends `SELECT n` before anything else,
- * also after a reconnect. Requests carry their client's database (`Request.db`); database 0 keeps
+ * also after a reconnect (./upstream/database-pools.ts). Requests carry their client's database (`Request.db`); database 0 keeps
  * the router's own pools, so a client that never selects costs nothing more. The busy proxy is
  * reached the same way: one link per database, whose connections select first, and the busy proxy
  * runs each connection's commands in the database it selected.
@@ -16,15 +16,12 @@ import { DatabaseErrors, RedisErrors } from "../errors.ts";
 import { errorReply, OK } from "../resp/encode.ts";
 import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
-import { SocketConnection, type BackendConnection, type BackendEvents } from "./backend.ts";
+import { SocketConnection } from "./backend.ts";
 import { BusyLink } from "./busy-link.ts";
 import type { CommandView } from "./command-view.ts";
 import type { Session } from "./command-spec.ts";
 import { Request, type FlushScheduler } from "./request.ts";
 import type { ClusterRouter } from "./router.ts";
-import type { ConnectionPools, Connect } from "./upstream/pools.ts";
-
-const MINUS = 45;
 
 /** SELECT: checked against the shards' database count (read with the slot map), then the session's. */
 export function selectDatabase(session: Session, view: CommandView): void {
@@ -36,108 +33,6 @@ export function selectDatabase(session: Session, view: CommandView): void {
   // A WATCH stays on its connection, which changes database with the client (as on one node).
   if (!session.transaction.selectOnWatch(view.frame(), db)) session.reply(OK);
   session.db = db;
-}
-
-/** The number of databases a node's `CONFIG GET ... cluster-databases` reply gives, if it names one. */
-export function databasesFromConfig(reply: unknown): number | undefined {
-  if (!Array.isArray(reply)) return undefined;
-  for (let i = 0; i + 1 < reply.length; i += 2) {
-    if (String(reply[i]) !== "cluster-databases") continue;
-    const count = Number(reply[i + 1]);
-    return Number.isInteger(count) && count >= 1 ? count : undefined;
-  }
-  return undefined;
-}
-
-/**
- * A `Connect` whose connections select `db` first. A refused SELECT (the node has fewer
- * databases than the map read said) closes the connection: its requests must not run in db 0.
- */
-export function connectInDatabase(connect: Connect, db: number, log: Logger): Connect {
-  const frame = encodeCommand(["SELECT", String(db)]);
-  return (address, protocol, events) => {
-    const connection = connect(address, protocol, events);
-    const select = new Request(new SelectCheck(connection, db, log));
-    select.frame = frame;
-    select.protocol = protocol;
-    select.db = db;
-    connection.send(select);
-    return connection;
-  };
-}
-
-class SelectCheck {
-  constructor(
-    private readonly connection: BackendConnection,
-    private readonly db: number,
-    private readonly log: Logger,
-  ) {}
-
-  complete(_request: Request, reply: ReplyBytes): void {
-    if (reply[0] !== MINUS) return;
-    const error = reply.toString("latin1", 1, reply.length - 2);
-    this.log.error({ node: this.connection.address, db: this.db, err: error }, "shard refused SELECT");
-    this.connection.close();
-  }
-}
-
-/** The router's events for a connection of one database's pools (they say which pools it is of). */
-export interface DatabaseEvents {
-  onReady(connection: BackendConnection, pools: ConnectionPools): void;
-  onReply(
-    connection: BackendConnection,
-    request: Request,
-    reply: ReplyBytes,
-    firstByte: number,
-    pools: ConnectionPools,
-  ): void;
-  onClose(
-    connection: BackendConnection,
-    sent: Request[],
-    unsent: Request[],
-    error: Error | undefined,
-    pools: ConnectionPools,
-  ): void;
-}
-
-/** The pools of databases 1..n-1, each made when a request first needs it. */
-export class DatabasePools {
-  private readonly byDb = new Map<number, ConnectionPools>();
-  private masters: readonly string[] = [];
-  private replicas: ReadonlySet<string> = new Set();
-
-  constructor(
-    private readonly open: (db: number, events: BackendEvents) => ConnectionPools,
-    private readonly router: DatabaseEvents,
-  ) {}
-
-  of(db: number): ConnectionPools {
-    const pools = this.byDb.get(db);
-    if (pools !== undefined) return pools;
-    const router = this.router;
-    const events: BackendEvents = {
-      onReady: (connection) => router.onReady(connection, made),
-      onReply: (connection, request, reply, firstByte) =>
-        router.onReply(connection, request, reply, firstByte, made),
-      onClose: (connection, sent, unsent, error) => router.onClose(connection, sent, unsent, error, made),
-    };
-    const made = this.open(db, events);
-    this.byDb.set(db, made);
-    made.keepOnly(this.masters, this.replicas);
-    return made;
-  }
-
-  /** Every database's pools follow the slot map, as database 0's do. */
-  keepOnly(masters: readonly string[], replicas: ReadonlySet<string>): void {
-    this.masters = masters;
-    this.replicas = replicas;
-    for (const pools of this.byDb.values()) pools.keepOnly(masters, replicas);
-  }
-
-  close(): void {
-    for (const pools of this.byDb.values()) pools.close();
-    this.byDb.clear();
-  }
 }
 
 /**

@@ -23,7 +23,7 @@ import { RequestKind, type FlushScheduler, type Request } from "./request.ts";
 import { WorkerStats } from "./stats.ts";
 import { failoverBudgetMs } from "./upstream/limits.ts";
 import { ConnectionPools, Lost, type Connect } from "./upstream/pools.ts";
-import { connectInDatabase, DatabasePools } from "./databases.ts";
+import { connectInDatabase, DatabasePools } from "./upstream/database-pools.ts";
 import {
   chooseReadNode,
   DEFAULT_MAX_REPLICA_LAG_BYTES,

@@ -2,7 +2,8 @@
  * Where the router's slot map comes from: read from the cluster on a timer and at once when
  * something suggests it changed (MOVED, a lost connection, CLUSTERDOWN), with MOVED applied to
  * the map before the read confirms it. Each read also takes the cluster's `cluster-node-timeout`,
- * from which the default retry budget is derived (limits.ts, failoverBudgetMs).
+ * from which the default retry budget is derived (limits.ts, failoverBudgetMs), and in the same
+ * reply Valkey's `cluster-databases`, which bounds SELECT (../databases.ts).
  *
  * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
  */
@@ -14,7 +15,6 @@ import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { describeTlsError } from "../../tls/backend.ts";
-import { databasesFromConfig } from "../databases.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
 export interface MapRead {
@@ -241,6 +241,7 @@ export function clusterMapReader(
         .call("CONFIG", "GET", "cluster-node-timeout", "cluster-databases")
         .catch(() => undefined);
       const nodeTimeoutMs = Array.isArray(config) ? configNumber(config, "cluster-node-timeout") : NaN;
+      const databases = Array.isArray(config) ? configNumber(config, "cluster-databases") : NaN;
       let version: string | undefined;
       if (withVersion) {
         const info = String(await client.call("INFO", "server"));
@@ -250,7 +251,7 @@ export function clusterMapReader(
         map,
         nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined,
         version,
-        databases: databasesFromConfig(config),
+        databases: Number.isInteger(databases) && databases >= 1 ? databases : undefined,
       };
     },
     replicaHealth(map) {
