@@ -13,6 +13,8 @@ import type { RedisServer } from "../../src/local/redis-server.ts";
 const hooks = fileCleanup();
 let cluster: TestCluster;
 let proxy: TestProxy;
+/** A proxy with `crossSlot: emulate`: atomic commands across slots run in steps on the busy proxy. */
+let emulating: TestProxy;
 let reference: RedisServer;
 
 before(async () => {
@@ -23,6 +25,7 @@ before(async () => {
     config: { "cluster-databases": 16 },
   });
   proxy = await startTestProxy(hooks, cluster, {}, { busyProxy: true });
+  emulating = await startTestProxy(hooks, cluster, { crossSlot: "emulate" }, { busyProxy: true });
   reference = await startStandalone(hooks, { databases: 16 }, "valkey");
 });
 
@@ -351,4 +354,46 @@ test("a command after a SELECT does not overtake the ones sent before it in anot
     "+OK\r\n",
     ":1\r\n",
   ]);
+});
+
+test("INFO keyspace lists each database's keys summed over the shards", async () => {
+  const inFourteen = proxyClient(hooks, proxy.port, { db: 14 });
+  const names = keys("info", 25);
+  await inFourteen.mset(...names.flatMap((k) => [k, "v"]));
+  await inFourteen.expire(names[0]!, 1000);
+  const info = String(await inFourteen.info("keyspace"));
+  assert.match(info, /^db14:keys=25,expires=1,/m);
+  await inFourteen.del(...names);
+});
+
+test("with crossSlot: emulate, RENAME and COPY ... DB across slots run in the client's database", async () => {
+  const viaProxy = await RawClient.connect(emulating.port);
+  const direct = await RawClient.connect(reference.port);
+  hooks.after(() => {
+    viaProxy.close();
+    direct.close();
+  });
+  const [p, d] = await both(
+    [viaProxy, direct],
+    [
+      ["SELECT", "0"],
+      ["SET", "em:a", "zero"],
+      ["SELECT", "1"],
+      ["SET", "em:a", "one"],
+      ["RENAME", "em:a", "em:b"],
+      ["COPY", "em:b", "em:c", "DB", "2"],
+      ["EXISTS", "em:a", "em:b", "em:c"],
+      ["SELECT", "2"],
+      ["GET", "em:c"],
+      ["DEL", "em:c"],
+      ["SELECT", "0"],
+      ["MGET", "em:a", "em:b", "em:c"],
+      ["DEL", "em:a"],
+      ["SELECT", "1"],
+      ["DEL", "em:b"],
+    ],
+  );
+  assert.deepEqual(p, d);
+  assert.equal(p[8], "$3\r\none\r\n");
+  assert.equal(p[11], "*3\r\n$4\r\nzero\r\n$-1\r\n$-1\r\n");
 });
