@@ -397,3 +397,24 @@ test("with crossSlot: emulate, RENAME and COPY ... DB across slots run in the cl
   assert.equal(p[8], "$3\r\none\r\n");
   assert.equal(p[11], "*3\r\n$4\r\nzero\r\n$-1\r\n$-1\r\n");
 });
+
+test("a RESP3 client's database works as a RESP2 client's", async () => {
+  const pair = await rawPair();
+  await Promise.all(pair.map((c) => c.command("HELLO", "3")));
+  const names = keys("r3", 12);
+  const [p, d] = await both(pair, [
+    ["SELECT", "3"],
+    ["HSET", "r3:h", "f", "v"],
+    ["HGETALL", "r3:h"],
+    ["MSET", ...names.flatMap((k) => [k, "three"])],
+    ["MGET", ...names],
+    ["SELECT", "0"],
+    ["HGETALL", "r3:h"],
+    ["EXISTS", ...names],
+    ["SELECT", "3"],
+    ["DEL", "r3:h", ...names],
+  ]);
+  assert.deepEqual(p, d);
+  assert.equal(p[2], "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+  assert.equal(p[6], "%0\r\n");
+});
