@@ -297,3 +297,8 @@ export const TlsErrors = {
 export const ValkeyErrors = {
   multiNested: "ERR Command 'multi' not allowed inside a transaction",
 } as const;
+
+// Numbered databases through the proxy (src/proxy/databases.ts): what Valkey answers, byte for byte.
+export const DatabaseErrors = {
+  outOfRange: "ERR DB index is out of range",
+} as const;

@@ -59,6 +59,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   protocol: Protocol = 2;
   /** The client sent READONLY (and no READWRITE since): its reads may go to replicas. */
   readonlyMode = false;
+  /** The database the client selected (./databases.ts); its requests run there. */
+  db = 0;
   /** Whether the client proved it may run commands (AUTH or HELLO AUTH, or no password is set). */
   private auth: Auth;
   aclUser: AclUser;
@@ -80,6 +82,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private muted = false;
   /** A request sent that the later ones wait for (see `Request.barrier`), or null. */
   private barrier: Request | null = null;
+  /** The database of the requests sent last: one in another waits until they are answered. */
+  private sentDb = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -248,6 +252,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.protocol = this.protocol;
     request.affinity = this.id;
     request.silent = this.muted;
+    request.db = this.db;
     return request;
   }
 
@@ -271,10 +276,13 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
 
   private mayOvertake(request: Request): boolean {
     if (this.barrier !== null) return false;
+    // Databases ride different connections: after a SELECT, nothing overtakes the earlier ones.
+    if (request.db !== this.sentDb) return this.routedInFlight === 0 && this.busyInFlight === 0;
     return request.kind !== RequestKind.Busy ? this.busyInFlight === 0 : this.routedInFlight === 0;
   }
 
   private dispatch(request: Request): void {
+    this.sentDb = request.db;
     if (request.kind !== RequestKind.Busy) {
       this.routedInFlight++;
       this.context.router.dispatch(request);

@@ -112,7 +112,9 @@ export interface SessionRouter extends PubSubRouter {
   readonly serverEngine: "redis" | "valkey";
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;
-  openSessionConnection(address: string, protocol: Protocol): BackendConnection;
+  openSessionConnection(address: string, protocol: Protocol, db?: number): BackendConnection;
+  /** How many databases clients may SELECT (./databases.ts). */
+  readonly databases: number;
 }
 
 /** What handlers may read and do on the session they run for (./client.ts's ClientSession). */
@@ -133,6 +135,8 @@ export interface Session {
   aclUser: AclUser;
   /** READONLY sent (READWRITE clears it): the client's reads may go to replicas. */
   readonlyMode: boolean;
+  /** The database selected (SELECT; ./databases.ts). */
+  db: number;
   readonly transaction: TransactionCommands;
   readonly pubsub: SubscriptionCommands;
   /** Queues a reply the proxy made itself, behind any replies still due. */
@@ -163,6 +167,8 @@ export interface TransactionCommands {
   discard(): void;
   watch(view: CommandView, spec: CommandSpec): void;
   unwatch(view: CommandView): void;
+  /** SELECT while a WATCH is held: sent on the watch's connection (true), which answers it. */
+  selectOnWatch(frame: Buffer, db: number): boolean;
 }
 
 /** The (un)subscribe family and a subscribed client's PING on a session (./pubsub.ts). */

@@ -26,6 +26,8 @@ const NOTES: Readonly<Record<string, string>> = {
   "script|kill": "runs on every master; stops the script wherever one runs",
   "function|kill": "runs on every master; stops the function wherever one runs",
   "client|reply": "the proxy writes the replies, so it drops them itself (Pub/Sub messages still go out)",
+  select:
+    "per client, on Valkey 9 shards with cluster-databases > 1 (connections per node and database); else SELECT 0 only, as a cluster node answers",
 };
 
 function why(spec: CommandSpec): string {

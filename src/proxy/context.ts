@@ -57,7 +57,7 @@ export class ProxyContext {
     return (
       `id=${c.id} addr=${c.remoteAddress} laddr=${c.localAddress} name=${c.name ?? ""} ` +
       `age=${Math.floor((now - c.createdAt) / 1000)} idle=${Math.floor((now - c.lastActivity) / 1000)} ` +
-      `flags=N db=0 user=${c.aclUser.name} resp=${c.protocol} lib-name=${c.libName} lib-ver=${c.libVersion}`
+      `flags=N db=${c.db} user=${c.aclUser.name} resp=${c.protocol} lib-name=${c.libName} lib-ver=${c.libVersion}`
     );
   }
 

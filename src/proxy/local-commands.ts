@@ -15,11 +15,12 @@ import {
   RESET,
   SimpleString,
 } from "../resp/encode.ts";
-import { encodeCommand, parseInteger } from "../resp/request-parser.ts";
+import { encodeCommand } from "../resp/request-parser.ts";
 import type { CommandView } from "./command-view.ts";
 import { SHARD_INFO, type CommandHandler, type Session } from "./command-spec.ts";
 import { helloReply, parseHello } from "./hello.ts";
 import { STANDALONE_COMMANDS } from "./standalone-commands.ts";
+import { selectDatabase } from "./databases.ts";
 import { ACL_COMMANDS, speaksAs72 } from "./acl/session.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
@@ -43,6 +44,7 @@ export const LOCAL_COMMANDS = {
     session.protocol = 2;
     session.name = null;
     session.readonlyMode = false;
+    session.db = 0;
     session.authenticated = initiallyAuthenticated(session);
     session.aclUser = session.context.acl.defaultUser;
     session.reply(RESET);
@@ -54,11 +56,7 @@ export const LOCAL_COMMANDS = {
         : authenticate(session, view.argc === 2 ? undefined : view.arg(1), view.argBuffer(view.argc - 1)),
     ),
   hello,
-  select: (session, view) => {
-    const db = parseInteger(view.buf, view.argStart(1), view.argEnd(1));
-    if (db === null) return session.reply(errorReply(RedisErrors.notInteger));
-    session.reply(db === 0 ? OK : errorReply(RedisErrors.selectInCluster));
-  },
+  select: selectDatabase,
   // As on a cluster node: READONLY lets this client's reads go to replicas (stale reads accepted).
   readonly: (session) => {
     session.readonlyMode = true;

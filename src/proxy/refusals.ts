@@ -24,7 +24,8 @@ const DENIED: Readonly<Record<string, string>> = {
   module:
     "a module must be on every node from its start: load it in the nodes' redis.conf (loadmodule) and roll them (dredis cluster roll)",
   acl: "the proxy's users come from its config (users), changed by editing it and reloading (SIGHUP)",
-  swapdb: "a Redis Cluster has one database (db 0), so there is no other to swap with",
+  swapdb:
+    "a cluster cannot swap databases: Redis Cluster has only db 0, and Valkey refuses SWAPDB in cluster mode",
   migrate: SLOT_MOVES,
   "restore-asking": SLOT_MOVES,
 };

@@ -80,6 +80,8 @@ export class Request {
   silent = false;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
+  /** The client's database (SELECT): requests ride backend connections in the same one (./databases.ts). */
+  db = 0;
   private node: string | null = null;
   private connection: RequestConnection | null = null;
 

@@ -24,6 +24,7 @@ import { RequestKind, type FlushScheduler, type Request } from "./request.ts";
 import { WorkerStats } from "./stats.ts";
 import { failoverBudgetMs } from "./upstream/limits.ts";
 import { ConnectionPools, Lost, type Connect } from "./upstream/pools.ts";
+import { connectInDatabase, DatabasePools } from "./upstream/database-pools.ts";
 import {
   chooseReadNode,
   DEFAULT_MAX_REPLICA_LAG_BYTES,
@@ -99,6 +100,8 @@ export class ClusterRouter implements BackendEvents {
   readonly stats = new WorkerStats();
   private readonly source: SlotMapSource;
   private readonly pools: ConnectionPools;
+  /** Connections in databases other than 0, for clients that SELECT one (./databases.ts). */
+  private readonly databasePools: DatabasePools;
   private readonly retry: RetryPolicy;
   private anyIndex = 0;
   /** Each master's replicas that may serve reads, as of the last map and replica state. */
@@ -122,6 +125,17 @@ export class ClusterRouter implements BackendEvents {
       options.connectionsPerShard,
       this.stats,
       options.log,
+    );
+    this.databasePools = new DatabasePools(
+      (db, events) =>
+        new ConnectionPools(
+          connectInDatabase(options.connect, db, options.log),
+          events,
+          options.connectionsPerShard,
+          this.stats,
+          options.log,
+        ),
+      this,
     );
     this.retry = new RetryPolicy(
       this.source,
@@ -148,6 +162,11 @@ export class ClusterRouter implements BackendEvents {
   /** The shards' engine (redis or valkey), read with the version. */
   get serverEngine(): Engine {
     return this.source.serverEngine;
+  }
+
+  /** How many databases the shards have (`cluster-databases` on Valkey 9; 1 on Redis). */
+  get databases(): number {
+    return this.source.databases;
   }
 
   /** How long a request may wait for its shard: the configured value, or one that covers a failover. */
@@ -195,10 +214,10 @@ export class ClusterRouter implements BackendEvents {
       request.sink?.complete(request, errorReply(ReplicaReadErrors.noReplica(master)));
       return;
     }
-    let connection =
-      address === undefined ? null : this.pools.shared(address, request.protocol, request.affinity);
+    const pools = request.db === 0 ? this.pools : this.databasePools.of(request.db);
+    let connection = address === undefined ? null : pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
-      connection = this.pools.dedicated(address!, request.protocol);
+      connection = pools.dedicated(address!, request.protocol);
       request.lentConnection = connection;
     }
     if (connection === null) this.retry.park(request);
@@ -243,8 +262,8 @@ export class ClusterRouter implements BackendEvents {
   }
 
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
-  openSessionConnection(address: string, protocol: 2 | 3): BackendConnection {
-    return this.pools.openSession(address, protocol);
+  openSessionConnection(address: string, protocol: 2 | 3, db = 0): BackendConnection {
+    return (db === 0 ? this.pools : this.databasePools.of(db)).openSession(address, protocol);
   }
 
   /** Calls `listener` with every slot map read, before the requests held for a shard go again. */
@@ -274,12 +293,18 @@ export class ClusterRouter implements BackendEvents {
     return this.retry.redirected(request, reply);
   }
 
-  onReady(connection: BackendConnection): void {
-    if (this.pools.ready(connection)) this.retry.retryParked();
+  onReady(connection: BackendConnection, pools = this.pools): void {
+    if (pools.ready(connection)) this.retry.retryParked();
   }
 
-  onReply(connection: BackendConnection, request: Request, reply: ReplyBytes, firstByte: number): void {
-    this.pools.replied(connection);
+  onReply(
+    connection: BackendConnection,
+    request: Request,
+    reply: ReplyBytes,
+    firstByte: number,
+    pools = this.pools,
+  ): void {
+    pools.replied(connection);
     if (request.collect !== null) {
       // Independent parts: the sink retries the refused ones (retryRefused), not the whole frame.
       request.sink?.complete(request, reply);
@@ -302,8 +327,14 @@ export class ClusterRouter implements BackendEvents {
     request.sink?.complete(request, reply);
   }
 
-  onClose(connection: BackendConnection, sent: Request[], unsent: Request[], error: Error | undefined): void {
-    const lost = this.pools.lost(connection, error);
+  onClose(
+    connection: BackendConnection,
+    sent: Request[],
+    unsent: Request[],
+    error: Error | undefined,
+    pools = this.pools,
+  ): void {
+    const lost = pools.lost(connection, error);
     if (lost === Lost.Idle) return;
     const reply = errorReply(
       UpstreamErrors.connectionLost(`shard ${connection.address}`, error?.message ?? "closed"),
@@ -324,7 +355,9 @@ export class ClusterRouter implements BackendEvents {
       this.source.replicaHealth,
       this.options.maxReplicaLagBytes ?? DEFAULT_MAX_REPLICA_LAG_BYTES,
     );
-    this.pools.keepOnly(map.masters, new Set([...this.readers.values()].flat()));
+    const replicas = new Set([...this.readers.values()].flat());
+    this.pools.keepOnly(map.masters, replicas);
+    this.databasePools.keepOnly(map.masters, replicas);
     for (const listener of this.mapListeners) listener(map);
     this.retry.retryParked();
   }
@@ -333,6 +366,7 @@ export class ClusterRouter implements BackendEvents {
     this.closed = true;
     this.source.close();
     this.pools.close();
+    this.databasePools.close();
     this.retry.close();
   }
 }

@@ -95,6 +95,8 @@ export class SessionTransaction implements TransactionCommands {
   private watchConnection: BackendConnection | null = null;
   /** A connection of this client's own, for WATCHed transactions; kept for the next one. */
   private own: BackendConnection | null = null;
+  /** The database `own` is in. */
+  private ownDb = 0;
 
   constructor(private readonly session: Session) {}
 
@@ -198,6 +200,15 @@ export class SessionTransaction implements TransactionCommands {
     this.session.send(request);
   }
 
+  selectOnWatch(frame: Buffer, db: number): boolean {
+    if (this.watchState !== WatchState.Held) return false;
+    const request = this.session.newRequest(frame, this.watchSlot, false);
+    request.pinned = this.watchConnection;
+    this.session.send(request);
+    this.ownDb = db;
+    return true;
+  }
+
   /** Drops the transaction and the watch, and closes the session's own connection (client gone, or RESET). */
   end(): void {
     this.phase = TransactionPhase.None;
@@ -229,11 +240,13 @@ export class SessionTransaction implements TransactionCommands {
       own !== null &&
       own.address === address &&
       own.protocol === protocol &&
+      this.ownDb === this.session.db &&
       own.state !== BackendState.Closed
     )
       return own;
     own?.close();
-    return (this.own = this.session.context.router.openSessionConnection(address, protocol));
+    this.ownDb = this.session.db;
+    return (this.own = this.session.context.router.openSessionConnection(address, protocol, this.ownDb));
   }
 
   /** Ends a watch on its node without an EXEC (DISCARD, or a doomed transaction); the reply is not the client's. */

@@ -12,7 +12,7 @@ import { FlushScheduler } from "./request.ts";
 import { backendCredentials, routerFor } from "./router.ts";
 import { listenForClients } from "../tls/proxy-listen.ts";
 import { reloadBackendTls } from "../tls/backend.ts";
-import { busyLinkTo } from "./busy-link.ts";
+import { busyLinksTo } from "./databases.ts";
 import { BUSY_RESTART_BUDGET_MS } from "./upstream/limits.ts";
 import { reloadUsers } from "./acl/reload.ts";
 
@@ -50,7 +50,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   const credentials = backendCredentials(config);
   const router = routerFor(config, flusher, log, credentials);
   const busyLink = options.busySocket
-    ? busyLinkTo(
+    ? busyLinksTo(
         options.busySocket,
         flusher,
         () => Math.max(router.retryBudgetMs, BUSY_RESTART_BUDGET_MS),

@@ -24,6 +24,7 @@ import { helloReply, parseHello } from "../hello.ts";
 import { EMULATED_BUSY_COMMANDS } from "./emulate.ts";
 import { FanOut } from "./fan-out.ts";
 import { SlotGrouper, splitCommand } from "./key-split.ts";
+import { parseDatabase, routerInDatabase } from "../databases.ts";
 
 /** What every connection of one busy proxy shares. */
 export interface BusyServerContext {
@@ -50,7 +51,8 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
   private protocol: Protocol = 2;
   private readonly replies: OrderedReplies<Pending>;
   private readonly parser: RequestParser;
-  private readonly fanOut: FanOut;
+  /** Runs this connection's parts in the database it selected (../databases.ts). */
+  private fanOut: FanOut;
   private readonly grouper = new SlotGrouper();
   /** The command being run, for the handlers that read it in place (HELLO). */
   private readonly view = new CommandView();
@@ -81,7 +83,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     const split = splitCommand(buf, args[0]!, args[1]!, argc);
     if (split !== null) {
       const pending = this.enqueue();
-      this.grouper.run(split, buf, argc, args, this.context.router, this.id, this.protocol, (reply) =>
+      this.grouper.run(split, buf, argc, args, this.fanOut.router, this.id, this.protocol, (reply) =>
         this.settle(pending, reply),
       );
       return;
@@ -113,6 +115,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     const name = argv[0]!.toString("latin1").toLowerCase();
     if (name === "ping") return argv.length === 1 ? PONG : argv.length === 2 ? argv[1]! : wrongArity("ping");
     if (name === "hello") return this.hello(view);
+    if (name === "select") return this.select(argv);
     let spec = this.context.commands.get(name);
     if (spec?.subcommands !== undefined && argv.length > 1) {
       spec = spec.subcommands.get(argv[1]!.toString("latin1").toLowerCase());
@@ -142,6 +145,14 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     return helloReply(this.context.router.serverVersion, this.protocol, this.id);
   }
 
+  /** SELECT, sent first by a worker's link for another database: its parts run there. */
+  private select(argv: Buffer[]): ReplyValue {
+    const db = argv.length === 2 ? parseDatabase(argv[1]!) : null;
+    if (db === null) return new ErrorReply(RedisErrors.notInteger);
+    this.fanOut = new FanOut(routerInDatabase(this.context.router, db), this.id);
+    return OK_REPLY;
+  }
+
   private settle(pending: Pending, reply: Buffer): void {
     pending.reply = reply;
     pending.done = true;
@@ -164,6 +175,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
 }
 
 const PONG = new SimpleString("PONG");
+const OK_REPLY = new SimpleString("OK");
 
 function wrongArity(name: string): ErrorReply {
   return new ErrorReply(RedisErrors.wrongArity(name));

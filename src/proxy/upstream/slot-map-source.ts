@@ -2,7 +2,8 @@
  * Where the router's slot map comes from: read from the cluster on a timer and at once when
  * something suggests it changed (MOVED, a lost connection, CLUSTERDOWN), with MOVED applied to
  * the map before the read confirms it. Each read also takes the cluster's `cluster-node-timeout`,
- * from which the default retry budget is derived (limits.ts, failoverBudgetMs).
+ * from which the default retry budget is derived (limits.ts, failoverBudgetMs), and in the same
+ * reply Valkey's `cluster-databases`, which bounds SELECT (../databases.ts).
  *
  * The replicas' state (./read-from.ts) is read after each map load only while reads may go to
  * replicas: from the first such read (held until the state is known) until none came for
@@ -35,6 +36,8 @@ export interface MapRead {
   version: string | undefined;
   /** The node's engine, when the version was asked for (absent: redis). */
   engine?: Engine;
+  /** The node's `cluster-databases` (Valkey 9); unset on Redis, or where CONFIG is denied. */
+  databases?: number | undefined;
 }
 
 /** Reads the slot map from one node. */
@@ -57,6 +60,8 @@ export class SlotMapSource {
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
   nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS;
+  /** How many databases clients may SELECT, as last read (1 until then, and on Redis). */
+  databases = 1;
   /** Why each node failed at the last read that found no map (for readiness reports). */
   lastErrors: string[] = [];
   private versionRead = false;
@@ -175,6 +180,7 @@ export class SlotMapSource {
     }
     this.lastErrors = [];
     if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
+    this.databases = best.databases ?? 1;
     this.map = best.map;
     const readHealth = this.healthWanted && this.replicaReadsGoOn(bestAddress);
     this.onMap(best.map);
@@ -293,8 +299,12 @@ export function clusterMapReader(
         map = slotMapFromSlots(await client.call("CLUSTER", "SLOTS"));
       }
       // Refused where CONFIG is denied to the proxy's user: the budget then assumes Redis's default.
-      const timeout = await client.call("CONFIG", "GET", "cluster-node-timeout").catch(() => undefined);
-      const nodeTimeoutMs = Array.isArray(timeout) ? Number(timeout[1]) : NaN;
+      // cluster-databases (Valkey 9) comes in the same reply; Redis has no such parameter.
+      const config = await client
+        .call("CONFIG", "GET", "cluster-node-timeout", "cluster-databases")
+        .catch(() => undefined);
+      const nodeTimeoutMs = Array.isArray(config) ? configNumber(config, "cluster-node-timeout") : NaN;
+      const databases = Array.isArray(config) ? configNumber(config, "cluster-databases") : NaN;
       let version: string | undefined;
       let engine: Engine | undefined;
       if (withVersion) {
@@ -307,6 +317,7 @@ export function clusterMapReader(
         nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined,
         version,
         engine,
+        databases: Number.isInteger(databases) && databases >= 1 ? databases : undefined,
       };
     },
     replicaHealth(map) {
@@ -328,4 +339,10 @@ export function clusterMapReader(
       control.clear();
     },
   };
+}
+
+/** A parameter's value in a CONFIG GET reply (name, value, name, value...), NaN when absent. */
+function configNumber(reply: unknown[], name: string): number {
+  for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === name) return Number(reply[i + 1]);
+  return NaN;
 }
