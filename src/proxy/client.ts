@@ -31,6 +31,7 @@ import type { AclUser } from "./acl/rules.ts";
 import { permissionDenial } from "./acl/session.ts";
 import { runsBeforeAuth } from "./acl/command-acl.ts";
 import { sessionReadFrom } from "./upstream/read-from.ts";
+import type { SessionTracking } from "./tracking/session.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -80,6 +81,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private muted = false;
   /** A request sent that the later ones wait for (see `Request.barrier`), or null. */
   private barrier: Request | null = null;
+  /** CLIENT TRACKING's state while on (./tracking/session.ts); null keeps every hook below to one test. */
+  tracking: SessionTracking | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -175,6 +178,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (this.protocol === 2 && this.pubsub.active && !SUBSCRIBED_ALLOWED.has(spec.name)) {
       return this.reply(errorReply(RedisErrors.subscribedContext(spec.name)));
     }
+    if (this.tracking !== null) this.tracking.command(spec, view);
     if (this.transaction.queues(spec)) return this.transaction.queue(spec, view);
     switch (spec.mode) {
       case Mode.Keyed:
@@ -248,6 +252,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.protocol = this.protocol;
     request.affinity = this.id;
     request.silent = this.muted;
+    request.tracked = this.tracking !== null;
     return request;
   }
 
@@ -304,6 +309,29 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     this.replies.queue.push(request);
   }
 
+  get pendingReplies(): number {
+    return this.replies.queue.length;
+  }
+
+  get watching(): boolean {
+    return this.transaction.watchState !== WatchState.None;
+  }
+
+  emitPush(frame: Buffer): void {
+    this.replies.emit(frame);
+  }
+
+  later(): (reply: Buffer) => void {
+    const request = new Request(this);
+    this.replies.queue.push(request);
+    return (reply) => {
+      request.reply = reply;
+      request.done = true;
+      if (this.replies.closed || !this.replies.release(request)) return;
+      if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
+    };
+  }
+
   blockedOn(): { node: string; localAddress: string } | null {
     // A blocking command holds the head of the reply order while it waits.
     const head = this.replies.queue.peek();
@@ -327,6 +355,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order
+    if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
     if (this.replies.queue.length === 0 && this.pubsub.heldFrames.length > 0) this.pubsub.emitHeld();
     if (this.replies.readPaused) this.checkBackpressure();
   }
@@ -391,5 +420,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     for (const request of this.replies.queue.drain()) if (!request.done) request.lentConnection?.close();
     this.transaction.end();
     this.pubsub.end();
+    this.tracking?.end();
+    this.tracking = null;
   }
 }

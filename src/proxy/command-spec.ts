@@ -16,6 +16,7 @@ import type { CommandView } from "./command-view.ts";
 import type { AclUser } from "./acl/rules.ts";
 import type { AclUsers } from "./acl/users.ts";
 import type { PubSubRouter } from "./pubsub-hub.ts";
+import type { SessionTracking } from "./tracking/session.ts";
 
 /** How the proxy runs a command. */
 export const enum Mode {
@@ -152,6 +153,17 @@ export interface Session {
   /** Sends a frame to the busy proxy, or answers that there is none. */
   toBusyProxy(frame: Buffer, readonly: boolean): void;
   readonly hasBusyProxy: boolean;
+  // Client-side caching (./tracking/session.ts).
+  /** CLIENT TRACKING's state while tracking is on; null while off. */
+  tracking: SessionTracking | null;
+  /** Replies due and not yet written (queued behind earlier ones). */
+  readonly pendingReplies: number;
+  /** Writes an out-of-band frame (a RESP3 push, or a subscriber's message) now. */
+  emitPush(frame: Buffer): void;
+  /** A place in the reply order for an answer given later (call the function with it). */
+  later(): (reply: Buffer) => void;
+  /** A WATCH is held (the client's commands ride its own connection). */
+  readonly watching: boolean;
 }
 
 /** MULTI, EXEC, DISCARD, WATCH and UNWATCH on a session (./transaction.ts). */

@@ -80,6 +80,8 @@ export class Request {
   silent = false;
   /** The client's protocol: requests ride backend connections that speak the same one. */
   protocol: 2 | 3 = 2;
+  /** Sent by a client with CLIENT TRACKING on: rides a tracked connection (./tracking/hub.ts). */
+  tracked = false;
   private node: string | null = null;
   private connection: RequestConnection | null = null;
 

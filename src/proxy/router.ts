@@ -106,6 +106,9 @@ export class ClusterRouter implements BackendEvents {
   /** Pub/Sub placement (./pubsub-hub.ts): told of every map, and may hold requests to a node. */
   private readonly mapListeners: ((map: SlotMap) => void)[] = [];
   private gate: ((address: string) => boolean) | null = null;
+  /** Client-side caching (./tracking/hub.ts): the connection a tracked request takes, null to wait. */
+  private tracked: ((address: string, protocol: 2 | 3, affinity: number) => BackendConnection | null) | null =
+    null;
 
   constructor(private readonly options: RouterOptions) {
     this.source = new SlotMapSource(
@@ -184,13 +187,19 @@ export class ClusterRouter implements BackendEvents {
       (request.kind === RequestKind.Node ? request.target! : this.masterFor(request.slot, this.anyIndex++));
     if (master !== undefined && this.gate !== null && !this.gate(master)) return this.retry.park(request);
     const address =
-      request.readFrom === ReadFrom.Master || master === undefined ? master : this.readNode(request, master);
+      request.readFrom === ReadFrom.Master || master === undefined || request.tracked
+        ? master
+        : this.readNode(request, master);
     if (address === undefined && master !== undefined) {
       request.sink?.complete(request, errorReply(ReplicaReadErrors.noReplica(master)));
       return;
     }
     let connection =
-      address === undefined ? null : this.pools.shared(address, request.protocol, request.affinity);
+      address === undefined
+        ? null
+        : request.tracked && this.tracked !== null
+          ? this.tracked(address, request.protocol, request.affinity)
+          : this.pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
       connection = this.pools.dedicated(address!, request.protocol);
       request.lentConnection = connection;
@@ -234,6 +243,16 @@ export class ClusterRouter implements BackendEvents {
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
   openSessionConnection(address: string, protocol: 2 | 3): BackendConnection {
     return this.pools.openSession(address, protocol);
+  }
+
+  /** A connection outside the pools whose lost requests are handled as a shared one's (reads resent). */
+  openTrackedConnection(address: string, protocol: 2 | 3): BackendConnection {
+    return this.options.connect(address, protocol, this);
+  }
+
+  /** Tracked requests (CLIENT TRACKING's clients) take the connection `route` gives; null holds them. */
+  setTracked(route: (address: string, protocol: 2 | 3, affinity: number) => BackendConnection | null): void {
+    this.tracked = route;
   }
 
   /** Calls `listener` with every slot map read, before the requests held for a shard go again. */
