@@ -109,6 +109,8 @@ export class ClusterRouter implements BackendEvents {
   /** Client-side caching (./tracking/hub.ts): the connection a tracked request takes, null to wait. */
   private tracked: ((address: string, protocol: 2 | 3, affinity: number) => BackendConnection | null) | null =
     null;
+  /** The tracked connections open, closed with the router. */
+  private readonly trackedConnections = new Set<BackendConnection>();
 
   constructor(private readonly options: RouterOptions) {
     this.source = new SlotMapSource(
@@ -247,7 +249,9 @@ export class ClusterRouter implements BackendEvents {
 
   /** A connection outside the pools whose lost requests are handled as a shared one's (reads resent). */
   openTrackedConnection(address: string, protocol: 2 | 3): BackendConnection {
-    return this.options.connect(address, protocol, this);
+    const connection = this.options.connect(address, protocol, this);
+    this.trackedConnections.add(connection);
+    return connection;
   }
 
   /** Tracked requests (CLIENT TRACKING's clients) take the connection `route` gives; null holds them. */
@@ -312,6 +316,7 @@ export class ClusterRouter implements BackendEvents {
 
   onClose(connection: BackendConnection, sent: Request[], unsent: Request[], error: Error | undefined): void {
     const lost = this.pools.lost(connection, error);
+    this.trackedConnections.delete(connection);
     if (lost === Lost.Idle) return;
     const reply = errorReply(
       UpstreamErrors.connectionLost(`shard ${connection.address}`, error?.message ?? "closed"),
@@ -341,6 +346,7 @@ export class ClusterRouter implements BackendEvents {
     this.closed = true;
     this.source.close();
     this.pools.close();
+    for (const connection of this.trackedConnections) connection.close();
     this.retry.close();
   }
 }

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startCluster, startStandalone, until } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
+import { TrackingErrors } from "../../src/errors.ts";
 import { TrackingClient } from "./tracking-support.ts";
 
 /** A standalone redis-server and a proxy over a cluster, side by side. */
@@ -234,4 +235,21 @@ test("tracking: a RESP2 client's invalidations REDIRECTed to a connection subscr
     frames[side] = target.pushes.map(String);
   }
   assert.deepEqual(frames.proxy, frames.redis);
+});
+
+test("tracking: a REDIRECT to a client of another worker of the host is refused with its own error, not Redis's 'does not exist'", async (t) => {
+  const cluster = await startCluster(t, { replicas: 0 });
+  const proxy = await startTestProxy(t, cluster);
+  const client = await TrackingClient.connect(proxy.port);
+  t.after(() => client.close());
+  // Worker 1's client ids start at 1,000,000,001 (./src/proxy/context.ts); this worker is worker 0.
+  assert.equal(
+    String(await client.command("CLIENT", "TRACKING", "on", "REDIRECT", "1000000001")),
+    `-${TrackingErrors.redirectOtherWorker(1000000001)}\r\n`,
+  );
+  assert.equal(
+    String(await client.command("CLIENT", "TRACKING", "on", "REDIRECT", "424242")),
+    `-${TrackingErrors.redirectMissing}\r\n`,
+  );
+  assert.equal(String(await client.command("CLIENT", "GETREDIR")), ":-1\r\n");
 });
