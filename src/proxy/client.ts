@@ -20,6 +20,7 @@ import {
   type CommandSpec,
   type Session,
   type SessionContext,
+  type TrackingState,
 } from "./command-spec.ts";
 import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
@@ -31,7 +32,6 @@ import type { AclUser } from "./acl/rules.ts";
 import { permissionDenial } from "./acl/session.ts";
 import { runsBeforeAuth } from "./acl/command-acl.ts";
 import { sessionReadFrom } from "./upstream/read-from.ts";
-import type { SessionTracking } from "./tracking/session.ts";
 
 /** Output worth writing at once rather than waiting a turn for more replies. */
 const DEFER_MAX_BYTES = 16 * 1024;
@@ -82,7 +82,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   /** A request sent that the later ones wait for (see `Request.barrier`), or null. */
   private barrier: Request | null = null;
   /** CLIENT TRACKING's state while on (./tracking/session.ts); null keeps every hook below to one test. */
-  tracking: SessionTracking | null = null;
+  tracking: TrackingState | null = null;
 
   constructor(
     private readonly socket: Socket,

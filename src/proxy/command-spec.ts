@@ -16,7 +16,6 @@ import type { CommandView } from "./command-view.ts";
 import type { AclUser } from "./acl/rules.ts";
 import type { AclUsers } from "./acl/users.ts";
 import type { PubSubRouter } from "./pubsub-hub.ts";
-import type { SessionTracking } from "./tracking/session.ts";
 
 /** How the proxy runs a command. */
 export const enum Mode {
@@ -154,8 +153,8 @@ export interface Session {
   toBusyProxy(frame: Buffer, readonly: boolean): void;
   readonly hasBusyProxy: boolean;
   // Client-side caching (./tracking/session.ts).
-  /** CLIENT TRACKING's state while tracking is on; null while off. */
-  tracking: SessionTracking | null;
+  /** CLIENT TRACKING's state while tracking is on (a ./tracking/session.ts SessionTracking); null while off. */
+  tracking: TrackingState | null;
   /** Replies due and not yet written (queued behind earlier ones). */
   readonly pendingReplies: number;
   /** Writes an out-of-band frame (a RESP3 push, or a subscriber's message) now. */
@@ -164,6 +163,16 @@ export interface Session {
   later(): (reply: Buffer) => void;
   /** A WATCH is held (the client's commands ride its own connection). */
   readonly watching: boolean;
+}
+
+/** What the session calls on its CLIENT TRACKING state (./tracking/session.ts). */
+export interface TrackingState {
+  /** A command came (before it runs or is queued in MULTI). */
+  command(spec: CommandSpec, view: CommandView): void;
+  /** The replies due are all written. */
+  drained(): void;
+  /** Tracking ends (off, RESET, or the client left). */
+  end(): void;
 }
 
 /** MULTI, EXEC, DISCARD, WATCH and UNWATCH on a session (./transaction.ts). */

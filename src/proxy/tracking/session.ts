@@ -24,7 +24,13 @@ import {
 } from "../../resp/encode.ts";
 import { parseInteger } from "../../resp/request-parser.ts";
 import { blocksForReal, movableKeyIndexes, SPANS_SLOTS, slotOf } from "../keys.ts";
-import { Mode, type CommandHandler, type CommandSpec, type Session } from "../command-spec.ts";
+import {
+  Mode,
+  type CommandHandler,
+  type CommandSpec,
+  type Session,
+  type TrackingState,
+} from "../command-spec.ts";
 import type { CommandView } from "../command-view.ts";
 import { trackingHubFor, type TrackingHub, type TrackingMember, type TrackingRouter } from "./hub.ts";
 
@@ -37,7 +43,7 @@ const enum Opt {
   Out,
 }
 
-export class SessionTracking implements TrackingMember {
+export class SessionTracking implements TrackingMember, TrackingState {
   readonly keys = new Set<string>();
   bcastPrefixes: string[] | null = null;
   opt = Opt.None;
@@ -145,6 +151,11 @@ function findClient(session: Session, id: number): Session | undefined {
   return undefined;
 }
 
+/** The session's tracking state (the session holds it by the TrackingState contract only). */
+function stateOf(session: Session): SessionTracking | null {
+  return session.tracking as SessionTracking | null;
+}
+
 /** The worker's hub (./hub.ts), through the session's router. */
 function hubOf(session: Session): TrackingHub {
   const { router, config } = session.context;
@@ -189,7 +200,7 @@ function tracking(session: Session, view: CommandView): void {
     else return session.reply(SYNTAX);
   }
   const onOff = view.arg(2).toLowerCase();
-  const current = session.tracking;
+  const current = stateOf(session);
   if (onOff === "off") {
     current?.end();
     session.tracking = null;
@@ -244,7 +255,7 @@ function prefixOverlap(given: string[], held: readonly string[]): string | null 
 }
 
 function caching(session: Session, view: CommandView): void {
-  const state = session.tracking;
+  const state = stateOf(session);
   if (state === null) return session.reply(errorReply(TrackingErrors.cachingNotTracking));
   const word = view.arg(2).toLowerCase();
   if (word === "yes") {
@@ -257,7 +268,7 @@ function caching(session: Session, view: CommandView): void {
 }
 
 function trackingInfo(session: Session): void {
-  const state = session.tracking;
+  const state = stateOf(session);
   const flags: string[] = [state === null ? "off" : "on"];
   if (state !== null) {
     if (state.bcastPrefixes !== null) flags.push("bcast");
@@ -284,7 +295,6 @@ function trackingInfo(session: Session): void {
 export const TRACKING_COMMANDS = {
   "client|tracking": tracking,
   "client|caching": caching,
-  "client|getredir": (session) =>
-    session.reply(integerReply(session.tracking === null ? -1 : session.tracking.redirect)),
+  "client|getredir": (session) => session.reply(integerReply(stateOf(session)?.redirect ?? -1)),
   "client|trackinginfo": trackingInfo,
 } satisfies Record<string, CommandHandler>;
