@@ -79,6 +79,11 @@ export interface TrackingMember {
   readonly keys: Set<string>;
 }
 
+/**
+ * Keys the worker remembers for its tracking clients at most; past it the oldest are invalidated
+ * and forgotten (Redis's tracking-table-max-keys, whose default this is, does the same).
+ */
+export const MAX_TRACKED_KEYS = 1_000_000;
 /** How long after losing a node's invalidation connection before it is opened again. */
 const RECONNECT_AFTER_MS = 1000;
 /** How long a retired node's data connections may finish their replies before they close. */
@@ -191,6 +196,7 @@ export class TrackingHub {
   constructor(
     private readonly router: TrackingRouter,
     private readonly perNode: number,
+    private readonly maxKeys = MAX_TRACKED_KEYS,
   ) {
     router.setTracked((address, protocol, affinity) => this.route(address, protocol, affinity));
     router.onMapChange((map) => this.onMap(map));
@@ -218,7 +224,11 @@ export class TrackingHub {
   /** A tracking client read `key` (latin1): its invalidation goes to the client. */
   remember(key: string, member: TrackingMember): void {
     let set = this.readers.get(key);
-    if (set === undefined) this.readers.set(key, (set = new Set()));
+    if (set === undefined) {
+      if (this.readers.size >= this.maxKeys)
+        this.invalidated([Buffer.from(this.readers.keys().next().value!, "latin1")]);
+      this.readers.set(key, (set = new Set()));
+    }
     set.add(member);
     member.keys.add(key);
   }
