@@ -237,6 +237,31 @@ test("tracking: a RESP2 client's invalidations REDIRECTed to a connection subscr
   assert.deepEqual(frames.proxy, frames.redis);
 });
 
+test("tracking: when the REDIRECT target is gone, the next invalidation tells the RESP3 client (tracking-redir-broken) and TRACKINGINFO shows broken_redirect, as Redis", async (t) => {
+  const { ports } = await pair(t);
+  const seen: Record<string, string[]> = {};
+  for (const [side, port] of Object.entries(ports)) {
+    const target = await TrackingClient.connect(port);
+    const id = String(await target.command("CLIENT", "ID")).slice(1, -2);
+    const client = await TrackingClient.connect(port);
+    t.after(() => client.close());
+    await client.command("HELLO", "3");
+    await client.command("CLIENT", "TRACKING", "on", "REDIRECT", id);
+    await client.command("GET", "b1");
+    target.close();
+    await until(
+      async () => !String(await client.command("CLIENT", "LIST")).includes(`id=${id} `),
+      10_000,
+      "the target gone",
+    );
+    await proxyClient(t, port).set("b1", "changed");
+    await until(() => client.pushes.length > 0, 30_000, `${side}: the broken-redirect push`);
+    const info = String(await client.command("CLIENT", "TRACKINGINFO"));
+    seen[side] = [...client.pushes.map(String), info].map((s) => s.replaceAll(`:${id}\r\n`, ":<id>\r\n"));
+  }
+  assert.deepEqual(seen.proxy, seen.redis);
+});
+
 test("tracking: a REDIRECT to a client of another worker of the host is refused with its own error, not Redis's 'does not exist'", async (t) => {
   const cluster = await startCluster(t, { replicas: 0 });
   const proxy = await startTestProxy(t, cluster);

@@ -52,6 +52,8 @@ export class SessionTracking implements TrackingMember, TrackingState {
   caching = false;
   /** The client id invalidations go to; 0: the client itself. */
   redirect = 0;
+  /** The REDIRECT target left (Redis's CLIENT_TRACKING_BROKEN_REDIR, found at an invalidation). */
+  brokenRedirect = false;
   /** Keys invalidated while replies were due, sent again once they are written (null: the flush). */
   private again: Buffer[] | null | undefined = undefined;
 
@@ -103,7 +105,13 @@ export class SessionTracking implements TrackingMember, TrackingState {
 
   private send(keys: readonly Buffer[] | null): void {
     const target = this.redirect === 0 ? this.session : findClient(this.session, this.redirect);
-    if (target === undefined) return;
+    if (target === undefined) {
+      // As Redis: the client learns that its invalidations have nowhere to go (RESP3 only).
+      this.brokenRedirect = true;
+      if (this.session.protocol === 3)
+        this.session.emitPush(Buffer.from(`>2\r\n$21\r\ntracking-redir-broken\r\n:${this.redirect}\r\n`));
+      return;
+    }
     const payload = keys === null ? nullFor(this.session.protocol) : keyArray(keys);
     if (target.protocol === 3) {
       target.emitPush(Buffer.concat([PUSH_HEAD, payload]));
@@ -226,6 +234,7 @@ function tracking(session: Session, view: CommandView): void {
   }
   const state = current ?? new SessionTracking(session, hubOf(session));
   state.redirect = options.redirect;
+  state.brokenRedirect = false;
   state.opt = options.opt;
   state.noloop = options.noloop;
   if (options.bcast) {
@@ -277,6 +286,7 @@ function trackingInfo(session: Session): void {
     if (state.caching && state.opt === Opt.In) flags.push("caching-yes");
     if (state.caching && state.opt === Opt.Out) flags.push("caching-no");
     if (state.noloop) flags.push("noloop");
+    if (state.brokenRedirect) flags.push("broken_redirect");
   }
   const prefixes = (state?.bcastPrefixes ?? []).map((p) => Buffer.from(p, "latin1"));
   session.reply(
