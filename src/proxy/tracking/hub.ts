@@ -45,6 +45,11 @@
  *   connection). So every invalidation a client gets while it has replies due is sent again once
  *   they are all written (./session.ts): a stale reply is always followed by its invalidation.
  *
+ * Known limits: a client that turns tracking on while earlier commands of its pipeline are still
+ * in flight on the shared pools may see a later command (now on a tracked connection) overtake
+ * them; clients turn tracking on right after connecting, so this is left. A worker's invalidation
+ * connections stay open once made (one per master), also after its last tracking client left.
+ *
  * NOLOOP cannot be exact: a tracked connection carries several clients' writes, and the shard
  * does not say whose write caused an invalidation. A NOLOOP client therefore also gets the
  * invalidations of its own writes (an extra invalidation is safe; a missing one would not be).
