@@ -302,3 +302,28 @@ export const ValkeyErrors = {
 export const DatabaseErrors = {
   outOfRange: "ERR DB index is out of range",
 } as const;
+
+// Client-side caching (src/proxy/tracking/): Redis's own texts for CLIENT TRACKING and CACHING,
+// and the one limit of the proxy (a REDIRECT target served by another worker of the host).
+export const TrackingErrors = {
+  redirectMissing: "ERR The client ID you want redirect to does not exist",
+  redirectTwice: "ERR A client can only redirect to a single other client",
+  prefixNeedsBcast: "ERR PREFIX option requires BCAST mode to be enabled",
+  bcastSwitch:
+    "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+  optWithBcast: "ERR OPTIN and OPTOUT are not compatible with BCAST",
+  optBoth: "ERR You can't specify both OPTIN mode and OPTOUT mode",
+  optSwitch:
+    "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+  prefixOverlapsExisting: (prefix: string, existing: string) =>
+    `ERR Prefix '${prefix}' overlaps with an existing prefix '${existing}'. Prefixes for a single client must not overlap.`,
+  prefixOverlapsGiven: (prefix: string, other: string) =>
+    `ERR Prefix '${prefix}' overlaps with another provided prefix '${other}'. Prefixes for a single client must not overlap.`,
+  cachingNotTracking:
+    "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+  cachingYes: "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+  cachingNo: "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+  redirectOtherWorker: (id: number) =>
+    `ERR client ${id} is connected to another worker of this proxy host, and invalidations are redirected ` +
+    `only within one worker: use RESP3 (HELLO 3) and CLIENT TRACKING without REDIRECT, or run the host with workers: 1`,
+} as const;

@@ -209,10 +209,11 @@ export class SocketConnection implements BackendConnection {
       this.pipe(reply, firstByte);
       return;
     }
+    // RESP3 push frames arrive unasked, between replies, and are never one (a tracked connection's
+    // "tracking-redir-broken", for one): dropped, whatever is waiting.
+    if (firstByte === 62) return;
     const head = this.inflight.shift();
     if (head === undefined) {
-      // RESP3 push frames can arrive unasked; nothing here subscribes, so they are dropped.
-      if (firstByte === 62) return;
       this.socket.destroy(new Error("reply with no request waiting for it"));
       return;
     }

@@ -20,6 +20,7 @@ import {
   type CommandSpec,
   type Session,
   type SessionContext,
+  type TrackingState,
 } from "./command-spec.ts";
 import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
@@ -84,6 +85,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private barrier: Request | null = null;
   /** The database of the requests sent last: one in another waits until they are answered. */
   private sentDb = 0;
+  /** CLIENT TRACKING's state while on (./tracking/session.ts); null keeps every hook below to one test. */
+  tracking: TrackingState | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -179,6 +182,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (this.protocol === 2 && this.pubsub.active && !SUBSCRIBED_ALLOWED.has(spec.name)) {
       return this.reply(errorReply(RedisErrors.subscribedContext(spec.name)));
     }
+    if (this.tracking !== null) this.tracking.command(spec, view);
     if (this.transaction.queues(spec)) return this.transaction.queue(spec, view);
     switch (spec.mode) {
       case Mode.Keyed:
@@ -253,6 +257,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     request.affinity = this.id;
     request.silent = this.muted;
     request.db = this.db;
+    request.tracked = this.tracking !== null;
     return request;
   }
 
@@ -312,6 +317,29 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     this.replies.queue.push(request);
   }
 
+  get pendingReplies(): number {
+    return this.replies.queue.length;
+  }
+
+  get watching(): boolean {
+    return this.transaction.watchState !== WatchState.None;
+  }
+
+  emitPush(frame: Buffer): void {
+    this.replies.emit(frame);
+  }
+
+  later(): (reply: Buffer) => void {
+    const request = new Request(this);
+    this.replies.queue.push(request);
+    return (reply) => {
+      request.reply = reply;
+      request.done = true;
+      if (this.replies.closed || !this.replies.release(request)) return;
+      if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
+    };
+  }
+
   blockedOn(): { node: string; localAddress: string } | null {
     // A blocking command holds the head of the reply order while it waits.
     const head = this.replies.queue.peek();
@@ -335,6 +363,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (this.replies.closed) return;
     if (this.held.length > 0) this.releaseHeld();
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order
+    if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
     if (this.replies.queue.length === 0 && this.pubsub.heldFrames.length > 0) this.pubsub.emitHeld();
     if (this.replies.readPaused) this.checkBackpressure();
   }
@@ -399,5 +428,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     for (const request of this.replies.queue.drain()) if (!request.done) request.lentConnection?.close();
     this.transaction.end();
     this.pubsub.end();
+    this.tracking?.end();
+    this.tracking = null;
   }
 }

@@ -158,6 +158,27 @@ export interface Session {
   /** Sends a frame to the busy proxy, or answers that there is none. */
   toBusyProxy(frame: Buffer, readonly: boolean): void;
   readonly hasBusyProxy: boolean;
+  // Client-side caching (./tracking/session.ts).
+  /** CLIENT TRACKING's state while tracking is on (a ./tracking/session.ts SessionTracking); null while off. */
+  tracking: TrackingState | null;
+  /** Replies due and not yet written (queued behind earlier ones). */
+  readonly pendingReplies: number;
+  /** Writes an out-of-band frame (a RESP3 push, or a subscriber's message) now. */
+  emitPush(frame: Buffer): void;
+  /** A place in the reply order for an answer given later (call the function with it). */
+  later(): (reply: Buffer) => void;
+  /** A WATCH is held (the client's commands ride its own connection). */
+  readonly watching: boolean;
+}
+
+/** What the session calls on its CLIENT TRACKING state (./tracking/session.ts). */
+export interface TrackingState {
+  /** A command came (before it runs or is queued in MULTI). */
+  command(spec: CommandSpec, view: CommandView): void;
+  /** The replies due are all written. */
+  drained(): void;
+  /** Tracking ends (off, RESET, or the client left). */
+  end(): void;
 }
 
 /** MULTI, EXEC, DISCARD, WATCH and UNWATCH on a session (./transaction.ts). */

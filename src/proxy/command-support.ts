@@ -28,6 +28,12 @@ const NOTES: Readonly<Record<string, string>> = {
   "client|reply": "the proxy writes the replies, so it drops them itself (Pub/Sub messages still go out)",
   select:
     "per client, on Valkey 9 shards with cluster-databases > 1 (connections per node and database); else SELECT 0 only, as a cluster node answers",
+  // Client-side caching (src/proxy/tracking/).
+  "client|tracking":
+    "invalidations for writes made anywhere (any worker, host, or on a shard) come from the shards to the worker; default, BCAST/PREFIX, OPTIN, OPTOUT; NOLOOP also reports the client's own writes; REDIRECT within one worker",
+  "client|caching": "the proxy's own view: OPTIN/OPTOUT decide which reads it reports",
+  "client|getredir": "the proxy's own view",
+  "client|trackinginfo": "the proxy's own view",
 };
 
 function why(spec: CommandSpec): string {

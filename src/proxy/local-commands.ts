@@ -22,6 +22,7 @@ import { helloReply, parseHello } from "./hello.ts";
 import { STANDALONE_COMMANDS } from "./standalone-commands.ts";
 import { selectDatabase } from "./databases.ts";
 import { ACL_COMMANDS, speaksAs72 } from "./acl/session.ts";
+import { TRACKING_COMMANDS } from "./tracking/session.ts";
 
 const CLUSTER_SUPPORT_DISABLED = errorReply(RedisErrors.clusterSupportDisabled);
 const SYNTAX = errorReply(RedisErrors.syntax);
@@ -40,7 +41,7 @@ export const LOCAL_COMMANDS = {
     session.closeAfterReply();
   },
   reset: (session) => {
-    session.endSession();
+    session.endSession(); // tracking too, as RESET turns it off
     session.protocol = 2;
     session.name = null;
     session.readonlyMode = false;
@@ -116,6 +117,8 @@ export const LOCAL_COMMANDS = {
   // CLUSTER and CLIENT NO-EVICT, as a standalone Redis answers them (./standalone-commands.ts).
   ...STANDALONE_COMMANDS,
   ...ACL_COMMANDS,
+  // Client-side caching: CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO.
+  ...TRACKING_COMMANDS,
 } satisfies Record<string, CommandHandler>;
 
 /** A connection starts authenticated when the default user is on and needs no password (as Redis). */

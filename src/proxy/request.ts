@@ -82,6 +82,8 @@ export class Request {
   protocol: 2 | 3 = 2;
   /** The client's database (SELECT): requests ride backend connections in the same one (./databases.ts). */
   db = 0;
+  /** Sent by a client with CLIENT TRACKING on: rides a tracked connection (./tracking/hub.ts). */
+  tracked = false;
   private node: string | null = null;
   private connection: RequestConnection | null = null;
 

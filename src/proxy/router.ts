@@ -110,6 +110,11 @@ export class ClusterRouter implements BackendEvents {
   /** Pub/Sub placement (./pubsub-hub.ts): told of every map, and may hold requests to a node. */
   private readonly mapListeners: ((map: SlotMap) => void)[] = [];
   private gate: ((address: string) => boolean) | null = null;
+  /** Client-side caching (./tracking/hub.ts): the connection a tracked request takes, null to wait. */
+  private tracked: ((address: string, protocol: 2 | 3, affinity: number) => BackendConnection | null) | null =
+    null;
+  /** The tracked connections open, closed with the router. */
+  private readonly trackedConnections = new Set<BackendConnection>();
 
   constructor(private readonly options: RouterOptions) {
     this.source = new SlotMapSource(
@@ -208,14 +213,22 @@ export class ClusterRouter implements BackendEvents {
       (request.kind === RequestKind.Node ? request.target! : this.masterFor(request.slot, this.anyIndex++));
     if (master !== undefined && this.gate !== null && !this.gate(master)) return this.retry.park(request);
     const address =
-      request.readFrom === ReadFrom.Master || master === undefined ? master : this.readNode(request, master);
+      request.readFrom === ReadFrom.Master || master === undefined || request.tracked
+        ? master
+        : this.readNode(request, master);
     if (address === null) return;
     if (address === undefined && master !== undefined) {
       request.sink?.complete(request, errorReply(ReplicaReadErrors.noReplica(master)));
       return;
     }
     const pools = request.db === 0 ? this.pools : this.databasePools.of(request.db);
-    let connection = address === undefined ? null : pools.shared(address, request.protocol, request.affinity);
+    // Tracked connections run in database 0 only (a known gap: tracking with SELECT n is not tracked).
+    let connection =
+      address === undefined
+        ? null
+        : request.tracked && request.db === 0 && this.tracked !== null
+          ? this.tracked(address, request.protocol, request.affinity)
+          : pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
       connection = pools.dedicated(address!, request.protocol);
       request.lentConnection = connection;
@@ -264,6 +277,18 @@ export class ClusterRouter implements BackendEvents {
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
   openSessionConnection(address: string, protocol: 2 | 3, db = 0): BackendConnection {
     return (db === 0 ? this.pools : this.databasePools.of(db)).openSession(address, protocol);
+  }
+
+  /** A connection outside the pools whose lost requests are handled as a shared one's (reads resent). */
+  openTrackedConnection(address: string, protocol: 2 | 3): BackendConnection {
+    const connection = this.options.connect(address, protocol, this);
+    this.trackedConnections.add(connection);
+    return connection;
+  }
+
+  /** Tracked requests (CLIENT TRACKING's clients) take the connection `route` gives; null holds them. */
+  setTracked(route: (address: string, protocol: 2 | 3, affinity: number) => BackendConnection | null): void {
+    this.tracked = route;
   }
 
   /** Calls `listener` with every slot map read, before the requests held for a shard go again. */
@@ -335,6 +360,7 @@ export class ClusterRouter implements BackendEvents {
     pools = this.pools,
   ): void {
     const lost = pools.lost(connection, error);
+    this.trackedConnections.delete(connection);
     if (lost === Lost.Idle) return;
     const reply = errorReply(
       UpstreamErrors.connectionLost(`shard ${connection.address}`, error?.message ?? "closed"),
@@ -367,6 +393,7 @@ export class ClusterRouter implements BackendEvents {
     this.source.close();
     this.pools.close();
     this.databasePools.close();
+    for (const connection of this.trackedConnections) connection.close();
     this.retry.close();
   }
 }
