@@ -65,6 +65,11 @@ export const ErrorCodes = {
   ENGINE_MISSING: "E_ENGINE_MISSING",
   /** `local up --engine` differs from the engine of the directory's nodes. */
   LOCAL_ENGINE: "E_LOCAL_ENGINE",
+  // Atomic slot migration (issue 16 items 3-4, src/cluster/admin/atomic-migrate.ts).
+  /** `--slot-migration atomic` on a cluster where some node has no MIGRATESLOTS. */
+  ATOMIC_UNSUPPORTED: "E_ATOMIC_UNSUPPORTED",
+  /** A MIGRATESLOTS job refused, or failed more often than allowed, or stuck. */
+  ATOMIC_MIGRATION: "E_ATOMIC_MIGRATION",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -290,4 +295,25 @@ export const TlsErrors = {
     `TLS: ${peer} ended the handshake (${detail}); it likely asks for a client certificate (Redis's tls-auth-clients) and none is set: set ${certSetting}`,
   handshakeFailed: (peer: string, detail: string) =>
     `TLS: handshake with ${peer} failed (${detail}); does it serve TLS on this port, and does it accept this client's certificate?`,
+} as const;
+
+// Atomic slot migration (issue 16 items 3-4, src/cluster/admin/atomic-migrate.ts): what Valkey said,
+// which slots, and what the operator can do.
+export const AtomicMigrationErrors = {
+  unsupported: (nodes: string[]) =>
+    `atomic slot migration needs Valkey 9 or later on every node; these are not: ${nodes.join(", ")}. ` +
+    `Upgrade them, or use --slot-migration legacy (key by key, works on every engine) or auto (atomic only when all nodes can)`,
+  failed: (pair: { from: string; to: string }, slots: string, tries: number, messages: string[]) =>
+    `atomic migration of slots ${slots} from ${pair.from} to ${pair.to} failed ${tries} time(s); Valkey said: ` +
+    `${[...new Set(messages)].map((m) => JSON.stringify(m)).join(", ")}. The slots stay with ${pair.from}, nothing is lost ` +
+    `and every other move of this run was cancelled or finished. Under heavy writes to the moving slots Valkey 9.0-9.1 ` +
+    `fails such jobs every time (valkey#4545): re-run when writes to these slots are lighter, raise --atomic-max-tries, ` +
+    `or re-run with --slot-migration legacy (key by key, not affected)`,
+  refused: (from: string, to: string, slots: string, text: string) =>
+    `CLUSTER MIGRATESLOTS of slots ${slots} from ${from} to ${to} was refused: ${text}. ` +
+    `Check both nodes with: dredis cluster check --topology <topology>, then re-run`,
+  stuck: (jobs: { name: string; slotRanges: string; state: string; sourceNode: string }[], ms: number) =>
+    `atomic slot migration(s) in flight made no progress for ${ms} ms: ` +
+    `${jobs.map((j) => `${j.name} (slots ${j.slotRanges}, state ${j.state}, source ${j.sourceNode})`).join("; ")}. ` +
+    `Cancel them with CLUSTER CANCELSLOTMIGRATIONS on their source, then re-run`,
 } as const;
