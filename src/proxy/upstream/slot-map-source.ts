@@ -16,6 +16,9 @@ import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { describeTlsError } from "../../tls/backend.ts";
 import { CONTROL_COMMAND_TIMEOUT_MS, CONTROL_CONNECT_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS } from "./limits.ts";
 
+/** Delay of the one map read that confirms a burst of MOVED to known masters (see `moved`). */
+export const MOVED_CONFIRM_MS = 250;
+
 export interface MapRead {
   map: SlotMap;
   /** The node's `cluster-node-timeout`, when it let us read it. */
@@ -50,6 +53,8 @@ export class SlotMapSource {
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The confirming read of a burst of MOVED to known masters, pending. */
+  private confirmTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
@@ -79,10 +84,26 @@ export class SlotMapSource {
     await this.healthRead;
   }
 
-  /** A MOVED: the slot is served at `address` now. Applied at once; a full read confirms it. */
+  /**
+   * A MOVED: the slot is served at `address` now, applied at once; a full read confirms it. At
+   * once when `address` is a master the map did not know (a new shard, a failover); otherwise one
+   * read per burst, MOVED_CONFIRM_MS after its first MOVED: an atomic handoff (Valkey 9) moves
+   * hundreds of slots to a known master together, and a read per MOVED would be a refresh storm
+   * in every proxy process (the burst's other slots each cost one MOVED hop meanwhile).
+   */
   moved(slot: number, address: string): void {
+    const known = this.map?.masters.includes(address) ?? false;
     this.map?.assign(slot, address);
-    void this.refresh();
+    if (!known) {
+      void this.refresh();
+      return;
+    }
+    if (this.confirmTimer !== null || this.closed) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      void this.refresh();
+    }, MOVED_CONFIRM_MS);
+    this.confirmTimer.unref();
   }
 
   /** Re-reads the slot map. Concurrent calls share one read; calls during a read cause one more. */
@@ -172,6 +193,7 @@ export class SlotMapSource {
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
     this.reader.close();
   }
 }
