@@ -312,6 +312,11 @@ export const AtomicMigrationErrors = {
   refused: (from: string, to: string, slots: string, text: string) =>
     `CLUSTER MIGRATESLOTS of slots ${slots} from ${from} to ${to} was refused: ${text}. ` +
     `Check both nodes with: dredis cluster check --topology <topology>, then re-run`,
+  sourceLost: (from: string, slots: string, text: string) =>
+    `lost the source ${from} during the atomic migration of slots ${slots} (${text}). A job moves all its ` +
+    `slots or none, so they are whole on the source, or on its replica once promoted; every other move of this ` +
+    `run was cancelled or finished. When the shard has a master again (dredis cluster check --topology <topology>), ` +
+    `re-run the same command to finish`,
   stuck: (jobs: { name: string; slotRanges: string; state: string; sourceNode: string }[], ms: number) =>
     `atomic slot migration(s) in flight made no progress for ${ms} ms: ` +
     `${jobs.map((j) => `${j.name} (slots ${j.slotRanges}, state ${j.state}, source ${j.sourceNode})`).join("; ")}. ` +

@@ -346,7 +346,16 @@ async function migrateBatch(ctx: MigrationContext, run: Run, batch: Batch): Prom
     if (outcome.state === "success") break;
     run.stop.signal.throwIfAborted();
     // A job that failed after the handoff still moved its slots: only those left are tried again.
-    const left = await slotsStillOwned(pool, first.fromAddress, pending.moves);
+    const left = await slotsStillOwned(pool, first.fromAddress, pending.moves).catch((err: Error) => {
+      throw new DredisError(
+        ErrorCodes.ATOMIC_MIGRATION,
+        AtomicMigrationErrors.sourceLost(
+          `${first.from} (${first.fromAddress})`,
+          describeRanges(pending.ranges),
+          `${outcome.message}; ${pool.lastError(first.fromAddress) ?? err.message}`,
+        ),
+      );
+    });
     if (left.length === 0) break;
     pending = { moves: left, ranges: toRanges(left.map((m) => m.slot)) };
     messages.push(outcome.message || outcome.state);
@@ -428,6 +437,15 @@ async function runJob(
     );
   } catch (err) {
     const text = (err as Error).message;
+    if ((err as Error).name !== "ReplyError")
+      throw new DredisError(
+        ErrorCodes.ATOMIC_MIGRATION,
+        AtomicMigrationErrors.sourceLost(
+          `${first.from} (${address})`,
+          describeRanges(batch.ranges),
+          pool.lastError(address) ?? text,
+        ),
+      );
     // Another job (of a run that was killed, or a concurrent tool) holds some of these slots: a
     // failed try, retried after its backoff, by when that job has ended.
     if (/already migrating|not served by this node|span multiple shards/i.test(text))
