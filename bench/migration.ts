@@ -46,13 +46,16 @@ const { values: args } = parseArgs({
 const KEYS = Number(args.keys);
 const VALUE = "v".repeat(Number(args["value-bytes"]));
 const ENGINE = args.engine as Engine;
-if (ENGINE !== "redis" && ENGINE !== "valkey") throw new Error(`--engine ${ENGINE}: expected redis or valkey`);
+if (ENGINE !== "redis" && ENGINE !== "valkey")
+  throw new Error(`--engine ${ENGINE}: expected redis or valkey`);
 const VALKEY = ENGINE === "valkey";
 /** Big keys (Valkey runs only): one hash per size, each in a slot that moves to the new shard. */
 const BIG_MB = VALKEY ? args["big-mb"].split(",").filter(Boolean).map(Number) : [];
 const BIG_FIELD_BYTES = 1024;
 const ROUNDS = Number(args.rounds);
 const CLIENTS = 4;
+/** Clients run this long before the migration starts, to show the longest request without one. */
+const BASELINE_MS = 3_000;
 const run = promisify(execFile);
 
 interface Result {
@@ -60,6 +63,10 @@ interface Result {
   keys: number;
   slots: number;
   seconds: number;
+  /** Seconds of the migration proper (ours: from its migration-done event; the rest is gates, plan, agreement). */
+  migrationSeconds?: number;
+  /** Longest single request through the proxy in BASELINE_MS before the migration (the machine's own noise), ms. */
+  baselineMs?: number;
   /** Longest single request through the proxy while the slots moved (Valkey runs), ms. */
   stallMs?: number;
   requests?: number;
@@ -161,8 +168,16 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 /** Clients through a proxy over the cluster: SET then GET of random keys, each request timed. */
-async function startClients(seed: string): Promise<{ stop(): Promise<{ stallMs: number; requests: number; errors: number }> }> {
-  const config = parseProxyConfig({ listen: { host: "127.0.0.1", port: 0 }, seeds: [seed], logLevel: "silent" });
+async function startClients(seed: string): Promise<{
+  /** The longest request so far, and starts over. */
+  mark(): number;
+  stop(): Promise<{ stallMs: number; requests: number; errors: number }>;
+}> {
+  const config = parseProxyConfig({
+    listen: { host: "127.0.0.1", port: 0 },
+    seeds: [seed],
+    logLevel: "silent",
+  });
   const worker = await startWorker(config, { log: pino({ level: "silent" }) });
   let running = true;
   let stallMs = 0;
@@ -188,6 +203,11 @@ async function startClients(seed: string): Promise<{ stop(): Promise<{ stallMs: 
     client.disconnect();
   });
   return {
+    mark() {
+      const longest = stallMs;
+      stallMs = 0;
+      return longest;
+    },
     async stop() {
       running = false;
       await Promise.all(loops);
@@ -199,7 +219,7 @@ async function startClients(seed: string): Promise<{ stop(): Promise<{ stallMs: 
 
 async function measure(
   tool: string,
-  migrate: (nodes: RedisServer[], four: Topology) => Promise<number>,
+  migrate: (nodes: RedisServer[], four: Topology, migrationSeconds: (s: number) => void) => Promise<number>,
 ): Promise<Result> {
   const dir = await mkdtemp(join(tmpdir(), "dredis-bench-"));
   let nodes: RedisServer[] = [];
@@ -207,10 +227,13 @@ async function measure(
     const prepared = await prepare(dir);
     nodes = prepared.nodes;
     const clients = VALKEY ? await startClients(nodes[0]!.address) : undefined;
+    if (clients) await new Promise((r) => setTimeout(r, BASELINE_MS));
+    const baselineMs = clients?.mark();
+    let migrationSeconds: number | undefined;
     const nodeCpu0 = nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0);
     const benchCpu0 = process.cpuUsage();
     const started = process.hrtime.bigint();
-    const slots = await migrate(nodes, prepared.four);
+    const slots = await migrate(nodes, prepared.four, (s) => (migrationSeconds = s));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const nodeCpu = nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0) - nodeCpu0;
     const benchUsage = process.cpuUsage(benchCpu0);
@@ -224,6 +247,8 @@ async function measure(
       keys: counts[3]!,
       slots,
       seconds,
+      migrationSeconds,
+      baselineMs,
       ...traffic,
       nodeCpu,
       benchCpu: (benchUsage.user + benchUsage.system) / 1e6,
@@ -261,15 +286,18 @@ if (!VALKEY) {
     `\nours / redis-cli: ${(ours.keys / ours.seconds / (redisCli.keys / redisCli.seconds)).toFixed(1)}x keys per second`,
   );
 } else {
-  const tools: [string, (nodes: RedisServer[], four: Topology) => Promise<number>][] = [
-    [
-      "dredis rebalance, atomic (MIGRATESLOTS)",
-      async (_n, four) => (await rebalanceCluster(four, { slotMigration: "atomic" })).moved.length,
-    ],
-    [
-      "dredis rebalance, legacy (MIGRATE)",
-      async (_n, four) => (await rebalanceCluster(four, { slotMigration: "legacy" })).moved.length,
-    ],
+  const ours =
+    (slotMigration: "atomic" | "legacy") =>
+    async (_n: RedisServer[], four: Topology, migrationSeconds: (s: number) => void) =>
+      (
+        await rebalanceCluster(four, {
+          slotMigration,
+          onProgress: (e) => void (e.type === "migration-done" && migrationSeconds(e.seconds)),
+        })
+      ).moved.length;
+  const tools: [string, Parameters<typeof measure>[1]][] = [
+    ["dredis rebalance, atomic (MIGRATESLOTS)", ours("atomic")],
+    ["dredis rebalance, legacy (MIGRATE)", ours("legacy")],
     [CLI, redisCliRebalance],
   ];
   const results: Result[] = [];
@@ -289,13 +317,14 @@ if (!VALKEY) {
       `Valkey 9, 3 -> 4 shards, no replicas; ${CLIENTS} clients (SET+GET, one request at a time) through a proxy\n`,
   );
   console.log(
-    "| tool | keys moved | slots | seconds | keys/s | longest client request (ms) | client errors | requests | node CPU s | bench CPU s |",
+    "| tool | keys moved | seconds (migration alone) | keys/s | longest request before / during (ms) | client errors | requests | node CPU s | bench CPU s |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results)
     console.log(
-      `| ${r.tool} | ${r.keys} | ${r.slots} | ${r.seconds.toFixed(2)} | ${Math.round(r.keys / r.seconds)} | ` +
-        `${r.stallMs!.toFixed(0)} | ${r.errors} | ${r.requests} | ${r.nodeCpu!.toFixed(2)} | ${r.benchCpu!.toFixed(2)} |`,
+      `| ${r.tool} | ${r.keys} | ${r.seconds.toFixed(2)}${r.migrationSeconds === undefined ? "" : ` (${r.migrationSeconds.toFixed(2)})`} | ` +
+        `${Math.round(r.keys / r.seconds)} | ${r.baselineMs!.toFixed(0)} / ${r.stallMs!.toFixed(0)} | ${r.errors} | ${r.requests} | ` +
+        `${r.nodeCpu!.toFixed(2)} | ${r.benchCpu!.toFixed(2)} |`,
     );
   const rate = (tool: string) => {
     const runs = results.filter((r) => r.tool === tool);

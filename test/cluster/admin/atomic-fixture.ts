@@ -5,7 +5,11 @@
  */
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import type { Cluster, Redis } from "ioredis";
+import { planRebalance } from "../../../src/cluster/admin/rebalance.ts";
+import { checkCluster } from "../../../src/cluster/admin/check.ts";
+import type { Topology } from "../../../src/cluster/topology.ts";
 import { RedisServer } from "../../../src/local/redis-server.ts";
 import { freePorts } from "../../../src/local/ports.ts";
 import { serverBinary, tempDir, type Cleanup, type TestCluster } from "../../support/redis.ts";
@@ -214,3 +218,43 @@ export async function errorStat(clients: Redis[], name: string): Promise<number>
   }
   return sum;
 }
+
+/** Big values in the first slot each source gives away, so its job lasts long enough to be interrupted. */
+const BIG_KEYS_PER_SOURCE = 8;
+const BIG_BYTES = 3 * 1024 * 1024;
+
+export function tagFor(slot: number): string {
+  for (let i = 0; ; i++) if (calculateSlot(`t${i}`) === slot) return `t${i}`;
+}
+
+export const bigValue = (n: number): string => `${n}:`.padEnd(BIG_BYTES, String.fromCharCode(97 + (n % 26)));
+
+/** Writes big keys into the first slot each source will give to the new shard; returns their names. */
+export async function writeBigKeys(client: Cluster, four: Topology): Promise<string[]> {
+  const plan = await planRebalance(four);
+  const firstPerSource = new Map<string, number>();
+  for (const move of plan.moves) if (!firstPerSource.has(move.from)) firstPerSource.set(move.from, move.slot);
+  const names: string[] = [];
+  for (const slot of firstPerSource.values()) {
+    const tag = tagFor(slot);
+    for (let i = 0; i < BIG_KEYS_PER_SOURCE; i++) {
+      const name = `{${tag}}:big:${i}`;
+      await client.set(name, bigValue(i));
+      names.push(name);
+    }
+  }
+  return names;
+}
+
+export async function bigKeysIntact(client: Cluster, names: string[]): Promise<string[]> {
+  const wrong: string[] = [];
+  for (const name of names) {
+    const i = Number(name.split(":").pop());
+    if ((await client.get(name)) !== bigValue(i)) wrong.push(name);
+  }
+  return wrong;
+}
+
+/** Every one of the four shards holds 4096 slots. */
+export const balanced = async (four: Topology): Promise<boolean> =>
+  (await checkCluster(four)).shards.map((s) => s.slots).join(",") === "4096,4096,4096,4096";

@@ -1,17 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import calculateSlot from "cluster-key-slot";
-import type { Cluster, Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { applyTopology } from "../../../src/cluster/admin/apply.ts";
 import { addShard } from "../../../src/cluster/admin/shards.ts";
 import { checkCluster } from "../../../src/cluster/admin/check.ts";
-import { planRebalance } from "../../../src/cluster/admin/rebalance.ts";
 import type { ProgressEvent } from "../../../src/cluster/admin/options.ts";
-import type { Topology } from "../../../src/cluster/topology.ts";
 import { clusterClient, redisCliCheck, runCli, topologyOf, writeKeys, wrongKeys } from "./cluster-fixture.ts";
 import { proxyClient } from "../../support/proxy.ts";
 import { until } from "../../support/redis.ts";
 import {
+  balanced,
+  bigKeysIntact,
+  writeBigKeys,
   loadBase,
   lostWrites,
   startEmptyValkeyNodes,
@@ -20,44 +20,6 @@ import {
 } from "./atomic-fixture.ts";
 
 const KEYS = 10_000;
-/** Big values in the first slot each source gives away, so its job lasts long enough to be interrupted. */
-const BIG_KEYS_PER_SOURCE = 8;
-const BIG_BYTES = 3 * 1024 * 1024;
-
-function tagFor(slot: number): string {
-  for (let i = 0; ; i++) if (calculateSlot(`t${i}`) === slot) return `t${i}`;
-}
-
-const bigValue = (n: number): string => `${n}:`.padEnd(BIG_BYTES, String.fromCharCode(97 + (n % 26)));
-
-/** Writes big keys into the first slot each source will give to the new shard; returns their names. */
-async function writeBigKeys(client: Cluster, four: Topology): Promise<string[]> {
-  const plan = await planRebalance(four);
-  const firstPerSource = new Map<string, number>();
-  for (const move of plan.moves) if (!firstPerSource.has(move.from)) firstPerSource.set(move.from, move.slot);
-  const names: string[] = [];
-  for (const slot of firstPerSource.values()) {
-    const tag = tagFor(slot);
-    for (let i = 0; i < BIG_KEYS_PER_SOURCE; i++) {
-      const name = `{${tag}}:big:${i}`;
-      await client.set(name, bigValue(i));
-      names.push(name);
-    }
-  }
-  return names;
-}
-
-async function bigKeysIntact(client: Cluster, names: string[]): Promise<string[]> {
-  const wrong: string[] = [];
-  for (const name of names) {
-    const i = Number(name.split(":").pop());
-    if ((await client.get(name)) !== bigValue(i)) wrong.push(name);
-  }
-  return wrong;
-}
-
-const balanced = async (four: Topology) =>
-  (await checkCluster(four)).shards.map((s) => s.slots).join(",") === "4096,4096,4096,4096";
 
 test("atomic migration: dredis SIGKILLed mid-way, a re-run completes with nothing lost and no client error through the proxy", async (t) => {
   const nodes = await startEmptyValkeyNodes(t, 4);
