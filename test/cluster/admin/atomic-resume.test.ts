@@ -38,6 +38,7 @@ test("atomic migration: dredis SIGKILLed mid-way, a re-run completes with nothin
   const killed = await runCli(
     ["rebalance", "--topology", JSON.stringify(four), "--slot-migration", "atomic"],
     (line, child) => {
+      if (!line.startsWith("{")) return;
       const event = JSON.parse(line) as ProgressEvent;
       if (event.type === "atomic-job" && !["success", "failed", "cancelled"].includes(event.state)) {
         killedIn ||= `${event.slots} ${event.state}`;
