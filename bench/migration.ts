@@ -13,7 +13,7 @@
  * errors, and the CPU time (user+sys) of the nodes and of this process.
  *
  *   node --import tsx bench/migration.ts [--engine valkey] [--keys 200000] [--value-bytes 64]
- *     [--big-mb 50,75,100] [--rounds 1]
+ *     [--big-mb 50,75,100] [--rounds 1] [--tools atomic,legacy,cli] [--atomic-slots-per-batch n]
  *
  * Prints a Markdown table. Every key is counted after each run.
  */
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     engine: { type: "string", default: "redis" },
     "big-mb": { type: "string", default: "50,75,100" },
     rounds: { type: "string", default: "1" },
+    tools: { type: "string", default: "atomic,legacy,cli" },
+    "atomic-slots-per-batch": { type: "string" },
   },
 });
 const KEYS = Number(args.keys);
@@ -292,14 +294,19 @@ if (!VALKEY) {
       (
         await rebalanceCluster(four, {
           slotMigration,
+          atomicSlotsPerBatch: args["atomic-slots-per-batch"]
+            ? Number(args["atomic-slots-per-batch"])
+            : undefined,
           onProgress: (e) => void (e.type === "migration-done" && migrationSeconds(e.seconds)),
         })
       ).moved.length;
-  const tools: [string, Parameters<typeof measure>[1]][] = [
-    ["dredis rebalance, atomic (MIGRATESLOTS)", ours("atomic")],
-    ["dredis rebalance, legacy (MIGRATE)", ours("legacy")],
-    [CLI, redisCliRebalance],
+  const all: [string, string, Parameters<typeof measure>[1]][] = [
+    ["atomic", "dredis rebalance, atomic (MIGRATESLOTS)", ours("atomic")],
+    ["legacy", "dredis rebalance, legacy (MIGRATE)", ours("legacy")],
+    ["cli", CLI, redisCliRebalance],
   ];
+  const chosen = args.tools.split(",");
+  const tools = all.filter(([name]) => chosen.includes(name)).map(([, tool, fn]) => [tool, fn] as const);
   const results: Result[] = [];
   for (let round = 0; round < ROUNDS; round++)
     for (const [tool, migrate] of tools) {
@@ -330,8 +337,8 @@ if (!VALKEY) {
     const runs = results.filter((r) => r.tool === tool);
     return runs.reduce((s, r) => s + r.keys, 0) / runs.reduce((s, r) => s + r.seconds, 0);
   };
-  const atomic = rate(tools[0]![0]);
+  const atomic = rate(all[0]![1]);
   console.log(
-    `\natomic / redis-cli: ${(atomic / rate(CLI)).toFixed(1)}x keys per second; atomic / our legacy: ${(atomic / rate(tools[1]![0])).toFixed(1)}x`,
+    `\natomic / redis-cli: ${(atomic / rate(CLI)).toFixed(1)}x keys per second; atomic / our legacy: ${(atomic / rate(all[1]![1])).toFixed(1)}x`,
   );
 }
