@@ -222,8 +222,14 @@ export function registerClusterCommands(program: Command): void {
   }).action(
     run(async (topology, options, flags) => {
       const { plan, moved } = await rebalanceCluster(topology, options);
-      print(flags, flags.dryRun ? plan : { plan, moved: moved.length }, () =>
-        formatMovesTable([...plan.resume, ...plan.moves]),
+      print(
+        flags,
+        flags.dryRun ? plan : { plan, moved: moved.length },
+        () =>
+          formatMovesTable([...plan.resume, ...plan.moves]) +
+          (plan.moves.length > 0
+            ? `slots move with: ${plan.method === "atomic" ? "atomic migration (MIGRATESLOTS)" : "MIGRATE, key by key"}\n`
+            : ""),
       );
     }),
   );
