@@ -237,10 +237,11 @@ async function measure(
 ): Promise<Result> {
   const dir = await mkdtemp(join(tmpdir(), "dredis-bench-"));
   let nodes: RedisServer[] = [];
+  let clients: Awaited<ReturnType<typeof startClients>> | undefined;
   try {
     const prepared = await prepare(dir, bigKeysAt);
     nodes = prepared.nodes;
-    const clients = VALKEY ? await startClients(nodes[0]!.address) : undefined;
+    clients = VALKEY ? await startClients(nodes[0]!.address) : undefined;
     if (clients) await new Promise((r) => setTimeout(r, BASELINE_MS));
     const baselineMs = clients?.mark();
     let migrationSeconds: number | undefined;
@@ -252,6 +253,7 @@ async function measure(
     const nodeCpu = nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0) - nodeCpu0;
     const benchUsage = process.cpuUsage(benchCpu0);
     const traffic = await clients?.stop();
+    clients = undefined;
     const counts = await countKeys(nodes);
     const total = counts.reduce((a, b) => a + b, 0);
     if (total !== KEYS + prepared.bigKeys.length)
@@ -260,7 +262,8 @@ async function measure(
       );
     // The tool chooses which slots move: the big keys moved only if their slots did.
     const newShard = new Redis({ host: nodes[3]!.host, port: nodes[3]!.port });
-    const bigMoved = prepared.bigKeys.length ? Number(await newShard.exists(...prepared.bigKeys)) : 0;
+    let bigMoved = 0;
+    for (const key of prepared.bigKeys) bigMoved += await newShard.exists(key);
     await newShard.quit();
     return {
       tool,
@@ -275,6 +278,7 @@ async function measure(
       benchCpu: (benchUsage.user + benchUsage.system) / 1e6,
     };
   } finally {
+    await clients?.stop();
     await Promise.all(nodes.map((n) => n.stop()));
     await rm(dir, { recursive: true, force: true });
   }
