@@ -59,6 +59,8 @@ const CLIENTS = 4;
 /** Clients run this long before the migration starts, to show the longest request without one. */
 const BASELINE_MS = 3_000;
 const run = promisify(execFile);
+/** Atomic job state changes of the current run, to tell what the longest client request overlapped. */
+const jobEvents: { at: number; text: string }[] = [];
 
 interface Result {
   tool: string;
@@ -184,7 +186,7 @@ function cpuSeconds(pid: number | undefined): number {
 async function startClients(seed: string): Promise<{
   /** The longest request so far, and starts over. */
   mark(): number;
-  stop(): Promise<{ stallMs: number; requests: number; errors: number }>;
+  stop(): Promise<{ stallMs: number; stallAt: number; requests: number; errors: number }>;
 }> {
   const config = parseProxyConfig({
     listen: { host: "127.0.0.1", port: 0 },
@@ -194,6 +196,7 @@ async function startClients(seed: string): Promise<{
   const worker = await startWorker(config, { log: pino({ level: "silent" }) });
   let running = true;
   let stallMs = 0;
+  let stallAt = 0;
   let requests = 0;
   let errors = 0;
   const deadline = Date.now() + 30 * 60_000;
@@ -209,7 +212,11 @@ async function startClients(seed: string): Promise<{
         } catch {
           errors++;
         }
-        stallMs = Math.max(stallMs, Number(process.hrtime.bigint() - started) / 1e6);
+        const took = Number(process.hrtime.bigint() - started) / 1e6;
+        if (took > stallMs) {
+          stallMs = took;
+          stallAt = Date.now() - took;
+        }
         requests++;
       }
     }
@@ -225,7 +232,7 @@ async function startClients(seed: string): Promise<{
       running = false;
       await Promise.all(loops);
       await worker.close();
-      return { stallMs, requests, errors };
+      return { stallMs, stallAt, requests, errors };
     },
   };
 }
@@ -254,6 +261,15 @@ async function measure(
     const benchUsage = process.cpuUsage(benchCpu0);
     const traffic = await clients?.stop();
     clients = undefined;
+    if (traffic && jobEvents.length > 0) {
+      const { stallAt, stallMs } = traffic;
+      const during = jobEvents.filter((e) => e.at >= stallAt - 200 && e.at <= stallAt + stallMs + 200);
+      console.error(
+        `${tool}: longest request ${stallMs.toFixed(0)} ms; job states around it: ` +
+          (during.map((e) => `${e.text} @${e.at - stallAt} ms`).join("; ") || "none"),
+      );
+    }
+    jobEvents.length = 0;
     const counts = await countKeys(nodes);
     const total = counts.reduce((a, b) => a + b, 0);
     if (total !== KEYS + prepared.bigKeys.length)
@@ -320,7 +336,11 @@ if (!VALKEY) {
           atomicSlotsPerBatch: args["atomic-slots-per-batch"]
             ? Number(args["atomic-slots-per-batch"])
             : undefined,
-          onProgress: (e) => void (e.type === "migration-done" && migrationSeconds(e.seconds)),
+          onProgress: (e) => {
+            if (e.type === "migration-done") migrationSeconds(e.seconds);
+            if (e.type === "atomic-job")
+              jobEvents.push({ at: Date.now(), text: `${e.from}>${e.to} ${e.slots} ${e.state}` });
+          },
         })
       ).moved.length;
   const all: [string, string, Parameters<typeof measure>[1]][] = [
