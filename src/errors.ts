@@ -65,6 +65,11 @@ export const ErrorCodes = {
   ENGINE_MISSING: "E_ENGINE_MISSING",
   /** `local up --engine` differs from the engine of the directory's nodes. */
   LOCAL_ENGINE: "E_LOCAL_ENGINE",
+  // Atomic slot migration (issue 16 items 3-4, src/cluster/admin/atomic-migrate.ts).
+  /** `--slot-migration atomic` on a cluster where some node has no MIGRATESLOTS. */
+  ATOMIC_UNSUPPORTED: "E_ATOMIC_UNSUPPORTED",
+  /** A MIGRATESLOTS job refused, or failed more often than allowed, or stuck. */
+  ATOMIC_MIGRATION: "E_ATOMIC_MIGRATION",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -326,4 +331,30 @@ export const TrackingErrors = {
   redirectOtherWorker: (id: number) =>
     `ERR client ${id} is connected to another worker of this proxy host, and invalidations are redirected ` +
     `only within one worker: use RESP3 (HELLO 3) and CLIENT TRACKING without REDIRECT, or run the host with workers: 1`,
+} as const;
+
+// Atomic slot migration (issue 16 items 3-4, src/cluster/admin/atomic-migrate.ts): what Valkey said,
+// which slots, and what the operator can do.
+export const AtomicMigrationErrors = {
+  unsupported: (nodes: string[]) =>
+    `atomic slot migration needs Valkey 9 or later on every node; these are not: ${nodes.join(", ")}. ` +
+    `Upgrade them, or use --slot-migration legacy (key by key, works on every engine) or auto (atomic only when all nodes can)`,
+  failed: (pair: { from: string; to: string }, slots: string, tries: number, messages: string[]) =>
+    `atomic migration of slots ${slots} from ${pair.from} to ${pair.to} failed ${tries} time(s); Valkey said: ` +
+    `${[...new Set(messages)].map((m) => JSON.stringify(m)).join(", ")}. The slots stay with ${pair.from}, nothing is lost ` +
+    `and every other move of this run was cancelled or finished. Under heavy writes to the moving slots Valkey 9.0-9.1 ` +
+    `fails such jobs every time (valkey#4545): re-run when writes to these slots are lighter, raise --atomic-max-tries, ` +
+    `or re-run with --slot-migration legacy (key by key, not affected)`,
+  refused: (from: string, to: string, slots: string, text: string) =>
+    `CLUSTER MIGRATESLOTS of slots ${slots} from ${from} to ${to} was refused: ${text}. ` +
+    `Check both nodes with: dredis cluster check --topology <topology>, then re-run`,
+  sourceLost: (from: string, slots: string, text: string) =>
+    `lost the source ${from} during the atomic migration of slots ${slots} (${text}). A job moves all its ` +
+    `slots or none, so they are whole on the source, or on its replica once promoted; every other move of this ` +
+    `run was cancelled or finished. When the shard has a master again (dredis cluster check --topology <topology>), ` +
+    `re-run the same command to finish`,
+  stuck: (jobs: { name: string; slotRanges: string; state: string; sourceNode: string }[], ms: number) =>
+    `atomic slot migration(s) in flight made no progress for ${ms} ms: ` +
+    `${jobs.map((j) => `${j.name} (slots ${j.slotRanges}, state ${j.state}, source ${j.sourceNode})`).join("; ")}. ` +
+    `Cancel them with CLUSTER CANCELSLOTMIGRATIONS on their source, then re-run`,
 } as const;

@@ -8,7 +8,7 @@
  * Exit codes: 0 success, 1 failure (or, for check, problems found), 2 refused by a gate.
  */
 import { spawnSync } from "node:child_process";
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { DredisError, ErrorCodes } from "../errors.ts";
 import { ENV } from "../contract.ts";
 import { loadTopology, type Topology } from "../cluster/topology.ts";
@@ -51,6 +51,8 @@ interface CommonFlags extends TlsFlags {
   bigKeyBytes?: number;
   parallelBatches?: number;
   slotsPerBatch?: number;
+  slotMigration?: "auto" | "atomic" | "legacy";
+  atomicMaxTries?: number;
   shard?: string;
   restart?: string;
   allowDowntime?: boolean;
@@ -97,7 +99,21 @@ export function registerClusterCommands(program: Command): void {
           positiveInt,
         )
         .option("--parallel-batches <n>", "slot batches migrated at once (default: 4)", positiveInt)
-        .option("--slots-per-batch <n>", "slots per pipelined batch (default: 64)", positiveInt);
+        .option("--slots-per-batch <n>", "slots per pipelined batch (default: 64)", positiveInt)
+        // Atomic slot migration (issue 16).
+        .addOption(
+          new Option(
+            "--slot-migration <how>",
+            "atomic (Valkey 9 MIGRATESLOTS), legacy (MIGRATE key by key), or auto: atomic when every node has it",
+          )
+            .choices(["auto", "atomic", "legacy"])
+            .default("auto"),
+        )
+        .option(
+          "--atomic-max-tries <n>",
+          "tries of one atomic migration job before the run stops (default: 5)",
+          positiveInt,
+        );
     return cmd;
   };
 
@@ -206,8 +222,14 @@ export function registerClusterCommands(program: Command): void {
   }).action(
     run(async (topology, options, flags) => {
       const { plan, moved } = await rebalanceCluster(topology, options);
-      print(flags, flags.dryRun ? plan : { plan, moved: moved.length }, () =>
-        formatMovesTable([...plan.resume, ...plan.moves]),
+      print(
+        flags,
+        flags.dryRun ? plan : { plan, moved: moved.length },
+        () =>
+          formatMovesTable([...plan.resume, ...plan.moves]) +
+          (plan.moves.length > 0
+            ? `slots move with: ${plan.method === "atomic" ? "atomic migration (MIGRATESLOTS)" : "MIGRATE, key by key"}\n`
+            : ""),
       );
     }),
   );
@@ -330,6 +352,8 @@ function run(action: (topology: Topology, options: AdminOptions, flags: CommonFl
       bigKeyBytes: flags.bigKeyBytes,
       parallelBatches: flags.parallelBatches,
       slotsPerBatch: flags.slotsPerBatch,
+      slotMigration: flags.slotMigration,
+      atomicMaxTries: flags.atomicMaxTries,
     };
     try {
       await action(topology, options, flags);

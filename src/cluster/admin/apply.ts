@@ -26,8 +26,10 @@ import {
   computeRebalancePlan,
   executeRebalancePlan,
   rebalanceTolerates,
+  topologyAddresses,
   type RebalancePlan,
 } from "./rebalance.ts";
+import { settleAtomicMigrations } from "./atomic-migrate.ts";
 import { waitForAgreement } from "./wait.ts";
 
 export interface ApplyPlan {
@@ -57,11 +59,14 @@ const emptyRebalance = (): RebalancePlan => ({
   moves: [],
   bigKeys: [],
   totals: { slots: 0, keys: 0, bytes: 0 },
+  method: "legacy",
 });
 
 export async function applyTopology(topology: Topology, options: AdminOptions = {}): Promise<ApplyResult> {
   return withPool(options, async (pool) => {
     const timeout = options.agreementTimeoutMs ?? defaults.agreementTimeoutMs;
+    // Atomic migrations a killed run started go on without it: let them end before planning.
+    if (!options.dryRun) await settleAtomicMigrations(pool, topologyAddresses(topology), options);
     const { state, problems } = await readSettled(pool, topology);
 
     if (isCreatable(state)) {

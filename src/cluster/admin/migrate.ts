@@ -15,6 +15,7 @@ import { splitAddress } from "./node-pool.ts";
 import type { SlotMove } from "./plan.ts";
 import { migrateTimeoutFor, type BigKey } from "./slot-sizes.ts";
 import { Throttle } from "./throttle.ts";
+import { migrateSlotsAtomic, type SlotMigrationMethod } from "./atomic-migrate.ts";
 
 /** Keys asked of GETKEYSINSLOT per slot per round. */
 const KEYS_PER_ROUND = 1_000;
@@ -27,6 +28,8 @@ export interface MigrationContext {
   masters: readonly string[];
   bigKeys: readonly BigKey[];
   options: AdminOptions;
+  /** "atomic": Valkey 9 MIGRATESLOTS (atomic-migrate.ts) instead of the steps above. @default "legacy" */
+  method?: SlotMigrationMethod;
 }
 
 /** The moves actually done, in completion order. */
@@ -36,6 +39,7 @@ export async function migrateSlots(
   ctx: MigrationContext,
   moves: readonly SlotMove[],
 ): Promise<MigrationResult> {
+  if (ctx.method === "atomic") return migrateSlotsAtomic(ctx, moves);
   const { options } = ctx;
   const started = Date.now();
   const totalKeys = moves.reduce((sum, m) => sum + m.keys, 0);

@@ -32,6 +32,15 @@ export interface AdminOptions extends Credentials {
   keysPerMigrate?: number;
   /** How long to wait for all nodes to agree after a change. @default 60000 */
   agreementTimeoutMs?: number;
+  /**
+   * How slots move: "atomic" (Valkey 9 MIGRATESLOTS; refused unless every node has it), "legacy"
+   * (key by key with MIGRATE), or "auto" (atomic when every node has it). @default "auto"
+   */
+  slotMigration?: "auto" | "atomic" | "legacy";
+  /** Slots per MIGRATESLOTS job. @default slotsPerBatch when set, else 512 */
+  atomicSlotsPerBatch?: number;
+  /** Tries of one MIGRATESLOTS job before the run stops (valkey#4545). @default 5 */
+  atomicMaxTries?: number;
 }
 
 export const defaults = {
@@ -42,6 +51,9 @@ export const defaults = {
   agreementTimeoutMs: 60_000,
   /** MIGRATE's I/O timeout for ordinary keys, as redis-cli uses. */
   migrateTimeoutMs: 60_000,
+  /** Slots per MIGRATESLOTS job: one fork and one write pause per job, so larger than legacy batches. */
+  atomicSlotsPerBatch: 512,
+  atomicMaxTries: 5,
 } as const;
 
 /** Progress, as plain JSON-able objects (the CLI prints them as JSON lines when stderr is not a TTY). */
@@ -52,7 +64,18 @@ export type ProgressEvent =
   | { type: "slot-start"; slot: number; from: string; to: string }
   | { type: "keys-moved"; slot: number; moved: number; totalMoved: number; totalKeys: number }
   | { type: "slot-done"; slot: number; from: string; to: string; slotsDone: number; slotsTotal: number }
-  | { type: "migration-done"; slots: number; keys: number; seconds: number };
+  | { type: "migration-done"; slots: number; keys: number; seconds: number }
+  /** Atomic migration: a MIGRATESLOTS job changed state (GETSLOTMIGRATIONS). */
+  | { type: "atomic-job"; job: string; from: string; to: string; slots: string; state: string }
+  /** Atomic migration: bytes the sources sent so far, against the planned slots' MEMORY USAGE. */
+  | {
+      type: "bytes-moved";
+      bytesSent: number;
+      bytesPlanned: number;
+      slotsDone: number;
+      slotsTotal: number;
+      pendingReplBytes: number;
+    };
 
 export function report(options: AdminOptions, event: ProgressEvent): void {
   options.onProgress?.(event);

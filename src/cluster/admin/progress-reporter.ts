@@ -30,7 +30,8 @@ function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void
   const bars = new MultiBar(
     {
       stream,
-      format: "[{bar}] {value}/{total} slots, {keysMoved}/{keys} keys, {rate} keys/s, {duration}s",
+      // {sent}: bytes an atomic migration's sources sent so far (empty on the legacy path).
+      format: "[{bar}] {value}/{total} slots, {keysMoved}/{keys} keys, {rate} keys/s{sent}, {duration}s",
       barCompleteChar: "#",
       barIncompleteChar: ".",
       barsize: 30,
@@ -42,9 +43,10 @@ function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void
   );
   let bar: SingleBar | null = null;
   let startedAt = Date.now();
+  let sent = "";
   const figures = (keysMoved: number, keys: number) => {
     const seconds = (Date.now() - startedAt) / 1000;
-    return { keysMoved, keys, rate: seconds > 0 ? Math.round(keysMoved / seconds) : 0 };
+    return { keysMoved, keys, rate: seconds > 0 ? Math.round(keysMoved / seconds) : 0, sent };
   };
   let keys = 0;
   let keysMoved = 0;
@@ -54,6 +56,7 @@ function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void
       case "migration-start":
         keys = event.keys;
         keysMoved = 0;
+        sent = "";
         startedAt = Date.now();
         bar = bars.create(event.slots, 0, figures(0, keys));
         break;
@@ -70,6 +73,10 @@ function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void
         bars.stop();
         bar = null;
         break;
+      case "bytes-moved":
+        sent = `, ${megabytes(event.bytesSent)} sent${event.pendingReplBytes > 0 ? ` (${megabytes(event.pendingReplBytes)} queued)` : ""}`;
+        bar?.update(figures(keysMoved, keys));
+        break;
       case "step":
         line(event.message);
         break;
@@ -79,3 +86,5 @@ function barReporter(stream: NodeJS.WriteStream): (event: ProgressEvent) => void
     }
   };
 }
+
+const megabytes = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;

@@ -13,6 +13,7 @@ import { balanceMoves, type SlotMove } from "./plan.ts";
 import { openSlots, type Problem } from "./problems.ts";
 import { measureSlots, type BigKey } from "./slot-sizes.ts";
 import { waitForAgreement } from "./wait.ts";
+import { chooseMigrationMethod, settleAtomicMigrations, type SlotMigrationMethod } from "./atomic-migrate.ts";
 
 export interface RebalancePlan {
   /** Open slots an interrupted migration left, finished first. */
@@ -22,6 +23,8 @@ export interface RebalancePlan {
   /** Keys at or above the big-key threshold among the slots to move. */
   bigKeys: BigKey[];
   totals: { slots: number; keys: number; bytes: number };
+  /** How `moves` travel: "atomic" (Valkey 9 MIGRATESLOTS) or "legacy" (MIGRATE); `resume` is always legacy. */
+  method: SlotMigrationMethod;
 }
 
 export interface RebalanceResult {
@@ -77,6 +80,11 @@ export async function computeRebalancePlan(
   const targets = state.shards.flatMap((s) => (s.master?.id ? [s.master.id] : []));
   const moves = balanceMoves({ current, targets }).map((m) => toMove(m.slot, m.from, m.to));
 
+  const method = await chooseMigrationMethod(
+    pool,
+    state.nodes.filter((n) => n.reachable).map((n) => n.address),
+    options,
+  );
   const bigKeyBytes = options.bigKeyBytes ?? defaults.bigKeyBytes;
   const bigKeys: BigKey[] = [];
   const all = [...resume, ...moves];
@@ -97,7 +105,10 @@ export async function computeRebalancePlan(
   for (const key of bigKeys)
     report(options, {
       type: "warning",
-      message: `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, slot ${key.slot} on ${key.node}) will move alone with a longer MIGRATE timeout; both nodes block while it moves`,
+      message:
+        method === "atomic" && !resume.some((m) => m.slot === key.slot)
+          ? `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, slot ${key.slot} on ${key.node}) moves with atomic slot migration, streamed in pieces (no node blocks on it)`
+          : `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, slot ${key.slot} on ${key.node}) will move alone with a longer MIGRATE timeout; both nodes block while it moves`,
     });
   return {
     resume,
@@ -108,6 +119,7 @@ export async function computeRebalancePlan(
       keys: all.reduce((sum, m) => sum + m.keys, 0),
       bytes: all.reduce((sum, m) => sum + m.bytes, 0),
     },
+    method,
   };
 }
 
@@ -131,7 +143,7 @@ export async function executeRebalancePlan(
     });
     moved.push(...(await migrateSlots(ctx, plan.resume)));
   }
-  moved.push(...(await migrateSlots(ctx, plan.moves)));
+  moved.push(...(await migrateSlots({ ...ctx, method: plan.method }, plan.moves)));
   await waitForAgreement(
     pool,
     state.topology,
@@ -147,6 +159,7 @@ export async function rebalanceCluster(
   options: AdminOptions = {},
 ): Promise<RebalanceResult> {
   return withPool(options, async (pool) => {
+    if (!options.dryRun) await settleAtomicMigrations(pool, topologyAddresses(topology), options);
     const { state, problems } = await readSettled(pool, topology);
     refuseOnProblems("rebalance", problems, rebalanceTolerates);
     const plan = await computeRebalancePlan(pool, state, options);
@@ -158,4 +171,9 @@ export async function rebalanceCluster(
 /** The rebalance plan alone (same as `rebalanceCluster` with `dryRun`). */
 export function planRebalance(topology: Topology, options: AdminOptions = {}): Promise<RebalancePlan> {
   return rebalanceCluster(topology, { ...options, dryRun: true }).then((r) => r.plan);
+}
+
+/** Every node the topology names (masters and replicas). */
+export function topologyAddresses(topology: Topology): string[] {
+  return topology.shards.flatMap((s) => [s.master, ...s.replicas]);
 }

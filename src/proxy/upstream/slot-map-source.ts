@@ -28,6 +28,9 @@ import {
   REPLICA_STATE_IDLE_REFRESHES,
 } from "./limits.ts";
 
+/** Delay of the one map read that confirms a burst of MOVED to known masters (see `moved`). */
+export const MOVED_CONFIRM_MS = 250;
+
 export interface MapRead {
   map: SlotMap;
   /** The node's `cluster-node-timeout`, when it let us read it. */
@@ -77,6 +80,8 @@ export class SlotMapSource {
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The confirming read of a burst of MOVED to known masters, pending. */
+  private confirmTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
@@ -119,10 +124,26 @@ export class SlotMapSource {
     return false;
   }
 
-  /** A MOVED: the slot is served at `address` now. Applied at once; a full read confirms it. */
+  /**
+   * A MOVED: the slot is served at `address` now, applied at once; a full read confirms it. At
+   * once when `address` is a master the map did not know (a new shard, a failover); otherwise one
+   * read per burst, MOVED_CONFIRM_MS after its first MOVED: an atomic handoff (Valkey 9) moves
+   * hundreds of slots to a known master together, and a read per MOVED would be a refresh storm
+   * in every proxy process (the burst's other slots each cost one MOVED hop meanwhile).
+   */
   moved(slot: number, address: string): void {
+    const known = this.map?.masters.includes(address) ?? false;
     this.map?.assign(slot, address);
-    void this.refresh();
+    if (!known) {
+      void this.refresh();
+      return;
+    }
+    if (this.confirmTimer !== null || this.closed) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      void this.refresh();
+    }, MOVED_CONFIRM_MS);
+    this.confirmTimer.unref();
   }
 
   /** Re-reads the slot map. Concurrent calls share one read; calls during a read cause one more. */
@@ -241,6 +262,7 @@ export class SlotMapSource {
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
     this.reader.close();
   }
 }

@@ -38,6 +38,23 @@ test("on a terminal, a migration shows a bar with slots, keys and rate, and step
   assert.match(out, /\[#{30}\] 10\/10 slots, 200\/200 keys, \d+ keys\/s/);
 });
 
+test("on a terminal, an atomic migration's bar shows the bytes its sources sent", async () => {
+  const { stream, text } = fakeStream(true);
+  const report = progressReporter(stream);
+  report({ type: "migration-start", slots: 10, keys: 200, bytes: 2000 });
+  report({
+    type: "bytes-moved",
+    bytesSent: 3 * 1024 * 1024,
+    bytesPlanned: 2000,
+    slotsDone: 0,
+    slotsTotal: 10,
+    pendingReplBytes: 0,
+  });
+  await redraw();
+  report({ type: "migration-done", slots: 10, keys: 200, seconds: 1 });
+  assert.match(text(), /10\/10 slots, 200\/200 keys, \d+ keys\/s, 3\.0 MB sent/);
+});
+
 test("off a terminal, progress is JSON lines a log collector can read", () => {
   const { stream, text } = fakeStream(false);
   const report = progressReporter(stream);
