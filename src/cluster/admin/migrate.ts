@@ -121,7 +121,7 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
     /not the owner/,
   );
 
-  await moveKeys(ctx, run, batch, source);
+  await moveAllDatabases(ctx, run, batch, source);
 
   // Target first: once it owns the slot, the source can only redirect there (the order redis-cli uses).
   await exec(
@@ -141,7 +141,7 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
     } catch (err) {
       // A key reached the source between the last empty GETKEYSINSLOT and now: move it too.
       if (attempt >= 3 || !/still hold keys/.test((err as Error).message)) throw err;
-      await moveKeys(ctx, run, batch, source);
+      await moveAllDatabases(ctx, run, batch, source);
     }
   }
   const others = ctx.masters.filter((a) => a !== first.fromAddress && a !== first.toAddress);
@@ -168,13 +168,32 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
   }
 }
 
-/** Moves every key of the batch's slots from source to target, until GETKEYSINSLOT is empty. */
+/**
+ * Moves the batch's keys of every database that has keys on the source (Valkey 9's
+ * cluster-databases: a node refuses, or deletes, a slot's keys of any database when it loses it).
+ */
+async function moveAllDatabases(ctx: MigrationContext, run: RunState, batch: SlotMove[], source: Redis) {
+  const keyspace = String(await source.call("INFO", "keyspace"));
+  const dbs = [...keyspace.matchAll(/^db(\d+):/gm)].map((m) => Number(m[1]));
+  // With keys outside database 0, every pipeline selects its own database first, so a connection
+  // left in another one (a reconnect between a SELECT and its SELECT 0) never moves the wrong keys.
+  const select = dbs.some((db) => db !== 0);
+  for (const db of dbs.length > 0 ? dbs : [0]) await moveKeys(ctx, run, batch, source, db, select);
+}
+
+/** Moves every key of the batch's slots in database `db` from source to target, until GETKEYSINSLOT is empty. */
 async function moveKeys(
   ctx: MigrationContext,
   run: RunState,
   batch: SlotMove[],
   source: Redis,
+  db: number,
+  select: boolean,
 ): Promise<void> {
+  // Each pipeline runs in `db` and leaves the shared connection in db 0.
+  const inDb = (commands: (string | number)[][]) =>
+    select ? [["SELECT", db], ...commands, ["SELECT", 0]] : commands;
+  const replies = (results: unknown[]) => (select ? results.slice(1, -1) : results);
   const { options } = ctx;
   const first = batch[0]!;
   const { host, port } = splitAddress(first.toAddress);
@@ -190,14 +209,14 @@ async function moveKeys(
   while (pending.length > 0) {
     options.signal?.throwIfAborted();
     const perSlot = run.throttle.batchLimit(KEYS_PER_ROUND);
-    const lists = (await exec(
-      source,
-      pending.map((slot) => ["CLUSTER", "GETKEYSINSLOT", slot, perSlot]),
-    )) as string[][];
+    const lists = replies(
+      await exec(source, inDb(pending.map((slot) => ["CLUSTER", "GETKEYSINSLOT", slot, perSlot]))),
+    ) as string[][];
     const migrates: (string | number)[][] = [];
     let chunk: string[] = [];
     const flush = (timeout: number) => {
-      if (chunk.length > 0) migrates.push(["MIGRATE", host, port, "", 0, timeout, ...auth, "KEYS", ...chunk]);
+      if (chunk.length > 0)
+        migrates.push(["MIGRATE", host, port, "", db, timeout, ...auth, "KEYS", ...chunk]);
       chunk = [];
     };
     lists.forEach((keys) => {
@@ -220,7 +239,7 @@ async function moveKeys(
     if (count === 0) break;
     await run.throttle.take(count, options.signal);
     try {
-      await exec(source, migrates);
+      await exec(source, inDb(migrates));
     } catch (err) {
       // The target (or source) briefly sees the cluster down, e.g. right after it joined: the
       // round is repeated, which is safe because keys already moved are no longer listed.
