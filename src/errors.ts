@@ -305,6 +305,9 @@ export const ValkeyErrors = {
 
 // Numbered databases through the proxy (src/proxy/databases.ts): what Valkey answers, byte for byte.
 export const DatabaseErrors = {
+  /** Tracked shard connections run in database 0 only: refused rather than leave a cache stale. */
+  trackingOutsideDb0:
+    "ERR client-side caching through this proxy covers database 0 only: turn CLIENT TRACKING off before SELECT of another database, or SELECT 0 before turning it on",
   outOfRange: "ERR DB index is out of range",
 } as const;
 

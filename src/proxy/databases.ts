@@ -30,6 +30,8 @@ export function selectDatabase(session: Session, view: CommandView): void {
   const databases = session.context.router.databases;
   if (databases <= 1) return session.reply(db === 0 ? OK : errorReply(RedisErrors.selectInCluster));
   if (db < 0 || db >= databases) return session.reply(errorReply(DatabaseErrors.outOfRange));
+  if (db !== 0 && session.tracking !== null)
+    return session.reply(errorReply(DatabaseErrors.trackingOutsideDb0));
   // A WATCH stays on its connection, which changes database with the client (as on one node).
   if (!session.transaction.selectOnWatch(view.frame(), db)) session.reply(OK);
   session.db = db;

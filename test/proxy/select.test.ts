@@ -9,6 +9,7 @@ import { fileCleanup, startCluster, startStandalone, until, type TestCluster } f
 import { proxyClient, startTestProxy, type TestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
+import { DatabaseErrors } from "../../src/errors.ts";
 
 const hooks = fileCleanup();
 let cluster: TestCluster;
@@ -417,4 +418,32 @@ test("a RESP3 client's database works as a RESP2 client's", async () => {
   assert.deepEqual(p, d);
   assert.equal(p[2], "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
   assert.equal(p[6], "%0\r\n");
+});
+
+test("client-side caching covers database 0 only: TRACKING after SELECT n, and SELECT n while tracking, are refused", async () => {
+  const client = await RawClient.connect(proxy.port);
+  hooks.after(() => client.close());
+  const replies = (
+    await client.pipeline([
+      ["SELECT", "3"],
+      ["CLIENT", "TRACKING", "on"],
+      ["SELECT", "0"],
+      ["CLIENT", "TRACKING", "on"],
+      ["SELECT", "3"],
+      ["SELECT", "0"],
+      ["CLIENT", "TRACKING", "off"],
+      ["SELECT", "3"],
+    ])
+  ).map(String);
+  const refused = `-${DatabaseErrors.trackingOutsideDb0}\r\n`;
+  assert.deepEqual(replies, [
+    "+OK\r\n",
+    refused,
+    "+OK\r\n",
+    "+OK\r\n",
+    refused,
+    "+OK\r\n",
+    "+OK\r\n",
+    "+OK\r\n",
+  ]);
 });

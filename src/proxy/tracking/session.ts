@@ -12,7 +12,7 @@
  * worker of the host is refused with its own error: client ids are unique per host, but workers
  * share no state, and invalidations would have to cross processes.
  */
-import { TrackingErrors, RedisErrors } from "../../errors.ts";
+import { DatabaseErrors, TrackingErrors, RedisErrors } from "../../errors.ts";
 import {
   encodeReply,
   errorReply,
@@ -232,6 +232,8 @@ function tracking(session: Session, view: CommandView): void {
     const overlap = prefixOverlap(options.prefixes, current?.bcastPrefixes ?? []);
     if (overlap !== null) return session.reply(errorReply(overlap, "latin1"));
   }
+  if (current === null && session.db !== 0)
+    return session.reply(errorReply(DatabaseErrors.trackingOutsideDb0));
   const state = current ?? new SessionTracking(session, hubOf(session));
   state.redirect = options.redirect;
   state.brokenRedirect = false;
