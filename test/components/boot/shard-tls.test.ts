@@ -317,7 +317,12 @@ test("docker with shardTls and tls: the rendered nodes, migration and proxy boot
     20_000,
     `${node.hostname} to serve the renewed certificate`,
   );
-  assert.match(node.log(), /TLS certificate files changed: reloaded/);
+  // The script says so right after the CONFIG SET that made the new certificate served.
+  await until(
+    async () => /TLS certificate files changed: reloaded/.test(node.log()),
+    10_000,
+    `${node.hostname}'s entrypoint to log the reload`,
+  );
 
   // SIGTERM on shard-0's master: the handover runs over TLS, and the proxy keeps serving.
   const master = nodes[0]!;
