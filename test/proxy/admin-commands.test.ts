@@ -207,7 +207,7 @@ test("refused commands say why, also inside MULTI, where they doom the transacti
   hooks.after(() => raw.close());
   const cases: [string[], RegExp][] = [
     [["SHUTDOWN"], /stop the whole cluster with its platform/],
-    [["SWAPDB", "0", "1"], /one database/],
+    [["SWAPDB", "0", "1"], /cannot swap databases/],
     [["MODULE", "LOAD", "/x.so"], /loadmodule/],
     [["CLUSTER", "FAILOVER"], /dredis cluster manages/],
     [["REPLICAOF", "NO", "ONE"], /failover is automatic/],
