@@ -222,11 +222,11 @@ export class ClusterRouter implements BackendEvents {
       return;
     }
     const pools = request.db === 0 ? this.pools : this.databasePools.of(request.db);
-    // Tracked connections run in database 0 only (a known gap: tracking with SELECT n is not tracked).
+    // A tracked request is always in database 0: tracking and SELECT n refuse each other (./databases.ts).
     let connection =
       address === undefined
         ? null
-        : request.tracked && request.db === 0 && this.tracked !== null
+        : request.tracked && this.tracked !== null
           ? this.tracked(address, request.protocol, request.affinity)
           : pools.shared(address, request.protocol, request.affinity);
     if (connection !== null && request.dedicated) {
