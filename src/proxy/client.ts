@@ -87,6 +87,8 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   private sentDb = 0;
   /** CLIENT TRACKING's state while on (./tracking/session.ts); null keeps every hook below to one test. */
   tracking: TrackingState | null = null;
+  /** What waits for the replies due to be released (a RESET; see `afterRepliesDue`), or null. */
+  private afterDue: (() => void) | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -337,6 +339,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       request.done = true;
       if (this.replies.closed || !this.replies.release(request)) return;
       if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
+      if (this.afterDue !== null && this.replies.queue.length === 0) this.repliesDrained();
     };
   }
 
@@ -365,7 +368,28 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     if (!this.replies.release(request)) return; // an earlier request is still due: keep order
     if (this.tracking !== null && this.replies.queue.length === 0) this.tracking.drained();
     if (this.replies.queue.length === 0 && this.pubsub.heldFrames.length > 0) this.pubsub.emitHeld();
+    if (this.afterDue !== null && this.replies.queue.length === 0) this.repliesDrained();
     if (this.replies.readPaused) this.checkBackpressure();
+  }
+
+  /**
+   * Runs `then` once every reply due now is released (at once when none is), taking no further
+   * command meanwhile. RESET waits so: Redis answers each command before it first, in that
+   * command's protocol, transaction and subscriptions, and the commands after it see the reset.
+   */
+  afterRepliesDue(then: () => void): void {
+    if (this.replies.queue.length === 0) return then();
+    this.afterDue = then;
+    this.parser.pause();
+  }
+
+  /** The replies due are all released: runs what waited for that, then takes commands again. */
+  repliesDrained(): void {
+    const then = this.afterDue;
+    if (then === null || this.replies.closed) return;
+    this.afterDue = null;
+    then();
+    if (!this.replies.readPaused) this.parser.resume();
   }
 
   released(request: Request): void {
@@ -402,7 +426,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       }
     } else if (bytes <= limits.maxPendingBytesPerClient / 2 && inflight <= limits.maxInflightPerClient / 2) {
       this.replies.resumeReading();
-      this.parser.resume();
+      if (this.afterDue === null) this.parser.resume(); // else a RESET still waits: see repliesDrained
     }
   }
 
@@ -416,6 +440,7 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   }
 
   private onClose(): void {
+    this.afterDue = null;
     this.replies.socketClosed();
     this.endSession();
     this.context.clientClosed(this);

@@ -151,6 +151,10 @@ export interface Session {
   destroy(): void;
   /** Drops the transaction, the watch and every subscription (RESET). */
   endSession(): void;
+  /** Runs `then` once the replies due now are all released, taking no command until then (RESET). */
+  afterRepliesDue(then: () => void): void;
+  /** The replies due are all released (the pub/sub room's own reply places say so too). */
+  repliesDrained(): void;
   /** A request of this session, for a frame it sends. */
   newRequest(frame: Buffer, slot: number, readonly: boolean): Request;
   /** Queues the request for its reply slot and sends it on its way. */

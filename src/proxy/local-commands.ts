@@ -40,16 +40,19 @@ export const LOCAL_COMMANDS = {
     session.reply(OK);
     session.closeAfterReply();
   },
-  reset: (session) => {
-    session.endSession(); // tracking too, as RESET turns it off
-    session.protocol = 2;
-    session.name = null;
-    session.readonlyMode = false;
-    session.db = 0;
-    session.authenticated = initiallyAuthenticated(session);
-    session.aclUser = session.context.acl.defaultUser;
-    session.reply(RESET);
-  },
+  // After the replies of the commands before it (a pipeline's), which it must neither drop nor change.
+  reset: (session) =>
+    session.afterRepliesDue(() => {
+      session.endSession(); // tracking too, as RESET turns it off
+      session.protocol = 2;
+      session.name = null;
+      session.readonlyMode = false;
+      session.db = 0;
+      session.authenticated = initiallyAuthenticated(session);
+      session.aclUser = session.context.acl.defaultUser;
+      session.setReplyMode("on"); // as Redis, which clears CLIENT REPLY OFF / SKIP before answering
+      session.reply(RESET);
+    }),
   auth: (session, view) =>
     session.reply(
       view.argc > 3

@@ -356,7 +356,10 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       slot.reply = reply;
       slot.done = true;
       this.closeEmptyLinks();
-      if (this.replies.release(slot) && this.replies.queue.length === 0) this.emitHeld();
+      if (this.replies.release(slot) && this.replies.queue.length === 0) {
+        this.emitHeld();
+        this.session.repliesDrained();
+      }
     };
   }
 
