@@ -18,6 +18,7 @@ import {
   type MigrationOutcome,
   type MigrationRunOutputs,
 } from "./plan/migration.ts";
+import { shardTlsChangeRefusal } from "./plan/shard-tls.ts";
 
 /** Reads the topology a SlotMigration registered as its input (absent before the first deploy). */
 function registeredTopology(inputs: Record<string, unknown> | undefined): Topology | undefined {
@@ -49,11 +50,22 @@ export function passwordChangeRefusal(
 }
 
 /**
- * Refuses an unsafe topology or password change and logs the step the migration workload will
- * take.
+ * Whether a SlotMigration's registered inputs say the shards run TLS-only: undefined when they
+ * say nothing (a first deploy, or one made before `shardTls` was registered).
+ */
+function registeredShardTls(inputs: Record<string, unknown> | undefined): boolean | undefined {
+  const value = inputs?.["shardTls"];
+  return typeof value === "boolean" ? value : undefined;
+}
+
+/**
+ * Refuses an unsafe topology, password or shardTls change and logs the step the migration
+ * workload will take.
  */
 export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
-  const refusal = passwordChangeRefusal(args.oldInputs, args.newInputs);
+  const refusal =
+    passwordChangeRefusal(args.oldInputs, args.newInputs) ??
+    shardTlsChangeRefusal(registeredShardTls(args.oldInputs), registeredShardTls(args.newInputs) ?? false);
   if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
   const previous = args.newInputs?.["previousPasswordHash"];
   if (previous !== undefined && args.oldInputs?.["passwordHash"] === args.newInputs?.["passwordHash"])

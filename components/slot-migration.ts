@@ -124,6 +124,8 @@ export class SlotMigration extends pulumi.ComponentResource {
         topology: topologyJson,
         topologyHash,
         maxmemoryMb: args.maxmemoryMb,
+        // For the guard to refuse turning shardTls on or off for a running cluster (no mixed mode).
+        shardTls: args.shardTls !== undefined,
         // Digests, for the guard to see a password change and whether it is a rotation.
         passwordHash: passwordHash(args.clusterName, args.password),
         ...(args.previousPassword === undefined

@@ -81,3 +81,23 @@ export function certificateSpec(options: {
     issuerRef: options.issuerRef,
   };
 }
+
+/**
+ * Why turning `shardTls` on or off is refused, if it is: `before` is whether the running cluster's
+ * last deployment had it (undefined: a first deployment, or one made before this was recorded,
+ * which cannot be told apart), `after` whether this one has it. There is no mixed mode: the first
+ * node replaced would serve the other way than its peers, could not join them, and `pulumi up`
+ * would stop at its health check with the cluster half rolled.
+ */
+export function shardTlsChangeRefusal(before: boolean | undefined, after: boolean): string | undefined {
+  if (before === undefined || before === after) return undefined;
+  return after
+    ? "shardTls cannot be turned on for a running cluster: its nodes serve plain connections, and a " +
+        "node replaced to serve TLS only could not join them (there is no mixed mode), so the roll would " +
+        "stop at its health check. Remove shardTls to keep this cluster as it is, or deploy a new cluster " +
+        "(another stack or name) with shardTls and move the data to it"
+    : "shardTls cannot be removed from a running cluster: its nodes serve TLS only, and a node replaced " +
+        "to serve plain connections could not join them (there is no mixed mode), so the roll would stop " +
+        "at its health check. Set shardTls back to keep this cluster as it is, or deploy a new cluster " +
+        "(another stack or name) without shardTls and move the data to it";
+}

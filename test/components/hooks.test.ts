@@ -107,3 +107,42 @@ test("the guard refuses a new password without previousPassword, naming it, and 
   guardTopologyChange(hookArgs({ newInputs: { topology, passwordHash: "digest-of-new" } }));
   guardTopologyChange(hookArgs({ oldInputs: old, newInputs: old }));
 });
+
+test("the guard refuses turning shardTls on or off for a running cluster, saying why and what to do", () => {
+  const topology = topologyJson(3);
+  const plain = { topology, passwordHash: "digest", shardTls: false };
+  const tls = { topology, passwordHash: "digest", shardTls: true };
+  const refused = (oldInputs: Record<string, unknown>, newInputs: Record<string, unknown>) => {
+    try {
+      guardTopologyChange(hookArgs({ oldInputs, newInputs }));
+    } catch (err) {
+      assert.ok(err instanceof DredisError);
+      assert.equal(err.code, "E_UNSAFE_CHANGE");
+      return err.message;
+    }
+    return assert.fail("not refused");
+  };
+  assert.equal(
+    refused(plain, tls),
+    "shardTls cannot be turned on for a running cluster: its nodes serve plain connections, and a " +
+      "node replaced to serve TLS only could not join them (there is no mixed mode), so the roll would " +
+      "stop at its health check. Remove shardTls to keep this cluster as it is, or deploy a new cluster " +
+      "(another stack or name) with shardTls and move the data to it",
+  );
+  assert.equal(
+    refused(tls, plain),
+    "shardTls cannot be removed from a running cluster: its nodes serve TLS only, and a node replaced " +
+      "to serve plain connections could not join them (there is no mixed mode), so the roll would stop " +
+      "at its health check. Set shardTls back to keep this cluster as it is, or deploy a new cluster " +
+      "(another stack or name) without shardTls and move the data to it",
+  );
+  // Removing shardTls from the inputs altogether is removing it.
+  const { shardTls: _, ...unset } = plain;
+  assert.match(refused(tls, unset), /^shardTls cannot be removed from a running cluster/);
+  // A first deploy either way, no change, and a cluster deployed before shardTls was registered.
+  for (const inputs of [plain, tls]) {
+    guardTopologyChange(hookArgs({ newInputs: inputs }));
+    guardTopologyChange(hookArgs({ oldInputs: inputs, newInputs: inputs }));
+    guardTopologyChange(hookArgs({ oldInputs: unset, newInputs: inputs }));
+  }
+});

@@ -21,6 +21,7 @@ const CA = "-----BEGIN CERTIFICATE-----\nMIIB...shards-ca\n-----END CERTIFICATE-
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIB...shards\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nMIGH...shards-key\n-----END PRIVATE KEY-----\n";
 const CONTAINER = "docker:index/container:Container";
+const MIGRATION = "distributed-redis:index:SlotMigration";
 
 type Upload = { file: string; content: string };
 const filesOf = (r: Recorded) =>
@@ -109,6 +110,8 @@ test("Docker: TLS-only nodes with the certificate as settings, and the proxies, 
   ]);
   assert.equal(filesOf(migration)["/etc/dredis-shard-tls/tls.key"], KEY);
   assert.ok(migration.secretInputs.includes("uploads"));
+  // What the migration's guard compares with the next deployment (hooks.test.ts: no turning it off).
+  assert.equal(find(resources, MIGRATION, "dk-migration").inputs["shardTls"], true);
 });
 
 test("Docker without shardTls: nothing of it is rendered (plain nodes, no uploads on the migration)", async () => {
@@ -123,6 +126,8 @@ test("Docker without shardTls: nothing of it is rendered (plain nodes, no upload
     parse(filesOf(find(resources, CONTAINER, "plain-proxy-0"))["/etc/dredis/proxy.yaml"]!),
   );
   assert.equal(proxy.backendTls, undefined);
+  // What the migration's guard compares with the next deployment (hooks.test.ts: no turning it on).
+  assert.equal(find(resources, MIGRATION, "plain-migration").inputs["shardTls"], false);
 });
 
 test("Kubernetes with an issuer: a cert-manager Certificate fills the Secret the nodes, proxies and migration Job mount", async () => {
@@ -275,6 +280,7 @@ test("Kubernetes with a Secret the user manages: mounted, no Certificate, the no
   const args = (job.inputs["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template
     .spec.containers[0]!.args;
   assert.ok(args.includes("--tls") && !args.includes("--sni"));
+  assert.equal(find(resources, MIGRATION, "own-migration").inputs["shardTls"], true);
 });
 
 test("half-given shardTls is refused before anything is created, naming the key and what to add", () => {
