@@ -29,6 +29,61 @@ const SYNTAX = errorReply(RedisErrors.syntax);
 /** Client names and library attributes: printable ASCII without spaces, as Redis checks them. */
 const NOT_PRINTABLE = /[^\x21-\x7e]/;
 
+/**
+ * CLIENT HELP: Redis 7.0's text for the subcommands the proxy runs (CLIENT KILL without its TYPE
+ * and USER filters, which it does not take), and SETINFO as Redis 7.2 words it.
+ */
+const CLIENT_HELP = [
+  "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  "CACHING (YES|NO)",
+  "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+  "GETREDIR",
+  "    Return the client ID we are redirecting to when tracking is enabled.",
+  "GETNAME",
+  "    Return the name of the current connection.",
+  "ID",
+  "    Return the ID of the current connection.",
+  "INFO",
+  "    Return information about the current client connection.",
+  "KILL <ip:port>",
+  "    Kill connection made from <ip:port>.",
+  "KILL <option> <value> [<option> <value> [...]]",
+  "    Kill connections. Options are:",
+  "    * ADDR (<ip:port>|<unixsocket>:0)",
+  "      Kill connections made from the specified address",
+  "    * LADDR (<ip:port>|<unixsocket>:0)",
+  "      Kill connections made to specified local address",
+  "    * SKIPME (YES|NO)",
+  "      Skip killing current connection (default: yes).",
+  "LIST [options ...]",
+  "    Return information about client connections. Options:",
+  "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+  "      Return clients of specified type.",
+  "UNPAUSE",
+  "    Stop the current client pause, resuming traffic.",
+  "PAUSE <timeout> [WRITE|ALL]",
+  "    Suspend all, or just write, clients for <timeout> milliseconds.",
+  "REPLY (ON|OFF|SKIP)",
+  "    Control the replies sent to the current connection.",
+  "SETNAME <name>",
+  "    Assign the name <name> to the current connection.",
+  "SETINFO <option> <value>",
+  "    Set client meta attr. Options are:",
+  "    * LIB-NAME: the client lib name.",
+  "    * LIB-VER: the client lib version.",
+  "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+  "    Unblock the specified blocked client.",
+  "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+  "         [OPTIN] [OPTOUT] [NOLOOP]",
+  "    Control server assisted client side caching.",
+  "TRACKINGINFO",
+  "    Report tracking status for the current connection.",
+  "NO-EVICT (ON|OFF)",
+  "    Protect current client connection from eviction.",
+  "HELP",
+  "    Prints this help.",
+].map((line) => new SimpleString(line) as never);
+
 export const LOCAL_COMMANDS = {
   ping: (session, view) => {
     // A subscribed RESP2 client's PING is answered by Redis in the subscriber format.
@@ -103,20 +158,7 @@ export const LOCAL_COMMANDS = {
     session.reply(bulkReply(session.context.describeClient(session) + "\n", session.protocol)),
   "client|list": (session, view) => session.reply(clientList(session, view)),
   "client|kill": (session, view) => session.reply(clientKill(session, view)),
-  "client|help": (session) =>
-    session.reply(
-      encodeReply(
-        [
-          "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-          "GETNAME",
-          "SETNAME <name>",
-          "ID",
-          "INFO",
-          "SETINFO <option> <value>",
-        ].map((s) => new SimpleString(s) as never),
-        session.protocol,
-      ),
-    ),
+  "client|help": (session) => session.reply(encodeReply(CLIENT_HELP, session.protocol)),
   // CLUSTER and CLIENT NO-EVICT, as a standalone Redis answers them (./standalone-commands.ts).
   ...STANDALONE_COMMANDS,
   ...ACL_COMMANDS,

@@ -1,7 +1,8 @@
 /**
- * RESET sent in a pipeline: Redis answers every command before it, in order, then +RESET, then the
- * commands after it in the reset state. Each case sends one pipeline to the proxy and to a
- * standalone redis-server and compares the replies byte for byte.
+ * Connection commands against a standalone redis-server. RESET sent in a pipeline: Redis answers
+ * every command before it, in order, then +RESET, then the commands after it in the reset state;
+ * each case sends one pipeline to both and compares the replies byte for byte. CLIENT HELP: Redis's
+ * text for the subcommands the proxy runs.
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
@@ -143,4 +144,37 @@ test("RESET turns CLIENT REPLY OFF back on and answers itself, as redis does", a
     // Replies on again, in case RESET left them off (so the marker is answered either way).
     ["CLIENT", "REPLY", "ON"],
   ]);
+});
+
+test("CLIENT HELP is redis's text for the CLIENT subcommands the proxy runs (tracking ones included)", async () => {
+  // Redis's lines, less CLIENT KILL's TYPE and USER filters (refused by the proxy), plus SETINFO
+  // as Redis 7.2 words it (the proxy runs it whatever the shards' version).
+  const lines = (reply: string) => reply.split("\r\n").slice(1, -1);
+  const [direct] = await pipelined(servers.reference.port, [["CLIENT", "HELP"]]);
+  const expected = lines(direct!);
+  const filters = expected.findIndex((line) => line === "+    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)");
+  assert.match(expected[filters + 2]!, /^\+ {4}\* USER /);
+  expected.splice(filters, 4);
+  const setname = expected.indexOf("+SETNAME <name>");
+  expected.splice(
+    setname + 2,
+    0,
+    "+SETINFO <option> <value>",
+    "+    Set client meta attr. Options are:",
+    "+    * LIB-NAME: the client lib name.",
+    "+    * LIB-VER: the client lib version.",
+  );
+  for (const hello of [
+    ["HELLO", "2"],
+    ["HELLO", "3"],
+  ]) {
+    const [, help] = await pipelined(servers.proxy.port, [hello, ["CLIENT", "HELP"]]);
+    assert.equal(help!.split("\r\n")[0], `*${expected.length}`);
+    assert.deepEqual(lines(help!), expected);
+  }
+  for (const name of ["TRACKING", "CACHING", "GETREDIR", "TRACKINGINFO"])
+    assert.ok(
+      expected.some((line) => line.startsWith(`+${name} `) || line === `+${name}`),
+      name,
+    );
 });
