@@ -45,10 +45,13 @@
  *   connection). So every invalidation a client gets while it has replies due is sent again once
  *   they are all written (./session.ts): a stale reply is always followed by its invalidation.
  *
+ * When the worker's last tracking client leaves, its invalidation and tracked data connections
+ * close after `IDLE_CLOSE_MS` (a client reconnecting at once finds them still open, so no churn),
+ * and open again on demand, as they did the first time.
+ *
  * Known limits: a client that turns tracking on while earlier commands of its pipeline are still
  * in flight on the shared pools may see a later command (now on a tracked connection) overtake
- * them; clients turn tracking on right after connecting, so this is left. A worker's invalidation
- * connections stay open once made (one per master), also after its last tracking client left.
+ * them; clients turn tracking on right after connecting, so this is left.
  *
  * NOLOOP cannot be exact: a tracked connection carries several clients' writes, and the shard
  * does not say whose write caused an invalidation. A NOLOOP client therefore also gets the
@@ -91,6 +94,8 @@ export interface TrackingMember {
 export const MAX_TRACKED_KEYS = 1_000_000;
 /** How long after losing a node's invalidation connection before it is opened again. */
 const RECONNECT_AFTER_MS = 1000;
+/** How long the connections stay open after the worker's last tracking client left. */
+export const IDLE_CLOSE_MS = 2000;
 /** How long a retired node's data connections may finish their replies before they close. */
 const RETIRE_CLOSE_MS = 5000;
 const SLOTS = 16384;
@@ -197,11 +202,14 @@ export class TrackingHub {
   private owners: (string | undefined)[] | null = null;
   /** BCAST setups waiting for their nodes' confirmations. */
   private waiting: { left: Set<string>; done: () => void }[] = [];
+  /** Closes the connections once no tracking client is left for `idleCloseMs`; null while one is. */
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly router: TrackingRouter,
     private readonly perNode: number,
     private readonly maxKeys = MAX_TRACKED_KEYS,
+    private readonly idleCloseMs = IDLE_CLOSE_MS,
   ) {
     router.setTracked((address, protocol, affinity) => this.route(address, protocol, affinity));
     router.onMapChange((map) => this.onMap(map));
@@ -209,6 +217,10 @@ export class TrackingHub {
   }
 
   join(member: TrackingMember, then: () => void): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     this.members.add(member);
     if (member.bcastPrefixes === null) {
       this.bcastMembers.delete(member);
@@ -224,6 +236,22 @@ export class TrackingHub {
     member.keys.clear();
     this.members.delete(member);
     if (this.bcastMembers.delete(member)) this.applyBcast(() => {});
+    if (this.members.size === 0 && this.idleTimer === null)
+      this.idleTimer = setTimeout(() => this.closeIdle(), this.idleCloseMs).unref();
+  }
+
+  /**
+   * No tracking client came back: closes every node's connections (replies still due on a data
+   * connection get RETIRE_CLOSE_MS). Nothing is lost: no client is left to tell, and a tracked
+   * request opens a node's connections again (`route`), as the first one did.
+   */
+  private closeIdle(): void {
+    this.idleTimer = null;
+    if (this.members.size > 0) return;
+    const nodes = [...this.nodes.values()];
+    this.nodes.clear();
+    for (const node of nodes) node.retire();
+    this.readers.clear();
   }
 
   /** A tracking client read `key` (latin1): its invalidation goes to the client. */
