@@ -10,15 +10,19 @@ import { Cluster } from "ioredis";
 import { RedisServer } from "../../../src/local/redis-server.ts";
 import { freePorts } from "../../../src/local/ports.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
+import type { Engine } from "../../../src/cluster/engine.ts";
 import { serverBinary, tempDir, type Cleanup } from "../../support/redis.ts";
 
 const run = promisify(execFile);
 
-/** Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of the suite's engine. */
-export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
+/**
+ * Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of `engine` (the
+ * suite's engine unless given).
+ */
+export async function startEmptyNodes(t: Cleanup, count: number, engine?: Engine): Promise<RedisServer[]> {
   const dir = await tempDir("dredis-admin-");
   const ports = await freePorts(count * 2);
-  const binary = serverBinary();
+  const binary = serverBinary(engine);
   const nodes: RedisServer[] = [];
   t.after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
