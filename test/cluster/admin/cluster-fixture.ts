@@ -17,9 +17,14 @@ const run = promisify(execFile);
 
 /**
  * Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of `engine` (the
- * suite's engine unless given).
+ * suite's engine unless given), with `config` added to each node's.
  */
-export async function startEmptyNodes(t: Cleanup, count: number, engine?: Engine): Promise<RedisServer[]> {
+export async function startEmptyNodes(
+  t: Cleanup,
+  count: number,
+  engine?: Engine,
+  config: Record<string, string | number | boolean> = {},
+): Promise<RedisServer[]> {
   const dir = await tempDir("dredis-admin-");
   const ports = await freePorts(count * 2);
   const binary = serverBinary(engine);
@@ -39,6 +44,7 @@ export async function startEmptyNodes(t: Cleanup, count: number, engine?: Engine
           "cluster-config-file": "nodes.conf",
           "cluster-port": ports[count + i]!,
           "cluster-node-timeout": 2000,
+          ...config,
         },
       }),
     );
