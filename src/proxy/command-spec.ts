@@ -110,6 +110,8 @@ export interface SessionRouter extends PubSubRouter {
   readonly serverVersion: string;
   /** The shards' engine (valkey-server answers some errors in its own words). */
   readonly serverEngine: "redis" | "valkey";
+  /** The engine's own version (Valkey's valkey_version), as HELLO and INFO server present it. */
+  readonly serverEngineVersion: string;
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;
   openSessionConnection(address: string, protocol: Protocol, db?: number): BackendConnection;

@@ -68,6 +68,8 @@ export class ProxyContext {
   infoSections(args: readonly string[]): InfoSection[] {
     const figures = {
       serverVersion: this.router.serverVersion,
+      serverEngine: this.router.serverEngine,
+      serverEngineVersion: this.router.serverEngineVersion,
       port: this.listenPort,
       startedAt: this.startedAt,
       connectedClients: this.clients.size,

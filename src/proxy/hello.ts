@@ -1,8 +1,10 @@
 /**
  * HELLO, for both connection types (client sessions and the busy proxy's worker connections):
  * one parser of `HELLO [protover [AUTH user pass] [SETNAME name]]`, and the answer, in which the
- * proxy presents itself as one standalone Redis of the shards' version.
+ * proxy presents itself as one standalone server of the shards' engine and version (Valkey says
+ * `server: valkey` and its own version, not the Redis version it is compatible with).
  */
+import type { Engine } from "../cluster/engine.ts";
 import { RedisErrors } from "../errors.ts";
 import { MapReply, type Protocol } from "../resp/encode.ts";
 import { parseInteger } from "../resp/request-parser.ts";
@@ -41,10 +43,17 @@ export function parseHello(view: CommandView): Hello | string {
   return hello;
 }
 
-export function helloReply(version: string, protocol: Protocol, clientId: number): MapReply {
+/** What the proxy presents itself as: the shards' engine (the router's view of them). */
+export interface ServerIdentity {
+  readonly serverEngine: Engine;
+  /** The engine's own version ("9.1.2" for Valkey 9.1.2, "7.0.15" for Redis 7.0.15). */
+  readonly serverEngineVersion: string;
+}
+
+export function helloReply(server: ServerIdentity, protocol: Protocol, clientId: number): MapReply {
   return new MapReply([
-    ["server", "redis"],
-    ["version", version],
+    ["server", server.serverEngine],
+    ["version", server.serverEngineVersion],
     ["proto", protocol],
     ["id", clientId],
     ["mode", "standalone"],

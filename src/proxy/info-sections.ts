@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { arch, release, type } from "node:os";
+import type { Engine } from "../cluster/engine.ts";
 
 /** Every section, in the order Redis prints them. */
 export const INFO_SECTIONS = [
@@ -63,7 +64,11 @@ export function requestedSections(args: readonly string[]): string[] {
 const RUN_ID = randomBytes(20).toString("hex");
 
 export interface ProxyFigures {
+  /** The Redis version the shards report (Valkey's redis_version: the Redis it is compatible with). */
   serverVersion: string;
+  serverEngine: Engine;
+  /** The engine's own version (valkey_version on Valkey). */
+  serverEngineVersion: string;
   port: number;
   startedAt: number;
   connectedClients: number;
@@ -80,7 +85,10 @@ export function proxySectionLines(section: string, figures: ProxyFigures): strin
     case "server":
       return [
         `redis_version:${figures.serverVersion}`,
-        "redis_mode:standalone",
+        // Valkey names itself and its own version after the Redis version, and says server_mode.
+        ...(figures.serverEngine === "valkey"
+          ? ["server_name:valkey", `valkey_version:${figures.serverEngineVersion}`, "server_mode:standalone"]
+          : ["redis_mode:standalone"]),
         "proxy:distributed-redis",
         `os:${type()} ${release()} ${arch() === "x64" ? "x86_64" : arch()}`,
         "arch_bits:64",

@@ -185,9 +185,7 @@ function hello(session: Session, view: CommandView): void {
   if (hello.name !== null) session.name = hello.name === "" ? null : hello.name;
   const protocol = hello.protocol ?? session.protocol;
   session.protocol = protocol;
-  session.reply(
-    encodeReply(helloReply(session.context.router.serverVersion, protocol, session.id), protocol),
-  );
+  session.reply(encodeReply(helloReply(session.context.router, protocol, session.id), protocol));
 }
 
 /**

@@ -169,6 +169,11 @@ export class ClusterRouter implements BackendEvents {
     return this.source.serverEngine;
   }
 
+  /** The shards' engine's own version (Valkey's valkey_version), for HELLO and INFO server. */
+  get serverEngineVersion(): string {
+    return this.source.serverEngineVersion;
+  }
+
   /** How many databases the shards have (`cluster-databases` on Valkey 9; 1 on Redis). */
   get databases(): number {
     return this.source.databases;

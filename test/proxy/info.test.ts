@@ -156,3 +156,22 @@ test("INFO clients counts the proxy's clients, and those waiting on a blocking c
   assert.equal((await waiting).toString(), "*2\r\n$10\r\ninfo:queue\r\n$3\r\njob\r\n");
   assert.equal(field(String(await client.info("clients")), "blocked_clients"), "0");
 });
+
+test("HELLO and INFO server present the shards' engine and version as a standalone server of that engine does", async () => {
+  // HELLO 2: a flat array of field, value, ... (modules aside: Valkey 9 lists its Lua engine there).
+  const hello = async (port: number) => {
+    const reply = (await proxyClient(hooks, port).call("HELLO", "2")) as unknown[];
+    const fields = new Map<string, string>();
+    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), String(reply[i + 1]));
+    return ["server", "version", "proto", "mode", "role"].map((k) => `${k}=${fields.get(k)}`);
+  };
+  assert.deepEqual(await hello(proxy.port), await hello(reference.port));
+
+  const identity = async (port: number) => {
+    const text = String(await proxyClient(hooks, port).info("server"));
+    return ["redis_version", "server_name", "valkey_version", "redis_mode", "server_mode"].map(
+      (k) => `${k}=${new RegExp(`^${k}:(.*)$`, "m").exec(text)?.[1]?.trim() ?? "(absent)"}`,
+    );
+  };
+  assert.deepEqual(await identity(proxy.port), await identity(reference.port));
+});

@@ -13,14 +13,18 @@ import { defaults, report, type AdminOptions } from "./options.ts";
 import type { NodePool } from "./node-pool.ts";
 import { splitAddress } from "./node-pool.ts";
 import type { SlotMove } from "./plan.ts";
-import { migrateTimeoutFor, type BigKey } from "./slot-sizes.ts";
+import { databasesWithKeys, migrateTimeoutFor, type BigKey } from "./slot-sizes.ts";
 import { Throttle } from "./throttle.ts";
 import { migrateSlotsAtomic, type SlotMigrationMethod } from "./atomic-migrate.ts";
+import { replicasBehindError, replicasNotInSync, waitForReplicasInSync } from "./replica-sync.ts";
 
 /** Keys asked of GETKEYSINSLOT per slot per round. */
 const KEYS_PER_ROUND = 1_000;
 /** Rounds retried after a CLUSTERDOWN or TRYAGAIN reply (0.5 s apart) before giving up. */
 const TRANSIENT_RETRIES = 20;
+/** SETSLOT pipelines retried after NOREPLICAS (a replica fell out of sync mid-run), and the wait for it each time. */
+const NOREPLICAS_RETRIES = 3;
+const NOREPLICAS_WAIT_MS = 60_000;
 
 export interface MigrationContext {
   pool: NodePool;
@@ -49,6 +53,13 @@ export async function migrateSlots(
     keys: totalKeys,
     bytes: moves.reduce((sum, m) => sum + m.bytes, 0),
   });
+  // Valkey 8+: SETSLOT waits for the master's replicas, so a new shard's replica must have synced.
+  if (process.env.NOFIX === undefined)
+    await waitForReplicasInSync(
+      ctx.pool,
+      [...new Set(moves.flatMap((m) => [m.fromAddress, m.toAddress]))],
+      options,
+    );
   const batches = toBatches(moves, options.slotsPerBatch ?? defaults.slotsPerBatch);
   const run: RunState = {
     done: [],
@@ -105,18 +116,19 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
   const { pool, options } = ctx;
   const first = batch[0]!;
   const source = pool.get(first.fromAddress);
-  const target = pool.get(first.toAddress);
   for (const move of batch)
     report(options, { type: "slot-start", slot: move.slot, from: move.from, to: move.to });
 
   // Already-done steps answer with these errors on a re-run; anything else is a real failure.
-  await exec(
-    target,
+  await setSlots(
+    ctx,
+    first.toAddress,
     batch.map((m) => ["CLUSTER", "SETSLOT", m.slot, "IMPORTING", m.fromId]),
     /already the owner/,
   );
-  await exec(
-    source,
+  await setSlots(
+    ctx,
+    first.fromAddress,
     batch.map((m) => ["CLUSTER", "SETSLOT", m.slot, "MIGRATING", m.toId]),
     /not the owner/,
   );
@@ -124,16 +136,18 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
   await moveAllDatabases(ctx, run, batch, source);
 
   // Target first: once it owns the slot, the source can only redirect there (the order redis-cli uses).
-  await exec(
-    target,
+  await setSlots(
+    ctx,
+    first.toAddress,
     batch.map((m) => ["CLUSTER", "SETSLOT", m.slot, "NODE", m.toId]),
   );
   for (let attempt = 0; ; attempt++) {
     try {
       // A master that lost its last slot (through the targets' gossip, maybe of another batch)
       // turns itself into a replica (Redis 7 replica migration): the hand-over is then complete.
-      await exec(
-        source,
+      await setSlots(
+        ctx,
+        first.fromAddress,
         batch.map((m) => ["CLUSTER", "SETSLOT", m.slot, "NODE", m.toId]),
         /only with masters/,
       );
@@ -173,12 +187,11 @@ async function migrateBatch(ctx: MigrationContext, run: RunState, batch: SlotMov
  * cluster-databases: a node refuses, or deletes, a slot's keys of any database when it loses it).
  */
 async function moveAllDatabases(ctx: MigrationContext, run: RunState, batch: SlotMove[], source: Redis) {
-  const keyspace = String(await source.call("INFO", "keyspace"));
-  const dbs = [...keyspace.matchAll(/^db(\d+):/gm)].map((m) => Number(m[1]));
+  const dbs = await databasesWithKeys(source);
   // With keys outside database 0, every pipeline selects its own database first, so a connection
   // left in another one (a reconnect between a SELECT and its SELECT 0) never moves the wrong keys.
   const select = dbs.some((db) => db !== 0);
-  for (const db of dbs.length > 0 ? dbs : [0]) await moveKeys(ctx, run, batch, source, db, select);
+  for (const db of dbs) await moveKeys(ctx, run, batch, source, db, select);
 }
 
 /** Moves every key of the batch's slots in database `db` from source to target, until GETKEYSINSLOT is empty. */
@@ -198,7 +211,9 @@ async function moveKeys(
   const first = batch[0]!;
   const { host, port } = splitAddress(first.toAddress);
   const keysPerMigrate = options.keysPerMigrate ?? defaults.keysPerMigrate;
-  const big = new Map(ctx.bigKeys.filter((k) => k.node === first.fromAddress).map((k) => [k.key, k.bytes]));
+  const big = new Map(
+    ctx.bigKeys.filter((k) => k.node === first.fromAddress && k.db === db).map((k) => [k.key, k.bytes]),
+  );
   const auth = options.password
     ? options.username
       ? ["AUTH2", options.username, options.password]
@@ -276,6 +291,33 @@ function explainMigrateError(err: Error, move: SlotMove): DredisError {
     ErrorCodes.MIGRATE,
     `MIGRATE from ${move.from} (${move.fromAddress}) to ${move.to} (${move.toAddress}) failed: ${text}. ${why}`,
   );
+}
+
+/**
+ * A pipeline of CLUSTER SETSLOT on one node. Valkey 8+ answers NOREPLICAS when the node's replicas
+ * did not acknowledge in time (one fell out of sync): wait until they are in sync again and send
+ * the pipeline again (every SETSLOT step is idempotent), a bounded number of times.
+ */
+async function setSlots(
+  ctx: MigrationContext,
+  address: string,
+  commands: (string | number)[][],
+  tolerated?: RegExp,
+): Promise<unknown[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await exec(ctx.pool.get(address), commands, tolerated);
+    } catch (err) {
+      if (!/NOREPLICAS/.test((err as Error).message)) throw err;
+      const behind = await replicasNotInSync(ctx.pool.get(address));
+      if (attempt > NOREPLICAS_RETRIES)
+        throw replicasBehindError(
+          behind.length > 0 ? behind : [`the replicas of ${address}`],
+          `kept CLUSTER SETSLOT on ${address} from completing (NOREPLICAS ${attempt} times)`,
+        );
+      await waitForReplicasInSync(ctx.pool, [address], ctx.options, NOREPLICAS_WAIT_MS);
+    }
+  }
 }
 
 /** Sends commands as one pipeline; errors matching `tolerated` count as done. */

@@ -102,14 +102,16 @@ export async function computeRebalancePlan(
       bigKeys.push(...measured.bigKeys);
     }),
   );
-  for (const key of bigKeys)
+  for (const key of bigKeys) {
+    const where = `slot ${key.slot}${key.db === 0 ? "" : `, database ${key.db}`} on ${key.node}`;
     report(options, {
       type: "warning",
       message:
         method === "atomic" && !resume.some((m) => m.slot === key.slot)
-          ? `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, slot ${key.slot} on ${key.node}) moves with atomic slot migration, streamed in pieces (no node blocks on it)`
-          : `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, slot ${key.slot} on ${key.node}) will move alone with a longer MIGRATE timeout; both nodes block while it moves`,
+          ? `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, ${where}) moves with atomic slot migration, streamed in pieces (no node blocks on it)`
+          : `big key ${JSON.stringify(key.key)} (${key.bytes} bytes, ${where}) will move alone with a longer MIGRATE timeout; both nodes block while it moves`,
     });
+  }
   return {
     resume,
     moves,

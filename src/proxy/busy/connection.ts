@@ -142,7 +142,7 @@ export class BusyConnection implements ReplyWriterOwner<Pending> {
     const hello = parseHello(view);
     if (typeof hello === "string") return new ErrorReply(hello);
     if (hello.protocol !== null) this.protocol = hello.protocol;
-    return helloReply(this.context.router.serverVersion, this.protocol, this.id);
+    return helloReply(this.context.router, this.protocol, this.id);
   }
 
   /** SELECT, sent first by a worker's link for another database: its parts run there. */

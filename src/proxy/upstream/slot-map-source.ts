@@ -39,6 +39,8 @@ export interface MapRead {
   version: string | undefined;
   /** The node's engine, when the version was asked for (absent: redis). */
   engine?: Engine;
+  /** The engine's own version ("9.1.2" for Valkey; Redis's is `version`), when asked for. */
+  engineVersion?: string | undefined;
   /** The node's `cluster-databases` (Valkey 9); unset on Redis, or where CONFIG is denied. */
   databases?: number | undefined;
 }
@@ -59,6 +61,8 @@ export class SlotMapSource {
   serverVersion = "7.0.0";
   /** The shards' engine, read with the version (Valkey words some errors its own way). */
   serverEngine: Engine = "redis";
+  /** The engine's own version (Valkey's `valkey_version`; for Redis the same as serverVersion). */
+  serverEngineVersion = "7.0.0";
   /** Replicas' replication state, read after each map load while reads may go to replicas (else empty). */
   replicaHealth: ReadonlyMap<string, ReplicaHealth> = new Map();
   /** The cluster's node timeout, as last read (Redis's default until then). */
@@ -183,6 +187,7 @@ export class SlotMapSource {
           this.versionRead = true;
           this.serverVersion = read.version;
           this.serverEngine = read.engine ?? "redis";
+          this.serverEngineVersion = read.engineVersion ?? read.version;
         }
         if (!best || coverage(read.map) > coverage(best.map)) {
           best = read;
@@ -329,16 +334,19 @@ export function clusterMapReader(
       const databases = Array.isArray(config) ? configNumber(config, "cluster-databases") : NaN;
       let version: string | undefined;
       let engine: Engine | undefined;
+      let engineVersion: string | undefined;
       if (withVersion) {
         const info = String(await client.call("INFO", "server"));
         version = /redis_version:(\S+)/.exec(info)?.[1];
         engine = /^server_name:valkey\r?$/m.test(info) ? "valkey" : "redis";
+        engineVersion = engine === "valkey" ? /valkey_version:(\S+)/.exec(info)?.[1] : version;
       }
       return {
         map,
         nodeTimeoutMs: Number.isFinite(nodeTimeoutMs) ? nodeTimeoutMs : undefined,
         version,
         engine,
+        engineVersion,
         databases: Number.isInteger(databases) && databases >= 1 ? databases : undefined,
       };
     },

@@ -3,43 +3,19 @@
  * and busy proxy) over them, and a pipelined writer/reader/scanner that counts every client-visible
  * error and remembers every acknowledged write.
  */
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import calculateSlot from "cluster-key-slot";
 import type { Cluster, Redis } from "ioredis";
 import { planRebalance } from "../../../src/cluster/admin/rebalance.ts";
 import { checkCluster } from "../../../src/cluster/admin/check.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
-import { RedisServer } from "../../../src/local/redis-server.ts";
-import { freePorts } from "../../../src/local/ports.ts";
-import { serverBinary, tempDir, type Cleanup, type TestCluster } from "../../support/redis.ts";
+import type { RedisServer } from "../../../src/local/redis-server.ts";
+import type { Cleanup, TestCluster } from "../../support/redis.ts";
 import { proxyClient, startTestProxy, type TestProxy } from "../../support/proxy.ts";
+import { startEmptyNodes } from "./cluster-fixture.ts";
 
 /** Starts `count` empty Valkey cluster-mode nodes (no slots, knowing only themselves). */
-export async function startEmptyValkeyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
-  const dir = await tempDir("dredis-atomic-");
-  const ports = await freePorts(count * 2);
-  const nodes: RedisServer[] = [];
-  t.after(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await rm(dir, { recursive: true, force: true });
-  });
-  const binary = serverBinary("valkey");
-  for (let i = 0; i < count; i++)
-    nodes.push(
-      await RedisServer.start({
-        port: ports[i]!,
-        dir: join(dir, `node-${ports[i]}`),
-        binary,
-        config: {
-          "cluster-enabled": true,
-          "cluster-config-file": "nodes.conf",
-          "cluster-port": ports[count + i]!,
-          "cluster-node-timeout": 2000,
-        },
-      }),
-    );
-  return nodes;
+export function startEmptyValkeyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
+  return startEmptyNodes(t, count, "valkey");
 }
 
 /** A proxy worker plus busy proxy (SCAN, cross-slot MSET/MGET) seeded with `seeds`. */

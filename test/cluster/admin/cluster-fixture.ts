@@ -10,15 +10,24 @@ import { Cluster } from "ioredis";
 import { RedisServer } from "../../../src/local/redis-server.ts";
 import { freePorts } from "../../../src/local/ports.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
+import type { Engine } from "../../../src/cluster/engine.ts";
 import { serverBinary, tempDir, type Cleanup } from "../../support/redis.ts";
 
 const run = promisify(execFile);
 
-/** Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of the suite's engine. */
-export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisServer[]> {
+/**
+ * Starts `count` empty cluster-mode nodes (no slots, knowing only themselves) of `engine` (the
+ * suite's engine unless given), with `config` added to each node's.
+ */
+export async function startEmptyNodes(
+  t: Cleanup,
+  count: number,
+  engine?: Engine,
+  config: Record<string, string | number | boolean> = {},
+): Promise<RedisServer[]> {
   const dir = await tempDir("dredis-admin-");
   const ports = await freePorts(count * 2);
-  const binary = serverBinary();
+  const binary = serverBinary(engine);
   const nodes: RedisServer[] = [];
   t.after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
@@ -35,6 +44,7 @@ export async function startEmptyNodes(t: Cleanup, count: number): Promise<RedisS
           "cluster-config-file": "nodes.conf",
           "cluster-port": ports[count + i]!,
           "cluster-node-timeout": 2000,
+          ...config,
         },
       }),
     );
