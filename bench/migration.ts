@@ -14,7 +14,7 @@
  *
  *   node --import tsx bench/migration.ts [--engine valkey] [--keys 200000] [--value-bytes 64]
  *     [--big-mb 50,75,100] [--rounds 1] [--tools atomic,legacy,cli,idle] [--atomic-slots-per-batch n]
- *     [--idle-seconds 6]
+ *     [--atomic-jobs-per-node 4,1] [--idle-seconds 6]
  *
  * `idle` is an A/A baseline: everything as for the others (nodes, data, clients) but no migration,
  * for --idle-seconds. The proxy and the clients run in processes of their own
@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "1" },
     tools: { type: "string", default: "atomic,legacy,cli" },
     "atomic-slots-per-batch": { type: "string" },
+    "atomic-jobs-per-node": { type: "string" },
     "idle-seconds": { type: "string", default: "6" },
   },
 });
@@ -298,7 +299,8 @@ async function nodeEvents(nodes: RedisServer[], since: number): Promise<Span[]> 
 /**
  * The lines of the nodes' logs (ms timestamps) from `since` that tell of a write pause, a fork or
  * a slot migration step; a "Pausing writes" line becomes a span lasting until that node's next
- * line (the pause is server-wide: every write to the node waits, not only the moving slots').
+ * line telling of an unpause or the job's end (the pause is server-wide: every write to the node
+ * waits, not only the moving slots').
  */
 async function nodeLogs(nodes: RedisServer[], since: number): Promise<Span[]> {
   const spans: Span[] = [];
@@ -313,13 +315,20 @@ async function nodeLogs(nodes: RedisServer[], since: number): Promise<Span[]> {
       .filter((l): l is { at: number; text: string } => l !== undefined && l.at >= since - 1000);
     lines.forEach((line, j) => {
       if (!/paus|fork|migrat|snapshot|epoch|failover|import|export/i.test(line.text)) return;
-      const pause = /^Pausing writes/.test(line.text);
-      const until = pause ? (lines[j + 1]?.at ?? line.at) : line.at;
-      spans.push({
-        at: line.at,
-        ms: until - line.at,
-        what: `node-${i} log: ${line.text.slice(0, 140)}${pause ? " (until its next line)" : ""}`,
-      });
+      // "{name: <40 hex>, operation: export, target_node_id: ...}": the job's name is enough.
+      const text = line.text.replace(/\{name: (\w{8})\w*[^}]*\}/g, "{$1}");
+      // A pause lasts until its job's end ("... -> success"), or an unpause line.
+      const job = /^Pausing writes.*\{(\w+)\}/.exec(text)?.[1];
+      const end = job
+        ? (lines
+            .slice(j + 1)
+            .find(
+              (l) =>
+                /unpaus/i.test(l.text) ||
+                (l.text.includes(job) && /-> (success|failed|cancelled)/.test(l.text)),
+            )?.at ?? line.at)
+        : line.at;
+      spans.push({ at: line.at, ms: end - line.at, what: `node-${i} log: ${text.slice(0, 160)}` });
     });
   }
   return spans;
@@ -368,7 +377,7 @@ function explain(
   );
   const pauses = nodes.filter((s) => s.what.includes("Pausing writes"));
   console.error(
-    `  write pauses (server-wide, from its log line to that node's next): ${pauses.map((p) => `${p.what.slice(0, 6)} ${p.ms} ms`).join(", ") || "none"}`,
+    `  write pauses (server-wide, from its log line to the job's end): ${pauses.map((p) => `${p.what.slice(0, 6)} ${p.ms} ms`).join(", ") || "none"}`,
   );
   for (const r of longest) {
     const from = r.at - 100;
@@ -497,11 +506,12 @@ if (!VALKEY) {
   );
 } else {
   const ours =
-    (slotMigration: "atomic" | "legacy") =>
+    (slotMigration: "atomic" | "legacy", atomicJobsPerNode?: number) =>
     async (_n: RedisServer[], four: Topology, migrationSeconds: (s: number) => void) =>
       (
         await rebalanceCluster(four, {
           slotMigration,
+          atomicJobsPerNode,
           atomicSlotsPerBatch: args["atomic-slots-per-batch"]
             ? Number(args["atomic-slots-per-batch"])
             : undefined,
@@ -512,8 +522,14 @@ if (!VALKEY) {
           },
         })
       ).moved.length;
+  // --atomic-jobs-per-node 4,1: one atomic run of each, interleaved (A/B of that setting).
+  const perNode = args["atomic-jobs-per-node"]?.split(",").map(Number) ?? [undefined];
   const all: [string, string, Parameters<typeof measure>[1]][] = [
-    ["atomic", "dredis rebalance, atomic (MIGRATESLOTS)", ours("atomic")],
+    ...perNode.map((n): [string, string, Parameters<typeof measure>[1]] => [
+      "atomic",
+      `dredis rebalance, atomic (MIGRATESLOTS${n === undefined ? "" : `, ${n} job${n === 1 ? "" : "s"} per node`})`,
+      ours("atomic", n),
+    ]),
     ["legacy", "dredis rebalance, legacy (MIGRATE)", ours("legacy")],
     ["cli", CLI, redisCliRebalance],
     // A/A: the same nodes, data and clients, and no migration: what the machine does by itself.
