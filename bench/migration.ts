@@ -13,26 +13,34 @@
  * errors, and the CPU time (user+sys) of the nodes and of this process.
  *
  *   node --import tsx bench/migration.ts [--engine valkey] [--keys 200000] [--value-bytes 64]
- *     [--big-mb 50,75,100] [--rounds 1] [--tools atomic,legacy,cli] [--atomic-slots-per-batch n]
+ *     [--big-mb 50,75,100] [--rounds 1] [--tools atomic,legacy,cli,idle] [--atomic-slots-per-batch n]
+ *     [--atomic-jobs-per-node 4,1] [--idle-seconds 6]
+ *
+ * `idle` is an A/A baseline: everything as for the others (nodes, data, clients) but no migration,
+ * for --idle-seconds. The proxy and the clients run in processes of their own
+ * (bench/lib/migration-traffic.ts); after each run, the longest client requests are printed (stderr)
+ * with whatever overlapped them: event-loop stalls and GC of the clients, the proxy and the driver,
+ * the redirects the proxy followed and the maps it installed, the migration jobs' state changes,
+ * and the nodes' LATENCY events (latency-monitor-threshold 10 ms), slowlog and last fork.
  *
  * Prints a Markdown table. Every key is counted after each run.
  */
-import { execFile } from "node:child_process";
+import { execFile, fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import calculateSlot from "cluster-key-slot";
 import { Redis } from "ioredis";
-import { pino } from "pino";
 import { addShard, createCluster, planRebalance, rebalanceCluster } from "../src/cluster/admin/index.ts";
 import type { Topology } from "../src/cluster/topology.ts";
 import { findServer, type Engine } from "../src/local/engine.ts";
 import { freePorts } from "../src/local/ports.ts";
 import { RedisServer } from "../src/local/redis-server.ts";
-import { parseProxyConfig } from "../src/proxy/config.ts";
-import { startWorker } from "../src/proxy/worker.ts";
+import type { SelfTrace, Span } from "./lib/self-watch.ts";
+import { watchRunQueue, watchSelf } from "./lib/self-watch.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -43,6 +51,8 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "1" },
     tools: { type: "string", default: "atomic,legacy,cli" },
     "atomic-slots-per-batch": { type: "string" },
+    "atomic-jobs-per-node": { type: "string" },
+    "idle-seconds": { type: "string", default: "6" },
   },
 });
 const KEYS = Number(args.keys);
@@ -59,6 +69,9 @@ const CLIENTS = 4;
 /** Clients run this long before the migration starts, to show the longest request without one. */
 const BASELINE_MS = 3_000;
 const run = promisify(execFile);
+const TRAFFIC = fileURLToPath(new URL("./lib/migration-traffic.ts", import.meta.url));
+/** The longest client requests of each run explained with what overlapped them. */
+const TRACE_TOP = 3;
 /** Atomic job state changes of the current run, to tell what the longest client request overlapped. */
 const jobEvents: { at: number; text: string }[] = [];
 
@@ -182,59 +195,205 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Clients through a proxy over the cluster: SET then GET of random keys, each request timed. */
-async function startClients(seed: string): Promise<{
-  /** The longest request so far, and starts over. */
-  mark(): number;
-  stop(): Promise<{ stallMs: number; stallAt: number; requests: number; errors: number }>;
-}> {
-  const config = parseProxyConfig({
-    listen: { host: "127.0.0.1", port: 0 },
-    seeds: [seed],
-    logLevel: "silent",
+/** A bench/lib/migration-traffic.ts process, with its replies. */
+function traffic(
+  args: string[],
+): Promise<{ child: ChildProcess; port?: number; ask<T>(type: string): Promise<T> }> {
+  const child = fork(TRAFFIC, args, {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  const worker = await startWorker(config, { log: pino({ level: "silent" }) });
-  let running = true;
-  let stallMs = 0;
-  let stallAt = 0;
-  let requests = 0;
-  let errors = 0;
-  const deadline = Date.now() + 30 * 60_000;
-  const loops = Array.from({ length: CLIENTS }, async (_, c) => {
-    const client = new Redis({ host: "127.0.0.1", port: worker.port, maxRetriesPerRequest: 0 });
-    client.on("error", () => {});
-    for (let i = c; running && Date.now() < deadline; i += 7919) {
-      const key = `key:${i % KEYS}`;
-      for (const request of [() => client.set(key, VALUE), () => client.get(key)]) {
-        const started = process.hrtime.bigint();
-        try {
-          await request();
-        } catch {
-          errors++;
-        }
-        const took = Number(process.hrtime.bigint() - started) / 1e6;
-        if (took > stallMs) {
-          stallMs = took;
-          stallAt = Date.now() - took;
-        }
-        requests++;
-      }
-    }
-    client.disconnect();
-  });
-  return {
-    mark() {
-      const longest = stallMs;
-      stallMs = 0;
-      return longest;
+  const waiting: ((message: Record<string, unknown>) => void)[] = [];
+  child.on("message", (message: Record<string, unknown>) => waiting.shift()?.(message));
+  const next = () =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      waiting.push(resolve);
+      child.once("exit", (code) =>
+        reject(new Error(`${args[0]} process exited (${code}) before it answered`)),
+      );
+    });
+  return next().then((ready) => ({
+    child,
+    port: ready.port as number | undefined,
+    ask: <T>(type: string) => {
+      const reply = next();
+      child.send({ type });
+      return reply as Promise<T>;
     },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await worker.close();
-      return { stallMs, stallAt, requests, errors };
+  }));
+}
+
+/**
+ * Clients through a proxy over the cluster (SET then GET of random keys, each request timed),
+ * the proxy and the clients each in a process of their own (bench/lib/migration-traffic.ts).
+ */
+async function startClients(seed: string): Promise<{
+  /** The longest request so far; the traces start over. */
+  mark(): Promise<number>;
+  stop(): Promise<{ proxy: SelfTrace; clients: SelfTrace }>;
+  pids: { name: string; pid: number }[];
+}> {
+  const proxy = await traffic(["proxy", seed]);
+  const clients = await traffic([
+    "clients",
+    String(proxy.port),
+    String(KEYS),
+    String(VALUE.length),
+    String(CLIENTS),
+  ]);
+  let stopped: Promise<{ proxy: SelfTrace; clients: SelfTrace }> | undefined;
+  return {
+    pids: [
+      { name: "proxy", pid: proxy.child.pid! },
+      { name: "clients", pid: clients.child.pid! },
+    ],
+    async mark() {
+      return (await clients.ask<{ longest: Span }>("mark")).longest.ms;
+    },
+    stop() {
+      stopped ??= (async () => {
+        const c = await clients.ask<{ trace: SelfTrace }>("stop");
+        const p = await proxy.ask<{ trace: SelfTrace }>("stop");
+        return { proxy: p.trace, clients: c.trace };
+      })().finally(() => {
+        // By PID: both exit by themselves after their trace; this is for a failed run.
+        for (const { child } of [proxy, clients]) if (child.exitCode === null) child.kill();
+      });
+      return stopped;
     },
   };
+}
+
+/** Valkey's own view of the run: latency events, slow commands, the last fork, per node. */
+async function nodeEvents(nodes: RedisServer[], since: number): Promise<Span[]> {
+  const spans: Span[] = [];
+  await Promise.all(
+    nodes.map(async (n, i) => {
+      const client = new Redis({ host: n.host, port: n.port });
+      try {
+        const latest = (await client.call("LATENCY", "LATEST")) as [string, number, number, number][];
+        for (const [event] of latest) {
+          const history = (await client.call("LATENCY", "HISTORY", event)) as [number, number][];
+          for (const [at, ms] of history)
+            if (at * 1000 >= since - 1000)
+              spans.push({ at: at * 1000, ms, what: `node-${i} latency ${event} (second resolution)` });
+        }
+        const slow = (await client.call("SLOWLOG", "GET", "20")) as [number, number, number, string[]][];
+        for (const [, at, micros, command] of slow)
+          if (at * 1000 >= since - 1000)
+            spans.push({
+              at: at * 1000,
+              ms: micros / 1000,
+              what: `node-${i} slowlog ${command.slice(0, 4).join(" ").slice(0, 80)} (second resolution)`,
+            });
+        const info = String(await client.info("stats"));
+        const fork = Number(/latest_fork_usec:(\d+)/.exec(info)?.[1] ?? 0);
+        if (fork > 0) nodeForks.push(`node-${i} ${(fork / 1000).toFixed(1)} ms`);
+      } finally {
+        client.disconnect();
+      }
+    }),
+  );
+  return spans;
+}
+/**
+ * The lines of the nodes' logs (ms timestamps) from `since` that tell of a write pause, a fork or
+ * a slot migration step; a "Pausing writes" line becomes a span lasting until that node's next
+ * line telling of an unpause or the job's end (the pause is server-wide: every write to the node
+ * waits, not only the moving slots').
+ */
+async function nodeLogs(nodes: RedisServer[], since: number): Promise<Span[]> {
+  const spans: Span[] = [];
+  for (const [i, n] of nodes.entries()) {
+    const text = await readFile(join(n.dir, "redis.log"), "utf8").catch(() => "");
+    const lines = text
+      .split("\n")
+      .map((line) => {
+        const m = /^\d+:\w (\d+ \w+ \d+ [\d:.]+) . (.*)$/.exec(line);
+        return m ? { at: Date.parse(`${m[1]} UTC`), text: m[2]! } : undefined;
+      })
+      .filter((l): l is { at: number; text: string } => l !== undefined && l.at >= since - 1000);
+    lines.forEach((line, j) => {
+      if (!/paus|fork|migrat|snapshot|epoch|failover|import|export/i.test(line.text)) return;
+      // "{name: <40 hex>, operation: export, target_node_id: ...}": the job's name is enough.
+      const text = line.text.replace(/\{name: (\w{8})\w*[^}]*\}/g, "{$1}");
+      // A pause lasts until its job's end ("... -> success"), or an unpause line.
+      const job = /^Pausing writes.*\{(\w+)\}/.exec(text)?.[1];
+      const end = job
+        ? (lines
+            .slice(j + 1)
+            .find(
+              (l) =>
+                /unpaus/i.test(l.text) ||
+                (l.text.includes(job) && /-> (success|failed|cancelled)/.test(l.text)),
+            )?.at ?? line.at)
+        : line.at;
+      spans.push({ at: line.at, ms: end - line.at, what: `node-${i} log: ${text.slice(0, 160)}` });
+    });
+  }
+  return spans;
+}
+
+/** The last fork of each node that forked in the current run (INFO latest_fork_usec). */
+const nodeForks: string[] = [];
+
+/** Turns on Valkey's latency monitor and clears its history and the slowlog. */
+async function watchNodes(nodes: RedisServer[]): Promise<void> {
+  await Promise.all(
+    nodes.map(async (n) => {
+      const client = new Redis({ host: n.host, port: n.port });
+      await client.config("SET", "latency-monitor-threshold", "10");
+      await client.call("LATENCY", "RESET");
+      await client.call("SLOWLOG", "RESET");
+      client.disconnect();
+    }),
+  );
+}
+
+/** Prints the longest client requests of a run with everything that overlapped them (± 100 ms). */
+function explain(
+  tool: string,
+  traces: { proxy: SelfTrace; clients: SelfTrace },
+  driver: SelfTrace,
+  nodes: Span[],
+): void {
+  const { proxy, clients } = traces;
+  const sources: [string, Span[]][] = [
+    ["Valkey", nodes],
+    ["clients' event loop", clients.stalls],
+    ["clients' GC", clients.gcs],
+    ["proxy's event loop", proxy.stalls],
+    ["proxy's GC", proxy.gcs],
+    ["proxy followed", proxy.redirects],
+    ["proxy slot map", proxy.maps.map((at) => ({ at, ms: 0, what: "installed" }))],
+    ["migration job", jobEvents.map((e) => ({ at: e.at, ms: 0, what: e.text }))],
+    ["driver's event loop", driver.stalls],
+  ];
+  const longest = [...clients.requests].sort((a, b) => b.ms - a.ms).slice(0, TRACE_TOP);
+  console.error(
+    `${tool}: ${clients.requests.length} requests took >= 50 ms; event-loop delay max: clients ${clients.loopDelayMaxMs.toFixed(0)} ms, ` +
+      `proxy ${proxy.loopDelayMaxMs.toFixed(0)} ms, driver ${driver.loopDelayMaxMs.toFixed(0)} ms; ` +
+      `GC >= 10 ms: clients ${clients.gcs.length}, proxy ${proxy.gcs.length}; forks: ${nodeForks.join(", ") || "none"}`,
+  );
+  const pauses = nodes.filter((s) => s.what.includes("Pausing writes"));
+  console.error(
+    `  write pauses (server-wide, from its log line to the job's end): ${pauses.map((p) => `${p.what.slice(0, 6)} ${p.ms} ms`).join(", ") || "none"}`,
+  );
+  for (const r of longest) {
+    const from = r.at - 100;
+    const to = r.at + r.ms + 100;
+    const overlaps = sources.flatMap(([name, spans]) =>
+      spans
+        .filter((s) =>
+          s.what.includes("second resolution")
+            ? s.at <= to && s.at + 1000 >= from
+            : s.at <= to && s.at + s.ms >= from,
+        )
+        .map((s) => `${name}: ${s.what} ${s.ms ? `${s.ms.toFixed(0)} ms ` : ""}@${s.at - r.at} ms`),
+    );
+    console.error(`  ${r.ms.toFixed(0)} ms ${r.what} at ${new Date(r.at).toISOString().slice(11, 23)}`);
+    for (const o of overlaps.slice(0, 60)) console.error(`    ${o}`);
+  }
 }
 
 async function measure(
@@ -248,26 +407,41 @@ async function measure(
   try {
     const prepared = await prepare(dir, bigKeysAt);
     nodes = prepared.nodes;
+    if (VALKEY) await watchNodes(nodes);
     clients = VALKEY ? await startClients(nodes[0]!.address) : undefined;
     if (clients) await new Promise((r) => setTimeout(r, BASELINE_MS));
-    const baselineMs = clients?.mark();
+    const baselineMs = await clients?.mark();
     let migrationSeconds: number | undefined;
     const nodeCpu0 = nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0);
     const benchCpu0 = process.cpuUsage();
+    const driver = watchSelf();
+    const runQueue = watchRunQueue([
+      ...nodes.map((n, i) => ({ name: `node-${i}`, pid: n.pid! })),
+      ...(clients?.pids ?? []),
+    ]);
+    const startedAt = Date.now();
     const started = process.hrtime.bigint();
     const slots = await migrate(nodes, prepared.four, (s) => (migrationSeconds = s));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    driver.stop();
+    runQueue.stop();
     const nodeCpu = nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0) - nodeCpu0;
     const benchUsage = process.cpuUsage(benchCpu0);
-    const traffic = await clients?.stop();
+    const traces = await clients?.stop();
     clients = undefined;
-    if (traffic && jobEvents.length > 0) {
-      const { stallAt, stallMs } = traffic;
-      const during = jobEvents.filter((e) => e.at >= stallAt - 200 && e.at <= stallAt + stallMs + 200);
-      console.error(
-        `${tool}: longest request ${stallMs.toFixed(0)} ms; job states around it: ` +
-          (during.map((e) => `${e.text} @${e.at - stallAt} ms`).join("; ") || "none"),
-      );
+    let traffic: Pick<Result, "stallMs" | "requests" | "errors"> | undefined;
+    if (traces) {
+      nodeForks.length = 0;
+      explain(tool, traces, driver.trace, [
+        ...(await nodeLogs(nodes, startedAt)),
+        ...runQueue.spans,
+        ...(await nodeEvents(nodes, startedAt)),
+      ]);
+      traffic = {
+        stallMs: traces.clients.longest!.ms,
+        requests: traces.clients.count,
+        errors: traces.clients.errors,
+      };
     }
     jobEvents.length = 0;
     const counts = await countKeys(nodes);
@@ -279,8 +453,12 @@ async function measure(
     // The tool chooses which slots move: the big keys moved only if their slots did.
     const newShard = new Redis({ host: nodes[3]!.host, port: nodes[3]!.port });
     let bigMoved = 0;
-    for (const key of prepared.bigKeys) bigMoved += await newShard.exists(key);
-    await newShard.quit();
+    try {
+      // Nothing moved (idle): the new shard would answer MOVED.
+      if (slots > 0) for (const key of prepared.bigKeys) bigMoved += await newShard.exists(key);
+    } finally {
+      newShard.disconnect();
+    }
     return {
       tool,
       keys: counts[3]!,
@@ -294,7 +472,7 @@ async function measure(
       benchCpu: (benchUsage.user + benchUsage.system) / 1e6,
     };
   } finally {
-    await clients?.stop();
+    await clients?.stop().catch(() => {});
     await Promise.all(nodes.map((n) => n.stop()));
     await rm(dir, { recursive: true, force: true });
   }
@@ -328,11 +506,12 @@ if (!VALKEY) {
   );
 } else {
   const ours =
-    (slotMigration: "atomic" | "legacy") =>
+    (slotMigration: "atomic" | "legacy", atomicJobsPerNode?: number) =>
     async (_n: RedisServer[], four: Topology, migrationSeconds: (s: number) => void) =>
       (
         await rebalanceCluster(four, {
           slotMigration,
+          atomicJobsPerNode,
           atomicSlotsPerBatch: args["atomic-slots-per-batch"]
             ? Number(args["atomic-slots-per-batch"])
             : undefined,
@@ -343,10 +522,25 @@ if (!VALKEY) {
           },
         })
       ).moved.length;
+  // --atomic-jobs-per-node 4,1: one atomic run of each, interleaved (A/B of that setting).
+  const perNode = args["atomic-jobs-per-node"]?.split(",").map(Number) ?? [undefined];
   const all: [string, string, Parameters<typeof measure>[1]][] = [
-    ["atomic", "dredis rebalance, atomic (MIGRATESLOTS)", ours("atomic")],
+    ...perNode.map((n): [string, string, Parameters<typeof measure>[1]] => [
+      "atomic",
+      `dredis rebalance, atomic (MIGRATESLOTS${n === undefined ? "" : `, ${n} job${n === 1 ? "" : "s"} per node`})`,
+      ours("atomic", n),
+    ]),
     ["legacy", "dredis rebalance, legacy (MIGRATE)", ours("legacy")],
     ["cli", CLI, redisCliRebalance],
+    // A/A: the same nodes, data and clients, and no migration: what the machine does by itself.
+    [
+      "idle",
+      "idle (no migration)",
+      async () => {
+        await new Promise((r) => setTimeout(r, Number(args["idle-seconds"]) * 1000));
+        return 0;
+      },
+    ],
   ];
   const chosen = args.tools.split(",");
   const tools = all.filter(([name]) => chosen.includes(name)).map(([, tool, fn]) => [tool, fn] as const);

@@ -5,7 +5,11 @@
  * MIGRATE, no slot left half open: a job either moves all its slots or none.
  *
  * - Batches: the moves of one source -> target pair, in ranges of consecutive slots, at most
- *   `atomicSlotsPerBatch` slots per job; jobs of different pairs run at the same time.
+ *   `atomicSlotsPerBatch` slots per job; jobs of different pairs run at the same time, but a node
+ *   takes part in at most `atomicJobsPerNode` (1) at once. The source's write pause at the handoff
+ *   is server-wide (every client write to it waits, not only the moving slots'), and it lasts until
+ *   the target has taken the slots: a target still loading another job's snapshot, or a source
+ *   forking for another job, stretched it to 400-500 ms on a loaded machine (bench/README-migration.md).
  * - Progress: each job's state from `CLUSTER GETSLOTMIGRATIONS` on its source; bytes from the
  *   sources' `total_net_cluster_slot_export_bytes` (GETSLOTMIGRATIONS has no byte count of its own,
  *   only what is still queued: `remaining_repl_size`).
@@ -235,14 +239,17 @@ export async function migrateSlotsAtomic(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const sources = [...new Set(moves.map((m) => m.fromAddress))];
   const bytes = bytesReporter(pool, sources, totalBytes, run, options);
+  const nodes = nodeSlots(batches, options.atomicJobsPerNode ?? defaults.atomicJobsPerNode, run.stop.signal);
   try {
     const workers = Array.from({ length: options.parallelBatches ?? defaults.parallelBatches }, async () => {
-      for (let batch = batches.shift(); batch && !run.stop.signal.aborted; batch = batches.shift()) {
+      for (let batch = await nodes.next(); batch; batch = await nodes.next()) {
         try {
           await migrateBatch(ctx, run, batch);
         } catch (err) {
           run.failure ??= err as Error;
           run.stop.abort();
+        } finally {
+          nodes.release(batch);
         }
       }
     });
@@ -264,6 +271,45 @@ export async function migrateSlotsAtomic(
     seconds: (Date.now() - started) / 1000,
   });
   return run.done;
+}
+
+/**
+ * Hands out the batches in order, skipping one whose source or target already takes part in
+ * `perNode` running jobs (the next batch of another pair goes first); waits when every batch
+ * left is so held. Undefined when none is left or the run stops.
+ */
+function nodeSlots(
+  batches: Batch[],
+  perNode: number,
+  signal: AbortSignal,
+): { next(): Promise<Batch | undefined>; release(batch: Batch): void } {
+  const jobs = new Map<string, number>();
+  const ends = (b: Batch) => [b.moves[0]!.fromAddress, b.moves[0]!.toAddress];
+  let wake: (() => void)[] = [];
+  const wakeAll = () => {
+    const list = wake;
+    wake = [];
+    for (const w of list) w();
+  };
+  signal.addEventListener("abort", wakeAll, { once: true });
+  return {
+    async next() {
+      while (batches.length > 0 && !signal.aborted) {
+        const i = batches.findIndex((b) => ends(b).every((a) => (jobs.get(a) ?? 0) < perNode));
+        if (i >= 0) {
+          const [batch] = batches.splice(i, 1);
+          for (const a of ends(batch!)) jobs.set(a, (jobs.get(a) ?? 0) + 1);
+          return batch;
+        }
+        await new Promise<void>((resolve) => wake.push(resolve));
+      }
+      return undefined;
+    },
+    release(batch) {
+      for (const a of ends(batch)) jobs.set(a, (jobs.get(a) ?? 1) - 1);
+      wakeAll();
+    },
+  };
 }
 
 /** Cancels every export job on the given sources (a job of another run there goes too: said in the step). */

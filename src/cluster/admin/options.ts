@@ -41,6 +41,13 @@ export interface AdminOptions extends Credentials {
   atomicSlotsPerBatch?: number;
   /** Tries of one MIGRATESLOTS job before the run stops (valkey#4545). @default 5 */
   atomicMaxTries?: number;
+  /**
+   * MIGRATESLOTS jobs one node takes part in at once, as source or as target. A source pauses
+   * every write (not only the moving slots') from its handoff until the target has taken the
+   * slots; a target busy loading another job's snapshot, or a source forking for another job,
+   * makes that pause longer. @default 1
+   */
+  atomicJobsPerNode?: number;
 }
 
 export const defaults = {
@@ -54,6 +61,7 @@ export const defaults = {
   /** Slots per MIGRATESLOTS job: one fork and one write pause per job, so larger than legacy batches. */
   atomicSlotsPerBatch: 512,
   atomicMaxTries: 5,
+  atomicJobsPerNode: 1,
 } as const;
 
 /** Progress, as plain JSON-able objects (the CLI prints them as JSON lines when stderr is not a TTY). */
