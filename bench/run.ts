@@ -26,6 +26,7 @@ import { killBounded } from "./lib/procs.ts";
 import { startTlsTargets } from "./lib/tls-targets.ts";
 import {
   WORKLOADS,
+  closePollers,
   measure,
   pinLoadGenerator,
   probeCrossSlot,
@@ -86,6 +87,7 @@ async function throughput(dir: string) {
     );
     env.targets.push(...(await startTlsTargets(cleanups, dir)));
   }
+  cleanups.after(closePollers); // runs before the servers stop (cleanups run in reverse)
   const wanted = values.targets?.split(",");
   const targets = wanted ? env.targets.filter((t) => wanted.includes(t.id)) : env.targets;
   if (pin) pinEverything(targets);
@@ -114,7 +116,17 @@ async function throughput(dir: string) {
         const skip = w.crossSlot ? crossSlotError.get(t.id) : undefined;
         if (skip) {
           runs.push({
-            ...{ workload: w.id, target: t.id, round, ok: false, error: skip, rps: 0, p50Ms: 0, p99Ms: 0 },
+            ...{
+              workload: w.id,
+              target: t.id,
+              round,
+              ok: false,
+              error: skip,
+              rps: 0,
+              toolRps: 0,
+              p50Ms: 0,
+              p99Ms: 0,
+            },
             ...{ requests: 0, wallSeconds: 0, proxyCpuSeconds: 0, serverCpuSeconds: 0, streams: [] },
           });
           continue;
