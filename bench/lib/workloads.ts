@@ -81,7 +81,7 @@ export const WORKLOADS: Workload[] = [
   builtin("set-p16", "SET, 50 clients, -P 16", "set", 50, 16, 1_000_000),
   builtin("get-p16", "GET, 50 clients, -P 16", "get", 50, 16, 1_000_000),
   mset("mset-p1", "MSET 10 keys, 50 clients, -P 1", 1, 60_000),
-  mset("mset-p16", "MSET 10 keys, 50 clients, -P 16", 16, 200_000),
+  mset("mset-p16", "MSET 10 keys, 50 clients, -P 16", 16, 300_000),
   {
     id: "mix-90-10",
     label: "90% GET / 10% SET, 1 KB, 50 clients (45+5 concurrent streams)",
