@@ -294,12 +294,13 @@ async function main() {
         "redis-benchmark and the harness alone on CPU 0; every server and proxy process on the other CPU(s), " +
           "as when clients run on other machines. This is the headline for 1 vs 2 workers: unpinned, the load " +
           "generator takes a core from the workers. With 2 CPUs the workers, the busy proxy and the servers " +
-          `then share one core, so a second worker can only show what it costs, not what it adds. Load average at the start of this pass: ${pinnedLoad || loads.start}.`,
+          `then share one core, so a second worker can only show what it costs, not what it adds. Load average at the start of this pass: ${pinnedLoad || info.loadAverageAtStart.split(" ").slice(0, 3).join(" ")}.`,
         "",
         scalingMarkdown(scaling.filter((r) => pinnedWorkloads.some((w) => w.id === r.workload))),
         "",
         ...(pin ? [] : [markdown(pinnedCells, pinnedWorkloads, labels)]),
       );
+      if (pinnedLoad) loads.pinned = pinnedLoad;
       json.pinnedSummary = pinnedCells;
       json.pinnedRuns = pinnedRuns;
       json.workerScaling = scaling;
