@@ -20,7 +20,14 @@ import {
   startProxyHost,
   type Target,
 } from "./lib/targets.ts";
-import { WORKLOADS, measure, runStreams, warmupStreams, type RunResult } from "./lib/workloads.ts";
+import {
+  WORKLOADS,
+  closePollers,
+  measure,
+  runStreams,
+  warmupStreams,
+  type RunResult,
+} from "./lib/workloads.ts";
 
 const { values } = parseArgs({
   options: {
@@ -74,6 +81,7 @@ try {
       cluster: false,
       proxyPids: host.pids,
       serverPids,
+      counterSources: () => cluster.masters.map((m) => ({ port: m.port })),
     });
   }
   for (const t of targets) await runStreams(warmupStreams(t), 120_000);
@@ -91,6 +99,7 @@ try {
   }
   console.log(table(runs));
 } finally {
+  closePollers();
   await cleanups.run();
 }
 

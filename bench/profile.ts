@@ -20,7 +20,7 @@ import {
   startProxyHost,
   type Target,
 } from "./lib/targets.ts";
-import { WORKLOADS, measure, runStreams, warmupStreams } from "./lib/workloads.ts";
+import { WORKLOADS, closePollers, measure, runStreams, warmupStreams } from "./lib/workloads.ts";
 
 interface ProfileNode {
   id: number;
@@ -95,12 +95,14 @@ async function main() {
       cluster: false,
       proxyPids: host.pids,
       serverPids: () => cluster.masters.map((m) => m.pid!),
+      counterSources: () => cluster.masters.map((m) => ({ port: m.port })),
     };
     await runStreams(warmupStreams(target), 60_000);
     for (const w of workloads) {
       const r = await measure(w, target, 1, values.quick ? 0.3 : 1, 120_000);
       console.error(`${w.id}: ${Math.round(r.rps)} rps ${r.ok ? "" : r.error}`);
     }
+    closePollers();
     await host.stop();
   } finally {
     clearTimeout(timer);

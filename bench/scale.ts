@@ -79,9 +79,15 @@ function keyPerShard(shards: number): string[] {
   return [...keys.values()];
 }
 
-async function measure(shards: number, refreshes: number): Promise<ShardScaleResult> {
+export async function measureShards(
+  shards: number,
+  refreshes: number,
+  /** Also stopped by these (a caller's Ctrl-C or time bound) should it end first. */
+  parent?: Cleanups,
+): Promise<ShardScaleResult> {
   // Each cluster is stopped before the next starts: 30 masters and a host are enough on 2 cores.
   const local = new Cleanups();
+  parent?.after(() => local.run());
   try {
     const cluster: TestCluster = await startCluster(local, { masters: shards, replicas: 0 });
     const first = cluster.masters[0]!;
@@ -168,6 +174,96 @@ export function scaleMarkdown(results: ShardScaleResult[]): string {
   ].join("\n");
 }
 
+/** The README's model (bench/README.md, "Capacity model"): its per-master constants. */
+export const MODEL = {
+  /** Fitted from the 1 Dec 2026 run: proxy CPU per refresh grows by this per master. */
+  proxyCpuUsPerMaster: 11.5,
+  /** Fitted from the same run: a worker's RSS grows by this per master (pool connection, map share). */
+  workerRssBytesPerMaster: 80 * 1024,
+  fleet: { shards: 100, hosts: 20, workers: 8, connectionsPerShard: 1, refreshIntervalMs: 5000 },
+};
+
+/**
+ * The capacity model beside the measurement: what the model predicts at the largest shard count
+ * from the smallest (linear reply size, constant Redis memory per connection, the README's fitted
+ * per-master CPU and RSS), what was measured there, and the 100-shard fleet recomputed from this
+ * run's figures. `processRssBytes` (an idle proxy process, from the memory benchmark) defaults to
+ * the 1-worker host's worker RSS at the smallest shard count.
+ */
+export function capacityMarkdown(results: ShardScaleResult[], processRssBytes?: number): string {
+  const a = results[0];
+  const b = results[results.length - 1];
+  if (!a || !b || b.shards <= a.shards)
+    return "(the capacity check needs two shard counts, e.g. --shards 3,30)";
+  const kb = (x: number) => `${(x / 1024).toFixed(1)} KB`;
+  const mb = (x: number) => `${(x / 1048576).toFixed(1)} MB`;
+  const dm = b.shards - a.shards;
+  const off = (pred: number, meas: number) => `${(((meas - pred) / pred) * 100).toFixed(0)}%`;
+  const rows: [string, string, string, string][] = [
+    [
+      "CLUSTER SHARDS reply (linear in masters)",
+      `${Math.round((a.clusterShardsBytes / a.shards) * b.shards)} B`,
+      `${b.clusterShardsBytes} B`,
+      off((a.clusterShardsBytes / a.shards) * b.shards, b.clusterShardsBytes),
+    ],
+    [
+      "Redis memory per proxy connection (independent of masters)",
+      kb(a.redisBytesPerConnection),
+      kb(b.redisBytesPerConnection),
+      off(a.redisBytesPerConnection, b.redisBytesPerConnection),
+    ],
+    [
+      `proxy CPU per refresh (+${MODEL.proxyCpuUsPerMaster} us per master)`,
+      `${(a.proxyCpuUsPerRefresh + dm * MODEL.proxyCpuUsPerMaster).toFixed(0)} us`,
+      `${b.proxyCpuUsPerRefresh.toFixed(0)} us`,
+      off(a.proxyCpuUsPerRefresh + dm * MODEL.proxyCpuUsPerMaster, b.proxyCpuUsPerRefresh),
+    ],
+    [
+      `worker RSS, 1 connection per master (+${MODEL.workerRssBytesPerMaster / 1024} KB per master)`,
+      mb(a.workerRssBytes + dm * MODEL.workerRssBytesPerMaster),
+      mb(b.workerRssBytes),
+      off(a.workerRssBytes + dm * MODEL.workerRssBytesPerMaster, b.workerRssBytes),
+    ],
+  ];
+  const f = MODEL.fleet;
+  const procs = f.workers + 1;
+  const conns = f.hosts * procs * f.connectionsPerShard;
+  const refreshesPerSecond = (f.hosts * procs) / (f.refreshIntervalMs / 1000);
+  const bytesPerMaster = b.clusterShardsBytes / b.shards;
+  const cpuPerMaster = (b.proxyCpuUsPerRefresh - a.proxyCpuUsPerRefresh) / dm;
+  const rssPerMaster = Math.max(0, (b.workerRssBytes - a.workerRssBytes) / dm);
+  const processRss = processRssBytes ?? a.workerRssBytes;
+  const hostRss = (procs + 1) * processRss + procs * (f.shards - a.shards) * rssPerMaster;
+  const fleet: [string, string][] = [
+    ["data connections per master", `${f.hosts} x ${procs} x ${f.connectionsPerShard} = ${conns}`],
+    ["Redis memory for them, per master", mb(conns * b.redisBytesPerConnection)],
+    ["refreshes per second, fleet", `${refreshesPerSecond}`],
+    ["bytes per refresh", `${f.shards} x ${bytesPerMaster.toFixed(0)} B = ${kb(f.shards * bytesPerMaster)}`],
+    ["refresh traffic", `${((refreshesPerSecond * f.shards * bytesPerMaster) / 1e6).toFixed(2)} MB/s`],
+    [
+      "proxy CPU per refresh",
+      `${(b.proxyCpuUsPerRefresh + (f.shards - b.shards) * cpuPerMaster).toFixed(0)} us (${cpuPerMaster.toFixed(1)} us per master measured)`,
+    ],
+    [
+      "memory per proxy host (RSS sum)",
+      `${procs + 1} x ${mb(processRss)} + ${procs} x ${f.shards - a.shards} x ${kb(rssPerMaster)} = ${mb(hostRss)}`,
+    ],
+  ];
+  return [
+    `Model vs measurement: predicted at ${b.shards} masters from the ${a.shards}-master run, and measured.`,
+    "",
+    "| quantity | model predicts | measured | off by |",
+    "|---|---|---|---|",
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+    "",
+    `The fleet of the model (${f.shards} shards x ${f.hosts} proxy hosts x ${f.workers} workers, connectionsPerShard ${f.connectionsPerShard}, refreshIntervalMs ${f.refreshIntervalMs}) from this run's figures (migration time: bench/README-migration.md; formulas: bench/README.md):`,
+    "",
+    "| quantity | from this run |",
+    "|---|---|",
+    ...fleet.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const { values } = parseArgs({
     options: { shards: { type: "string", default: "3,30" }, refreshes: { type: "string", default: "200" } },
@@ -182,10 +278,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const results: ShardScaleResult[] = [];
   (async () => {
     for (const n of counts) {
-      results.push(await measure(n, refreshes));
+      results.push(await measureShards(n, refreshes));
       console.error(JSON.stringify(results[results.length - 1]));
     }
     console.log(scaleMarkdown(results));
+    console.log("");
+    console.log(capacityMarkdown(results));
   })()
     .catch((err: Error) => {
       console.error(err.stack);

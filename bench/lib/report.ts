@@ -19,11 +19,30 @@ export function spread(values: number[]): Spread | undefined {
   return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
 
+/** One round's figure with what it was measured over (lib/counters.ts). */
+export interface RoundFigure {
+  round: number;
+  rps: number;
+  /** The harness's timing window, seconds: the figure's effective duration. */
+  windowSeconds: number;
+  /** Worst-case relative error of rps from the samples' timing. */
+  errorBound: number;
+  /** The whole redis-benchmark run, seconds (process start to exit). */
+  wallSeconds: number;
+  /** redis-benchmark's own figure for the same run. */
+  toolRps: number;
+}
+
 export interface Cell {
   workload: string;
   target: string;
   error?: string;
+  /** Harness-timed rps over rounds. */
   rps?: Spread;
+  /** Every round's figure, in round order. */
+  rounds?: RoundFigure[];
+  /** redis-benchmark's own rps over rounds (coarse for --cluster targets). */
+  toolRps?: Spread;
   p50Ms?: Spread;
   p99Ms?: Spread;
   proxyCpuPer100k?: Spread;
@@ -60,6 +79,15 @@ export function summarise(runs: RunResult[], workloads: Workload[], targets: str
           }),
         );
       cell.rps = spread(ok.map((r) => r.rps));
+      cell.toolRps = spread(ok.map((r) => r.toolRps));
+      cell.rounds = ok.map((r) => ({
+        round: r.round,
+        rps: r.rps,
+        windowSeconds: r.timing?.windowSeconds ?? 0,
+        errorBound: r.timing?.errorBound ?? 0,
+        wallSeconds: r.wallSeconds,
+        toolRps: r.toolRps,
+      }));
       cell.p50Ms = spread(ok.map((r) => r.p50Ms));
       cell.p99Ms = spread(ok.map((r) => r.p99Ms));
       cell.proxyCpuPer100k = spread(ok.map((r) => (r.proxyCpuSeconds / r.requests) * 1e5));
@@ -85,26 +113,52 @@ export interface Goal {
   met: boolean | undefined;
 }
 
+/** The goals of issue 15, for one worker against twemproxy in the same round. */
 export function goals(cells: Cell[]): Goal[] {
   const cell = (w: string, t: string) => cells.find((c) => c.workload === w && c.target === t);
   const out: Goal[] = [];
-  const ratioGoal = (w: string, t: string, min: number, what: string) => {
-    const c = cell(w, t);
-    const r = c?.vsCluster;
+  const vsTwem = (w: string, min: number, what: string) => {
+    const c = cell(w, "proxy1");
+    const r = c?.vsTwemproxy;
     out.push({
-      what: `${what} (${t}, ${w})`,
-      target: `>= ${min.toFixed(2)}x direct cluster`,
+      what: `${what} (dredis 1w, ${w})`,
+      target: `>= ${min.toFixed(2)}x twemproxy`,
       observed: r
         ? `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})`
-        : `not measurable: ${c?.error}`,
+        : `not measurable: ${c?.error ?? "not run"}`,
       met: r ? r.median >= min : undefined,
     });
   };
-  ratioGoal("get-p16", "proxy2", 0.65, "2 workers, pipeline 16, GET");
-  ratioGoal("set-p16", "proxy2", 0.65, "2 workers, pipeline 16, SET");
-  ratioGoal("get-p1", "proxy2", 0.7, "2 workers, pipeline 1, 50 clients, GET");
-  ratioGoal("set-p1", "proxy2", 0.7, "2 workers, pipeline 1, 50 clients, SET");
-  ratioGoal("mset-p16", "proxy2", 0.45, "MSET 10 keys across shards, pipeline 16");
+  vsTwem("get-p1", 1, "GET, pipeline 1");
+  vsTwem("set-p1", 1, "SET, pipeline 1");
+  vsTwem("get-p16", 1.5, "GET, pipeline 16");
+  vsTwem("set-p16", 1.5, "SET, pipeline 16");
+  vsTwem("mset-p1", 1, "MSET 10 keys across shards, pipeline 1");
+  vsTwem("mset-p16", 1, "MSET 10 keys across shards, pipeline 16");
+  const notAbove = (
+    w: string,
+    pick: (c: Cell) => Spread | undefined,
+    what: string,
+    unit: string,
+    digits: number,
+  ) => {
+    const ours = cell(w, "proxy1");
+    const theirs = cell(w, "twemproxy");
+    const a = ours && pick(ours);
+    const b = theirs && pick(theirs);
+    out.push({
+      what: `${what} (dredis 1w, ${w})`,
+      target: b ? `<= twemproxy's ${b.median.toFixed(digits)} ${unit}` : "<= twemproxy's",
+      observed: a
+        ? `${a.median.toFixed(digits)} ${unit} (${a.min.toFixed(digits)}-${a.max.toFixed(digits)})`
+        : "not measured",
+      met: a && b ? a.median <= b.median : undefined,
+    });
+  };
+  notAbove("get-p1", (c) => c.proxyCpuPer100k, "proxy CPU per 100k requests, pipeline 1", "s", 2);
+  notAbove("set-p1", (c) => c.proxyCpuPer100k, "proxy CPU per 100k requests, pipeline 1", "s", 2);
+  notAbove("get-p1", (c) => c.p99Ms, "p99, pipeline 1", "ms", 3);
+  notAbove("set-p1", (c) => c.p99Ms, "p99, pipeline 1", "ms", 3);
   for (const t of ["proxy1", "proxy2"]) {
     const a = cell("one-client", t)?.addedP50Us;
     out.push({
@@ -119,9 +173,39 @@ export function goals(cells: Cell[]): Goal[] {
   return out;
 }
 
+/** Per round, dredis 2w over dredis 1w: the worker-scaling figure (headline from the pinned pass). */
+export function workerScaling(
+  runs: RunResult[],
+  workloads: Workload[],
+): { workload: string; ratio?: Spread }[] {
+  return workloads.map((w) => {
+    const one = runs.filter((r) => r.ok && r.workload === w.id && r.target === "proxy1");
+    const ratios = one.map((r) => {
+      const two = runs.find(
+        (o) => o.ok && o.workload === w.id && o.target === "proxy2" && o.round === r.round,
+      );
+      return two ? two.rps / r.rps : NaN;
+    });
+    return { workload: w.id, ratio: spread(ratios) };
+  });
+}
+
+export function scalingMarkdown(rows: { workload: string; ratio?: Spread }[]): string {
+  const lines = ["| workload | dredis 2w / dredis 1w, median (min-max) over rounds |", "|---|---|"];
+  for (const r of rows) lines.push(`| ${r.workload} | ${r.ratio ? fmtRatio(r.ratio) : "not measured"} |`);
+  return lines.join("\n");
+}
+
 const fmtRps = (s?: Spread) => (s ? `${kfmt(s.median)} (${kfmt(s.min)}-${kfmt(s.max)})` : "");
 const kfmt = (x: number) =>
   x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0);
+const fmtRounds = (rounds?: RoundFigure[]) =>
+  (rounds ?? [])
+    .map(
+      (r) =>
+        `${(r.rps / 1000).toFixed(1)}k (${r.windowSeconds.toFixed(2)} s, ±${(r.errorBound * 100).toFixed(1)}%)`,
+    )
+    .join("; ");
 const fmtMs = (s?: Spread) => (s ? `${s.median.toFixed(3)}` : "");
 const fmtCpu = (s?: Spread) => (s ? `${s.median.toFixed(2)}` : "");
 const fmtRatio = (s?: Spread) =>
@@ -132,13 +216,13 @@ export function markdown(cells: Cell[], workloads: Workload[], labels: Record<st
   for (const w of workloads) {
     lines.push(`#### ${w.label}`, "");
     lines.push(
-      "| target | rps median (min-max) | p50 ms | p99 ms | proxy CPU s/100k | redis CPU s/100k | x cluster direct | x twemproxy |",
-      "|---|---|---|---|---|---|---|---|",
+      "| target | rps median (min-max) | each round: rps (window s, ±timing bound) | redis-benchmark's own rps | p50 ms | p99 ms | proxy CPU s/100k | redis CPU s/100k | x cluster direct | x twemproxy |",
+      "|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const c of cells.filter((c) => c.workload === w.id)) {
       const name = labels[c.target] ?? c.target;
       if (!c.rps) {
-        lines.push(`| ${name} | not measurable: ${c.error} | | | | | | |`);
+        lines.push(`| ${name} | not measurable: ${c.error} | | | | | | | | |`);
         continue;
       }
       const proxyCpu = c.target === "single" || c.target === "cluster" ? "-" : fmtCpu(c.proxyCpuPer100k);
@@ -149,7 +233,7 @@ export function markdown(cells: Cell[], workloads: Workload[], labels: Record<st
           ? `${fmtMs(c.p50Ms)} (${c.addedP50Us.median >= 0 ? "+" : ""}${c.addedP50Us.median.toFixed(0)} us)`
           : fmtMs(c.p50Ms);
       lines.push(
-        `| ${name} | ${fmtRps(c.rps)} | ${p50} | ${fmtMs(c.p99Ms)} | ${proxyCpu} | ${fmtCpu(c.serverCpuPer100k)} | ${vsCluster} | ${vsTwem} |${c.error ? ` (${c.error})` : ""}`,
+        `| ${name} | ${fmtRps(c.rps)} | ${fmtRounds(c.rounds)} | ${fmtRps(c.toolRps)} | ${p50} | ${fmtMs(c.p99Ms)} | ${proxyCpu} | ${fmtCpu(c.serverCpuPer100k)} | ${vsCluster} | ${vsTwem} |${c.error ? ` (${c.error})` : ""}`,
       );
     }
     lines.push("");

@@ -13,6 +13,7 @@ import { freePorts } from "../../src/local/ports.ts";
 import { createConnection } from "node:net";
 import { RedisServer } from "../../src/local/redis-server.ts";
 import { startCluster, type TestCluster } from "../../test/support/redis.ts";
+import type { CounterSource } from "./counters.ts";
 import { processTree, spawnTracked, stopChild } from "./procs.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
@@ -51,6 +52,8 @@ export interface Target {
   proxyPids(): number[];
   /** PIDs of the redis-servers that serve this target's data. */
   serverPids(): number[];
+  /** Those redis-servers, for the harness's command counters (lib/counters.ts). */
+  counterSources(): CounterSource[];
 }
 
 /** Collects cleanup functions and runs them in reverse order. */
@@ -218,6 +221,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
   const single = await startSingle(cleanups, dir, "single");
   const cluster = await startBenchCluster(cleanups);
   const masterPids = () => cluster.masters.map((m) => m.pid!).filter(Boolean);
+  const masterSources = () => cluster.masters.map((m) => ({ port: m.port }));
   const proxy1 = await startProxyHost(cleanups, dir, cluster.seeds.slice(0, 1), 1);
   const proxy2 = await startProxyHost(cleanups, dir, cluster.seeds.slice(0, 1), 2);
   const twem = await startTwemproxy(cleanups, dir);
@@ -229,6 +233,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
       cluster: false,
       proxyPids: () => [],
       serverPids: () => [single.pid!],
+      counterSources: () => [{ port: single.port }],
     },
     {
       id: "cluster",
@@ -237,6 +242,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
       cluster: true,
       proxyPids: () => [],
       serverPids: masterPids,
+      counterSources: masterSources,
     },
     {
       id: "proxy1",
@@ -245,6 +251,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
       cluster: false,
       proxyPids: proxy1.pids,
       serverPids: masterPids,
+      counterSources: masterSources,
     },
     {
       id: "proxy2",
@@ -253,6 +260,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
       cluster: false,
       proxyPids: proxy2.pids,
       serverPids: masterPids,
+      counterSources: masterSources,
     },
     {
       id: "twemproxy",
@@ -261,6 +269,7 @@ export async function startEnvironment(cleanups: Cleanups, dir: string): Promise
       cluster: false,
       proxyPids: () => [twem.child.pid!],
       serverPids: () => twem.servers.map((s) => s.pid!),
+      counterSources: () => twem.servers.map((s) => ({ port: s.port })),
     },
   ];
   return { targets, cluster };

@@ -48,6 +48,8 @@ export async function startTlsTargets(cleanups: Cleanups, dir: string): Promise<
     key: join(state.tls!.dir, "client.key"),
   };
   const serverPids = () => state.nodes.map((n) => n.pid);
+  const counterSources = () =>
+    masters.map((address) => ({ port: Number(address.split(":")[1]), tls: localClientTls(state.tls) }));
   return [
     {
       id: "cluster-tls",
@@ -57,6 +59,7 @@ export async function startTlsTargets(cleanups: Cleanups, dir: string): Promise<
       tls: files,
       proxyPids: () => [],
       serverPids,
+      counterSources,
     },
     {
       id: "proxy-tls",
@@ -66,6 +69,7 @@ export async function startTlsTargets(cleanups: Cleanups, dir: string): Promise<
       tls: files,
       proxyPids: proxy.pids,
       serverPids,
+      counterSources,
     },
   ];
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { connect as connectTls } from "node:tls";
+import { CounterPoller, windowRate, type Timing } from "./counters.ts";
 import { cpuSeconds, runBounded } from "./procs.ts";
 import type { Target } from "./targets.ts";
 
@@ -24,6 +25,8 @@ export interface Workload {
   label: string;
   /** Keys on several slots in one command: checked once per target before it is measured. */
   crossSlot?: boolean;
+  /** The servers' commands that count its requests (lower case, as in `INFO commandstats`). */
+  commands: string[];
   /** Streams run concurrently; their throughputs add up. */
   streams(target: Target, scale: number): Stream[];
 }
@@ -47,6 +50,7 @@ function builtin(id: string, label: string, test: string, clients: number, pipel
   return {
     id,
     label,
+    commands: [test],
     streams: (t: Target, scale: number) => {
       const requests = n(base, scale);
       return [{ args: [...common(t, clients, pipeline, requests), "-t", test], requests }];
@@ -59,6 +63,9 @@ function mset(id: string, label: string, pipeline: number, base: number): Worklo
     id,
     label,
     crossSlot: true,
+    // One MSET per slot through our proxy, one per server through twemproxy; SET counted too in
+    // case a proxy sends single-key parts as SET.
+    commands: ["mset", "set"],
     streams: (t, scale) => {
       const requests = n(base, scale);
       const pairs: string[] = [];
@@ -71,13 +78,14 @@ function mset(id: string, label: string, pipeline: number, base: number): Worklo
 export const WORKLOADS: Workload[] = [
   builtin("set-p1", "SET, 50 clients, -P 1", "set", 50, 1, 150_000),
   builtin("get-p1", "GET, 50 clients, -P 1", "get", 50, 1, 150_000),
-  builtin("set-p16", "SET, 50 clients, -P 16", "set", 50, 16, 600_000),
-  builtin("get-p16", "GET, 50 clients, -P 16", "get", 50, 16, 600_000),
+  builtin("set-p16", "SET, 50 clients, -P 16", "set", 50, 16, 1_000_000),
+  builtin("get-p16", "GET, 50 clients, -P 16", "get", 50, 16, 1_000_000),
   mset("mset-p1", "MSET 10 keys, 50 clients, -P 1", 1, 60_000),
-  mset("mset-p16", "MSET 10 keys, 50 clients, -P 16", 16, 200_000),
+  mset("mset-p16", "MSET 10 keys, 50 clients, -P 16", 16, 300_000),
   {
     id: "mix-90-10",
     label: "90% GET / 10% SET, 1 KB, 50 clients (45+5 concurrent streams)",
+    commands: ["get", "set"],
     streams: (t, scale) => {
       const gets = n(135_000, scale);
       const sets = n(15_000, scale);
@@ -90,9 +98,12 @@ export const WORKLOADS: Workload[] = [
   builtin("one-client", "GET, 1 client, -P 1 (one hop's latency)", "get", 1, 1, 20_000),
 ];
 
-/** Fills the keys that the GET workloads read (3-byte values) and the 1 KB keys of the mix. */
-export function warmupStreams(t: Target): Stream[] {
-  const requests = KEYSPACE * 6;
+/**
+ * Fills the keys that the GET workloads read (3-byte values) and the 1 KB keys of the mix: 6 random
+ * SETs per key leave 0.25% of keys unset, 2 (`light`, for --quick) leave 14%.
+ */
+export function warmupStreams(t: Target, light = false): Stream[] {
+  const requests = KEYSPACE * (light ? 2 : 6);
   return [
     { args: [...common(t, 50, 16, requests), "-t", "set"], requests },
     { args: [...common(t, 50, 16, requests), "SET", key(t, "mix"), VALUE_1K], requests },
@@ -103,9 +114,16 @@ export interface RunResult {
   workload: string;
   target: string;
   round: number;
+  /** Set for the runs of the pinned pass (`--pin` or the scaling pass of a full run). */
+  pinned?: boolean;
   ok: boolean;
   error?: string;
+  /** Requests per second timed by the harness (lib/counters.ts); redis-benchmark's own in toolRps. */
   rps: number;
+  /** The sum of redis-benchmark's own figures (coarse for --cluster: a multiple of 250 ms). */
+  toolRps: number;
+  /** The harness's window: its duration, error bound, commands per request. */
+  timing?: Timing;
   p50Ms: number;
   p99Ms: number;
   requests: number;
@@ -137,7 +155,7 @@ export function parseCsv(stdout: string): CsvRow | undefined {
 /** The CPU redis-benchmark is pinned to (`--pin`), or null to let the scheduler place it. */
 let loadGeneratorCpu: number | null = null;
 
-export function pinLoadGenerator(cpu: number): void {
+export function pinLoadGenerator(cpu: number | null): void {
   loadGeneratorCpu = cpu;
 }
 
@@ -151,7 +169,19 @@ export async function runStreams(streams: Stream[], timeoutMs: number) {
   );
 }
 
-/** Runs one workload against one target, with CPU accounting around it. */
+const pollers = new Map<Target, CounterPoller>();
+
+/** Closes the harness's counter connections (one per server of each target measured). */
+export function closePollers(): void {
+  for (const p of pollers.values()) p.close();
+  pollers.clear();
+}
+
+/**
+ * Runs one workload against one target, with CPU accounting around it and its throughput timed
+ * by the harness from the servers' command counters. A run too short to hold a timing window
+ * fails rather than fall back on the tool's timer.
+ */
 export async function measure(
   workload: Workload,
   target: Target,
@@ -164,27 +194,33 @@ export async function measure(
   const serverPids = target.serverPids();
   const proxyBefore = cpuSeconds(proxyPids);
   const serverBefore = cpuSeconds(serverPids);
+  let poller = pollers.get(target);
+  if (!poller) pollers.set(target, (poller = new CounterPoller(target.counterSources())));
   const started = process.hrtime.bigint();
-  const outputs = await runStreams(streams, timeoutMs);
+  const { result: outputs, samples } = await poller.during(workload.commands, runStreams(streams, timeoutMs));
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const proxyCpuSeconds = cpuSeconds(proxyPids) - proxyBefore;
   const serverCpuSeconds = cpuSeconds(serverPids) - serverBefore;
   const rows = outputs.map((o) => parseCsv(o.stdout));
   const requests = streams.reduce((sum, s) => sum + s.requests, 0);
   const base = { workload: workload.id, target: target.id, round, requests, wallSeconds };
+  const timing = windowRate(samples, requests);
   const failed = outputs.findIndex((o, i) => o.timedOut || o.code !== 0 || !rows[i]);
-  if (failed >= 0) {
-    const o = outputs[failed]!;
-    const text = `${o.stderr}\n${o.stdout}`;
-    const error = o.timedOut
-      ? `timed out after ${timeoutMs} ms`
-      : (text.match(/(?:Error from server: )?(\w*ERR\w*|CROSSSLOT|MOVED)[^\n]*/)?.[0] ??
-        text.trim().slice(0, 200));
+  if (failed >= 0 || !timing) {
+    const o = outputs[failed];
+    const text = o ? `${o.stderr}\n${o.stdout}` : "";
+    const error = !o
+      ? `run too short to time: ${samples.length} counter samples over ${wallSeconds.toFixed(2)} s`
+      : o.timedOut
+        ? `timed out after ${timeoutMs} ms`
+        : (text.match(/(?:Error from server: )?(\w*ERR\w*|CROSSSLOT|MOVED)[^\n]*/)?.[0] ??
+          text.trim().slice(0, 200));
     return {
       ...base,
       ok: false,
       error,
       rps: 0,
+      toolRps: 0,
       p50Ms: 0,
       p99Ms: 0,
       proxyCpuSeconds,
@@ -198,7 +234,9 @@ export async function measure(
   return {
     ...base,
     ok: true,
-    rps: perStream.reduce((sum, s) => sum + s.rps, 0),
+    rps: timing.rps,
+    toolRps: perStream.reduce((sum, s) => sum + s.rps, 0),
+    timing,
     p50Ms: main.p50Ms,
     p99Ms: main.p99Ms,
     proxyCpuSeconds,
