@@ -1,6 +1,7 @@
 /**
  * Memory benchmark of the proxy host (RSS summed over its process tree: primary, workers, busy
- * proxy, and per process): at idle, with 10,000 idle clients (1,000 with --quick), and under one client that pipelines 1 GB of SETs and
+ * proxy, and per process): at idle (2 s after ready, and 30 s later once V8 has given back its
+ * start-up garbage), with 10,000 idle clients (1,000 with --quick), and under one client that pipelines 1 GB of SETs and
  * never reads a reply. The proxy should stop reading that client once it has
  * `limits.maxPendingBytesPerClient` in flight, so RSS must stay bounded.
  *
@@ -33,6 +34,9 @@ export interface MemoryResult {
   idleClientsByProcess: ProcessMemory[];
   maxPendingBytesPerClient: number;
   idleRssBytes: number;
+  /** Idle again after SETTLE_MS: V8's memory reducer has given back the start-up garbage's pages. */
+  settledByProcess: ProcessMemory[];
+  settledRssBytes: number;
   idleClients: number;
   idleClientsRssBytes: number;
   perIdleClientBytes: number;
@@ -59,6 +63,8 @@ export interface MemoryResult {
 }
 
 const MB = 1024 * 1024;
+/** How long the settled idle figure waits: V8's memory reducer runs some seconds into idleness. */
+const SETTLE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function processMemory(pids: readonly number[]): ProcessMemory[] {
@@ -143,6 +149,10 @@ export async function runMemoryBench(
   const idleRssBytes = rss();
   const idleByProcess = processMemory(host.pids());
   log(`idle RSS ${(idleRssBytes / MB).toFixed(1)} MB (${host.pids().length} processes)`);
+  await sleep(SETTLE_MS);
+  const settledRssBytes = rss();
+  const settledByProcess = processMemory(host.pids());
+  log(`idle RSS after ${SETTLE_MS / 1000} s more: ${(settledRssBytes / MB).toFixed(1)} MB`);
 
   const idleClients = options.quick ? 1000 : 10_000;
   const sockets: Socket[] = [];
@@ -239,6 +249,8 @@ export async function runMemoryBench(
     idleClientsByProcess,
     maxPendingBytesPerClient: bound,
     idleRssBytes,
+    settledByProcess,
+    settledRssBytes,
     idleClients,
     idleClientsRssBytes,
     perIdleClientBytes: Math.round((idleClientsRssBytes - idleRssBytes) / idleClients),
@@ -273,6 +285,7 @@ export function memoryMarkdown(m: MemoryResult): string {
     "|---|---|",
     `| idle | ${mb(m.idleRssBytes)} (${m.idleByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| idle, file-backed pages (node's binary, shared) counted once | ${mb(chargedOnceBytes(m.idleByProcess))} |`,
+    `| idle ${SETTLE_MS / 1000} s later (V8's memory reducer has run) | ${mb(m.settledRssBytes)} (${m.settledByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client; ${m.idleClientsByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
     `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,

@@ -13,6 +13,7 @@ import { RequestParser } from "../resp/request-parser.ts";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { blocksForReal, slotOf, SPANS_SLOTS } from "./keys.ts";
 import { EMULATED } from "./busy/emulate-commands.ts";
+import { SlotGrouper, splitCommand } from "./busy/key-split.ts";
 import {
   arityOk,
   Mode,
@@ -37,6 +38,9 @@ import { sessionReadFrom } from "./upstream/read-from.ts";
 const DEFER_MAX_BYTES = 16 * 1024;
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
 const NOAUTH = errorReply(RedisErrors.noAuth);
+
+/** Scratch space of the worker's own splits (one per process: a split runs within one call). */
+let grouper: SlotGrouper | null = null;
 
 const enum Auth {
   Required,
@@ -219,8 +223,9 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
       request.dedicated = spec.blocking && (!spec.movableKeys || blocksForReal(spec, view));
       this.send(request);
     } else if (spec.splittable && this.hasBusyProxy) {
-      // Keys on several slots: the busy proxy splits, fans out and merges, off this worker's path.
-      this.toBusyProxy(view.frame(), spec.readonly);
+      // Keys on several slots: a small MGET, MSET, DEL... splits here; the rest goes to the busy
+      // proxy, which splits, fans out and merges, off this worker's path.
+      if (!this.splitHere(view, spec.readonly)) this.toBusyProxy(view.frame(), spec.readonly);
     } else if (this.context.config.crossSlot === "emulate" && this.hasBusyProxy) {
       // crossSlot: emulate (./busy/emulate.ts): the atomic ones run there, blocking ones say why not.
       if (EMULATED.has(spec.name)) {
@@ -234,6 +239,41 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     } else {
       this.reply(CROSSSLOT);
     }
+  }
+
+  /**
+   * Splits a cross-slot MGET, MSET, DEL, UNLINK, EXISTS or TOUCH of at most `workerSplitMaxKeys`
+   * keys in this worker, as the busy proxy would (./busy/key-split.ts: one command per slot, the
+   * slots of one master in one write, refusals retried per part, the same merge and errors), and
+   * saves the trip there and back over its socket. False when it must go to the busy proxy:
+   *
+   * - the parts ride this client's own shard connections only for a RESP2 client in database 0
+   *   without tracking or READONLY (the parts speak RESP2 in database 0, to masters), so its
+   *   later commands on those keys queue behind them on the same connections, as on Redis;
+   * - a WATCH held pins the client to one connection; and a request that must wait for earlier
+   *   ones (see `send`) would be split later, from a parse buffer no longer its own.
+   */
+  private splitHere(view: CommandView, readonly: boolean): boolean {
+    const max = this.context.config.workerSplitMaxKeys;
+    if (max === 0 || this.protocol !== 2 || this.db !== 0 || this.tracking !== null || this.readonlyMode)
+      return false;
+    if (this.transaction.watchState !== WatchState.None) return false;
+    const { buf, argc, args } = view;
+    const command = splitCommand(buf, args[0]!, args[1]!, argc);
+    if (command === null || (argc - 1) / command.step > max) return false;
+    const request = this.newRequest(view.frame(), -1, readonly);
+    if (this.held.length > 0 || !this.mayOvertake(request)) return false;
+    this.replies.queue.push(request);
+    this.inflightBytes += request.frame.length;
+    if (this.replies.queue.length >= this.context.config.limits.maxInflightPerClient)
+      this.checkBackpressure();
+    this.sentDb = 0;
+    this.routedInFlight++;
+    grouper ??= new SlotGrouper();
+    grouper.run(command, buf, argc, args, this.context.router, this.id, 2, (reply) =>
+      this.complete(request, reply),
+    );
+    return true;
   }
 
   /** Sends a frame to the busy proxy (the caller checked there is one). */

@@ -12,6 +12,7 @@ import type { BackendConnection } from "./backend.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FlushScheduler } from "./io.ts";
 import type { Request } from "./request.ts";
+import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import type { CommandView } from "./command-view.ts";
 import type { AclUser } from "./acl/rules.ts";
 import type { AclUsers } from "./acl/users.ts";
@@ -114,6 +115,8 @@ export interface SessionRouter extends PubSubRouter {
   readonly serverEngineVersion: string;
   dispatch(request: Request): void;
   masterFor(slot: number, affinity?: number): string | undefined;
+  /** Follows a refusal for a part of a split command (./busy/key-split.ts); false when the reply is final. */
+  retryRefused(request: Request, reply: ReplyBytes): boolean;
   openSessionConnection(address: string, protocol: Protocol, db?: number): BackendConnection;
   /** How many databases clients may SELECT (./databases.ts). */
   readonly databases: number;

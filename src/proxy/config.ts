@@ -126,6 +126,13 @@ export const proxyConfigSchema = z
      * which, per command). Blocking ones are refused either way. Reloadable (SIGHUP). @default "refuse"
      */
     crossSlot: z.enum(["refuse", "emulate"]).default("refuse"),
+    /**
+     * A cross-slot MGET, MSET, DEL, UNLINK, EXISTS or TOUCH of at most this many keys is split in
+     * the worker that received it rather than by the busy proxy (the same parts, merge and errors,
+     * without the trip over the busy proxy's socket; see src/proxy/client.ts, `splitHere`). 0
+     * sends every one to the busy proxy. @default 16
+     */
+    workerSplitMaxKeys: z.number().int().min(0).max(1024).default(16),
     /** Commands refused through the proxy, lower case. Defaults to those that could damage the cluster. */
     deniedCommands: z.array(z.string().min(1)).optional(),
     // Reads from replicas (src/proxy/upstream/read-from.ts).

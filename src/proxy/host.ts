@@ -60,6 +60,9 @@ export interface WorkerStatus {
   draining: boolean;
 }
 
+/** prom-client's message from the primary asking a worker for its metrics (its lib/cluster.js). */
+const METRICS_REQUEST = "prom-client:getMetricsReq";
+
 const RESTART_BASE_MS = 100;
 const RESTART_CAP_MS = 5000;
 /** A worker that lived this long resets its restart backoff. */
@@ -304,10 +307,7 @@ function startPrimary(
 }
 
 async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyWorker> {
-  const [{ startWorker }, { registerWorkerMetrics }] = await Promise.all([
-    import("./worker.ts"),
-    import("./metrics.ts"),
-  ]);
+  const { startWorker } = await import("./worker.ts");
   const index = Number(process.env.DREDIS_WORKER_INDEX ?? "0");
   const workerLog = log.child({ worker: index });
   const worker = await startWorker(config, {
@@ -315,7 +315,21 @@ async function runForkedWorker(config: ProxyConfig, log: Logger): Promise<ProxyW
     workerIndex: index,
     busySocket: process.env.DREDIS_BUSY_SOCKET,
   });
-  registerWorkerMetrics(worker.context);
+  // prom-client (and its metrics) load at the primary's first request for them (a /metrics
+  // scrape), not before: a host never scraped keeps a few MB less in each worker.
+  const early: unknown[] = [];
+  const firstMetricsRequest = (message: { type?: unknown; requestId?: unknown } | undefined) => {
+    if (message?.type !== METRICS_REQUEST) return;
+    // Those that come while the module loads are answered once it has (prom-client's own
+    // listener, which registerWorkerMetrics installs, answers the later ones).
+    if (early.push(message.requestId) > 1) return;
+    void import("./metrics.ts").then(({ registerWorkerMetrics, answerMetricsRequest }) => {
+      process.off("message", firstMetricsRequest);
+      registerWorkerMetrics(worker.context);
+      for (const requestId of early) answerMetricsRequest(requestId);
+    });
+  };
+  process.on("message", firstMetricsRequest);
   let draining = false;
   process.on("message", (message: ToWorker) => {
     if (message?.type === "status") {

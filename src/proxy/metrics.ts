@@ -3,7 +3,7 @@
  * exposes them through prom-client when scraped; the primary serves `/metrics` on the admin port,
  * summed over the workers by prom-client's AggregatorRegistry.
  */
-import { AggregatorRegistry, Counter, Gauge, type PrometheusContentType } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, register, type PrometheusContentType } from "prom-client";
 import type { ProxyContext } from "./context.ts";
 
 /** Registers this worker's metrics and answers the primary's requests for them. */
@@ -56,6 +56,17 @@ export function registerWorkerMetrics(context: ProxyContext): void {
       this.set(router.map?.complete ? 1 : 0);
     },
   });
+}
+
+/**
+ * Answers the request that made this worker load its metrics (host.ts loads them at the first one,
+ * which came before prom-client's own listener): as that listener does, with the global registry.
+ */
+export function answerMetricsRequest(requestId: unknown): void {
+  register.getMetricsAsJSON().then(
+    (metrics) => process.send?.({ type: "prom-client:getMetricsRes", requestId, metrics: [metrics] }),
+    (err: Error) => process.send?.({ type: "prom-client:getMetricsRes", requestId, error: err.message }),
+  );
 }
 
 /** The primary's side: metrics of every worker, summed. */

@@ -89,10 +89,15 @@ export function describeTlsError(
     text = TlsErrors.wrongName(peer, names.serverName, detail);
   else if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID")
     text = TlsErrors.expired(peer, detail);
+  // Before the alerts below: without a certificate, the node's "certificate required" alert (or the
+  // reset that comes instead when the alert is not read before a write) means none was given.
+  else if (
+    !withClientCert &&
+    /alert certificate required|ECONNRESET|socket disconnected before secure/i.test(`${code} ${err.message}`)
+  )
+    text = TlsErrors.noClientCert(peer, names.cert, detail);
   else if (/alert (certificate required|bad certificate|unknown ca|handshake failure)/i.test(err.message))
     text = TlsErrors.clientCertRefused(peer, names.cert, detail);
-  else if (!withClientCert && /ECONNRESET|socket disconnected before secure/i.test(`${code} ${err.message}`))
-    text = TlsErrors.noClientCert(peer, names.cert, detail);
   else if (
     /wrong version number|packet length too long|unexpected eof|ECONNRESET|socket disconnected before secure/i.test(
       `${code} ${err.message}`,

@@ -416,6 +416,37 @@ test("multi-key commands within one slot skip the busy proxy: they work while it
   );
 });
 
+test("MGET, MSET, DEL, UNLINK, EXISTS and TOUCH of at most workerSplitMaxKeys keys split in the worker: they work while the busy proxy is stopped", async (t) => {
+  await busy.stop();
+  t.after(() => busy.start());
+  const client = await RawClient.connect(proxy.port);
+  t.after(() => client.close());
+  assert.equal(new Set(["a", "b", "c"].map(shardOf)).size, 3);
+  const replies = await client.pipeline([
+    ["MSET", "a", "1", "b", "2", "c", "3"],
+    ["MGET", "a", "b", "c", "none"],
+    ["GET", "b"],
+    ["EXISTS", "a", "b", "none", "a"],
+    ["TOUCH", "a", "c"],
+    ["UNLINK", "c"],
+    ["DEL", "a", "b", "c"],
+    ["MGET", "a", "b"],
+  ]);
+  assert.deepEqual(
+    replies.map((r) => r.toString()),
+    [
+      "+OK\r\n",
+      "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$-1\r\n",
+      "$1\r\n2\r\n",
+      ":3\r\n",
+      ":2\r\n",
+      ":1\r\n",
+      ":2\r\n",
+      "*2\r\n$-1\r\n$-1\r\n",
+    ],
+  );
+});
+
 test("a pipeline of 1,000 commands mixing busy-proxy and routed commands comes back in order", async () => {
   const client = await RawClient.connect(proxy.port);
   try {
@@ -461,12 +492,14 @@ test("closing the busy proxy fails its in-flight commands clearly; once it resta
   const client = await RawClient.connect(proxy.port);
   t.after(() => client.close());
   await client.pipeline([["MSET", "a", "1", "b", "2", "c", "3"]]);
+  // More keys than a worker splits itself (workerSplitMaxKeys, 16 by default): these go to the busy proxy.
+  const more = Array.from({ length: 14 }, (_, i) => `more:${i}`);
   // Hold writes on every master, so the busy proxy's DEL parts stay in flight on the shards.
   await Promise.all(masters.map((m) => m.call("CLIENT", "PAUSE", "20000", "WRITE")));
   t.after(() => Promise.all(masters.map((m) => m.call("CLIENT", "UNPAUSE"))));
   // One multi-key write in flight; the routed GET behind it waits for it (it is a barrier).
   const inFlight = client.pipeline([
-    ["DEL", "a", "b", "c"],
+    ["DEL", "a", "b", "c", ...more],
     ["GET", "a"],
   ]);
   await until(
@@ -491,7 +524,7 @@ test("closing the busy proxy fails its in-flight commands clearly; once it resta
   await Promise.all(masters.map((m) => m.call("CLIENT", "UNPAUSE")));
   // Sent while the busy proxy is down: it waits (within the retry budget) for the restart.
   const later = client.pipeline([
-    ["MSET", "a", "x", "b", "y", "c", "z"],
+    ["MSET", "a", "x", "b", "y", "c", "z", ...more.flatMap((k) => [k, "m"])],
     ["MGET", "a", "b", "c"],
   ]);
   await busy.start();

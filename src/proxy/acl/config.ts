@@ -24,22 +24,4 @@ export const aclUsersSchema = z.record(z.string(), z.string()).superRefine((user
   }
 });
 
-/** A problem between fields, or undefined. */
-export function aclConfigProblem(config: {
-  users?: Record<string, string> | undefined;
-  clientPassword?: string | undefined;
-  previousClientPassword?: string | undefined;
-}): string | undefined {
-  if (config.previousClientPassword !== undefined && config.clientPassword === undefined)
-    return (
-      "previousClientPassword is set without clientPassword: it is the default user's password before " +
-      "clientPassword, during a rotation (with users.default, give that user both passwords: '>new >old')"
-    );
-  if (config.users?.default !== undefined && config.clientPassword !== undefined) {
-    return (
-      "clientPassword and users.default both set the default user's password: put it in users.default " +
-      "('>password' or '#<sha256>') and remove clientPassword, or drop users.default to keep clientPassword"
-    );
-  }
-  return undefined;
-}
+export { aclConfigProblem } from "./config-problem.ts";

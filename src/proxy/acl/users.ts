@@ -13,7 +13,7 @@ import type { CommandView } from "../command-view.ts";
 import { DredisError, ErrorCodes } from "../../errors.ts";
 import { commandChannels, commandKeys, COMMANDS, type CommandAcl, type KeyRef } from "./command-acl.ts";
 import { AclRuleError, parseUser, type AclUser, type Selector } from "./rules.ts";
-import { aclConfigProblem } from "./config.ts";
+import { aclConfigProblem } from "./config-problem.ts";
 
 export const enum Denied {
   None,

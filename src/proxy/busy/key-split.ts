@@ -27,6 +27,9 @@ import { NAME_FRAMES, SplitKind, splitCommand, type SplitCommand } from "./split
 
 export { splitCommand };
 
+/** The router calls a split makes: the busy proxy's router, or a worker's (client.ts, `workerSplitMaxKeys`). */
+export type SplitRouter = Pick<ClusterRouter, "masterFor" | "dispatch" | "retryRefused">;
+
 const RESP3_NULL = Buffer.from("_\r\n");
 
 /**
@@ -56,7 +59,7 @@ export class SlotGrouper {
     buf: Buffer,
     argc: number,
     args: Int32Array,
-    router: ClusterRouter,
+    router: SplitRouter,
     affinity: number,
     protocol: 2 | 3,
     done: (reply: Buffer) => void,
@@ -232,7 +235,7 @@ class SplitBatch {
     private readonly keyGroup: readonly number[],
     private readonly protocol: 2 | 3,
     private readonly done: (reply: Buffer) => void,
-    private readonly router: ClusterRouter,
+    private readonly router: SplitRouter,
     private readonly affinity: number,
     /** Every part's frame: part g is frames[spans[2g]..spans[2g + 1]). */
     private readonly frames: Buffer,

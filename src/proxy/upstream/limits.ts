@@ -39,7 +39,7 @@ export const RETIRED_CLOSE_MS = 5000;
  */
 export const REPLICA_STATE_IDLE_REFRESHES = 12;
 
-/** Slot-map reads (ioredis control connections): connect and command timeouts. */
+/** Slot-map reads (control connections, ./control-connection.ts): connect and command timeouts. */
 export const CONTROL_CONNECT_TIMEOUT_MS = 1000;
 export const CONTROL_COMMAND_TIMEOUT_MS = 2000;
 

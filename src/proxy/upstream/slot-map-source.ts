@@ -10,16 +10,17 @@
  * REPLICA_STATE_IDLE_REFRESHES refresh intervals. A fleet on `readFrom: master` whose clients send
  * no READONLY thus asks the replicas nothing and keeps one control connection per process.
  *
- * The reads go through an injected `ReadMap`; the default one uses ioredis control connections.
+ * The reads go through an injected `ReadMap`; the default one uses control connections of its own
+ * (./control-connection.ts).
  */
 import type { ConnectionOptions } from "node:tls";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
 import type { Engine } from "../../cluster/engine.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
+import { ControlConnection } from "./control-connection.ts";
 import { describeTlsError } from "../../tls/backend.ts";
 import {
   CONTROL_COMMAND_TIMEOUT_MS,
@@ -278,30 +279,26 @@ function coverage(map: SlotMap): number {
   return n;
 }
 
-/** Reads maps over one ioredis control connection per node, authenticated with the current credentials. */
+/** Reads maps over one control connection per node, authenticated with the current credentials. */
 export function clusterMapReader(
   auth: () => BackendAuth | undefined,
   tls: () => ConnectionOptions | undefined = () => undefined,
 ): MapReader {
-  const control = new Map<string, Redis>();
+  const control = new Map<string, ControlConnection>();
   const lastErrors = new Map<string, Error>();
-  const connection = (address: string): Redis => {
+  const connection = (address: string): ControlConnection => {
     let client = control.get(address);
-    if (client && client.status !== "end" && client.status !== "close") return client;
+    if (client && client.status !== "end") return client;
     const credentials = auth();
-    client = new Redis({
+    client = new ControlConnection({
       ...parseAddress(address),
       username: credentials?.username,
       password: credentials?.password,
       tls: tls(),
-      lazyConnect: true,
       connectTimeout: CONTROL_CONNECT_TIMEOUT_MS,
       commandTimeout: CONTROL_COMMAND_TIMEOUT_MS,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: true,
-      retryStrategy: () => null,
     });
-    // ioredis rejects a failed connect with "Connection is closed."; the error event says why.
+    // A failed connect rejects with "Connection is closed."; the error event says why.
     client.on("error", (err: Error) => lastErrors.set(address, err));
     control.set(address, client);
     return client;
