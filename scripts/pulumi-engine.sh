@@ -54,6 +54,14 @@ go_minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$go_version")"
 gobuild() { nice -n 10 "$GO" "$@"; }
 
 mkdir -p "$bin" "$dir/src"
+# One build at a time per cache folder: a second run (two test runs at once, or a worktree's)
+# would delete the source trees the first is compiling from and both would fail. The second
+# waits, then reuses what the first built.
+exec 9>"$dir/.lock"
+if ! flock -n 9; then
+  say "another build of this engine is running in $dir; waiting for it"
+  flock 9
+fi
 declare -a summary=()
 status=0
 
