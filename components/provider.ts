@@ -37,12 +37,102 @@ interface JsonSchemaProperty {
 }
 
 interface PropertySpec {
-  type: string;
+  type?: string;
+  $ref?: string;
   description: string;
   default?: unknown;
   secret?: boolean;
   items?: { type: string };
+  additionalProperties?: { type: string };
 }
+
+const PROXY_TLS_TYPE = `${PACKAGE_NAME}:index:ProxyTls`;
+const SHARD_TLS_TYPE = `${PACKAGE_NAME}:index:ShardTls`;
+const ISSUER_REF_TYPE = `${PACKAGE_NAME}:index:ShardTlsIssuerRef`;
+
+/**
+ * The object args (components/tls.ts, components/shard-tls.ts) as schema types. Their rules
+ * (which fields go together, per platform) are DistributedRedis's own, checked when it is
+ * constructed, with the key named as for a TypeScript program.
+ */
+const OBJECT_TYPES: Record<
+  string,
+  { type: "object"; description: string; properties: Record<string, PropertySpec> }
+> = {
+  [PROXY_TLS_TYPE]: {
+    type: "object",
+    description: "`tls` of DistributedRedisArgs (components/tls.ts): TLS between clients and the proxies.",
+    properties: {
+      certificate: {
+        type: "string",
+        secret: true,
+        description: "Docker: the proxies' certificate chain (PEM).",
+      },
+      privateKey: {
+        type: "string",
+        secret: true,
+        description: "Docker: the certificate's private key (PEM).",
+      },
+      clientCa: {
+        type: "string",
+        description: "Docker, with `verifyClients`: the CA (PEM) of client certificates.",
+      },
+      secretName: {
+        type: "string",
+        description:
+          "Kubernetes: a kubernetes.io/tls Secret in the namespace (`tls.crt`, `tls.key`, `ca.crt`).",
+      },
+      verifyClients: {
+        type: "boolean",
+        description: "Clients must present a certificate signed by the client CA: default false.",
+      },
+      minVersion: {
+        type: "string",
+        description: 'Lowest TLS version accepted: one of "TLSv1.2", "TLSv1.3"; default "TLSv1.2".',
+      },
+    },
+  },
+  [SHARD_TLS_TYPE]: {
+    type: "object",
+    description:
+      "`shardTls` of DistributedRedisArgs (components/shard-tls.ts): TLS-only shard nodes; new deployments only.",
+    properties: {
+      ca: { type: "string", description: "Docker: the CA (PEM) that signed `certificate`." },
+      certificate: {
+        type: "string",
+        secret: true,
+        description: "Docker: the nodes' certificate (PEM), with serverAuth and clientAuth usages.",
+      },
+      privateKey: {
+        type: "string",
+        secret: true,
+        description: "Docker: the certificate's private key (PEM).",
+      },
+      secretName: {
+        type: "string",
+        description:
+          "Kubernetes: a Secret with `tls.crt`, `tls.key` and `ca.crt`; with `issuerRef`, the one it fills.",
+      },
+      issuerRef: {
+        $ref: `#/types/${ISSUER_REF_TYPE}`,
+        description: "Kubernetes: a cert-manager issuer for a Certificate.",
+      },
+      serverName: {
+        type: "string",
+        description: "The name the certificate carries, checked and sent as SNI.",
+      },
+    },
+  },
+  [ISSUER_REF_TYPE]: {
+    type: "object",
+    description: "`shardTls.issuerRef` of DistributedRedisArgs: a cert-manager issuer.",
+    properties: {
+      name: { type: "string", description: "The issuer's name." },
+      kind: { type: "string", description: 'One of "Issuer", "ClusterIssuer"; default "Issuer".' },
+      group: { type: "string", description: 'Default "cert-manager.io".' },
+    },
+  },
+};
 
 /** A line that says what the component checks, since the schema's types alone cannot. */
 function describe(key: string, p: JsonSchemaProperty): string {
@@ -76,6 +166,22 @@ export function packageSchema(): Record<string, unknown> {
           ? "Password of the shards and of the endpoint (required from other languages: the random one needs the random provider)."
           : "Only to rotate the password: the password the cluster has now, with `password` the new one.",
     };
+  inputProperties["users"] = {
+    type: "object",
+    additionalProperties: { type: "string" },
+    secret: true,
+    description:
+      "ACL users of the endpoint besides `default`: name to Redis ACL rules (passwords as #<sha256>), e.g. " +
+      '{"app": "on #<sha256> ~app:* +@read +@write"}.',
+  };
+  inputProperties["tls"] = {
+    $ref: `#/types/${PROXY_TLS_TYPE}`,
+    description: OBJECT_TYPES[PROXY_TLS_TYPE]!.description,
+  };
+  inputProperties["shardTls"] = {
+    $ref: `#/types/${SHARD_TLS_TYPE}`,
+    description: OBJECT_TYPES[SHARD_TLS_TYPE]!.description,
+  };
   const str = (description: string, secret = false): PropertySpec => ({
     type: "string",
     description,
@@ -92,6 +198,7 @@ export function packageSchema(): Record<string, unknown> {
     version: packageJson.version,
     description: packageJson.description,
     license: packageJson.license,
+    types: OBJECT_TYPES,
     resources: {
       [DISTRIBUTED_REDIS_TYPE]: {
         isComponent: true,
@@ -124,22 +231,60 @@ export function packageSchema(): Record<string, unknown> {
   };
 }
 
+/** Args that may stay outputs (secrets): DistributedRedis takes them as `pulumi.Input`. */
+const OUTPUT_ARGS = new Set(["password", "previousPassword", "users"]);
 /**
- * The args as DistributedRedis takes them. Everything but the passwords decides the topology at
- * preview, so it must be a plain value; the passwords stay outputs (secrets).
+ * Object args whose fields may be secrets. The engine cannot mark a field secret, so a secret
+ * field makes the whole object arrive as one secret output; it is unwrapped here (DistributedRedis
+ * reads `secretName`, `issuerRef` ... at preview) and these fields made secrets again.
  */
-export function distributedRedisArgs(inputs: pulumi.Inputs): DistributedRedisArgs {
+const SECRET_FIELDS: Record<string, readonly string[]> = {
+  tls: ["certificate", "privateKey"],
+  shardTls: ["certificate", "privateKey"],
+};
+
+/** The inside of an output the engine handed us (the SDK's own fields, not in its typings). */
+interface OutputInside {
+  isKnown: Promise<boolean>;
+  isSecret: Promise<boolean>;
+  promise(): Promise<unknown>;
+}
+
+function notPlain(key: string): DredisError {
+  return new DredisError(
+    ErrorCodes.CONFIG,
+    `invalid DistributedRedis args:\n  - ${key}: must be a plain value known before the deployment (not a secret or another resource's output)`,
+  );
+}
+
+/**
+ * The args as DistributedRedis takes them. Everything but the passwords and the users decides the
+ * topology at preview, so it must be a plain value (`tls` and `shardTls` may hold secrets); the
+ * passwords and the users stay outputs (secrets).
+ */
+export async function distributedRedisArgs(inputs: pulumi.Inputs): Promise<DistributedRedisArgs> {
   const args: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(inputs)) {
     if (value === undefined || value === null) continue;
-    if (key !== "password" && key !== "previousPassword" && pulumi.Output.isInstance(value))
-      throw new DredisError(
-        ErrorCodes.CONFIG,
-        `invalid DistributedRedis args:\n  - ${key}: must be a plain value known before the deployment (not a secret or another resource's output)`,
-      );
-    args[key] = value;
+    if (OUTPUT_ARGS.has(key) || !pulumi.Output.isInstance(value)) {
+      args[key] = value;
+      continue;
+    }
+    const secretFields = SECRET_FIELDS[key];
+    const inside = value as unknown as OutputInside;
+    if (secretFields === undefined || !(await inside.isKnown)) throw notPlain(key);
+    const object = await inside.promise();
+    if (typeof object !== "object" || object === null || Array.isArray(object)) {
+      args[key] = object; // DistributedRedis refuses it, with the key named
+      continue;
+    }
+    const secret = await inside.isSecret;
+    const fields: Record<string, unknown> = { ...(object as Record<string, unknown>) };
+    for (const field of secretFields)
+      if (secret && typeof fields[field] === "string") fields[field] = pulumi.secret(fields[field] as string);
+    args[key] = fields;
   }
-  // Validated by DistributedRedis itself (parseClusterSpec), with the key named.
+  // Validated by DistributedRedis itself (parseClusterSpec, parseShardTls, ...), with the key named.
   return args as unknown as DistributedRedisArgs;
 }
 
@@ -161,7 +306,7 @@ class DistributedRedisProvider implements pulumi.provider.Provider {
         ErrorCodes.CONFIG,
         `unknown component type ${type}: this package offers only ${DISTRIBUTED_REDIS_TYPE}`,
       );
-    const redis = new DistributedRedis(name, distributedRedisArgs(inputs), options);
+    const redis = new DistributedRedis(name, await distributedRedisArgs(inputs), options);
     return {
       urn: redis.urn,
       state: {

@@ -391,6 +391,12 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     return { node: lent.address, localAddress: lent.localAddress };
   }
 
+  resetReplyMode(): void {
+    // OFF ends, so the RESET is answered; a SKIP just before it was for the RESET itself.
+    if (this.replyMode === ReplyMode.Off) this.muted = false;
+    this.replyMode = ReplyMode.On;
+  }
+
   setReplyMode(mode: "on" | "off" | "skip"): void {
     this.replyMode = mode === "on" ? ReplyMode.On : mode === "off" ? ReplyMode.Off : ReplyMode.SkipNext;
     // ON answers +OK; OFF and SKIP answer nothing, as on Redis.

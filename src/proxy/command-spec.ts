@@ -150,6 +150,8 @@ export interface Session {
   blockedOn(): { node: string; localAddress: string } | null;
   /** CLIENT REPLY: whether the replies of the following commands are written (pushes always are). */
   setReplyMode(mode: "on" | "off" | "skip"): void;
+  /** RESET: replies on again, as Redis clears CLIENT REPLY OFF and SKIP (a SKIP just before still mutes the RESET). */
+  resetReplyMode(): void;
   /** Stops taking commands; the connection closes once the replies due are written. */
   closeAfterReply(): void;
   /** Closes the connection at once. */

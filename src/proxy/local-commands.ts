@@ -105,7 +105,7 @@ export const LOCAL_COMMANDS = {
       session.db = 0;
       session.authenticated = initiallyAuthenticated(session);
       session.aclUser = session.context.acl.defaultUser;
-      session.setReplyMode("on"); // as Redis, which clears CLIENT REPLY OFF / SKIP before answering
+      session.resetReplyMode();
       session.reply(RESET);
     }),
   auth: (session, view) =>

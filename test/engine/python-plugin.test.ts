@@ -80,7 +80,14 @@ test("the schema offers DistributedRedis with every key of its args, and the pas
   assert.equal(component.isComponent, true);
   assert.deepEqual(
     Object.keys(component.inputProperties).sort(),
-    [...Object.keys(clusterSpecShape.shape), "password", "previousPassword"].sort(),
+    [
+      ...Object.keys(clusterSpecShape.shape),
+      "password",
+      "previousPassword",
+      "users",
+      "tls",
+      "shardTls",
+    ].sort(),
   );
   assert.deepEqual(component.requiredInputs.sort(), ["password", "platform"]);
   assert.equal(component.inputProperties["shards"]!.type, "integer");
@@ -93,9 +100,9 @@ test("the schema offers DistributedRedis with every key of its args, and the pas
   assert.match(component.inputProperties["shards"]!.description, /at least 3; at most 128; default 3/);
 });
 
-test("construct's args: the passwords may be outputs, any other key must be a plain value", () => {
+test("construct's args: the passwords may be outputs, any other key must be a plain value", async () => {
   const password = pulumi.secret("p");
-  const args = distributedRedisArgs({
+  const args = await distributedRedisArgs({
     platform: "kubernetes",
     shards: 4,
     password,
@@ -103,11 +110,90 @@ test("construct's args: the passwords may be outputs, any other key must be a pl
   });
   assert.deepEqual(Object.keys(args), ["platform", "shards", "password"]);
   assert.equal(args.password, password);
-  assert.throws(
-    () => distributedRedisArgs({ platform: "kubernetes", shards: pulumi.output(4), password }),
+  await assert.rejects(
+    distributedRedisArgs({ platform: "kubernetes", shards: pulumi.output(4), password }),
     (err: unknown) =>
       err instanceof DredisError &&
       err.message ===
         "invalid DistributedRedis args:\n  - shards: must be a plain value known before the deployment (not a secret or another resource's output)",
+  );
+});
+
+test("the schema offers tls, shardTls and users as the TypeScript args have them, keys and certificates secret", () => {
+  type Property = {
+    type?: string;
+    $ref?: string;
+    secret?: boolean;
+    additionalProperties?: { type: string };
+    description: string;
+  };
+  const schema = packageSchema() as {
+    types: Record<string, { type: string; properties: Record<string, Property> }>;
+    resources: Record<string, { inputProperties: Record<string, Property> }>;
+  };
+  const inputs = schema.resources[DISTRIBUTED_REDIS_TYPE]!.inputProperties;
+  assert.deepEqual(inputs["users"], {
+    type: "object",
+    additionalProperties: { type: "string" },
+    secret: true,
+    description: inputs["users"]!.description,
+  });
+  const typeOf = (p: Property) => schema.types[p.$ref!.replace("#/types/", "")]!;
+  // Every field the TypeScript args have (components/tls.ts, components/shard-tls.ts).
+  const tls = typeOf(inputs["tls"]!);
+  assert.deepEqual(Object.keys(tls.properties).sort(), [
+    "certificate",
+    "clientCa",
+    "minVersion",
+    "privateKey",
+    "secretName",
+    "verifyClients",
+  ]);
+  assert.equal(tls.properties["verifyClients"]!.type, "boolean");
+  const shardTls = typeOf(inputs["shardTls"]!);
+  assert.deepEqual(Object.keys(shardTls.properties).sort(), [
+    "ca",
+    "certificate",
+    "issuerRef",
+    "privateKey",
+    "secretName",
+    "serverName",
+  ]);
+  assert.deepEqual(Object.keys(typeOf(shardTls.properties["issuerRef"]!).properties).sort(), [
+    "group",
+    "kind",
+    "name",
+  ]);
+  for (const type of [tls, shardTls]) {
+    assert.equal(type.properties["privateKey"]!.secret, true);
+    assert.equal(type.properties["certificate"]!.secret, true);
+  }
+});
+
+test("construct's args: tls and shardTls with secret fields (one secret output from the engine) are unwrapped, keys kept secret; users stay an output", async () => {
+  const users = pulumi.secret({ app: "on #abc ~app:* +@read" });
+  const shardTls = pulumi.secret({ secretName: "redis-shard-tls", issuerRef: { name: "ca" } });
+  const tls = pulumi.secret({ certificate: "CERT", privateKey: "KEY", verifyClients: true, clientCa: "CA" });
+  const args = await distributedRedisArgs({ platform: "docker", password: "p", users, tls, shardTls });
+  assert.equal(args.users, users);
+  assert.deepEqual(args.shardTls, { secretName: "redis-shard-tls", issuerRef: { name: "ca" } });
+  const given = args.tls!;
+  assert.equal(given.verifyClients, true);
+  assert.equal(given.clientCa, "CA");
+  for (const [field, value] of [
+    ["certificate", "CERT"],
+    ["privateKey", "KEY"],
+  ] as const) {
+    const output = given[field] as pulumi.Output<string>;
+    assert.ok(pulumi.Output.isInstance(output), field);
+    const inside = output as unknown as { isSecret: Promise<boolean>; promise(): Promise<unknown> };
+    assert.equal(await inside.isSecret, true, `${field} stays a secret`);
+    assert.equal(await inside.promise(), value);
+  }
+  // Not known before the deployment: refused with the key named.
+  const unknown = pulumi.output(pulumi.unknown);
+  await assert.rejects(
+    distributedRedisArgs({ platform: "docker", password: "p", shardTls: unknown }),
+    /^DredisError: invalid DistributedRedis args:\n {2}- shardTls: must be a plain value known before the deployment/,
   );
 });

@@ -134,7 +134,7 @@ test("RESET after CLIENT TRACKING comes after its replies and turns tracking off
   ]);
 });
 
-test("RESET turns CLIENT REPLY OFF back on and answers itself, as redis does", async () => {
+test("RESET turns CLIENT REPLY OFF back on and answers itself, and a SKIP before it mutes it, as redis does", async () => {
   await sameAsRedis([
     ["SET", "reset:r", "1"],
     ["CLIENT", "REPLY", "OFF"],
@@ -143,6 +143,15 @@ test("RESET turns CLIENT REPLY OFF back on and answers itself, as redis does", a
     ["GET", "reset:r"],
     // Replies on again, in case RESET left them off (so the marker is answered either way).
     ["CLIENT", "REPLY", "ON"],
+  ]);
+  // SKIP applies to RESET itself, which answers nothing then (Redis clears only SKIP's "next").
+  await sameAsRedis([["CLIENT", "REPLY", "SKIP"], ["RESET"], ["PING"]]);
+  await sameAsRedis([
+    ["SET", "reset:r", "1"],
+    ["CLIENT", "REPLY", "SKIP"],
+    ["INCR", "reset:r"],
+    ["RESET"],
+    ["PING"],
   ]);
 });
 

@@ -252,6 +252,9 @@ export class TrackingHub {
     this.nodes.clear();
     for (const node of nodes) node.retire();
     this.readers.clear();
+    // A tracked request still held for a node being set up (its client turned tracking off since)
+    // is routed again: it opens that node anew rather than wait for a node that is gone.
+    this.router.retryHeld();
   }
 
   /** A tracking client read `key` (latin1): its invalidation goes to the client. */
