@@ -1,7 +1,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
-import { fileCleanup, until } from "../support/redis.ts";
+import { fileCleanup, testEngine, until } from "../support/redis.ts";
 import { proxyClient, type TestProxy } from "../support/proxy.ts";
 import { startProxyAndReference } from "../support/fixture.ts";
 import { RawClient } from "../support/raw-client.ts";
@@ -135,7 +135,8 @@ test("figures are summed over the masters where a sum is meaningful, the worst s
   const server = String(await client.info("server"));
   assert.equal(field(server, "tcp_port"), String(proxy.port));
   assert.match(field(server, "run_id"), /^[0-9a-f]{40}$/);
-  assert.equal(field(server, "redis_mode"), "standalone");
+  // Valkey says server_mode where Redis says redis_mode.
+  assert.equal(field(server, testEngine() === "valkey" ? "server_mode" : "redis_mode"), "standalone");
 });
 
 test("INFO clients counts the proxy's clients, and those waiting on a blocking command", async () => {

@@ -8,7 +8,7 @@
  */
 import type { Redis } from "ioredis";
 import { DredisError, ErrorCodes } from "../../errors.ts";
-import { clusterEngines, type NodeEngine } from "../engine.ts";
+import { nodeEngine, type NodeEngine } from "../engine.ts";
 import { isFailed, parseClusterNodes } from "./cluster-nodes.ts";
 import type { NodePool } from "./node-pool.ts";
 import { report, type AdminOptions } from "./options.ts";
@@ -53,8 +53,9 @@ export async function waitForReplicasInSync(
   options: AdminOptions,
   timeoutMs = REPLICA_SYNC_TIMEOUT_MS,
 ): Promise<void> {
-  const engines = await clusterEngines(addresses, (a) => pool.get(a));
-  const masters = addresses.filter((a) => setSlotWaitsForReplicas(engines.get(a)!));
+  // A node that does not answer is left to the migration, which reports it in its own words.
+  const engines = await Promise.all(addresses.map((a) => nodeEngine(pool.get(a)).catch(() => undefined)));
+  const masters = addresses.filter((_, i) => engines[i] !== undefined && setSlotWaitsForReplicas(engines[i]));
   if (masters.length === 0) return;
   const deadline = Date.now() + timeoutMs;
   let reported = false;
