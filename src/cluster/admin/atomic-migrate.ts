@@ -8,8 +8,9 @@
  *   `atomicSlotsPerBatch` slots per job; jobs of different pairs run at the same time, but a node
  *   takes part in at most `atomicJobsPerNode` (1) at once. The source's write pause at the handoff
  *   is server-wide (every client write to it waits, not only the moving slots'), and it lasts until
- *   the target has taken the slots: a target still loading another job's snapshot, or a source
- *   forking for another job, stretched it to 400-500 ms on a loaded machine (bench/README-migration.md).
+ *   the target has taken the slots. With jobs sharing a node, client requests waited behind the
+ *   target loading three snapshots at once, or the source forking for its next job (up to 605 ms
+ *   on a loaded machine against 368 ms with one job per node: bench/README-migration.md, run C).
  * - Progress: each job's state from `CLUSTER GETSLOTMIGRATIONS` on its source; bytes from the
  *   sources' `total_net_cluster_slot_export_bytes` (GETSLOTMIGRATIONS has no byte count of its own,
  *   only what is still queued: `remaining_repl_size`).
@@ -217,6 +218,13 @@ export async function migrateSlotsAtomic(
   moves: readonly SlotMove[],
 ): Promise<MigrationResult> {
   const { options, pool } = ctx;
+  const perNode = options.atomicJobsPerNode ?? defaults.atomicJobsPerNode;
+  // Checked before any job starts: 0 would wait forever for a free node.
+  if (!Number.isInteger(perNode) || perNode < 1)
+    throw new DredisError(
+      ErrorCodes.ATOMIC_MIGRATION,
+      `atomicJobsPerNode is ${perNode}: it must be a whole number of 1 or more (how many MIGRATESLOTS jobs one node takes part in at once); nothing was moved`,
+    );
   const started = Date.now();
   const totalKeys = moves.reduce((sum, m) => sum + m.keys, 0);
   const totalBytes = moves.reduce((sum, m) => sum + m.bytes, 0);
@@ -239,7 +247,7 @@ export async function migrateSlotsAtomic(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const sources = [...new Set(moves.map((m) => m.fromAddress))];
   const bytes = bytesReporter(pool, sources, totalBytes, run, options);
-  const nodes = nodeSlots(batches, options.atomicJobsPerNode ?? defaults.atomicJobsPerNode, run.stop.signal);
+  const nodes = nodeSlots(batches, perNode, run.stop.signal);
   try {
     const workers = Array.from({ length: options.parallelBatches ?? defaults.parallelBatches }, async () => {
       for (let batch = await nodes.next(); batch; batch = await nodes.next()) {

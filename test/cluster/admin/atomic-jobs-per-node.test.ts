@@ -39,6 +39,11 @@ test("atomic migration runs one MIGRATESLOTS job per node at a time (a source's 
   for (let start = 0; start < 3000; start += 500)
     await Promise.all(Array.from({ length: 500 }, (_, i) => client.set(`k:${start + i}`, `v${start + i}`)));
 
+  // A limit that would wait forever is refused before any job starts.
+  await assert.rejects(applyTopology(four, { slotMigration: "atomic", atomicJobsPerNode: 0 }), {
+    message:
+      "atomicJobsPerNode is 0: it must be a whole number of 1 or more (how many MIGRATESLOTS jobs one node takes part in at once); nothing was moved",
+  });
   const events: JobEvent[] = [];
   // Small jobs and the default 4 batches at once: three sources would each have one running
   // towards the one new shard, were it not for the per-node limit.
