@@ -103,18 +103,12 @@ export async function runProxyHost(
     const { inClusterOptions, LeaderElector } = await import("./leader-election.ts");
     elector = new LeaderElector(inClusterOptions(logger));
   }
-  const [{ clusterMetricsRegistry }, configFns] = await Promise.all([
-    import("./metrics.ts"),
-    import("./config.ts"),
-  ]);
-  const host = startPrimary(
-    config,
-    logger,
-    clusterMetricsRegistry(),
-    configFns,
-    elector,
-    options.reloadConfig,
-  );
+  const configFns = await import("./config.ts");
+  // prom-client loads at the first /metrics request: a host never scraped does without it.
+  let registry: Promise<ClusterMetrics> | undefined;
+  const metrics = () =>
+    (registry ??= import("./metrics.ts").then(({ clusterMetricsRegistry }) => clusterMetricsRegistry()));
+  const host = startPrimary(config, logger, metrics, configFns, elector, options.reloadConfig);
   void host.ready.then(() => elector?.start());
   return host;
 }
@@ -122,7 +116,7 @@ export async function runProxyHost(
 function startPrimary(
   config: ProxyConfig,
   log: Logger,
-  metrics: ClusterMetrics,
+  metrics: () => Promise<ClusterMetrics>,
   { fieldsNeedingRestart, liveFields }: ConfigFns,
   elector?: LeaderElector,
   reloadConfig?: () => Promise<ProxyConfig>,
@@ -219,8 +213,9 @@ function startPrimary(
     admin = createHttpServer(async (req, res) => {
       const url = req.url ?? "/";
       if (url === "/metrics") {
-        const text = await metrics.clusterMetrics().catch((err: Error) => `# error: ${err.message}\n`);
-        res.writeHead(200, { "content-type": metrics.contentType }).end(text);
+        const registry = await metrics();
+        const text = await registry.clusterMetrics().catch((err: Error) => `# error: ${err.message}\n`);
+        res.writeHead(200, { "content-type": registry.contentType }).end(text);
       } else if (url === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       } else if (url === "/readyz" || url === "/status") {

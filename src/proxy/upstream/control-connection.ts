@@ -111,6 +111,7 @@ export class ControlConnection {
               return;
             }
             if (err.message !== CLOSED) this.errorListener?.(err);
+            this.status = "end";
             socket.destroy();
             reject(err);
           },
