@@ -8,6 +8,7 @@
  *   npm run bench                    all of it (5 + 3 pinned rounds; about 12 minutes)
  *   npm run bench -- --quick         every path, short (under 3 minutes)
  *   npm run bench -- --no-pinned     without the pinned pass;  --no-scale: without the shard scale
+ *   npm run bench -- --pinned-rounds 2   rounds of the pinned pass (3 by default, 1 with --quick)
  *   npm run bench -- --rounds 5      more rounds
  *   npm run bench -- --memory        memory benchmark only
  *   npm run bench -- --no-memory     throughput only
@@ -63,6 +64,7 @@ const { values } = parseArgs({
     targets: { type: "string" },
     "no-tls": { type: "boolean", default: false },
     "no-pinned": { type: "boolean", default: false },
+    "pinned-rounds": { type: "string" },
     "no-scale": { type: "boolean", default: false },
   },
 });
@@ -83,7 +85,9 @@ if (values.only && !workloads.length)
 /** The pinned pass (worker scaling): these workloads, these targets, fewer rounds. */
 const PINNED_WORKLOADS = ["get-p1", "set-p1", "get-p16", "set-p16"];
 const PINNED_TARGETS = ["cluster", "proxy1", "proxy2", "twemproxy"];
-const pinnedRounds = quick ? 1 : 3;
+const pinnedRounds = Number(values["pinned-rounds"] ?? (quick ? 1 : 3));
+if (!Number.isInteger(pinnedRounds) || pinnedRounds < 1)
+  throw new Error(`--pinned-rounds expects a whole number >= 1`);
 const withPinned = !pin && !values["no-pinned"] && workloads.some((w) => PINNED_WORKLOADS.includes(w.id));
 const withScale = !values["no-scale"];
 
@@ -101,7 +105,7 @@ process.on("SIGINT", () => void shutdown(130, "interrupted: stopping everything"
 process.on("SIGTERM", () => void shutdown(143, "terminated: stopping everything"));
 // A whole run is bounded in time: a stuck process must not hold the machine.
 // A quick run takes under 3 minutes on a quiet machine; the bound leaves room for a loaded one.
-const budgetMs = (quick ? 10 : 25 * Math.max(1, rounds / 3) + 10) * 60_000;
+const budgetMs = (quick ? 10 : 25 * Math.max(1, rounds / 3) + 5 * pinnedRounds) * 60_000;
 setTimeout(() => void shutdown(1, `bench exceeded its ${budgetMs / 60_000} min budget`), budgetMs).unref();
 
 const log = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
