@@ -26,6 +26,18 @@ const PROGRAM = `import pulumi
 import pulumi_distributed_redis as distributed_redis
 
 config = pulumi.Config()
+# A stack with tlsArgs set also gives the object args (types of the generated SDK) and the users.
+extra = {}
+if config.get_bool("tlsArgs"):
+    extra = dict(
+        tls=distributed_redis.ProxyTlsArgs(secret_name="redis-proxy-tls", verify_clients=True),
+        shard_tls=distributed_redis.ShardTlsArgs(
+            issuer_ref=distributed_redis.ShardTlsIssuerRefArgs(name="internal-ca", kind="ClusterIssuer"),
+        ),
+        users=config.require_secret_object("users"),
+    )
+if config.get_bool("badShardTls"):
+    extra = dict(shard_tls=distributed_redis.ShardTlsArgs(server_name="shards.internal"))
 redis = distributed_redis.DistributedRedis(
     "redis",
     platform="kubernetes",
@@ -41,6 +53,7 @@ redis = distributed_redis.DistributedRedis(
     fixed_ip="10.20.0.50",
     pod_anti_affinity="preferred",
     password=config.require_secret("password"),
+    **extra,
 )
 pulumi.export("endpoint", redis.endpoint)
 `;
@@ -142,6 +155,38 @@ describe("a Python program declaring DistributedRedis", () => {
       const result = py.pulumi(["preview"]);
       assert.notEqual(result.status, 0);
       assert.match(result.stdout + result.stderr, /shards: Redis Cluster needs at least 3 shards/);
+      py.pulumiOk(["stack", "select", "staging"]);
+    });
+
+    test("tls, shardTls and users from Python reach the proxies and the shards; a half-given shardTls fails naming the key", () => {
+      py.pulumiOk(["stack", "init", "tls", "--secrets-provider", "passphrase"]);
+      py.pulumiOk(["config", "set", "--secret", "password", "python-test-password"]);
+      py.pulumiOk(["config", "set", "--type", "bool", "tlsArgs", "true"]);
+      py.pulumiOk(["config", "set", "--secret", "--path", "users.app", "on >app-password ~app:* +@read"]);
+      const tls = parsePreview(py.pulumiOk(["preview", "--json"]).stdout);
+      const inputsOf = (type: string) =>
+        tls.steps
+          .filter((s) => urnType(s.urn) === type)
+          .map((s) => s.newState!.inputs as Record<string, unknown>);
+      const certificates = inputsOf("kubernetes:cert-manager.io/v1:Certificate");
+      assert.equal(certificates.length, 1, "shard_tls.issuer_ref: one Certificate for the shards");
+      assert.deepEqual((certificates[0]!["spec"] as { issuerRef: unknown }).issuerRef, {
+        name: "internal-ca",
+        kind: "ClusterIssuer",
+        group: "cert-manager.io",
+      });
+      const migration = tls.steps.find((s) => urnType(s.urn) === "distributed-redis:index:SlotMigration");
+      assert.equal(migration?.newState?.inputs?.["shardTls"], true);
+      // The proxies' config (a Secret) mounts the proxy certificate's Secret: tls.secret_name.
+      const json = JSON.stringify(tls.steps.map((s) => s.newState?.inputs));
+      assert.match(json, /redis-proxy-tls/);
+
+      py.pulumiOk(["stack", "init", "badtls", "--secrets-provider", "passphrase"]);
+      py.pulumiOk(["config", "set", "--secret", "password", "python-test-password"]);
+      py.pulumiOk(["config", "set", "--type", "bool", "badShardTls", "true"]);
+      const bad = py.pulumi(["preview"]);
+      assert.notEqual(bad.status, 0);
+      assert.match(bad.stdout + bad.stderr, /shardTls\.secretName: required on kubernetes/);
       py.pulumiOk(["stack", "select", "staging"]);
     });
   });
