@@ -2,8 +2,7 @@
 # The whole test suite: system tools, lint, type check, every test file with node's runner, then
 # the suites under the real Pulumi engine (npm run test:engine, which builds the engine first:
 # 22 min cold on this shared 2-core machine, 25 CPU-minutes, seconds once cached; see the README),
-# and the runtime image built and run under Docker (npm run test:image, as root; see the README),
-# which runs beside the node:test passes.
+# and the runtime image built and run under Docker (npm run test:image, as root; see the README).
 # The node:test files run on Redis 7.0 (Debian's redis-server), then a chosen set again on the
 # pinned Valkey 9 (scripts/valkey/install.sh; under CI=true failing to install it fails the run).
 # Pass test files to run only those: npm test -- test/resp/parser.test.ts
@@ -38,14 +37,6 @@ done
 # machine at load 30, each file took twice as long). DREDIS_TEST_CONCURRENCY sets it for both passes.
 # The runner sorts the files by path whatever the order given: a slowest-first order cannot be set.
 concurrency="${DREDIS_TEST_CONCURRENCY:-2}"
-# The image suite (npm run test:image) runs beside the passes below: it waits on Docker, disk and
-# the network far more than it computes (59 CPU-s in 286 s of wall time), so beside them it adds
-# little and saves those minutes. It runs in a session of its own so that an early failure here
-# stops it and everything it started; its output is printed at the end.
-image_log=$(mktemp)
-setsid npm run --silent test:image >"$image_log" 2>&1 &
-image=$!
-trap 'kill -- -"$image" 2>/dev/null || true' EXIT
 echo "# engine: $(redis-server --version | cut -d' ' -f1-3) (Debian) for every test file"
 node --import tsx --test --test-concurrency="$concurrency" --test-timeout=300000 "${files[@]}"
 
@@ -84,13 +75,4 @@ else
 fi
 rm -f "$install_log"
 npm run --silent test:engine
-echo "# test:image (run beside the passes above)"
-if wait "$image"; then
-  cat "$image_log"
-else
-  cat "$image_log"
-  echo "test:image failed (output above)" >&2
-  exit 1
-fi
-trap - EXIT
-rm -f "$image_log"
+npm run --silent test:image
