@@ -54,12 +54,11 @@ export async function migrateSlots(
     bytes: moves.reduce((sum, m) => sum + m.bytes, 0),
   });
   // Valkey 8+: SETSLOT waits for the master's replicas, so a new shard's replica must have synced.
-  if (process.env.NOFIX === undefined)
-    await waitForReplicasInSync(
-      ctx.pool,
-      [...new Set(moves.flatMap((m) => [m.fromAddress, m.toAddress]))],
-      options,
-    );
+  await waitForReplicasInSync(
+    ctx.pool,
+    [...new Set(moves.flatMap((m) => [m.fromAddress, m.toAddress]))],
+    options,
+  );
   const batches = toBatches(moves, options.slotsPerBatch ?? defaults.slotsPerBatch);
   const run: RunState = {
     done: [],
