@@ -16,7 +16,7 @@
 import type { ConnectionOptions } from "node:tls";
 import type { Logger } from "pino";
 import { parseAddress } from "../../cluster/address.ts";
-import type { Engine } from "../../cluster/engine.ts";
+import { parseServerEngine, type Engine } from "../../cluster/engine.ts";
 import { slotMapFromShards, slotMapFromSlots, type SlotMap } from "../../cluster/slot-map.ts";
 import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
@@ -335,8 +335,7 @@ export function clusterMapReader(
       if (withVersion) {
         const info = String(await client.call("INFO", "server"));
         version = /redis_version:(\S+)/.exec(info)?.[1];
-        engine = /^server_name:valkey\r?$/m.test(info) ? "valkey" : "redis";
-        engineVersion = engine === "valkey" ? /valkey_version:(\S+)/.exec(info)?.[1] : version;
+        if (version !== undefined) ({ engine, version: engineVersion } = parseServerEngine(info));
       }
       return {
         map,
