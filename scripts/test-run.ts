@@ -139,7 +139,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.stdout.write(`# ${sig}: stopping ${running.size} running files and reaping run ${runId}\n`);
     for (const child of running) child.kill("SIGTERM");
     void reap((v) => v.startsWith(`${runId}/`)).then(async (left) => {
-      for (const p of left) process.stdout.write(`# LEAK (interrupted run): ${p.marker} left ${p.what}\n`);
+      for (const p of left) process.stdout.write(`# stopped (run interrupted): ${p.marker} left ${p.what}\n`);
       await rm(work, { recursive: true, force: true });
       process.exit(130);
     });
