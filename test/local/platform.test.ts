@@ -6,6 +6,7 @@ import { Redis, Cluster } from "ioredis";
 import { alive, down, readState, scale, up } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
 import { tempDir } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 
@@ -88,7 +89,9 @@ test("a cluster client given the addresses from `dredis local status --json` sha
   await up({ dir, shards: 3, replicas: 0, workers: 1, port: port!, basePort });
 
   const cli = (...args: string[]) =>
-    run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "local", ...args, "--dir", dir]);
+    run(process.execPath, [...dredisLaunch.argv, "local", ...args, "--dir", dir], {
+      env: { ...process.env, ...dredisLaunch.env },
+    });
   const report = JSON.parse((await cli("status", "--json")).stdout) as {
     endpoint: string;
     proxyReady: boolean;
@@ -144,9 +147,7 @@ test("`dredis local up` stays in the foreground until Ctrl-C, then stops every p
   const child = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
+      ...dredisLaunch.argv,
       "local",
       "up",
       "--dir",
@@ -160,7 +161,7 @@ test("`dredis local up` stays in the foreground until Ctrl-C, then stops every p
       "--workers",
       "1",
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...dredisLaunch.env } },
   );
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));

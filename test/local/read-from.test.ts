@@ -11,11 +11,15 @@ import { Redis } from "ioredis";
 import { down, readState, topologyOf } from "../../src/local/platform.ts";
 import { freePorts } from "../../src/local/ports.ts";
 import { tempDir, until } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dredis = (...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT });
+  run(process.execPath, [...dredisLaunch.argv, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...dredisLaunch.env },
+  });
 
 test("local up --read-from replica-preferred: GETs run on the replicas; local set --read-from master moves them back", async (t) => {
   const dir = await tempDir("dredis-local-read-from-");

@@ -20,6 +20,7 @@ import { handover } from "../../src/cluster/admin/index.ts";
 import { withPool } from "../../src/cluster/admin/node-pool.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { tempDir, testEngine } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 import { startLoad, type LoadReport } from "./proxy-load.ts";
 
 const run = promisify(execFile);
@@ -44,7 +45,9 @@ before(async () => {
 after(() => down(dir));
 
 const local = (...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "local", ...args, "--dir", dir]).then(
+  run(process.execPath, [...dredisLaunch.argv, "local", ...args, "--dir", dir], {
+    env: { ...process.env, ...dredisLaunch.env },
+  }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => e,
   );

@@ -8,11 +8,14 @@ import { Redis } from "ioredis";
 import { alive, down, readState, statePath } from "../../src/local/platform.ts";
 import { createServer } from "node:net";
 import { tempDir } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 
 const cli = (dir: string, ...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "local", ...args, "--dir", dir]).then(
+  run(process.execPath, [...dredisLaunch.argv, "local", ...args, "--dir", dir], {
+    env: { ...process.env, ...dredisLaunch.env },
+  }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => e,
   );

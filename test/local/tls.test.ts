@@ -22,6 +22,7 @@ import {
 import { localClientTls } from "../../src/tls/local.ts";
 import { roll } from "../../src/local/day2.ts";
 import { tempDir, until } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 let dir: string;
@@ -190,16 +191,9 @@ test("dredis cluster check runs over TLS with --tls --cacert --cert --key, and n
   const topology = join(dir, "topology.json");
   await writeFile(topology, JSON.stringify(topologyOf(state)));
   const dredis = (...args: string[]) =>
-    run(process.execPath, [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
-      "cluster",
-      "check",
-      "--topology",
-      topology,
-      ...args,
-    ]).then(
+    run(process.execPath, [...dredisLaunch.argv, "cluster", "check", "--topology", topology, ...args], {
+      env: { ...process.env, ...dredisLaunch.env },
+    }).then(
       (r) => ({ code: 0, out: r.stdout + r.stderr }),
       (err: { code: number; stdout: string; stderr: string }) => ({
         code: err.code,
@@ -245,8 +239,9 @@ async function proxyReadiness(
       backendTls,
     }),
   );
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file], {
+  const child = spawn(process.execPath, [...dredisLaunch.argv, "proxy", "--config", file], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...dredisLaunch.env },
   });
   let log = "";
   child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
