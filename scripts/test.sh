@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: system tools, lint, type check, every test file (scripts/test-run.ts: two
+# The whole test suite: system tools, lint, type check, every test file (scripts/test-run.ts: three
 # at a time, slowest first), then, at once, the suites under the real Pulumi engine (npm run
 # test:engine, which builds the engine first: 22 min cold on this shared 2-core machine, 25
 # CPU-minutes, seconds once cached; see the README) and the runtime image built and run under Docker
@@ -76,15 +76,18 @@ fi
 rm -f "$install_log"
 echo "# engine: $(redis-server --version | cut -d' ' -f1-3) (Debian) for every test file; $valkey_note"
 # Both engines' files in one queue, slowest first (scripts/test-run.ts says why and how it reaps
-# what a file leaves running), two at a time on the machine's two cores; DREDIS_TEST_CONCURRENCY
-# sets it.
+# what a file leaves running), three at a time on the machine's two cores: two files at a time used
+# about 60% of two cores (930 CPU-seconds in CI's 780 s main pass); the files wait on servers,
+# timers and the network. Every file passed two at a time at load 10-19 on the shared 2-core
+# machine, and the 9 slowest three at a time at load 7-15 (the README's "Test times").
+# DREDIS_TEST_CONCURRENCY sets it (2 is the layout before).
 # The tests start `dredis` from a bundle of the current sources made for this run
 # (scripts/test-build.sh: 1.2 CPU-seconds, then 0.25 a start instead of 1.1 through tsx).
 build=$(mktemp -d)
 trap 'rm -rf "$build"; node --import tsx scripts/test-reap.ts "$run"' EXIT
 bash scripts/test-build.sh "$build"
 DREDIS_TEST_BUILD="$build" node --import tsx scripts/test-run.ts --run="$run" \
-  --lanes="${DREDIS_TEST_CONCURRENCY:-2}" --timeout=300 "${valkey_args[@]}" "${files[@]}" &
+  --lanes="${DREDIS_TEST_CONCURRENCY:-3}" --timeout=300 "${valkey_args[@]}" "${files[@]}" &
 children=($!)
 wait "${children[0]}"
 
