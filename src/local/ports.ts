@@ -53,3 +53,45 @@ export async function freePorts(count: number, host = "127.0.0.1"): Promise<numb
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
 }
+
+/** How far above a Redis Cluster node's port its cluster bus listens unless `cluster-port` says. */
+export const CLUSTER_BUS_OFFSET = 10_000;
+
+/**
+ * Returns `count` ports for Redis Cluster nodes that keep their default bus port: each port and
+ * its port + 10000 were free a moment ago, and both lie below the ephemeral range, for the reason
+ * `freePorts` gives (a bus port drawn above it was taken by an outgoing connection between the
+ * pick and redis-server's bind, and the node failed to start).
+ */
+export async function freeNodePorts(count: number, host = "127.0.0.1"): Promise<number[]> {
+  const highest = ephemeralStart() - 1 - CLUSTER_BUS_OFFSET;
+  if (highest - LOWEST < count * 4)
+    throw new Error(`the port range below ${highest} is too narrow for ${count} node ports`);
+  const held: Server[] = [];
+  const ports: number[] = [];
+  try {
+    for (let tries = 0; ports.length < count; tries++) {
+      if (tries >= count * 100)
+        throw new Error(`no ${count} free node port pairs (port, port + ${CLUSTER_BUS_OFFSET}) on ${host}`);
+      const port = LOWEST + Math.floor(Math.random() * (highest - LOWEST + 1));
+      if (
+        ports.includes(port) ||
+        ports.includes(port + CLUSTER_BUS_OFFSET) ||
+        ports.includes(port - CLUSTER_BUS_OFFSET)
+      )
+        continue;
+      const server = await listen(port, host);
+      if (!server) continue;
+      const bus = await listen(port + CLUSTER_BUS_OFFSET, host);
+      if (!bus) {
+        await new Promise((r) => server.close(r));
+        continue;
+      }
+      held.push(server, bus);
+      ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  }
+}

@@ -4,7 +4,7 @@ import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Redis, Cluster } from "ioredis";
 import { alive, down, readState, scale, up } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { tempDir } from "../support/redis.ts";
 import { dredisLaunch } from "../support/proxy.ts";
 
@@ -18,7 +18,7 @@ async function clusterCheck(port: number): Promise<string> {
 test("the local platform scales 3 -> 5 -> 3 shards under load with no client error and no lost or wrong value", async (t) => {
   const dir = await tempDir("dredis-local-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   t.after(() => down(dir));
   const state = await up({ dir, shards: 3, replicas: 1, workers: 1, port: port!, basePort });
   assert.equal(state.nodes.length, 6);

@@ -2,20 +2,35 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
+
+function ephemeralStart(): number {
+  return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+}
+
+function bindable(port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
+  });
+}
 
 test("freePorts gives distinct bindable ports below the ephemeral range, where no outgoing connection can take them", async () => {
-  const ephemeralStart = Number(
-    readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
-  );
   const ports = await freePorts(40);
   assert.equal(new Set(ports).size, 40);
   for (const port of ports) {
-    assert.ok(port >= 10_000 && port < ephemeralStart, `${port} outside [10000, ${ephemeralStart})`);
-    await new Promise<void>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
-    });
+    assert.ok(port >= 10_000 && port < ephemeralStart(), `${port} outside [10000, ${ephemeralStart()})`);
+    await bindable(port);
+  }
+});
+
+test("freeNodePorts gives ports whose cluster bus (port + 10000) is bindable and below the ephemeral range too", async () => {
+  const ports = await freeNodePorts(20);
+  const all = [...ports, ...ports.map((p) => p + 10_000)];
+  assert.equal(new Set(all).size, 40, "no port is another's bus port");
+  for (const port of all) {
+    assert.ok(port >= 10_000 && port < ephemeralStart(), `${port} outside [10000, ${ephemeralStart()})`);
+    await bindable(port);
   }
 });

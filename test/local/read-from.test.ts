@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { down, readState, topologyOf } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { tempDir, until } from "../support/redis.ts";
 import { dredisLaunch } from "../support/proxy.ts";
 
@@ -24,7 +24,7 @@ const dredis = (...args: string[]) =>
 test("local up --read-from replica-preferred: GETs run on the replicas; local set --read-from master moves them back", async (t) => {
   const dir = await tempDir("dredis-local-read-from-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   t.after(() => down(dir));
   await dredis(
     "local",

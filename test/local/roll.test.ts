@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { parse as parseYaml } from "yaml";
 import { down, proxyConfigPath, readState, status, up, type LocalState } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { handover } from "../../src/cluster/admin/index.ts";
 import { withPool } from "../../src/cluster/admin/node-pool.ts";
 import { RawClient } from "../support/raw-client.ts";
@@ -30,7 +30,7 @@ let port: number;
 before(async () => {
   dir = await tempDir("dredis-roll-");
   [port] = (await freePorts(1)) as [number];
-  const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   await up({
     dir,
     shards: 3,

@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { alive, down, readState, statePath } from "../../src/local/platform.ts";
 import { createServer } from "node:net";
 import { tempDir } from "../support/redis.ts";
+import { freeNodePorts } from "../../src/local/ports.ts";
 import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
@@ -49,7 +50,7 @@ async function snapshot(dir: string): Promise<string[]> {
 test("`local up --port 60000` works; over a directory of another shape `up` refuses, names scale and a fresh start, and changes nothing; the same shape restarts with its data", async (t) => {
   const dir = await tempDir("dredis-shape-");
   const port = await highPort();
-  const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   t.after(() => down(dir));
 
   const first = await cli(

@@ -13,7 +13,7 @@ import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { down, scale, status, topologyOf, up, type LocalState } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import {
   issueCertificate,
   makeCertificateAuthority,
@@ -34,7 +34,7 @@ const clients: Redis[] = [];
 before(async () => {
   dir = await tempDir("dredis-local-tls-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   state = await up({ dir, shards: 3, replicas: 1, workers: 2, port: port!, basePort, tls: true });
   tlsDir = join(dir, "tls");
   rogueCa = await makeCertificateAuthority(await tempDir("dredis-rogue-"), "rogue-ca", "someone else's CA");

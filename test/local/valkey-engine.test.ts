@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { down, readState, up } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { pinnedValkeyServerPath, VALKEY_INSTALL_SCRIPT, VALKEY_PINNED } from "../../src/local/engine.ts";
 import { hasAtomicSlotMigration, nodeEngine, parseServerEngine } from "../../src/cluster/engine.ts";
 import { startStandalone, tempDir } from "../support/redis.ts";
@@ -98,7 +98,7 @@ test("dredis local up --engine valkey: a Valkey 9 cluster behind the proxy, dete
   assert.equal(binary, pinnedValkeyServerPath());
   const dir = await tempDir("dredis-valkey-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   // Closed before the nodes stop (mid-test too), so no client is left reconnecting to them.
   const clients: Redis[] = [];
   const connect = (p: number) => {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { down } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { parseUsersFile } from "../../src/proxy/acl/file.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { tempDir, until } from "../support/redis.ts";
@@ -42,7 +42,7 @@ test("a users file's lines, comments and blanks skipped; a bad line named with i
 test("dredis local up --users FILE serves those users through the proxy; local set --users changes them live", async (t) => {
   const dir = await tempDir("dredis-local-acl-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   const file = join(dir, "users.acl");
   await writeFile(file, "user default off\nuser app on >app-pass ~app:* +@read +@write\n");
   t.after(() => down(dir));

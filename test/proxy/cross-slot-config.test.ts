@@ -12,7 +12,7 @@ import {
   parseProxyConfig,
 } from "../../src/proxy/config.ts";
 import { down, proxyConfigPath, up, writeProxyConfig, type LocalState } from "../../src/local/platform.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { startCluster, tempDir, testEngine, until } from "../support/redis.ts";
 import { startProxyHost } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
@@ -125,7 +125,7 @@ test("SIGHUP: a proxy host takes crossSlot: emulate live, on every worker, with 
 test("dredis local up with crossSlot: emulate starts a proxy that runs LCS across slots", async (t) => {
   const dir = await tempDir("dredis-local-cross-slot-");
   const [port] = await freePorts(1);
-  const basePort = 20_000 + Math.floor(Math.random() * 10_000);
+  const basePort = (await freeNodePorts(1))[0]!; // the nodes take the ports from it, and their bus ports: below the ephemeral range
   t.after(() => down(dir));
   const state = await up({
     dir,

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { Redis } from "ioredis";
 import { findRedisServer } from "../../../src/local/redis-server.ts";
-import { freePorts } from "../../../src/local/ports.ts";
+import { freeNodePorts } from "../../../src/local/ports.ts";
 import { tempDir, until } from "../../support/redis.ts";
 import {
   renderAuthConf,
@@ -27,7 +27,7 @@ async function bootRendered(
   options: Omit<ShardRedisConfOptions, "dataDir" | "authConfPath">,
 ) {
   const dir = await tempDir("dredis-conf-");
-  const [port] = await freePorts(1);
+  const [port] = await freeNodePorts(1);
   await writeFile(join(dir, "auth.conf"), renderAuthConf(password));
   await writeFile(
     join(dir, "redis.conf"),
@@ -109,7 +109,7 @@ test("the rendered file names the data dir and the auth include for the containe
 test("docker's memory.conf: a size set live and saved by CONFIG REWRITE outlasts a restart", async (t) => {
   const dir = await tempDir("dredis-conf-");
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const [port] = await freePorts(1);
+  const [port] = await freeNodePorts(1);
   await writeFile(join(dir, "auth.conf"), renderAuthConf(password));
   await writeFile(join(dir, "memory.conf"), renderMemoryConf(64));
   const conf = join(dir, "redis.conf");
