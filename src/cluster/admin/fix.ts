@@ -98,6 +98,7 @@ export async function fixCluster(topology: Topology, options: AdminOptions = {})
       options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
       options.signal,
       ["disagreement", "cluster-state", "open-slot"],
+      options.onProgress,
     );
     return { plan, problems: findProblems(after) };
   });
