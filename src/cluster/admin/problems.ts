@@ -46,7 +46,10 @@ export function openSlots(state: ClusterState): OpenSlot[] {
     return bySlot.get(slot)!;
   };
   for (const node of state.nodes) {
-    if (!node.self || !node.id) continue;
+    // Primaries only: Valkey 8+ replicates SETSLOT to replicas, whose copy of the state is their
+    // primary's (Redis replicas have none); counted apart, it made every Valkey open slot look
+    // unresumable, and a demoted primary's stale copy kept the cluster from converging.
+    if (!node.self || !node.id || !isMaster(node.self)) continue;
     for (const [slot, to] of node.self.migrating) get(slot).migrating.push({ node: node.id, to });
     for (const [slot, from] of node.self.importing) get(slot).importing.push({ node: node.id, from });
   }
