@@ -59,6 +59,28 @@ function registeredShardTls(inputs: Record<string, unknown> | undefined): boolea
 }
 
 /**
+ * The warning for `shardTls` set on a cluster whose last deployment registered no `shardTls`
+ * (made before it was registered, so plain before shardTls existed, or TLS-only in between):
+ * turning TLS on cannot be told from keeping it, so it is not refused, but said at the preview,
+ * where the user can still stop. Undefined for a first deploy, a registered value, or no shardTls.
+ */
+export function shardTlsUnknownWarning(
+  oldInputs: Record<string, unknown> | undefined,
+  newInputs: Record<string, unknown> | undefined,
+): string | undefined {
+  if (typeof oldInputs?.["topology"] !== "string") return undefined;
+  if (registeredShardTls(oldInputs) !== undefined || registeredShardTls(newInputs) !== true) return undefined;
+  return (
+    "shardTls is set, and this cluster's last deployment was made before dredis recorded whether its " +
+    "shards run TLS, so turning it on cannot be told from keeping it. If the running nodes serve plain " +
+    "connections, do not go on: a node replaced to serve TLS only could not join them (there is no mixed " +
+    "mode) and the roll would stop at its health check; remove shardTls, or deploy a new cluster (another " +
+    "stack or name) with it and move the data. If the cluster already runs with shardTls, go on: this " +
+    "deployment records it, and turning it off later is refused"
+  );
+}
+
+/**
  * Refuses an unsafe topology, password or shardTls change and logs the step the migration
  * workload will take.
  */
@@ -67,6 +89,8 @@ export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
     passwordChangeRefusal(args.oldInputs, args.newInputs) ??
     shardTlsChangeRefusal(registeredShardTls(args.oldInputs), registeredShardTls(args.newInputs) ?? false);
   if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
+  const unknownTls = shardTlsUnknownWarning(args.oldInputs, args.newInputs);
+  if (unknownTls) pulumi.log.warn(unknownTls);
   const previous = args.newInputs?.["previousPasswordHash"];
   if (previous !== undefined && args.oldInputs?.["passwordHash"] === args.newInputs?.["passwordHash"])
     // Not refused: it is also how a rotation whose run failed is run again.

@@ -109,16 +109,37 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
         state.nodes.filter((n) => plan.join.includes(n.address)),
         options,
       );
-      current = await waitForAgreement(pool, topology, timeout, options.signal, ["not-joined"]);
+      current = await waitForAgreement(
+        pool,
+        topology,
+        timeout,
+        options.signal,
+        ["not-joined"],
+        options.onProgress,
+      );
     }
     if (plan.join.length + plan.attach.length > 0) {
       await attachReplicas(pool, current, options);
       // A node that just joined answers CLUSTERDOWN until it has seen the whole slot map.
-      current = await waitForAgreement(pool, topology, timeout, options.signal);
+      current = await waitForAgreement(
+        pool,
+        topology,
+        timeout,
+        options.signal,
+        undefined,
+        options.onProgress,
+      );
     }
     const moved = await executeRebalancePlan(pool, current, rebalance, options);
     await removeLeftovers(pool, topology, options);
-    const after = await waitForAgreement(pool, topology, timeout, options.signal);
+    const after = await waitForAgreement(
+      pool,
+      topology,
+      timeout,
+      options.signal,
+      undefined,
+      options.onProgress,
+    );
     const left = findProblems(after);
     if (left.length > 0)
       throw new DredisError(
@@ -137,6 +158,8 @@ async function removeLeftovers(pool: NodePool, topology: Topology, options: Admi
     topology,
     options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
     options.signal,
+    undefined,
+    options.onProgress,
   );
   await forgetNodes(
     pool,

@@ -17,6 +17,11 @@
  * - Failure: a failed job is started again after a backoff, at most `atomicMaxTries` times
  *   (valkey#4545: under heavy writes to the moving slots a job can fail every time), then the run
  *   stops with the slots, the tries and Valkey's own message.
+ * - Failover: a job of a shard whose primary changed mid-run (the source or the target was demoted
+ *   to a replica) fails, or MIGRATESLOTS is refused ("can only be used on primary nodes"). The
+ *   demoted node names its new primary; the rest of the run moves the shard's slots with it (that
+ *   job is tried again at once, without counting a try). A primary that cannot be followed stops
+ *   the run naming the shard, the old and the new primary.
  * - Cancellation: on abort (Ctrl-C, SIGTERM) or a failure, `CLUSTER CANCELSLOTMIGRATIONS` on every
  *   source with a job of ours in flight; the slots stay with their source, nothing is half done.
  * - Resume: jobs outlive the dredis that started them. A new run first waits for jobs still in
@@ -26,6 +31,7 @@ import { DredisError, ErrorCodes, AtomicMigrationErrors } from "../../errors.ts"
 import { clusterEngines, hasAtomicSlotMigration } from "../engine.ts";
 import type { MigrationContext, MigrationResult } from "./migrate.ts";
 import type { NodePool } from "./node-pool.ts";
+import { checkPrimary, primaryChangedError, type PlannedPrimary } from "./primary-change.ts";
 import { defaults, report, type AdminOptions } from "./options.ts";
 import type { SlotMove } from "./plan.ts";
 
@@ -210,6 +216,32 @@ interface Run {
   pendingRepl: Map<string, number>;
   failure: Error | null;
   stop: AbortController;
+  /** Primaries demoted during the run, by node id: the shard's primary that took over. */
+  successors: Map<string, { id: string; address: string; from: string }>;
+}
+
+/** The current primary for a primary of the plan (following every failover seen so far). */
+function follow(run: Run, id: string, address: string): { id: string; address: string } {
+  for (let next = run.successors.get(id), hops = 0; next && hops < 16; next = run.successors.get(id), hops++)
+    ({ id, address } = next);
+  return { id, address };
+}
+
+/** The current address for an address of the plan. */
+function followAddress(run: Run, address: string): string {
+  for (const [id, next] of run.successors) if (next.from === address) return follow(run, id, address).address;
+  return address;
+}
+
+/** The batch with its source and target replaced by their shards' current primaries. */
+function rebase(run: Run, batch: Batch): Batch {
+  if (run.successors.size === 0) return batch;
+  const moves = batch.moves.map((m) => {
+    const from = follow(run, m.fromId, m.fromAddress);
+    const to = follow(run, m.toId, m.toAddress);
+    return { ...m, fromId: from.id, fromAddress: from.address, toId: to.id, toAddress: to.address };
+  });
+  return { moves, ranges: batch.ranges };
 }
 
 /** Executes the moves with MIGRATESLOTS; resolves with the moves done (all of them) or throws. */
@@ -242,12 +274,13 @@ export async function migrateSlotsAtomic(
     pendingRepl: new Map(),
     failure: null,
     stop: new AbortController(),
+    successors: new Map(),
   };
   const onAbort = () => run.stop.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const sources = [...new Set(moves.map((m) => m.fromAddress))];
   const bytes = bytesReporter(pool, sources, totalBytes, run, options);
-  const nodes = nodeSlots(batches, perNode, run.stop.signal);
+  const nodes = nodeSlots(batches, perNode, run.stop.signal, (a) => followAddress(run, a));
   try {
     const workers = Array.from({ length: options.parallelBatches ?? defaults.parallelBatches }, async () => {
       for (let batch = await nodes.next(); batch; batch = await nodes.next()) {
@@ -290,9 +323,12 @@ function nodeSlots(
   batches: Batch[],
   perNode: number,
   signal: AbortSignal,
+  current: (address: string) => string,
 ): { next(): Promise<Batch | undefined>; release(batch: Batch): void } {
   const jobs = new Map<string, number>();
-  const ends = (b: Batch) => [b.moves[0]!.fromAddress, b.moves[0]!.toAddress];
+  // The nodes a batch was counted against, released the same even if a failover moved them since.
+  const held = new Map<Batch, string[]>();
+  const ends = (b: Batch) => [current(b.moves[0]!.fromAddress), current(b.moves[0]!.toAddress)];
   let wake: (() => void)[] = [];
   const wakeAll = () => {
     const list = wake;
@@ -306,7 +342,8 @@ function nodeSlots(
         const i = batches.findIndex((b) => ends(b).every((a) => (jobs.get(a) ?? 0) < perNode));
         if (i >= 0) {
           const [batch] = batches.splice(i, 1);
-          for (const a of ends(batch!)) jobs.set(a, (jobs.get(a) ?? 0) + 1);
+          held.set(batch!, ends(batch!));
+          for (const a of held.get(batch!)!) jobs.set(a, (jobs.get(a) ?? 0) + 1);
           return batch;
         }
         await new Promise<void>((resolve) => wake.push(resolve));
@@ -314,7 +351,8 @@ function nodeSlots(
       return undefined;
     },
     release(batch) {
-      for (const a of ends(batch)) jobs.set(a, (jobs.get(a) ?? 1) - 1);
+      for (const a of held.get(batch) ?? []) jobs.set(a, (jobs.get(a) ?? 1) - 1);
+      held.delete(batch);
       wakeAll();
     },
   };
@@ -387,18 +425,32 @@ function bytesReporter(
 /** Runs one batch to success, trying again after a failure (bounded), or throws. */
 async function migrateBatch(ctx: MigrationContext, run: Run, batch: Batch): Promise<void> {
   const { pool, options } = ctx;
-  const first = batch.moves[0]!;
   const maxTries = options.atomicMaxTries ?? defaults.atomicMaxTries;
   const label = describeRanges(batch.ranges);
   for (const move of batch.moves)
     report(options, { type: "slot-start", slot: move.slot, from: move.from, to: move.to });
   const messages: string[] = [];
-  let pending = batch;
+  let pending = rebase(run, batch);
+  let first = pending.moves[0]!;
+  let primaryChanges = 0;
   for (let attempt = 1; ; attempt++) {
     run.stop.signal.throwIfAborted();
     const outcome = await runJob(ctx, run, pending);
     if (outcome.state === "success") break;
     run.stop.signal.throwIfAborted();
+    // Valkey fails a job whose source or target was demoted, and refuses MIGRATESLOTS on a
+    // replica: after a failover, go on with the shards' new primaries, at once.
+    const changed = await followPrimaries(ctx, run, pending);
+    if (changed) {
+      if (++primaryChanges > maxTries)
+        throw new DredisError(
+          ErrorCodes.ATOMIC_MIGRATION,
+          `the primaries of ${first.from} and ${first.to} changed ${primaryChanges} times during the move of slots ${describeRanges(pending.ranges)}; ` +
+            "wait until the shards have settled (dredis cluster check --topology <topology>), then re-run the same command",
+        );
+      pending = rebase(run, pending);
+      first = pending.moves[0]!;
+    }
     // A job that failed after the handoff still moved its slots: only those left are tried again.
     const left = await slotsStillOwned(pool, first.fromAddress, pending.moves).catch((err: Error) => {
       throw new DredisError(
@@ -412,6 +464,10 @@ async function migrateBatch(ctx: MigrationContext, run: Run, batch: Batch): Prom
     });
     if (left.length === 0) break;
     pending = { moves: left, ranges: toRanges(left.map((m) => m.slot)) };
+    if (changed) {
+      attempt--;
+      continue;
+    }
     messages.push(outcome.message || outcome.state);
     if (attempt >= maxTries)
       throw new DredisError(
@@ -450,6 +506,46 @@ async function migrateBatch(ctx: MigrationContext, run: Run, batch: Batch): Prom
       slotsTotal: run.slotsTotal,
     });
   }
+}
+
+/**
+ * Checks that the batch's source and target are still their shards' primaries; records the new
+ * primary of each that is not (warning once per node). True when one changed; throws when a
+ * changed primary cannot be followed.
+ */
+async function followPrimaries(ctx: MigrationContext, run: Run, batch: Batch): Promise<boolean> {
+  const first = batch.moves[0]!;
+  const ends: PlannedPrimary[] = [
+    { shard: first.from, id: first.fromId, address: first.fromAddress },
+    { shard: first.to, id: first.toId, address: first.toAddress },
+  ];
+  let changed = false;
+  for (const planned of ends) {
+    if (run.successors.has(planned.id)) {
+      changed = true;
+      continue;
+    }
+    const check = await checkPrimary(ctx.pool, planned);
+    if (!check.changed) continue;
+    if (check.id === undefined)
+      throw primaryChangedError(
+        ErrorCodes.ATOMIC_MIGRATION,
+        [{ planned, now: check.address, detail: check.detail }],
+        describeRanges(batch.ranges),
+        "An atomic job moves all its slots or none, so they are whole on one side; every other move of this run was cancelled or finished.",
+      );
+    if (run.successors.has(planned.id)) {
+      changed = true;
+      continue;
+    }
+    run.successors.set(planned.id, { id: check.id, address: check.address, from: planned.address });
+    changed = true;
+    report(ctx.options, {
+      type: "warning",
+      message: `shard ${planned.shard}'s primary changed from ${planned.address} to ${check.address} during the move (a failover); moving its slots with ${check.address} from now on`,
+    });
+  }
+  return changed;
 }
 
 /** The batch's moves whose slot the source still owns (its own view, from CLUSTER NODES). */
@@ -502,7 +598,8 @@ async function runJob(
       );
     // Another job (of a run that was killed, or a concurrent tool) holds some of these slots: a
     // failed try, retried after its backoff, by when that job has ended.
-    if (/already migrating|not served by this node|span multiple shards/i.test(text))
+    // A source demoted by a failover since the plan: the caller follows the shard's new primary.
+    if (/already migrating|not served by this node|span multiple shards|only be used on primary/i.test(text))
       return { state: "refused", message: text };
     throw new DredisError(
       ErrorCodes.ATOMIC_MIGRATION,

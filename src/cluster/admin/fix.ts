@@ -83,7 +83,11 @@ export async function fixCluster(topology: Topology, options: AdminOptions = {})
       if (moves.length > 0) await migrateSlots(ctx, moves);
       await Promise.all(
         state.nodes
-          .filter((n) => n.self?.migrating.has(slot) || n.self?.importing.has(slot))
+          // Primaries only: a Valkey replica refuses SETSLOT, and takes its primary's STABLE by replication.
+          .filter(
+            (n) =>
+              n.self?.flags.includes("master") && (n.self.migrating.has(slot) || n.self.importing.has(slot)),
+          )
           .map((n) => pool.get(n.address).call("CLUSTER", "SETSLOT", slot, "STABLE")),
       );
       for (const address of [owner, ...masters.filter((a) => a !== owner)])
@@ -98,6 +102,7 @@ export async function fixCluster(topology: Topology, options: AdminOptions = {})
       options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
       options.signal,
       ["disagreement", "cluster-state", "open-slot"],
+      options.onProgress,
     );
     return { plan, problems: findProblems(after) };
   });

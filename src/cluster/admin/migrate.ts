@@ -6,6 +6,10 @@
  * Slots travel in batches (many slots of one source -> target pair per round trip), and batches
  * of different pairs run at the same time. Every step is idempotent, so the same code finishes a
  * slot that an interrupted run left open: a re-run resumes from whatever state the cluster is in.
+ *
+ * A failover of the source's or the target's shard mid-run stops the run with an error naming
+ * the shard and both primaries: the open slots name the old primary, so they are not followed
+ * (the atomic driver, whose jobs are all or nothing, follows the new primary instead).
  */
 import type { Redis } from "ioredis";
 import { DredisError, ErrorCodes } from "../../errors.ts";
@@ -17,6 +21,8 @@ import { databasesWithKeys, migrateTimeoutFor, type BigKey } from "./slot-sizes.
 import { Throttle } from "./throttle.ts";
 import { migrateSlotsAtomic, type SlotMigrationMethod } from "./atomic-migrate.ts";
 import { replicasBehindError, replicasNotInSync, waitForReplicasInSync } from "./replica-sync.ts";
+import { checkPrimary, primaryChangedError, type PrimaryChange } from "./primary-change.ts";
+import { formatSlots } from "./cluster-state.ts";
 
 /** Keys asked of GETKEYSINSLOT per slot per round. */
 const KEYS_PER_ROUND = 1_000;
@@ -70,7 +76,7 @@ export async function migrateSlots(
   const workers = Array.from({ length: options.parallelBatches ?? defaults.parallelBatches }, async () => {
     for (let batch = batches.shift(); batch; batch = batches.shift()) {
       options.signal?.throwIfAborted();
-      await migrateBatch(ctx, run, batch);
+      await migrateBatch(ctx, run, batch).catch((err: Error) => explainPrimaryChange(ctx, batch, err));
     }
   });
   await Promise.all(workers);
@@ -277,6 +283,31 @@ async function moveKeys(
     // keys are created on the target (ASK), never on the source.
     pending = pending.filter((_slot, i) => lists[i]!.length >= perSlot);
   }
+}
+
+/**
+ * Rethrows a batch's failure, as the exact error when a failover demoted its source or target
+ * (MIGRATE to a replica answers MOVED, SETSLOT on one "only with masters").
+ */
+async function explainPrimaryChange(ctx: MigrationContext, batch: SlotMove[], err: Error): Promise<never> {
+  const first = batch[0]!;
+  const changes: PrimaryChange[] = [];
+  for (const planned of [
+    { shard: first.from, id: first.fromId, address: first.fromAddress },
+    { shard: first.to, id: first.toId, address: first.toAddress },
+  ]) {
+    const check = await checkPrimary(ctx.pool, planned);
+    if (check.changed)
+      changes.push({ planned, now: check.address, detail: "detail" in check ? check.detail : "a failover" });
+  }
+  if (changes.length === 0) throw err;
+  throw primaryChangedError(
+    ErrorCodes.MIGRATE,
+    changes,
+    formatSlots(batch.map((m) => m.slot).sort((a, b) => a - b)),
+    `The move failed with: ${err.message}. Slots of this batch may be left open naming the old primary: ` +
+      "dredis cluster fix closes them without losing keys; the slots moved before them are done.",
+  );
 }
 
 function explainMigrateError(err: Error, move: SlotMove): DredisError {

@@ -46,7 +46,10 @@ export function openSlots(state: ClusterState): OpenSlot[] {
     return bySlot.get(slot)!;
   };
   for (const node of state.nodes) {
-    if (!node.self || !node.id) continue;
+    // Primaries only: Valkey 8+ replicates SETSLOT to replicas, whose copy of the state is their
+    // primary's (Redis replicas have none); counted apart, it made every Valkey open slot look
+    // unresumable, and a demoted primary's stale copy kept the cluster from converging.
+    if (!node.self || !node.id || !isMaster(node.self)) continue;
     for (const [slot, to] of node.self.migrating) get(slot).migrating.push({ node: node.id, to });
     for (const [slot, from] of node.self.importing) get(slot).importing.push({ node: node.id, from });
   }
@@ -95,6 +98,29 @@ export function joinedTest(state: ClusterState): (node: NodeState) => boolean {
 export function unjoinedNodes(state: ClusterState): NodeState[] {
   const joined = joinedTest(state);
   return state.nodes.filter((n) => n.shard !== undefined && n.reachable && n.id && !joined(n));
+}
+
+/**
+ * The slots on which each joined node's view names another owner than the cluster's (open slots
+ * aside): gossip that has not reached it yet, or a claim it will never accept (an owner whose
+ * config epoch is not above the previous owner's). Nodes that agree are left out.
+ */
+export function viewDifferences(
+  state: ClusterState,
+  joined = joinedTest(state),
+  open: ReadonlySet<number> = new Set(openSlots(state).map((o) => o.slot)),
+): { node: NodeState; slots: number[] }[] {
+  const result: { node: NodeState; slots: number[] }[] = [];
+  for (const node of state.nodes) {
+    if (!node.reachable || !node.id || !joined(node)) continue;
+    const seen = new Array<string | undefined>(state.owners.length).fill(undefined);
+    for (const entry of node.view) if (isMaster(entry)) for (const slot of entry.slots) seen[slot] = entry.id;
+    const slots = seen.flatMap((owner, slot) =>
+      owner !== state.owners[slot] && !open.has(slot) ? [slot] : [],
+    );
+    if (slots.length > 0) result.push({ node, slots });
+  }
+  return result;
 }
 
 export function findProblems(state: ClusterState): Problem[] {
@@ -175,21 +201,12 @@ export function findProblems(state: ClusterState): Problem[] {
       fix: FIX,
     });
 
-  for (const node of state.nodes) {
-    if (!node.reachable || !node.id || !joined(node)) continue;
-    let differing = 0;
-    const seen = new Array<string | undefined>(state.owners.length).fill(undefined);
-    for (const entry of node.view) if (isMaster(entry)) for (const slot of entry.slots) seen[slot] = entry.id;
-    seen.forEach((owner, slot) => {
-      if (owner !== state.owners[slot] && !openSet.has(slot)) differing++;
+  for (const { node, slots } of viewDifferences(state, joined, openSet))
+    problems.push({
+      kind: "disagreement",
+      message: `node ${name(node.id!)} disagrees with the owners on ${slots.length} slots (gossip has not converged)`,
+      fix: "wait a few seconds and re-run; if it persists, " + FIX,
     });
-    if (differing > 0)
-      problems.push({
-        kind: "disagreement",
-        message: `node ${name(node.id)} disagrees with the owners on ${differing} slots (gossip has not converged)`,
-        fix: "wait a few seconds and re-run; if it persists, " + FIX,
-      });
-  }
 
   for (const shard of state.shards) {
     for (const node of shard.nodes) {

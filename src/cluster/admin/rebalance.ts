@@ -151,6 +151,8 @@ export async function executeRebalancePlan(
     state.topology,
     options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
     options.signal,
+    undefined,
+    options.onProgress,
   );
   return moved;
 }

@@ -327,6 +327,8 @@ export async function rollCluster(
       topology,
       options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
       options.signal,
+      undefined,
+      options.onProgress,
     );
     report(options, {
       type: "step",

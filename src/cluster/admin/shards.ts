@@ -53,9 +53,16 @@ export async function addShard(
       options,
     );
     await meetNodes(pool, anchor, joining, options);
-    const met = await waitForAgreement(pool, topology, timeout, options.signal, ["not-joined"]);
+    const met = await waitForAgreement(
+      pool,
+      topology,
+      timeout,
+      options.signal,
+      ["not-joined"],
+      options.onProgress,
+    );
     await attachReplicas(pool, met, options);
-    await waitForAgreement(pool, topology, timeout, options.signal);
+    await waitForAgreement(pool, topology, timeout, options.signal, undefined, options.onProgress);
     return joining.map((n) => n.address);
   });
 }
