@@ -38,6 +38,7 @@ import { sessionReadFrom } from "./upstream/read-from.ts";
 const DEFER_MAX_BYTES = 16 * 1024;
 const CROSSSLOT = errorReply(RedisErrors.crossSlot);
 const NOAUTH = errorReply(RedisErrors.noAuth);
+const NO_FRAME = Buffer.alloc(0);
 
 /** Scratch space of the worker's own splits (one per process: a split runs within one call). */
 let grouper: SlotGrouper | null = null;
@@ -261,18 +262,23 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
     const { buf, argc, args } = view;
     const command = splitCommand(buf, args[0]!, args[1]!, argc);
     if (command === null || (argc - 1) / command.step > max) return false;
-    const request = this.newRequest(view.frame(), -1, readonly);
+    // No view of the client's frame: the parts' frames, set below, are what it has in flight.
+    const request = this.newRequest(NO_FRAME, -1, readonly);
     if (this.held.length > 0 || !this.mayOvertake(request)) return false;
     this.replies.queue.push(request);
-    this.inflightBytes += request.frame.length;
-    if (this.replies.queue.length >= this.context.config.limits.maxInflightPerClient)
-      this.checkBackpressure();
     this.sentDb = 0;
     this.routedInFlight++;
     grouper ??= new SlotGrouper();
-    grouper.run(command, buf, argc, args, this.context.router, this.id, 2, (reply) =>
+    const frames = grouper.run(command, buf, argc, args, this.context.router, this.id, 2, (reply) =>
       this.complete(request, reply),
     );
+    // (Unless it was answered within the call: then it may be released already, counting no bytes.)
+    if (!request.done) {
+      request.frame = frames;
+      this.inflightBytes += frames.length;
+    }
+    if (this.replies.queue.length >= this.context.config.limits.maxInflightPerClient)
+      this.checkBackpressure();
     return true;
   }
 

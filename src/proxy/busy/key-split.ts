@@ -15,12 +15,13 @@
  * atomic across slots (each slot's part is): a reader may see some slots written before others,
  * which is why MSETNX, whose answer depends on atomicity, is refused rather than split.
  */
+import { Buffer } from "node:buffer";
 import { keySlot, SLOT_COUNT } from "../../cluster/key-slot.ts";
 import { ProxyErrors } from "../../errors.ts";
 import { COLON, CR, CRLF_LENGTH, DOLLAR, LF, MINUS, PLUS, STAR } from "../../resp/bytes.ts";
 import { errorReply, OK } from "../../resp/encode.ts";
 import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
-import { replyBuffer, type ReplyBytes } from "../../resp/reply-scanner.ts";
+import type { ReplyBytes } from "../../resp/reply-scanner.ts";
 import { Request, type ReplySink } from "../request.ts";
 import type { ClusterRouter } from "../router.ts";
 import { NAME_FRAMES, SplitKind, splitCommand, type SplitCommand } from "./split-commands.ts";
@@ -53,6 +54,7 @@ export class SlotGrouper {
    * Splits the command at args (parser offsets into buf) into one part per slot and sends the
    * parts, one request per node. `done` receives the merged reply bytes, in the caller's protocol.
    * The scratch arrays are only used within the call; what outlives it belongs to the batch.
+   * Returns the buffer holding every part's frame (what the parts have in flight).
    */
   run(
     command: SplitCommand,
@@ -63,7 +65,7 @@ export class SlotGrouper {
     affinity: number,
     protocol: 2 | 3,
     done: (reply: Buffer) => void,
-  ): void {
+  ): Buffer {
     const step = command.step;
     const keyCount = (argc - 1) / step;
     const keyGroup = new Array<number>(keyCount);
@@ -148,24 +150,14 @@ export class SlotGrouper {
       spans[g * 2 + 1] = p;
     }
 
-    const batch = new SplitBatch(command, groups, keyGroup, protocol, done, router, affinity, frames, spans);
+    const batch = new SplitBatch(command, keyGroup, order, protocol, done, router, affinity, frames, spans);
     for (let g = 0; g < groups; g++) batch.slots[g] = slots[g]!;
     for (let n = 0; n < nodeCount; n++) {
       const from = nodeFirst[n]!;
       const count = (n + 1 < nodeCount ? nodeFirst[n + 1]! : groups) - from;
-      const firstGroup = order[from]!;
-      let request: Request;
-      if (count === 1) request = batch.partRequest(firstGroup);
-      else {
-        // The node's parts are side by side in `frames`: one request carries them all.
-        const end = spans[order[from + count - 1]! * 2 + 1]!;
-        request = batch.request(new NodeSink(batch, order, from, count), spans[firstGroup * 2]!, end);
-        request.slot = slots[firstGroup]!;
-        request.parts = count;
-        request.collect = [];
-      }
-      router.dispatch(request);
+      router.dispatch(batch.nodeRequest(from, count));
     }
+    return frames;
   }
 
   private grow(n: number): void {
@@ -191,48 +183,22 @@ function encodedStart(args: Int32Array, a: number): number {
 }
 
 /**
- * The sink of one node's request carrying several parts: reply i belongs to part order[from + i].
- * When the request ended early (connection lost, node unavailable), the parts without a reply of
- * their own get the reply it ended with.
+ * The parts of one split command: sends them, collects their replies, then merges them into one.
+ * It is the sink of every request it sends, which needs no object per request: a request carries
+ * `parts` parts from its first part's place in `order` on, and that part's slot as its `slot`
+ * (neither changes on the way; a part's slot is its own).
  */
-class NodeSink implements ReplySink {
-  constructor(
-    private readonly batch: SplitBatch,
-    private readonly order: readonly number[],
-    private readonly from: number,
-    private readonly count: number,
-  ) {}
-
-  complete(request: Request, reply: ReplyBytes): void {
-    const replies = request.collect!;
-    for (let i = 0; i < this.count; i++) {
-      this.batch.partReply(this.order[this.from + i]!, i < replies.length ? replies[i]! : reply);
-    }
-  }
-}
-
-class PartSink implements ReplySink {
-  constructor(
-    private readonly batch: SplitBatch,
-    private readonly index: number,
-  ) {}
-
-  complete(_request: Request, reply: ReplyBytes): void {
-    this.batch.answer(this.index, reply);
-  }
-}
-
-/** The parts of one split command: collects their replies, then merges them into one. */
-class SplitBatch {
+class SplitBatch implements ReplySink {
   readonly replies: (Buffer | undefined)[];
   readonly slots: number[];
   private left: number;
 
   constructor(
     private readonly command: SplitCommand,
-    groups: number,
     /** Each key's part (MGET merges values back in key order). */
     private readonly keyGroup: readonly number[],
+    /** The parts node by node: a node's parts are side by side in `frames`. */
+    private readonly order: readonly number[],
     private readonly protocol: 2 | 3,
     private readonly done: (reply: Buffer) => void,
     private readonly router: SplitRouter,
@@ -241,45 +207,61 @@ class SplitBatch {
     private readonly frames: Buffer,
     private readonly spans: readonly number[],
   ) {
+    const groups = order.length;
     this.replies = new Array<Buffer | undefined>(groups);
     this.slots = new Array<number>(groups);
     this.left = groups;
   }
 
-  /** A request for frames[start..end), answered to `sink`. */
-  request(sink: ReplySink, start: number, end: number): Request {
-    const request = new Request(sink);
-    request.frame = this.frames.subarray(start, end);
+  /**
+   * The request for parts order[first..first + count), side by side in `frames`. One part alone
+   * gets the router's own redirect handling; several are collected, and refusals retried per part.
+   */
+  nodeRequest(first: number, count: number): Request {
+    const g = this.order[first]!;
+    const request = new Request(this);
+    request.frame = this.frames.subarray(
+      this.spans[g * 2]!,
+      this.spans[this.order[first + count - 1]! * 2 + 1]!,
+    );
+    request.slot = this.slots[g]!;
     request.readonly = this.command.readonly;
     request.affinity = this.affinity;
     // Parts speak RESP2: the merge reads RESP2 shapes and writes the caller's protocol.
     request.protocol = 2;
+    if (count > 1) {
+      request.parts = count;
+      request.collect = [];
+    }
     return request;
   }
 
-  /** A request for part g alone, with the router's own redirect handling. */
-  partRequest(g: number): Request {
-    const request = this.request(new PartSink(this, g), this.spans[g * 2]!, this.spans[g * 2 + 1]!);
-    request.slot = this.slots[g]!;
-    return request;
+  complete(request: Request, reply: ReplyBytes): void {
+    const g = this.slots.indexOf(request.slot);
+    if (request.collect === null) return this.answer(g, reply);
+    // When the request ended early (connection lost, node unavailable), the parts without a
+    // reply of their own get the reply it ended with.
+    const replies = request.collect;
+    const first = this.order.indexOf(g);
+    for (let k = 0; k < request.parts; k++)
+      this.partReply(this.order[first + k]!, k < replies.length ? replies[k]! : reply);
   }
 
   /**
    * Part g's reply from a node's shared request. A refusal (MOVED, ASK, TRYAGAIN...) means the
    * part did not run: it goes again alone, through the router's handling of that refusal.
    */
-  partReply(g: number, reply: ReplyBytes): void {
-    const head = Buffer.isBuffer(reply) ? reply : reply[0]!;
-    if (head[0] === MINUS) {
-      const retry = this.partRequest(g);
+  private partReply(g: number, reply: ReplyBytes): void {
+    if ((Array.isArray(reply) ? reply[0]! : reply)[0] === MINUS) {
+      const retry = this.nodeRequest(this.order.indexOf(g), 1);
       if (this.router.retryRefused(retry, reply)) return;
     }
     this.answer(g, reply);
   }
 
-  answer(index: number, reply: ReplyBytes): void {
+  private answer(index: number, reply: ReplyBytes): void {
     if (this.replies[index] !== undefined) return;
-    this.replies[index] = replyBuffer(reply);
+    this.replies[index] = Array.isArray(reply) ? Buffer.concat(reply) : reply;
     if (--this.left === 0) this.done(this.merge());
   }
 
