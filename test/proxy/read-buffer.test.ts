@@ -10,6 +10,7 @@ import { slotOf } from "../../src/cluster/key-slot.ts";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
 import { startCluster, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { startTestProxy } from "../support/proxy.ts";
+import { SlotMover } from "../support/slot-mover.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
 
 const hooks = fileCleanup();
@@ -119,5 +120,35 @@ test("pipelines written whole by many clients at once, replies interleaved acros
     );
   } finally {
     for (const socket of clients) socket.destroy();
+  }
+});
+
+test("a request refused with MOVED is resent intact, though the redirect's own read came after it", async () => {
+  // The proxy's slot map goes stale: each key's slot moves to another master behind its back, so
+  // the request goes to the old owner, and the frame is sent again once -MOVED was read.
+  const mover = await SlotMover.create(cluster);
+  const keys = ["readbuf-moved:a", "readbuf-moved:b", "readbuf-moved:c", "readbuf-moved:d"];
+  for (const key of keys) {
+    const slot = slotOf(key);
+    const from = SlotMover.initialOwner(slot);
+    await mover.start(slot, from, (from + 1) % 3);
+    await mover.finish(slot, from, (from + 1) % 3);
+  }
+  const socket = await connect(proxy.port);
+  try {
+    for (const key of keys) {
+      const value = `moved-value-of-${key}`;
+      const want = `+OK\r\n$${value.length}\r\n${value}\r\n`;
+      const replies = receive(socket, want.length);
+      // One command per write: the frame sits where the next read (the -MOVED) lands.
+      socket.write(encodeCommand(["SET", key, value]));
+      await new Promise((r) => setTimeout(r, 50));
+      socket.write(encodeCommand(["GET", key]));
+      assert.equal((await replies).toString(), want, key);
+      socket.removeAllListeners("data");
+      socket.removeAllListeners("close");
+    }
+  } finally {
+    socket.destroy();
   }
 });
