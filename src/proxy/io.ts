@@ -54,7 +54,9 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
  * READ_BUFFER and copying the bytes read into a Buffer pool slice (Buffer.allocUnsafe pools
  * below 4 KB) costs a memcpy of the request instead. The copy is what makes the views that
  * outlive the read safe: request frames (resent on MOVED, ASK and retries), reply slices waiting
- * for the per-turn flush, and the Pub/Sub, MONITOR and tracking paths all point into it.
+ * for the per-turn flush, and the Pub/Sub, MONITOR and tracking paths all point into it. A view
+ * kept long (a blocked command's frame) keeps its 8 KB pool slab, shared with other reads, where
+ * it used to keep an ArrayBuffer the size of its read.
  */
 function copyOut(onChunk: (chunk: Buffer) => void): (bytes: number, buffer: Uint8Array) => boolean {
   return (bytes, buffer) => {
