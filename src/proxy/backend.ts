@@ -13,6 +13,7 @@ import type { Endpoint } from "../cluster/address.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ReplyScanner, replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { Deque } from "./deque.ts";
+import { readOption } from "./io.ts";
 import { writeBatch, type FlushScheduler, type Request, type RequestConnection } from "./request.ts";
 import { CONNECT_TIMEOUT_MS, KEEPALIVE_MS } from "./upstream/limits.ts";
 
@@ -104,10 +105,16 @@ export class SocketConnection implements BackendConnection {
     tls?: ConnectionOptions,
   ) {
     this.scanner = new ReplyScanner(this.onReply);
+    // Plain connections read into the process's reused buffer, copied out per read (./io.ts),
+    // so the reply slices the scanner hands out stay valid until the clients' flushes. TLS keeps
+    // stream reads (`onread` does not apply to a TLS socket).
     this.socket = tls
       ? connectTls({ ...endpoint, ...tls })
-      : createConnection({ ...endpoint, noDelay: true });
-    if (tls) this.socket.setNoDelay(true);
+      : createConnection({ ...endpoint, noDelay: true, onread: readOption(this.onData) });
+    if (tls) {
+      this.socket.setNoDelay(true);
+      this.socket.on("data", this.onData);
+    }
     this.socket.setTimeout(CONNECT_TIMEOUT_MS, () =>
       this.socket.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`)),
     );
@@ -129,13 +136,6 @@ export class SocketConnection implements BackendConnection {
       this.waitingRaw = [];
       this.events.onReady(this);
     });
-    this.socket.on("data", (chunk: Buffer) => {
-      try {
-        this.scanner.feed(chunk);
-      } catch (err) {
-        this.socket.destroy(err as Error);
-      }
-    });
     this.socket.on(
       "error",
       (err) =>
@@ -146,6 +146,14 @@ export class SocketConnection implements BackendConnection {
     );
     this.socket.on("close", () => this.onClose());
   }
+
+  private onData = (chunk: Buffer): void => {
+    try {
+      this.scanner.feed(chunk);
+    } catch (err) {
+      this.socket.destroy(err as Error);
+    }
+  };
 
   get closed(): boolean {
     return this.state === ConnectionState.Closed;

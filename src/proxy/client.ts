@@ -25,6 +25,7 @@ import {
 } from "./command-spec.ts";
 import { CommandView } from "./command-view.ts";
 import { initiallyAuthenticated } from "./local-commands.ts";
+import { readAccepted } from "./io.ts";
 import { OrderedReplies, type ReplyWriterOwner } from "./ordered-replies.ts";
 import { Request, RequestKind, type ReplySink } from "./request.ts";
 import { SessionTransaction, WatchState } from "./transaction.ts";
@@ -95,23 +96,27 @@ export class ClientSession implements ReplySink, Session, ReplyWriterOwner<Reque
   /** What waits for the replies due to be released (a RESET; see `afterRepliesDue`), or null. */
   private afterDue: (() => void) | null = null;
 
+  private readonly socket: Socket;
+
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     readonly context: SessionContext,
   ) {
     this.id = context.nextClientId();
     this.auth = initiallyAuthenticated(this) ? Auth.Authenticated : Auth.Required;
     this.aclUser = context.acl.defaultUser;
-    this.replies = new OrderedReplies<Request>(socket, context.flusher, this, DEFER_MAX_BYTES);
-    this.transaction = new SessionTransaction(this);
-    this.pubsub = new SessionPubSub(this, this.replies);
     this.parser = new RequestParser(context.config.limits, this.onCommand, this.onProtocolError);
-    socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => {
+    // Reads land in a reused buffer and are copied out per read (./io.ts), so the frames the
+    // parser hands out (kept as requests' frames) stay valid after the read.
+    const socket = (this.socket = readAccepted(accepted, (chunk: Buffer) => {
       this.lastActivity = Date.now();
       this.parser.feed(chunk);
       this.checkBackpressure();
-    });
+    }));
+    this.replies = new OrderedReplies<Request>(socket, context.flusher, this, DEFER_MAX_BYTES);
+    this.transaction = new SessionTransaction(this);
+    this.pubsub = new SessionPubSub(this, this.replies);
+    socket.setNoDelay(true);
     socket.on("drain", () => this.checkBackpressure());
     socket.on("error", () => {});
     socket.on("close", () => this.onClose());

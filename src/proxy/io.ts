@@ -1,8 +1,8 @@
 /**
- * The per-turn write batching every connection shares: one flush per event-loop turn, one
- * syscall per batch of replies or requests.
+ * The socket I/O every connection shares: reads into one reused buffer, and per-turn write
+ * batching (one flush per event-loop turn, one syscall per batch of replies or requests).
  */
-import type { Socket } from "node:net";
+import { Socket as NetSocket, type OnReadOpts, type Socket, type SocketConstructorOpts } from "node:net";
 
 /**
  * Runs every pending flush once per event-loop turn (setImmediate). Measured on our machines:
@@ -40,4 +40,63 @@ export function writeBatch(socket: Socket, chunks: Buffer[], bytes: number): voi
     for (const chunk of chunks) socket.write(chunk);
     socket.uncork();
   }
+}
+
+/**
+ * The one buffer every plain socket of this process reads into (`onread`): a read's bytes are
+ * copied out of it before the next read can land there, so one buffer serves every socket.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Hand-written, and on the hot path: Node's stream reads allocate a 64 KB ArrayBuffer per read
+ * (shrunk to the bytes read) and push it through the Readable machinery; reading into
+ * READ_BUFFER and copying the bytes read into a Buffer pool slice (Buffer.allocUnsafe pools
+ * below 4 KB) costs a memcpy of the request instead. The copy is what makes the views that
+ * outlive the read safe: request frames (resent on MOVED, ASK and retries), reply slices waiting
+ * for the per-turn flush, and the Pub/Sub, MONITOR and tracking paths all point into it. A view
+ * kept long (a blocked command's frame) keeps its 8 KB pool slab, shared with other reads, where
+ * it used to keep an ArrayBuffer the size of its read.
+ */
+function copyOut(onChunk: (chunk: Buffer) => void): (bytes: number, buffer: Uint8Array) => boolean {
+  return (bytes, buffer) => {
+    const chunk = Buffer.allocUnsafe(bytes);
+    chunk.set(bytes === buffer.length ? buffer : buffer.subarray(0, bytes));
+    onChunk(chunk);
+    return true; // false would stop reading; backpressure pauses the socket itself
+  };
+}
+
+/** `net.connect`'s `onread` option for a connection whose reads go to `onChunk` (see copyOut). */
+export function readOption(onChunk: (chunk: Buffer) => void): OnReadOpts {
+  return { buffer: READ_BUFFER, callback: copyOut(onChunk) };
+}
+
+/**
+ * Reads an accepted socket through `onChunk`, and returns the socket to use from then on.
+ *
+ * net.Server takes no `onread` option, so a plain socket's handle is moved into a new
+ * net.Socket made with one (the constructor's `handle` option, as net.Server makes its own); the
+ * accepted socket, left without a handle, is destroyed when the new one closes, which keeps the
+ * server's connection count (and so its close) right. TLS sockets (and anything not a plain
+ * net.Socket with a handle) keep stream reads: TLS decrypts in its own stream, `onread` does not
+ * apply there.
+ */
+export function readAccepted(socket: Socket, onChunk: (chunk: Buffer) => void): Socket {
+  // `_handle` is net.Socket's own (undocumented, no warning); the handle is what net.Server wraps.
+  const accepted = socket as unknown as { _handle?: object | null; encrypted?: boolean };
+  const handle = accepted._handle;
+  if (
+    accepted.encrypted === true ||
+    handle == null ||
+    Object.getPrototypeOf(socket) !== NetSocket.prototype
+  ) {
+    socket.on("data", onChunk);
+    return socket;
+  }
+  accepted._handle = null;
+  const options = { handle, readable: true, writable: true, onread: readOption(onChunk) };
+  const own = new NetSocket(options as SocketConstructorOpts);
+  own.once("close", () => socket.destroy());
+  return own;
 }
