@@ -9,6 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { createChangeGuard, guardedInputs } from "./change-guard.ts";
 import { platformDrivers } from "./drivers.ts";
 import { randomUUID } from "node:crypto";
 import { createMigrationHooks, createRunSucceededHook } from "./hooks.ts";
@@ -285,6 +286,19 @@ export class DistributedRedis extends pulumi.ComponentResource {
       clusterName: name,
       topology: plan.topology,
     });
+    // Refuses an unsafe topology, password or shardTls change before any shard is touched, with
+    // or without a preview: every shard waits for it (SlotMigration's guard comes after them).
+    const changeGuard = createChangeGuard(
+      `${name}-change-guard`,
+      guardedInputs({
+        clusterName: name,
+        topologyJson: JSON.stringify(plan.topology),
+        shardTls: shardTls !== undefined,
+        password,
+        previousPassword,
+      }),
+      { parent: this },
+    );
     // Each shard waits for the one before: a change that replaces nodes replaces one at a time.
     const shards: RedisShard[] = [];
     for (const shard of plan.shards) {
@@ -293,7 +307,7 @@ export class DistributedRedis extends pulumi.ComponentResource {
         new RedisShard(
           shard.resourceName,
           { ...shardArgs, index: shard.index, drainGuard: migrationHooks.drained, rollAfter },
-          { parent: this },
+          { parent: this, dependsOn: [changeGuard] },
         ),
       );
     }

@@ -17,6 +17,7 @@ import {
   shardOfResource,
   type MigrationOutcome,
   type MigrationRunOutputs,
+  type MigrationStep,
 } from "./plan/migration.ts";
 import { shardTlsChangeRefusal } from "./plan/shard-tls.ts";
 
@@ -85,10 +86,7 @@ export function shardTlsUnknownWarning(
  * workload will take.
  */
 export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
-  const refusal =
-    passwordChangeRefusal(args.oldInputs, args.newInputs) ??
-    shardTlsChangeRefusal(registeredShardTls(args.oldInputs), registeredShardTls(args.newInputs) ?? false);
-  if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
+  const step = refuseUnsafeChange(args.oldInputs, args.newInputs);
   const unknownTls = shardTlsUnknownWarning(args.oldInputs, args.newInputs);
   if (unknownTls) pulumi.log.warn(unknownTls);
   const previous = args.newInputs?.["previousPasswordHash"];
@@ -98,10 +96,24 @@ export function guardTopologyChange(args: pulumi.ResourceHookArgs): void {
       "previousPassword is set but the password did not change since the last deployment: if that " +
         "rotation finished, remove previousPassword (the nodes no longer accept it, so the migration fails)",
     );
-  const next = registeredTopology(args.newInputs);
-  if (!next) return;
-  const step = checkTopologyChange(registeredTopology(args.oldInputs), next);
-  pulumi.log.info(`slot migration: ${describeMigration(step)}`);
+  if (step) pulumi.log.info(`slot migration: ${describeMigration(step)}`);
+}
+
+/**
+ * Throws on an unsafe password, shardTls or topology change between two registrations of the
+ * guarded inputs (SlotMigration's, or the ChangeGuard's before the shards); returns the planned
+ * migration step, if a topology is given.
+ */
+export function refuseUnsafeChange(
+  oldInputs: Record<string, unknown> | undefined,
+  newInputs: Record<string, unknown> | undefined,
+): MigrationStep | undefined {
+  const refusal =
+    passwordChangeRefusal(oldInputs, newInputs) ??
+    shardTlsChangeRefusal(registeredShardTls(oldInputs), registeredShardTls(newInputs) ?? false);
+  if (refusal) throw new DredisError(ErrorCodes.UNSAFE_CHANGE, refusal);
+  const next = registeredTopology(newInputs);
+  return next ? checkTopologyChange(registeredTopology(oldInputs), next) : undefined;
 }
 
 /** Fails the deployment when the migration run did not succeed, with its logs. */

@@ -27,7 +27,7 @@ import { createMigrationHooks, type MigrationHooks } from "./hooks.ts";
 import { migrationTimeoutMinutes } from "./plan/migration.ts";
 import { argError, type Platform } from "./plan/spec.ts";
 import { checkComponentName, hashTopology } from "./plan/topology.ts";
-import { passwordHash } from "./password-hash.ts";
+import { guardedInputs } from "./change-guard.ts";
 import type { ShardTlsSpec } from "./shard-tls.ts";
 
 export interface SlotMigrationArgs {
@@ -121,16 +121,16 @@ export class SlotMigration extends pulumi.ComponentResource {
       "distributed-redis:index:SlotMigration",
       name,
       {
-        topology: topologyJson,
         topologyHash,
         maxmemoryMb: args.maxmemoryMb,
-        // For the guard to refuse turning shardTls on or off for a running cluster (no mixed mode).
-        shardTls: args.shardTls !== undefined,
-        // Digests, for the guard to see a password change and whether it is a rotation.
-        passwordHash: passwordHash(args.clusterName, args.password),
-        ...(args.previousPassword === undefined
-          ? {}
-          : { previousPasswordHash: passwordHash(args.clusterName, args.previousPassword) }),
+        // What the guard compares (DistributedRedis's ChangeGuard registers the same, before the shards).
+        ...guardedInputs({
+          clusterName: args.clusterName,
+          topologyJson,
+          shardTls: args.shardTls !== undefined,
+          password: args.password,
+          previousPassword: args.previousPassword,
+        }),
       },
       {
         ...opts,

@@ -42,6 +42,7 @@ const upload = (r: Recorded, file: string) =>
 test("creates the whole graph: 6 shard nodes and their settings writers, 2 proxies, HAProxy, migration, network, images", () => {
   assert.deepEqual(countByType(resources), {
     "distributed-redis:index:DistributedRedis": 1,
+    "pulumi:index:Stash": 1,
     "random:index/randomPassword:RandomPassword": 1,
     "docker:index/network:Network": 1,
     "docker:index/image:Image": 1,

@@ -7,6 +7,8 @@
 /** Staging: 3 shards, a master-backup proxy pair with leader election. */
 export const STAGING_RESOURCES: Record<string, number> = {
   "distributed-redis:index:DistributedRedis": 1,
+  // The ChangeGuard, which every shard waits for.
+  "pulumi:index:Stash": 1,
   "random:index/randomPassword:RandomPassword": 1,
   "kubernetes:core/v1:Secret": 1 + 3 + 1,
   "distributed-redis:index:RedisShard": 3,
@@ -25,6 +27,8 @@ export const STAGING_RESOURCES: Record<string, number> = {
 /** Prod: 6 shards, a load-balanced proxy fleet (its password given as a config secret). */
 export const PROD_RESOURCES: Record<string, number> = {
   "distributed-redis:index:DistributedRedis": 1,
+  // The ChangeGuard, which every shard waits for.
+  "pulumi:index:Stash": 1,
   "kubernetes:core/v1:Secret": 1 + 6 + 1,
   "distributed-redis:index:RedisShard": 6,
   "kubernetes:core/v1:Service": 6 + 1,
