@@ -103,6 +103,13 @@ test("after the handover the former master stays up while clients are redirected
     20_000,
     "the replica to sync",
   );
+  // The script hands over only to a replica its master lists as online, which the master does
+  // once the replica's first REPLCONF ACK arrives (up to a second after the replica's link is up).
+  await until(
+    async () => /^slave\d+:.*state=online/m.test(String(await master.admin.call("INFO", "replication"))),
+    20_000,
+    "the master to list its replica as online",
+  );
 
   const client = await RawClient.connect(masterPort!);
   t.after(() => client.close());

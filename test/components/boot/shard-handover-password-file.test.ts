@@ -100,6 +100,13 @@ test("SIGTERM on a master whose password is in a file: the replica takes over by
     20_000,
     "the replica to sync",
   );
+  // The script hands over only to a replica its master lists as online, which the master does
+  // once the replica's first REPLCONF ACK arrives (up to a second after the replica's link is up).
+  await until(
+    async () => /^slave\d+:.*state=online/m.test(String(await master.admin.call("INFO", "replication"))),
+    20_000,
+    "the master to list its replica as online",
+  );
 
   master.stop();
   await master.exited;
