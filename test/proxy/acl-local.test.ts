@@ -15,11 +15,15 @@ import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { parseUsersFile } from "../../src/proxy/acl/file.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { tempDir, until } from "../support/redis.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dredis = (...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT });
+  run(process.execPath, [...dredisLaunch.argv, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...dredisLaunch.env },
+  });
 
 test("a users file's lines, comments and blanks skipped; a bad line named with its number", () => {
   assert.deepEqual(

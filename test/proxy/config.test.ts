@@ -5,9 +5,12 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseProxyConfig } from "../../src/proxy/config.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 import { tempDir } from "../support/redis.ts";
 
 const run = promisify(execFile);
+const dredis = (...args: string[]) =>
+  run(process.execPath, [...dredisLaunch.argv, ...args], { env: { ...process.env, ...dredisLaunch.env } });
 
 test("a valid config gets documented defaults", () => {
   const config = parseProxyConfig({ seeds: ["10.0.0.5:6379"] });
@@ -41,26 +44,15 @@ test("dredis proxy with a bad config file exits 1 with the problem named", async
   const dir = await tempDir();
   const file = join(dir, "proxy.yaml");
   await writeFile(file, 'seeds: ["127.0.0.1:7000"]\nworkers: -1\n');
-  const result = await run("node", ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file]).catch(
-    (e) => e,
-  );
+  const result = await dredis("proxy", "--config", file).catch((e) => e);
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`dredis: invalid proxy config ${file}:\\n  - workers: Too small`));
 
-  const missing = await run("node", [
-    "--import",
-    "tsx",
-    "src/cli/main.ts",
-    "proxy",
-    "--config",
-    join(dir, "nope.yaml"),
-  ]).catch((e) => e);
+  const missing = await dredis("proxy", "--config", join(dir, "nope.yaml")).catch((e) => e);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read proxy config .*nope\.yaml: ENOENT/);
 
   await writeFile(file, "seeds: [unclosed\n");
-  const bad = await run("node", ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file]).catch(
-    (e) => e,
-  );
+  const bad = await dredis("proxy", "--config", file).catch((e) => e);
   assert.match(bad.stderr, /is not valid YAML\/JSON/);
 });

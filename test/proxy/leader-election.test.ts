@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { ACTIVE_LABEL, LeaderElector } from "../../src/proxy/leader-election.ts";
+import { dredisLaunch } from "../support/proxy.ts";
 import { tempDir, until } from "../support/redis.ts";
 
 /**
@@ -153,17 +154,9 @@ test("a leader that stops (SIGTERM drain) hands over at once, without waiting fo
 test("dredis proxy --leader-election outside Kubernetes names what is missing", async () => {
   const dir = await tempDir();
   await writeFile(join(dir, "proxy.yaml"), 'seeds: ["127.0.0.1:7000"]\n');
-  const args = [
-    "--import",
-    "tsx",
-    "src/cli/main.ts",
-    "proxy",
-    "--config",
-    join(dir, "proxy.yaml"),
-    "--leader-election",
-  ];
+  const args = [...dredisLaunch.argv, "proxy", "--config", join(dir, "proxy.yaml"), "--leader-election"];
   const result = await promisify(execFile)(process.execPath, args, {
-    env: { ...process.env, POD_NAME: "", POD_NAMESPACE: "", LEASE_NAME: "" },
+    env: { ...process.env, ...dredisLaunch.env, POD_NAME: "", POD_NAMESPACE: "", LEASE_NAME: "" },
   }).catch((err: { code: number; stderr: string }) => err);
   assert.equal((result as { code: number }).code, 1);
   assert.match(

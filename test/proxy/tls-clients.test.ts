@@ -22,7 +22,7 @@ import {
   type CertificatePair,
 } from "../../src/tls/certificates.ts";
 import { fileCleanup, startCluster, tempDir, until, type TestCluster } from "../support/redis.ts";
-import { startProxyHost } from "../support/proxy.ts";
+import { dredisLaunch, startProxyHost } from "../support/proxy.ts";
 
 const run = promisify(execFile);
 const files = fileCleanup();
@@ -320,13 +320,10 @@ async function hostExit(tls: ProxyConfigInput["tls"]): Promise<{ code: number | 
       tls: { ...tls, port: tlsPort },
     }),
   );
-  const result = await run(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "proxy", "--config", file],
-    {
-      timeout: 60_000,
-    },
-  ).then(
+  const result = await run(process.execPath, [...dredisLaunch.argv, "proxy", "--config", file], {
+    timeout: 60_000,
+    env: { ...process.env, ...dredisLaunch.env },
+  }).then(
     () => ({ code: 0, output: "" }),
     (err: { code: number | null; stdout: string; stderr: string }) => ({
       code: err.code,

@@ -12,6 +12,7 @@ import { freePorts } from "../../../src/local/ports.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
 import type { Engine } from "../../../src/cluster/engine.ts";
 import { serverBinary, tempDir, type Cleanup } from "../../support/redis.ts";
+import { dredisLaunch } from "../../support/proxy.ts";
 
 const run = promisify(execFile);
 
@@ -139,9 +140,10 @@ export function runCli(
   onStderrLine?: (line: string, child: ChildProcess) => void,
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "cluster", ...args], {
+    const child = spawn(process.execPath, [...dredisLaunch.argv, "cluster", ...args], {
       cwd: repoRoot,
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...dredisLaunch.env },
     });
     let stdout = "";
     let stderr = "";

@@ -24,7 +24,7 @@ import { parse, stringify } from "yaml";
 import { makeCertificateAuthority, issueCertificate } from "../../../src/tls/certificates.ts";
 import { slotOf } from "../../../src/cluster/key-slot.ts";
 import { freePorts } from "../../../src/local/ports.ts";
-import { spawnProxyHostFromFile } from "../../support/proxy.ts";
+import { dredisLaunch, spawnProxyHostFromFile } from "../../support/proxy.ts";
 import { tempDir, until } from "../../support/redis.ts";
 import { find, installMocks, startRun, type Recorded } from "../support/mocks.ts";
 
@@ -250,9 +250,9 @@ test("docker with shardTls and tls: the rendered nodes, migration and proxy boot
   const env = Object.fromEntries(
     (migration.inputs["envs"] as string[]).map((e) => e.split(/=(.*)/s).slice(0, 2)),
   );
-  const apply = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...localArgs], {
+  const apply = spawnSync(process.execPath, [...dredisLaunch.argv, ...localArgs], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...dredisLaunch.env, ...env },
     encoding: "utf8",
     timeout: 180_000,
   });
