@@ -109,37 +109,29 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
         state.nodes.filter((n) => plan.join.includes(n.address)),
         options,
       );
-      current = await waitForAgreement(
-        pool,
-        topology,
-        timeout,
-        options.signal,
-        ["not-joined"],
-        options.onProgress,
-      );
+      current = await waitForAgreement(pool, topology, {
+        timeoutMs: timeout,
+        signal: options.signal,
+        awaited: ["not-joined"],
+        onProgress: options.onProgress,
+      });
     }
     if (plan.join.length + plan.attach.length > 0) {
       await attachReplicas(pool, current, options);
       // A node that just joined answers CLUSTERDOWN until it has seen the whole slot map.
-      current = await waitForAgreement(
-        pool,
-        topology,
-        timeout,
-        options.signal,
-        undefined,
-        options.onProgress,
-      );
+      current = await waitForAgreement(pool, topology, {
+        timeoutMs: timeout,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      });
     }
     const moved = await executeRebalancePlan(pool, current, rebalance, options);
     await removeLeftovers(pool, topology, options);
-    const after = await waitForAgreement(
-      pool,
-      topology,
-      timeout,
-      options.signal,
-      undefined,
-      options.onProgress,
-    );
+    const after = await waitForAgreement(pool, topology, {
+      timeoutMs: timeout,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
     const left = findProblems(after);
     if (left.length > 0)
       throw new DredisError(
@@ -153,14 +145,11 @@ export async function applyTopology(topology: Topology, options: AdminOptions = 
 
 /** Forgets nodes the topology does not name, once drained, and failed ones lingering. */
 async function removeLeftovers(pool: NodePool, topology: Topology, options: AdminOptions): Promise<void> {
-  const state = await waitForAgreement(
-    pool,
-    topology,
-    options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
-    options.signal,
-    undefined,
-    options.onProgress,
-  );
+  const state = await waitForAgreement(pool, topology, {
+    timeoutMs: options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
   await forgetNodes(
     pool,
     state,

@@ -80,16 +80,18 @@ export async function createFromState(
   const anchor = state.nodes.find((n) => n.address === assignment[0]!.master)!;
   const strangers = state.nodes.filter((n) => n !== anchor && !n.view.some((e) => e.id === anchor.id));
   await meetNodes(pool, anchor, strangers, options);
-  const met = await waitForAgreement(
-    pool,
-    state.topology,
-    timeout,
-    options.signal,
-    ["not-joined"],
-    options.onProgress,
-  );
+  const met = await waitForAgreement(pool, state.topology, {
+    timeoutMs: timeout,
+    signal: options.signal,
+    awaited: ["not-joined"],
+    onProgress: options.onProgress,
+  });
   await attachReplicas(pool, met, options);
-  await waitForAgreement(pool, state.topology, timeout, options.signal, undefined, options.onProgress);
+  await waitForAgreement(pool, state.topology, {
+    timeoutMs: timeout,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
 }
 
 /** Refuses unless every node is reachable, empty, and no slot sits elsewhere than create would put it. */

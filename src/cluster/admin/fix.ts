@@ -96,14 +96,12 @@ export async function fixCluster(topology: Topology, options: AdminOptions = {})
           .call("CLUSTER", "SETSLOT", slot, "NODE", ownerId)
           .catch(() => {});
     }
-    const after = await waitForAgreement(
-      pool,
-      topology,
-      options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
-      options.signal,
-      ["disagreement", "cluster-state", "open-slot"],
-      options.onProgress,
-    );
+    const after = await waitForAgreement(pool, topology, {
+      timeoutMs: options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
+      signal: options.signal,
+      awaited: ["disagreement", "cluster-state", "open-slot"],
+      onProgress: options.onProgress,
+    });
     return { plan, problems: findProblems(after) };
   });
 }

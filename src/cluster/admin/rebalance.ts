@@ -146,14 +146,11 @@ export async function executeRebalancePlan(
     moved.push(...(await migrateSlots(ctx, plan.resume)));
   }
   moved.push(...(await migrateSlots({ ...ctx, method: plan.method }, plan.moves)));
-  await waitForAgreement(
-    pool,
-    state.topology,
-    options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
-    options.signal,
-    undefined,
-    options.onProgress,
-  );
+  await waitForAgreement(pool, state.topology, {
+    timeoutMs: options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
   return moved;
 }
 

@@ -322,14 +322,11 @@ export async function rollCluster(
         message: `  restarted and synced (offset ${offset}) in ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`,
       });
     }
-    await waitForAgreement(
-      pool,
-      topology,
-      options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
-      options.signal,
-      undefined,
-      options.onProgress,
-    );
+    await waitForAgreement(pool, topology, {
+      timeoutMs: options.agreementTimeoutMs ?? defaults.agreementTimeoutMs,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
     report(options, {
       type: "step",
       message: `roll done: ${result.restarted.length} nodes restarted, ${result.handovers.length} masters handed over, in ${((Date.now() - started) / 1000).toFixed(1)} s`,

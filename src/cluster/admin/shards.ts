@@ -53,16 +53,18 @@ export async function addShard(
       options,
     );
     await meetNodes(pool, anchor, joining, options);
-    const met = await waitForAgreement(
-      pool,
-      topology,
-      timeout,
-      options.signal,
-      ["not-joined"],
-      options.onProgress,
-    );
+    const met = await waitForAgreement(pool, topology, {
+      timeoutMs: timeout,
+      signal: options.signal,
+      awaited: ["not-joined"],
+      onProgress: options.onProgress,
+    });
     await attachReplicas(pool, met, options);
-    await waitForAgreement(pool, topology, timeout, options.signal, undefined, options.onProgress);
+    await waitForAgreement(pool, topology, {
+      timeoutMs: timeout,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
     return joining.map((n) => n.address);
   });
 }

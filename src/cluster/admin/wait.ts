@@ -36,17 +36,25 @@ const REPORT_EVERY_MS = 5_000;
 /** The whole wait, however steady the progress, is at most this many times `timeoutMs`. */
 const LONGEST_WAIT_FACTOR = 5;
 
+/** How `waitForAgreement` waits. */
+export interface AgreementWait {
+  /** How long the wait may go without progress (and LONGEST_WAIT_FACTOR times this in all). */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** The problems waited out; convergence (CONVERGENCE) by default. */
+  awaited?: readonly ProblemKind[];
+  /** Told every REPORT_EVERY_MS while the wait goes on, and of every epoch bump. */
+  onProgress?: (event: ProgressEvent) => void;
+}
+
 /**
- * Polls until none of the `awaited` problems (by default: convergence) remain; throws naming what
- * is left after `timeoutMs` without progress.
+ * Polls until none of the awaited problems remain; throws naming what is left after `timeoutMs`
+ * without progress.
  */
 export async function waitForAgreement(
   pool: NodePool,
   topology: Topology,
-  timeoutMs: number,
-  signal?: AbortSignal,
-  awaited: readonly ProblemKind[] = CONVERGENCE,
-  onProgress?: (event: ProgressEvent) => void,
+  { timeoutMs, signal, awaited = CONVERGENCE, onProgress }: AgreementWait,
 ): Promise<ClusterState> {
   const started = Date.now();
   const hardDeadline = started + LONGEST_WAIT_FACTOR * timeoutMs;

@@ -31,7 +31,11 @@ test("waiting for agreement goes on while nodes keep joining, past the bound on 
   const events: ProgressEvent[] = [];
   const started = Date.now();
   const state = await withPool({}, (pool) =>
-    waitForAgreement(pool, seven, BOUND_MS, undefined, ["not-joined"], (e) => events.push(e)),
+    waitForAgreement(pool, seven, {
+      timeoutMs: BOUND_MS,
+      awaited: ["not-joined"],
+      onProgress: (e) => events.push(e),
+    }),
   ).catch((err: Error) => err);
   // The meetings end before the nodes are stopped, whatever the wait did.
   await joining;
