@@ -10,8 +10,14 @@ import { applyTopology } from "../../../src/cluster/admin/apply.ts";
 import { addShard } from "../../../src/cluster/admin/shards.ts";
 import type { ProgressEvent } from "../../../src/cluster/admin/options.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
-import { clusterClient, redisCliCheck, topologyOf, writeKeys, wrongKeys } from "./cluster-fixture.ts";
-import { proxyClient } from "../../support/proxy.ts";
+import {
+  adminConnections,
+  clusterClient,
+  redisCliCheck,
+  topologyOf,
+  writeKeys,
+  wrongKeys,
+} from "./cluster-fixture.ts";
 import { until, type Cleanup } from "../../support/redis.ts";
 import { balanced, startEmptyValkeyNodes } from "./atomic-fixture.ts";
 
@@ -25,12 +31,7 @@ async function setUp(t: Cleanup) {
   await addShard(four, "shard-3");
   const client = clusterClient(t, four);
   await writeKeys(client, KEYS);
-  const connections = new Map<string, Redis>();
-  const admin = (address: string): Redis => {
-    if (!connections.has(address))
-      connections.set(address, proxyClient(t, Number(address.split(":")[1]), { maxRetriesPerRequest: 1 }));
-    return connections.get(address)!;
-  };
+  const admin = adminConnections(t);
   // Every key on the replicas first: a failover then keeps all of them.
   await until(
     async () => {

@@ -6,13 +6,13 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { Cluster } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { RedisServer } from "../../../src/local/redis-server.ts";
 import { freePorts } from "../../../src/local/ports.ts";
 import type { Topology } from "../../../src/cluster/topology.ts";
 import type { Engine } from "../../../src/cluster/engine.ts";
 import { serverBinary, tempDir, type Cleanup } from "../../support/redis.ts";
-import { dredisLaunch } from "../../support/proxy.ts";
+import { dredisLaunch, proxyClient } from "../../support/proxy.ts";
 
 const run = promisify(execFile);
 
@@ -74,6 +74,19 @@ export function clusterClient(t: Cleanup, topology: Topology, password?: string)
   client.on("error", () => {});
   t.after(() => void client.disconnect());
   return client;
+}
+
+/** One admin connection per node address ("host:port"), made on first use and closed by `t`. */
+export function adminConnections(t: Cleanup): (address: string) => Redis {
+  const connections = new Map<string, Redis>();
+  return (address) => {
+    let connection = connections.get(address);
+    if (connection === undefined) {
+      connection = proxyClient(t, Number(address.split(":")[1]), { maxRetriesPerRequest: 1 });
+      connections.set(address, connection);
+    }
+    return connection;
+  };
 }
 
 export const valueOf = (i: number): string => `value-${i}-${"x".repeat(i % 50)}`;

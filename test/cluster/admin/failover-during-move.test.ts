@@ -5,12 +5,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Redis } from "ioredis";
 import { applyTopology } from "../../../src/cluster/admin/apply.ts";
 import { fixCluster } from "../../../src/cluster/admin/fix.ts";
 import { addShard } from "../../../src/cluster/admin/shards.ts";
 import { checkCluster } from "../../../src/cluster/admin/check.ts";
 import {
+  adminConnections,
   clusterClient,
   redisCliCheck,
   startEmptyNodes,
@@ -18,7 +18,6 @@ import {
   writeKeys,
   wrongKeys,
 } from "./cluster-fixture.ts";
-import { proxyClient } from "../../support/proxy.ts";
 import { until } from "../../support/redis.ts";
 
 const KEYS = 20_000;
@@ -31,12 +30,7 @@ test("legacy migration: a source shard fails over mid-run; the run stops naming 
   await addShard(four, "shard-3");
   const client = clusterClient(t, four);
   await writeKeys(client, KEYS);
-  const admin = new Map<string, Redis>();
-  const connect = (address: string): Redis => {
-    if (!admin.has(address))
-      admin.set(address, proxyClient(t, Number(address.split(":")[1]), { maxRetriesPerRequest: 1 }));
-    return admin.get(address)!;
-  };
+  const connect = adminConnections(t);
   let failover: Promise<unknown> | undefined;
   let shard: (typeof four.shards)[number] | undefined;
   // CLUSTER FAILOVER (not TAKEOVER): the replica catches up first, so no moved key is lost to it.
