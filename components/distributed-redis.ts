@@ -262,8 +262,29 @@ export class DistributedRedis extends pulumi.ComponentResource {
       givenUsers === undefined
         ? undefined
         : pulumi.secret(givenUsers).apply((u) => checkUsers(u, "DistributedRedis args"));
+    // Refuses an unsafe topology, password or shardTls change before anything is touched, with
+    // or without a preview: the shared resources and every shard wait for it (SlotMigration's
+    // guard comes after the shards).
+    const changeGuard = createChangeGuard(
+      `${name}-change-guard`,
+      guardedInputs({
+        clusterName: name,
+        topologyJson: JSON.stringify(plan.topology),
+        shardTls: shardTls !== undefined,
+        password,
+        previousPassword,
+      }),
+      { parent: this },
+    );
     const driver = platformDrivers[spec.platform];
-    const platform = driver.infra(name, spec, password, this, previousPassword, shardTls);
+    const platform = driver.infra(
+      name,
+      spec,
+      password,
+      { parent: this, dependsOn: [changeGuard] },
+      previousPassword,
+      shardTls,
+    );
     const shardArgs = {
       platform: spec.platform,
       clusterName: name,
@@ -286,19 +307,6 @@ export class DistributedRedis extends pulumi.ComponentResource {
       clusterName: name,
       topology: plan.topology,
     });
-    // Refuses an unsafe topology, password or shardTls change before any shard is touched, with
-    // or without a preview: every shard waits for it (SlotMigration's guard comes after them).
-    const changeGuard = createChangeGuard(
-      `${name}-change-guard`,
-      guardedInputs({
-        clusterName: name,
-        topologyJson: JSON.stringify(plan.topology),
-        shardTls: shardTls !== undefined,
-        password,
-        previousPassword,
-      }),
-      { parent: this },
-    );
     // Each shard waits for the one before: a change that replaces nodes replaces one at a time.
     const shards: RedisShard[] = [];
     for (const shard of plan.shards) {

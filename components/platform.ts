@@ -105,13 +105,23 @@ export interface MigrationInputs {
   shardTls?: ShardTlsSpec;
 }
 
+/**
+ * Options of every shared resource: under the cluster, and after its change guard, so a run the
+ * guard refuses touches none of them (a new password in the auth Secret that a restarted pod
+ * would read, a new shard Certificate, a replaced network) any more than a shard.
+ */
+export interface InfraOptions {
+  parent: pulumi.Resource;
+  dependsOn: pulumi.Resource[];
+}
+
 export interface PlatformDriver {
   /** The shared pieces: Docker's network and images, Kubernetes's auth Secret. */
   infra(
     name: string,
     spec: ClusterSpec,
     password: pulumi.Output<string>,
-    parent: pulumi.Resource,
+    opts: InfraOptions,
     previousPassword?: pulumi.Output<string>,
     /** Kubernetes: a cert-manager Certificate is made when it names an issuer. */
     shardTls?: ShardTlsSpec,

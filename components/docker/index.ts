@@ -19,8 +19,8 @@ function requireNetwork(component: string, network: pulumi.Input<string> | undef
 }
 
 export const dockerDriver: PlatformDriver = {
-  infra(name, spec, _password, parent) {
-    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), parent);
+  infra(name, spec, _password, opts) {
+    const infra = createDockerInfra(name, spec, planDockerAddresses(spec.dockerSubnet, spec.fixedIp), opts);
     return {
       shared: [infra.network],
       runtimeImage: infra.runtimeImage,

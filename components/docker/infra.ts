@@ -7,6 +7,7 @@ import * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
 import type { DockerAddressPlan } from "../plan/addresses.ts";
 import type { ClusterSpec } from "../plan/spec.ts";
+import type { InfraOptions } from "../platform.ts";
 
 /** The package root: the build context of the runtime image (see Dockerfile, .dockerignore). */
 const packageRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -23,7 +24,7 @@ export function createDockerInfra(
   name: string,
   spec: Pick<ClusterSpec, "image" | "redisImage" | "haproxyImage" | "proxyMode">,
   addresses: DockerAddressPlan,
-  parent: pulumi.Resource,
+  opts: InfraOptions,
 ): DockerInfra {
   const network = new docker.Network(
     `${name}-net`,
@@ -32,12 +33,12 @@ export function createDockerInfra(
       driver: "bridge",
       ipamConfigs: [{ subnet: addresses.subnet, gateway: addresses.gateway, ipRange: addresses.ipRange }],
     },
-    { parent },
+    { ...opts },
   );
   // Containers name images by ID, not by tag: the provider keeps a tag in its state as it was, so
   // a rebuilt or re-pulled image would never reach a container named by tag.
   const pull = (resourceName: string, image: string) =>
-    new docker.RemoteImage(resourceName, { name: image, keepLocally: true }, { parent }).imageId;
+    new docker.RemoteImage(resourceName, { name: image, keepLocally: true }, { ...opts }).imageId;
   const runtimeImage =
     spec.image !== undefined
       ? pull(`${name}-runtime-image`, spec.image)
@@ -49,7 +50,7 @@ export function createDockerInfra(
             build: { context: packageRoot, dockerfile: `${packageRoot}Dockerfile` },
             skipPush: true,
           },
-          { parent },
+          { ...opts },
         ).repoDigest;
   return {
     network,

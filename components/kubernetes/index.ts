@@ -12,7 +12,7 @@ import { createKubernetesProxyFleet } from "./proxy-fleet.ts";
 import { createKubernetesShard } from "./shard.ts";
 
 export const kubernetesDriver: PlatformDriver = {
-  infra(name, spec, password, parent, previousPassword, shardTls) {
+  infra(name, spec, password, opts, previousPassword, shardTls) {
     // The schema requires it on Kubernetes: a cluster cannot pull an image built on this machine.
     if (spec.image === undefined) throw argError("DistributedRedis args", "image", "required on kubernetes");
     if (!spec.image.includes("@sha256:"))
@@ -20,9 +20,9 @@ export const kubernetesDriver: PlatformDriver = {
         `image ${spec.image} is named by tag: pods keep running whatever the tag named when they ` +
           "started; name it by digest (repo@sha256:...) so a new image reaches them",
       );
-    const infra = createKubernetesInfra(name, spec.namespace, password, parent, previousPassword);
+    const infra = createKubernetesInfra(name, spec.namespace, password, opts, previousPassword);
     const tls = kubernetesShardTls(shardTls);
-    const certificate = tls && createShardCertificate(name, spec.namespace, tls, parent);
+    const certificate = tls && createShardCertificate(name, spec.namespace, tls, opts);
     return {
       shared: [infra.authSecret, ...(certificate ? [certificate] : [])],
       runtimeImage: spec.image,

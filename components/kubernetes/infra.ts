@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { certificateSpec } from "../plan/shard-tls.ts";
 import type { ShardTlsSpec } from "../shard-tls.ts";
+import type { InfraOptions } from "../platform.ts";
 import { labelsFor } from "./common.ts";
 
 /**
@@ -17,7 +18,7 @@ export function createShardCertificate(
   name: string,
   namespace: string,
   tls: Extract<ShardTlsSpec, { platform: "kubernetes" }>,
-  parent: pulumi.Resource,
+  opts: InfraOptions,
 ): k8s.apiextensions.CustomResource | undefined {
   if (tls.issuerRef === undefined) return undefined;
   return new k8s.apiextensions.CustomResource(
@@ -32,7 +33,7 @@ export function createShardCertificate(
         issuerRef: tls.issuerRef,
       }),
     },
-    { parent },
+    { ...opts },
   );
 }
 
@@ -40,7 +41,7 @@ export function createKubernetesInfra(
   name: string,
   namespace: string,
   password: pulumi.Input<string>,
-  parent: pulumi.Resource,
+  opts: InfraOptions,
   previousPassword?: pulumi.Input<string>,
 ): { authSecret: k8s.core.v1.Secret; authSecretName: string } {
   const authSecretName = `${name}-auth`;
@@ -53,7 +54,7 @@ export function createKubernetesInfra(
         ...(previousPassword === undefined ? {} : { previousPassword: pulumi.secret(previousPassword) }),
       },
     },
-    { parent },
+    { ...opts },
   );
   return { authSecret, authSecretName };
 }

@@ -14,6 +14,7 @@ import { stackSpec } from "./support/stack-config.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
+const { DistributedRedis } = await import("../../components/distributed-redis.ts");
 
 const STASH = "pulumi:index:Stash";
 const GUARD = "redis-change-guard";
@@ -61,6 +62,40 @@ test("every shard depends on the guard, so the engine runs its hook before any s
   assert.equal(shards.length, 3);
   for (const shard of shards)
     assert.ok(shard.dependsOn.includes(GUARD), `${shard.name}: ${shard.dependsOn.join(", ")}`);
+});
+
+test("the shared resources depend on the guard too: a refused run changes no auth Secret, Certificate, network or image", async () => {
+  // Docker (the dev stack): the network and the images.
+  const shared = resources.filter((r) => /^docker:/.test(r.type) && r.parent === "redis");
+  assert.deepEqual([...new Set(shared.map((r) => r.type))].sort(), [
+    "docker:index/image:Image",
+    "docker:index/network:Network",
+    "docker:index/remoteImage:RemoteImage",
+  ]);
+  for (const r of shared)
+    assert.ok(r.dependsOn.includes(GUARD), `${r.type} ${r.name}: ${r.dependsOn.join(", ")}`);
+  // Kubernetes with a shard-TLS issuer: the auth Secret (a restarted pod would read a refused
+  // password from it) and the cert-manager Certificate.
+  const kube = startRun();
+  new DistributedRedis(
+    "kube",
+    {
+      platform: "kubernetes",
+      image: "registry.example/dredis@sha256:abc",
+      password: "pw",
+      namespace: "redis",
+      shardTls: { issuerRef: { name: "internal-ca", kind: "ClusterIssuer" } },
+    },
+    kube.opts,
+  );
+  const kubeResources = await kube.settle();
+  for (const [type, name] of [
+    ["kubernetes:core/v1:Secret", "kube-auth"],
+    ["kubernetes:cert-manager.io/v1:Certificate", "kube-shard-tls"],
+  ] as const) {
+    const r = find(kubeResources, type, name);
+    assert.ok(r.dependsOn.includes("kube-change-guard"), `${type} ${name}: ${r.dependsOn.join(", ")}`);
+  }
 });
 
 test("the hook refuses turning shardTls on or off, a password change without previousPassword, an unsafe shrink", () => {

@@ -4,7 +4,8 @@
  * cluster is refused by the ChangeGuard's beforeUpdate hook before the engine takes any step on a
  * shard, where it once reached the SlotMigration's guard only after rolling the shards (on a real
  * cluster: the first node replaced, TLS-only, never healthy). Then the same config without shardTls
- * deploys again with every shard untouched: the refusal recorded nothing.
+ * deploys again with every shard untouched: the refusal recorded nothing. The shared resources
+ * wait for the guard as the shards do: the refused run does not create the shard Certificate.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -21,7 +22,7 @@ import {
 
 const up = (ws: Workspace): PulumiResult =>
   ws.pulumi(["up", "--yes", "--skip-preview", "--json", "--stack", ws.stack]);
-// The shards' resources (not the shared redis-shard-tls Certificate, which no shard uses before they roll).
+// The shards' resources.
 const isShard = (e: StepEvent) => /^redis-shard-\d/.test(urnName(e.urn));
 const isGuard = (e: StepEvent) =>
   urnType(e.urn) === "pulumi:index:Stash" && urnName(e.urn) === "redis-change-guard";
@@ -68,6 +69,14 @@ describe("shardTls turned on for a running plain cluster, with pulumi up --skip-
   test("before the engine took any step on a shard: none was updated, replaced or even compared", () => {
     assert.deepEqual(
       refusedEvents.filter(isShard).map((e) => `${e.phase} ${e.op} ${urnName(e.urn)}`),
+      [],
+    );
+  });
+
+  test("nor on a shared resource: the shard-TLS Certificate is not created, the auth Secret not compared", () => {
+    const shared = refusedEvents.filter((e) => /^redis-(shard-tls|auth)$/.test(urnName(e.urn)));
+    assert.deepEqual(
+      shared.map((e) => `${e.phase} ${e.op} ${urnName(e.urn)}`),
       [],
     );
   });
