@@ -24,7 +24,7 @@ import { decimalLength, writeDecimal } from "../../resp/request-parser.ts";
 import type { ReplyBytes } from "../../resp/reply-scanner.ts";
 import { Request, type ReplySink } from "../request.ts";
 import type { ClusterRouter } from "../router.ts";
-import { NAME_FRAMES, SplitKind, splitCommand, type SplitCommand } from "./split-commands.ts";
+import { SplitKind, splitCommand, type SplitCommand } from "./split-commands.ts";
 
 export { splitCommand };
 
@@ -129,7 +129,7 @@ export class SlotGrouper {
 
     // One buffer holds every part's frame (`*n\r\n`, the name, then that slot's arguments), the
     // parts of one node side by side: `order` lists the groups node by node.
-    const name = NAME_FRAMES.get(command)!;
+    const name = command.frame;
     const order = new Array<number>(groups);
     const nodeFirst = this.nodeFirst;
     for (let n = 0, at = 0; n < nodeCount; n++) {
