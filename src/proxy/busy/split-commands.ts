@@ -22,21 +22,22 @@ export interface SplitCommand {
   /** Arguments per key: 2 for MSET (key, value), else 1. */
   step: number;
   readonly: boolean;
+  /** The name as parts send it, with its RESP header (`$4\r\nMSET\r\n`): read on every split. */
+  frame: Buffer;
+}
+
+function nameFrame(name: string): Buffer {
+  return Buffer.from(`$${name.length}\r\n${name}\r\n`);
 }
 
 const COMMANDS: readonly SplitCommand[] = [
-  { kind: SplitKind.Mget, name: "MGET", step: 1, readonly: true },
-  { kind: SplitKind.Mset, name: "MSET", step: 2, readonly: false },
-  { kind: SplitKind.Sum, name: "DEL", step: 1, readonly: false },
-  { kind: SplitKind.Sum, name: "UNLINK", step: 1, readonly: false },
-  { kind: SplitKind.Sum, name: "EXISTS", step: 1, readonly: true },
-  { kind: SplitKind.Sum, name: "TOUCH", step: 1, readonly: false },
+  { kind: SplitKind.Mget, name: "MGET", step: 1, readonly: true, frame: nameFrame("MGET") },
+  { kind: SplitKind.Mset, name: "MSET", step: 2, readonly: false, frame: nameFrame("MSET") },
+  { kind: SplitKind.Sum, name: "DEL", step: 1, readonly: false, frame: nameFrame("DEL") },
+  { kind: SplitKind.Sum, name: "UNLINK", step: 1, readonly: false, frame: nameFrame("UNLINK") },
+  { kind: SplitKind.Sum, name: "EXISTS", step: 1, readonly: true, frame: nameFrame("EXISTS") },
+  { kind: SplitKind.Sum, name: "TOUCH", step: 1, readonly: false, frame: nameFrame("TOUCH") },
 ];
-
-/** Each command's name as the bytes parts send, with its RESP header: `$4\r\nMSET\r\n`. */
-export const NAME_FRAMES = new Map(
-  COMMANDS.map((c) => [c, Buffer.from(`$${c.name.length}\r\n${c.name}\r\n`)]),
-);
 
 /**
  * The split command named by buf[start..end) (any case) with an argument count it can take, or
