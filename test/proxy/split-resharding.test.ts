@@ -77,6 +77,21 @@ test("split MGET stays exact across a master's failover (its parts go again); sp
   const setup = await RawClient.connect(proxy.port);
   for (const chunk of chunks) await setup.command("MSET", ...chunk.flatMap((k) => [k, "v"]));
   setup.close();
+  // The setup's keys reach the replica that takes over before its master dies: a key it never got
+  // would read as missing after the failover, a loss of asynchronous replication, not the proxy's
+  // (a clean-clone run under load killed the master while its replica was behind).
+  const doomed = cluster.connect(cluster.masters[0]!);
+  await until(
+    async () => {
+      const info = String(await doomed.call("INFO", "replication"));
+      const offset = Number(/^master_repl_offset:(\d+)/m.exec(info)?.[1]);
+      const acked = Number(/^slave0:.*,offset=(\d+)/m.exec(info)?.[1] ?? -1);
+      return acked >= offset;
+    },
+    20_000,
+    "master 0's replica to have acknowledged the setup's writes",
+    20,
+  );
 
   let stop = false;
   const wrong: string[] = [];
