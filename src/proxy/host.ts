@@ -158,6 +158,19 @@ function startPrimary(
   };
   forkBusy();
 
+  /**
+   * Sends to a worker; `failed` runs instead when its channel is closed. A worker that died is
+   * still listed until node:cluster's "exit" event, and a send to it then raises an "error" event
+   * on it which, unheard, ended the primary and with it the whole host (a readiness probe in that
+   * window did: test/proxy/host-status-race.test.ts).
+   */
+  const sendTo = (worker: Worker, message: ToWorker, failed?: () => void): void => {
+    if (!worker.isConnected()) return failed?.();
+    worker.send(message, (err: Error | null) => {
+      if (err) failed?.();
+    });
+  };
+
   const fork = (index: number, failures = 0) => {
     const worker = cluster.fork({
       DREDIS_WORKER_INDEX: String(index),
@@ -165,6 +178,8 @@ function startPrimary(
       DREDIS_PROXY_CONFIG: childConfig(),
     });
     workers.set(worker.id, { worker, index, startedAt: Date.now(), failures });
+    // Whatever else goes wrong on its channel is the worker's end, which "exit" handles.
+    worker.on("error", (err) => log.debug({ index, err: err.message }, "worker channel error"));
     let listening = 0;
     worker.on("listening", () => {
       if (++listening === listenersPerWorker(config) && ++readyCount === config.workers) resolveReady();
@@ -203,7 +218,7 @@ function startPrimary(
               resolve(s);
             };
             waiting.set(id, finish);
-            worker.send({ type: "status", id } satisfies ToWorker);
+            sendTo(worker, { type: "status", id }, () => finish(undefined));
           }),
       ),
     );
@@ -250,7 +265,7 @@ function startPrimary(
         new Promise<void>((resolve) => {
           if (worker.isDead()) return resolve();
           worker.once("exit", () => resolve());
-          worker.send({ type: "drain", timeoutMs: DRAIN_TIMEOUT_MS } satisfies ToWorker);
+          sendTo(worker, { type: "drain", timeoutMs: DRAIN_TIMEOUT_MS });
           setTimeout(() => worker.process.kill("SIGKILL"), DRAIN_TIMEOUT_MS + 5000).unref();
         }),
     );
@@ -283,7 +298,7 @@ function startPrimary(
       log.warn({ fields: restart }, "config fields changed that take effect only after a restart");
     running = { ...running, ...liveFields(next) };
     const message: ToWorker = { type: "reload", live: liveFields(next) };
-    for (const { worker } of workers.values()) if (!worker.isDead()) worker.send(message);
+    for (const { worker } of workers.values()) sendTo(worker, message);
     if (busy?.connected) busy.send(message);
     log.info(
       { live: Object.keys(liveFields(next)) },
