@@ -24,6 +24,8 @@ export interface ProcessMemory {
   rssBytes: number;
   anonBytes: number;
   fileBytes: number;
+  /** Proportional set size (/proc/PID/smaps_rollup): each shared page divided among the processes mapping it. */
+  pssBytes: number;
 }
 
 export interface MemoryResult {
@@ -67,7 +69,7 @@ const MB = 1024 * 1024;
 const SETTLE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function processMemory(pids: readonly number[]): ProcessMemory[] {
+export function processMemory(pids: readonly number[]): ProcessMemory[] {
   const out: ProcessMemory[] = [];
   for (const pid of pids) {
     try {
@@ -80,12 +82,26 @@ function processMemory(pids: readonly number[]): ProcessMemory[] {
         : env.includes("DREDIS_WORKER_INDEX=")
           ? "worker"
           : "primary";
-      out.push({ pid, role, rssBytes: kb("VmRSS"), anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") });
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "latin1");
+      const pssBytes = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) * 1024;
+      out.push({
+        pid,
+        role,
+        rssBytes: kb("VmRSS"),
+        anonBytes: kb("RssAnon"),
+        fileBytes: kb("RssFile"),
+        pssBytes,
+      });
     } catch {
       // exited
     }
   }
   return out;
+}
+
+/** PSS summed: what the host's processes really hold, shared pages split among those mapping them. */
+export function pssBytes(list: readonly ProcessMemory[]): number {
+  return list.reduce((sum, p) => sum + p.pssBytes, 0);
 }
 
 /** Private pages of every process plus the file-backed ones once (they are node's binary and libraries, shared). */
@@ -285,7 +301,9 @@ export function memoryMarkdown(m: MemoryResult): string {
     "|---|---|",
     `| idle | ${mb(m.idleRssBytes)} (${m.idleByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| idle, file-backed pages (node's binary, shared) counted once | ${mb(chargedOnceBytes(m.idleByProcess))} |`,
+    `| idle, PSS summed (shared pages split among the processes mapping them) | ${mb(pssBytes(m.idleByProcess))} |`,
     `| idle ${SETTLE_MS / 1000} s later (V8's memory reducer has run) | ${mb(m.settledRssBytes)} (${m.settledByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
+    `| idle ${SETTLE_MS / 1000} s later, PSS summed | ${mb(pssBytes(m.settledByProcess))} |`,
     `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client; ${m.idleClientsByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
     `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,
