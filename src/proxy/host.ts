@@ -8,9 +8,9 @@
  * accept (SCHED_NONE) often left one worker with every connection.
  */
 import cluster, { type Worker } from "node:cluster";
-import { fork as forkProcess, type ChildProcess } from "node:child_process";
+import { parentPort, Worker as Thread } from "node:worker_threads";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -31,15 +31,41 @@ interface ConfigFns {
  * The forked processes' own entry (role-main.ts beside this file) when it exists; a bundle of the
  * command line alone has none, and then they run the command line again, as the primary did.
  */
-function childEntry(): { exec: string; args: string[]; execArgv: string[] } {
+interface ChildEntry {
+  exec: string;
+  args: string[];
+  execArgv: string[];
+  /** What the busy proxy's thread runs: `exec`, or from the sources a script that loads tsx first. */
+  thread: { code: string; eval: boolean };
+}
+
+function childEntry(): ChildEntry {
   const source = import.meta.url.endsWith(".ts");
   const entry = fileURLToPath(new URL(`./role-main${source ? ".ts" : ".js"}`, import.meta.url));
-  if (!existsSync(entry))
-    return { exec: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv };
+  if (!existsSync(entry)) {
+    const exec = process.argv[1]!;
+    return {
+      exec,
+      args: process.argv.slice(2),
+      execArgv: process.execArgv,
+      thread: { code: exec, eval: false },
+    };
+  }
   // From the sources, the primary may have registered tsx through its API (bin/dredis.js does), which
   // a forked process does not inherit: it needs the loader on its command line.
   const loader = source && !process.execArgv.some((arg) => arg.includes("tsx")) ? ["--import", "tsx"] : [];
-  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader] };
+  // A thread gets no loader from `--import tsx` on node 20 (its hooks stay in the main thread's
+  // loader): it registers tsx itself before importing the entry.
+  const thread = source
+    ? {
+        code: `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then(({ register }) => {
+          register();
+          return import(${JSON.stringify(pathToFileURL(entry).href)});
+        });`,
+        eval: true,
+      }
+    : { code: entry, eval: false };
+  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader], thread };
 }
 import { checkTlsFiles, listenersPerWorker } from "../tls/proxy-listen.ts";
 
@@ -49,6 +75,8 @@ type ToWorker =
   | { type: "status"; id: number }
   | { type: "reload"; live: LiveConfig };
 type FromWorker = { type: "status"; id: number; status: WorkerStatus };
+/** Messages from the primary to its busy proxy thread. */
+type ToBusy = { type: "reload"; live: LiveConfig } | { type: "close" };
 
 export interface WorkerStatus {
   index: number;
@@ -134,29 +162,50 @@ function startPrimary(
   const ready = new Promise<void>((resolve) => (resolveReady = resolve));
 
   const busySocket = join(tmpdir(), `dredis-busy-${process.pid}.sock`);
-  let busy: ChildProcess | undefined;
-  // The busy proxy is a plain child process, not a cluster worker: it must not share the client port.
-  const forkBusy = (failures = 0) => {
+  // The busy proxy runs in a thread of this process (its own V8 isolate and event loop, so its own
+  // core and heap), not as a fourth process: every node process maps 38-42 MB of node's binary
+  // (shared pages, but counted in each process's RSS), which made a 2-worker host 241 MB of RSS at
+  // idle against 200 wanted (bench/README.md, Memory). An exception that escapes it ends the thread
+  // alone, which is restarted like a dead worker; SIGUSR2 to the primary restarts it by hand (what
+  // killing its process did). It must not share the client port, and does not: node:cluster
+  // hands the port to cluster workers only.
+  let busy: Thread | undefined;
+  let busyOnline = false;
+  const startBusy = (failures = 0) => {
     const startedAt = Date.now();
-    busy = forkProcess(entry.exec, entry.args, {
+    const thread = new Thread(entry.thread.code, {
+      eval: entry.thread.eval,
+      argv: entry.args,
+      // Its own copy of the environment (a thread's process.env is its own).
       env: {
         ...process.env,
         DREDIS_ROLE: "busy",
         DREDIS_BUSY_SOCKET: busySocket,
         DREDIS_PROXY_CONFIG: childConfig(),
       },
-      execArgv: entry.execArgv,
-      stdio: "inherit",
+      // Its stdout and stderr are its own writes to fd 1 and 2 (pino writes to fd 2 directly).
+      stdout: false,
+      stderr: false,
+      name: "busy proxy",
     });
-    busy.on("exit", (code, signal) => {
+    busy = thread;
+    busyOnline = false;
+    thread.once("online", () => (busyOnline = true));
+    thread.on("error", (err) => log.error({ err: err.message }, "busy proxy failed"));
+    thread.once("exit", (code) => {
+      if (busy === thread) busyOnline = false;
       if (stopping) return;
       const attempt = Date.now() - startedAt > STABLE_AFTER_MS ? 0 : failures + 1;
       const delay = Math.min(RESTART_CAP_MS, RESTART_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
-      log.warn({ code, signal, restartInMs: Math.round(delay) }, "busy proxy died; restarting");
-      setTimeout(() => !stopping && forkBusy(attempt), delay);
+      log.warn({ code, restartInMs: Math.round(delay) }, "busy proxy died; restarting");
+      setTimeout(() => !stopping && startBusy(attempt), delay);
     });
   };
-  forkBusy();
+  startBusy();
+  process.on("SIGUSR2", () => {
+    log.warn("SIGUSR2: restarting the busy proxy");
+    void busy?.terminate();
+  });
 
   const fork = (index: number, failures = 0) => {
     const worker = cluster.fork({
@@ -224,10 +273,8 @@ function startPrimary(
           !stopping &&
           list.length === config.workers &&
           list.every((s) => s !== undefined && s.ready && !s.draining);
-        const busyProxy = {
-          pid: busy?.pid,
-          running: busy !== undefined && busy.exitCode === null && busy.signalCode === null,
-        };
+        // pid: the primary's, where the thread runs; threadId tells one busy proxy from its successor.
+        const busyProxy = { pid: process.pid, threadId: busy?.threadId, running: busyOnline };
         const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list, busyProxy });
         res
           .writeHead(url === "/readyz" && !isReady ? 503 : 200, { "content-type": "application/json" })
@@ -256,10 +303,13 @@ function startPrimary(
     );
     await Promise.all(exits);
     // Workers have drained, so no multi-key command is left for the busy proxy.
-    if (busy && busy.exitCode === null) {
-      const exited = new Promise((resolve) => busy!.once("exit", resolve));
-      busy.kill("SIGTERM");
+    if (busy && busyOnline) {
+      const thread = busy;
+      const exited = new Promise((resolve) => thread.once("exit", resolve));
+      thread.postMessage({ type: "close" } satisfies ToBusy);
+      const timer = setTimeout(() => void thread.terminate(), DRAIN_TIMEOUT_MS);
       await exited;
+      clearTimeout(timer);
     }
     await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
   };
@@ -284,7 +334,7 @@ function startPrimary(
     running = { ...running, ...liveFields(next) };
     const message: ToWorker = { type: "reload", live: liveFields(next) };
     for (const { worker } of workers.values()) if (!worker.isDead()) worker.send(message);
-    if (busy?.connected) busy.send(message);
+    if (busyOnline) busy?.postMessage(message);
     log.info(
       { live: Object.keys(liveFields(next)) },
       "config reloaded: the live fields apply to new connections, the next AUTH and the next command",
@@ -355,13 +405,11 @@ async function runBusyProcess(config: ProxyConfig, log: Logger): Promise<BusyPro
   const socketPath = process.env.DREDIS_BUSY_SOCKET!;
   const { startBusyProxy } = await import("./busy-proxy.ts");
   const busy = await startBusyProxy(config, socketPath, log.child({ role: "busy" }));
-  process.once("SIGTERM", () => void busy.close().then(() => process.exit(0)));
-  process.on("SIGINT", () => {});
-  process.on("SIGHUP", () => {});
-  process.on("message", (message: ToWorker) => {
+  // A thread of the primary (see startPrimary): signals reach the primary, which sends "close".
+  // The thread ends with the process, so nothing is left holding its socket.
+  parentPort?.on("message", (message: ToBusy) => {
     if (message?.type === "reload") busy.reload(message.live);
+    else if (message?.type === "close") void busy.close().then(() => process.exit(0));
   });
-  // Exit with the primary: a busy proxy left behind would hold its socket.
-  process.on("disconnect", () => void busy.close().then(() => process.exit(0)));
   return busy;
 }
