@@ -15,17 +15,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
-import type { fieldsNeedingRestart, liveFields, LiveConfig, ProxyConfig } from "./config.ts";
+import type { LiveConfig, ProxyConfig } from "./config.ts";
 import type { ProxyWorker } from "./worker.ts";
 import type { BusyProxy } from "./busy-proxy.ts";
 import type { LeaderElector } from "./leader-election.ts";
 import type { clusterMetricsRegistry } from "./metrics.ts";
 
 type ClusterMetrics = ReturnType<typeof clusterMetricsRegistry>;
-interface ConfigFns {
-  fieldsNeedingRestart: typeof fieldsNeedingRestart;
-  liveFields: typeof liveFields;
-}
 
 /**
  * The forked processes' own entry (role-main.ts beside this file) when it exists; a bundle of the
@@ -35,6 +31,8 @@ interface ChildEntry {
   exec: string;
   args: string[];
   execArgv: string[];
+  /** Whether exec is role-main (else the command line again). */
+  roleMain: boolean;
   /** What the busy proxy's thread runs: `exec`, or from the sources a script that loads tsx first. */
   thread: { code: string; eval: boolean };
 }
@@ -48,6 +46,7 @@ function childEntry(): ChildEntry {
       exec,
       args: process.argv.slice(2),
       execArgv: process.execArgv,
+      roleMain: false,
       thread: { code: exec, eval: false },
     };
   }
@@ -65,8 +64,60 @@ function childEntry(): ChildEntry {
         eval: true,
       }
     : { code: entry, eval: false };
-  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader], thread };
+  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader], roleMain: true, thread };
 }
+/** What `dredis proxy` asks of the thread that reads its config file (role-main.ts answers). */
+export interface ConfigRequest {
+  file: string;
+  /** Command-line overrides of listen.port and workers. */
+  port?: number | undefined;
+  workers?: number | undefined;
+  /** The config running, to name the fields of the new one that need a restart. */
+  running?: ProxyConfig | undefined;
+}
+export type ConfigAnswer =
+  | { config: ProxyConfig; reload: ConfigReload }
+  | { error: { name: string; message: string; code?: unknown } };
+
+/**
+ * Reads and validates the config file in a thread that ends once it has answered: the parser (zod,
+ * yaml, the schemas; 6-10 MB of heap once loaded) never loads in the primary, which lives as long
+ * as the host. Where there is no role-main (a bundle of the command line alone), in this thread.
+ */
+export async function loadConfigOffThread(request: ConfigRequest): Promise<ConfigAnswer> {
+  const entry = childEntry();
+  if (!entry.roleMain) return answerConfigRequest(request);
+  const thread = new Thread(entry.thread.code, {
+    eval: entry.thread.eval,
+    workerData: { configRequest: request },
+    stdout: false,
+    stderr: false,
+    name: "config reader",
+  });
+  return new Promise<ConfigAnswer>((resolve, reject) => {
+    thread.once("message", (answer: ConfigAnswer) => resolve(answer));
+    thread.once("error", reject);
+    thread.once("exit", (code) =>
+      reject(new Error(`the config reader thread exited (${code}) without an answer`)),
+    );
+  });
+}
+
+/** What the config reader answers (in its thread): the config, or why it is not valid. */
+export async function answerConfigRequest(request: ConfigRequest): Promise<ConfigAnswer> {
+  const { fieldsNeedingRestart, liveFields, loadProxyConfig } = await import("./config.ts");
+  try {
+    const config = await loadProxyConfig(request.file);
+    if (request.port !== undefined) config.listen.port = request.port;
+    if (request.workers !== undefined) config.workers = request.workers;
+    const restart = request.running ? fieldsNeedingRestart(request.running, config) : [];
+    return { config, reload: { live: liveFields(config), restart } };
+  } catch (err) {
+    const { name, message, code } = err as Error & { code?: unknown };
+    return { error: { name, message, code } };
+  }
+}
+
 import { checkTlsFiles, listenersPerWorker } from "../tls/proxy-listen.ts";
 
 /** Messages between the primary and its workers. */
@@ -111,7 +162,14 @@ export interface HostOptions {
   /** Campaign for the Kubernetes Lease of a master-backup pair (see leader-election.ts). */
   leaderElection?: boolean;
   /** Re-reads the config (from its file) on SIGHUP; without it, SIGHUP is logged and ignored. */
-  reloadConfig?: () => Promise<ProxyConfig>;
+  reloadConfig?: (running: ProxyConfig) => Promise<ConfigReload>;
+}
+
+/** A re-read config as the primary applies it: its live fields, and the others that changed. */
+export interface ConfigReload {
+  live: LiveConfig;
+  /** Fields that changed and apply only after a restart. */
+  restart: string[];
 }
 
 export async function runProxyHost(
@@ -131,12 +189,11 @@ export async function runProxyHost(
     const { inClusterOptions, LeaderElector } = await import("./leader-election.ts");
     elector = new LeaderElector(inClusterOptions(logger));
   }
-  const configFns = await import("./config.ts");
   // prom-client loads at the first /metrics request: a host never scraped does without it.
   let registry: Promise<ClusterMetrics> | undefined;
   const metrics = () =>
     (registry ??= import("./metrics.ts").then(({ clusterMetricsRegistry }) => clusterMetricsRegistry()));
-  const host = startPrimary(config, logger, metrics, configFns, elector, options.reloadConfig);
+  const host = startPrimary(config, logger, metrics, elector, options.reloadConfig);
   void host.ready.then(() => elector?.start());
   return host;
 }
@@ -145,9 +202,8 @@ function startPrimary(
   config: ProxyConfig,
   log: Logger,
   metrics: () => Promise<ClusterMetrics>,
-  { fieldsNeedingRestart, liveFields }: ConfigFns,
   elector?: LeaderElector,
-  reloadConfig?: () => Promise<ProxyConfig>,
+  reloadConfig?: (running: ProxyConfig) => Promise<ConfigReload>,
 ): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const entry = childEntry();
@@ -321,22 +377,21 @@ function startPrimary(
       log.warn("SIGHUP ignored: this host was started without a config file to re-read");
       return;
     }
-    let next: ProxyConfig;
+    let next: ConfigReload;
     try {
-      next = await reloadConfig();
+      next = await reloadConfig(running);
     } catch (err) {
       log.error({ err: (err as Error).message }, "config reload failed; the running config stays");
       return;
     }
-    const restart = fieldsNeedingRestart(running, next);
-    if (restart.length > 0)
-      log.warn({ fields: restart }, "config fields changed that take effect only after a restart");
-    running = { ...running, ...liveFields(next) };
-    const message: ToWorker = { type: "reload", live: liveFields(next) };
+    if (next.restart.length > 0)
+      log.warn({ fields: next.restart }, "config fields changed that take effect only after a restart");
+    running = { ...running, ...next.live };
+    const message: ToWorker = { type: "reload", live: next.live };
     for (const { worker } of workers.values()) if (!worker.isDead()) worker.send(message);
     if (busyOnline) busy?.postMessage(message);
     log.info(
-      { live: Object.keys(liveFields(next)) },
+      { live: Object.keys(next.live) },
       "config reloaded: the live fields apply to new connections, the next AUTH and the next command",
     );
   };
