@@ -1,6 +1,6 @@
 /**
- * Memory benchmark of the proxy host (RSS summed over its process tree: primary, workers, busy
- * proxy, and per process): at idle (2 s after ready, and 30 s later once V8 has given back its
+ * Memory benchmark of the proxy host (RSS and PSS summed over its process tree: the primary, whose
+ * threads include the busy proxy, and the workers; and per process): at idle (2 s after ready, and 30 s later once V8 has given back its
  * start-up garbage), with 10,000 idle clients (1,000 with --quick), and under one client that pipelines 1 GB of SETs and
  * never reads a reply. The proxy should stop reading that client once it has
  * `limits.maxPendingBytesPerClient` in flight, so RSS must stay bounded.
@@ -20,6 +20,7 @@ import { Cleanups, benchDir, respPing, startBenchCluster, startProxyHost } from 
 /** One process of the host: its role and its RSS split into private (anon) and file-backed pages. */
 export interface ProcessMemory {
   pid: number;
+  /** "busy" for a busy proxy process: builds before the busy proxy became a thread of the primary. */
   role: "primary" | "worker" | "busy";
   rssBytes: number;
   anonBytes: number;
@@ -295,7 +296,7 @@ export function memoryMarkdown(m: MemoryResult): string {
   const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
   const p = m.pipeline;
   return [
-    `### Memory of the proxy host (${m.workers} workers, ${m.entry}; RSS summed over primary, workers and busy proxy)`,
+    `### Memory of the proxy host (${m.workers} workers, ${m.entry}; RSS summed over the primary (the busy proxy is one of its threads) and the workers)`,
     "",
     "| state | RSS |",
     "|---|---|",
