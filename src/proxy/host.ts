@@ -247,7 +247,8 @@ function startPrimary(
     busy = thread;
     busyOnline = false;
     thread.once("online", () => (busyOnline = true));
-    thread.on("error", (err) => log.error({ err: err.message }, "busy proxy failed"));
+    // An error that escaped it (then it exits and is restarted below): its stack says where.
+    thread.on("error", (err) => log.error({ err: err.stack ?? err.message }, "busy proxy failed"));
     thread.once("exit", (code) => {
       if (busy === thread) busyOnline = false;
       if (stopping) return;
