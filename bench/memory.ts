@@ -1,6 +1,6 @@
 /**
- * Memory benchmark of the proxy host (RSS summed over its process tree: primary, workers, busy
- * proxy, and per process): at idle (2 s after ready, and 30 s later once V8 has given back its
+ * Memory benchmark of the proxy host (RSS and PSS summed over its process tree: the primary, whose
+ * threads include the busy proxy, and the workers; and per process): at idle (2 s after ready, and 30 s later once V8 has given back its
  * start-up garbage), with 10,000 idle clients (1,000 with --quick), and under one client that pipelines 1 GB of SETs and
  * never reads a reply. The proxy should stop reading that client once it has
  * `limits.maxPendingBytesPerClient` in flight, so RSS must stay bounded.
@@ -20,10 +20,13 @@ import { Cleanups, benchDir, respPing, startBenchCluster, startProxyHost } from 
 /** One process of the host: its role and its RSS split into private (anon) and file-backed pages. */
 export interface ProcessMemory {
   pid: number;
+  /** "busy" for a busy proxy process: builds before the busy proxy became a thread of the primary. */
   role: "primary" | "worker" | "busy";
   rssBytes: number;
   anonBytes: number;
   fileBytes: number;
+  /** Proportional set size (/proc/PID/smaps_rollup): each shared page divided among the processes mapping it. */
+  pssBytes: number;
 }
 
 export interface MemoryResult {
@@ -67,7 +70,7 @@ const MB = 1024 * 1024;
 const SETTLE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function processMemory(pids: readonly number[]): ProcessMemory[] {
+export function processMemory(pids: readonly number[]): ProcessMemory[] {
   const out: ProcessMemory[] = [];
   for (const pid of pids) {
     try {
@@ -80,12 +83,26 @@ function processMemory(pids: readonly number[]): ProcessMemory[] {
         : env.includes("DREDIS_WORKER_INDEX=")
           ? "worker"
           : "primary";
-      out.push({ pid, role, rssBytes: kb("VmRSS"), anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") });
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "latin1");
+      const pssBytes = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) * 1024;
+      out.push({
+        pid,
+        role,
+        rssBytes: kb("VmRSS"),
+        anonBytes: kb("RssAnon"),
+        fileBytes: kb("RssFile"),
+        pssBytes,
+      });
     } catch {
       // exited
     }
   }
   return out;
+}
+
+/** PSS summed: what the host's processes really hold, shared pages split among those mapping them. */
+export function pssBytes(list: readonly ProcessMemory[]): number {
+  return list.reduce((sum, p) => sum + p.pssBytes, 0);
 }
 
 /** Private pages of every process plus the file-backed ones once (they are node's binary and libraries, shared). */
@@ -279,13 +296,15 @@ export function memoryMarkdown(m: MemoryResult): string {
   const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
   const p = m.pipeline;
   return [
-    `### Memory of the proxy host (${m.workers} workers, ${m.entry}; RSS summed over primary, workers and busy proxy)`,
+    `### Memory of the proxy host (${m.workers} workers, ${m.entry}; RSS summed over the primary (the busy proxy is one of its threads) and the workers)`,
     "",
     "| state | RSS |",
     "|---|---|",
     `| idle | ${mb(m.idleRssBytes)} (${m.idleByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| idle, file-backed pages (node's binary, shared) counted once | ${mb(chargedOnceBytes(m.idleByProcess))} |`,
+    `| idle, PSS summed (shared pages split among the processes mapping them) | ${mb(pssBytes(m.idleByProcess))} |`,
     `| idle ${SETTLE_MS / 1000} s later (V8's memory reducer has run) | ${mb(m.settledRssBytes)} (${m.settledByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
+    `| idle ${SETTLE_MS / 1000} s later, PSS summed | ${mb(pssBytes(m.settledByProcess))} |`,
     `| ${m.idleClients} idle clients | ${mb(m.idleClientsRssBytes)} (${(m.perIdleClientBytes / 1024).toFixed(1)} KB per client; ${m.idleClientsByProcess.map((p) => `${p.role} ${mb(p.rssBytes)}`).join(", ")}) |`,
     `| one client pipelining ${mb(p.targetBytes)} of SETs (${p.valueBytes} B values), never reading, ${p.timeBoundSeconds} s bound: peak | ${mb(p.peakRssBytes)} |`,
     `| after that client closed | ${mb(p.rssAfterCloseBytes)} |`,

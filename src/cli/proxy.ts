@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { loadProxyConfig } from "../proxy/config.ts";
-import { runProxyHost } from "../proxy/host.ts";
+import { DredisError, type ErrorCode } from "../errors.ts";
+import type { ProxyConfig } from "../proxy/config.ts";
+import { loadConfigOffThread, runProxyHost, type ConfigReload, type ConfigRequest } from "../proxy/host.ts";
 
 /** Registers `dredis proxy`. */
 export function registerProxyCommands(program: Command): void {
@@ -18,16 +19,22 @@ export function registerProxyCommands(program: Command): void {
     )
     .action(
       async (options: { config: string; port?: number; workers?: number; leaderElection?: boolean }) => {
-        const load = async () => {
-          const config = await loadProxyConfig(options.config);
-          if (options.port !== undefined) config.listen.port = options.port;
-          if (options.workers !== undefined) config.workers = options.workers;
-          return config;
+        // The file is read and checked in a thread (loadConfigOffThread): the primary, which lives
+        // as long as the host, never loads the config parser.
+        const load = async (running?: ProxyConfig) => {
+          const { port, workers } = options;
+          const request: ConfigRequest = { file: options.config, port, workers, running };
+          const answer = await loadConfigOffThread(request);
+          if ("error" in answer) {
+            const { name, message, code } = answer.error;
+            throw name === "DredisError" ? new DredisError(code as ErrorCode, message) : new Error(message);
+          }
+          return answer;
         };
         // SIGHUP re-reads the file, with the same command-line overrides.
-        await runProxyHost(await load(), undefined, {
+        await runProxyHost((await load()).config, undefined, {
           leaderElection: options.leaderElection === true,
-          reloadConfig: load,
+          reloadConfig: async (running): Promise<ConfigReload> => (await load(running)).reload,
         });
       },
     );

@@ -8,39 +8,116 @@
  * accept (SCHED_NONE) often left one worker with every connection.
  */
 import cluster, { type Worker } from "node:cluster";
-import { fork as forkProcess, type ChildProcess } from "node:child_process";
+import { parentPort, Worker as Thread } from "node:worker_threads";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
-import type { fieldsNeedingRestart, liveFields, LiveConfig, ProxyConfig } from "./config.ts";
+import type { LiveConfig, ProxyConfig } from "./config.ts";
 import type { ProxyWorker } from "./worker.ts";
 import type { BusyProxy } from "./busy-proxy.ts";
 import type { LeaderElector } from "./leader-election.ts";
 import type { clusterMetricsRegistry } from "./metrics.ts";
 
 type ClusterMetrics = ReturnType<typeof clusterMetricsRegistry>;
-interface ConfigFns {
-  fieldsNeedingRestart: typeof fieldsNeedingRestart;
-  liveFields: typeof liveFields;
-}
 
 /**
  * The forked processes' own entry (role-main.ts beside this file) when it exists; a bundle of the
  * command line alone has none, and then they run the command line again, as the primary did.
  */
-function childEntry(): { exec: string; args: string[]; execArgv: string[] } {
+interface ChildEntry {
+  exec: string;
+  args: string[];
+  execArgv: string[];
+  /** Whether exec is role-main (else the command line again). */
+  roleMain: boolean;
+  /** What the busy proxy's thread runs: `exec`, or from the sources a script that loads tsx first. */
+  thread: { code: string; eval: boolean };
+}
+
+function childEntry(): ChildEntry {
   const source = import.meta.url.endsWith(".ts");
   const entry = fileURLToPath(new URL(`./role-main${source ? ".ts" : ".js"}`, import.meta.url));
-  if (!existsSync(entry))
-    return { exec: process.argv[1]!, args: process.argv.slice(2), execArgv: process.execArgv };
+  if (!existsSync(entry)) {
+    const exec = process.argv[1]!;
+    return {
+      exec,
+      args: process.argv.slice(2),
+      execArgv: process.execArgv,
+      roleMain: false,
+      thread: { code: exec, eval: false },
+    };
+  }
   // From the sources, the primary may have registered tsx through its API (bin/dredis.js does), which
   // a forked process does not inherit: it needs the loader on its command line.
   const loader = source && !process.execArgv.some((arg) => arg.includes("tsx")) ? ["--import", "tsx"] : [];
-  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader] };
+  // A thread gets no loader from `--import tsx` on node 20 (its hooks stay in the main thread's
+  // loader): it registers tsx itself before importing the entry.
+  const thread = source
+    ? {
+        code: `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then(({ register }) => {
+          register();
+          return import(${JSON.stringify(pathToFileURL(entry).href)});
+        });`,
+        eval: true,
+      }
+    : { code: entry, eval: false };
+  return { exec: entry, args: [], execArgv: [...process.execArgv, ...loader], roleMain: true, thread };
 }
+/** What `dredis proxy` asks of the thread that reads its config file (role-main.ts answers). */
+export interface ConfigRequest {
+  file: string;
+  /** Command-line overrides of listen.port and workers. */
+  port?: number | undefined;
+  workers?: number | undefined;
+  /** The config running, to name the fields of the new one that need a restart. */
+  running?: ProxyConfig | undefined;
+}
+export type ConfigAnswer =
+  | { config: ProxyConfig; reload: ConfigReload }
+  | { error: { name: string; message: string; code?: unknown } };
+
+/**
+ * Reads and validates the config file in a thread that ends once it has answered: the parser (zod,
+ * yaml, the schemas; 6-10 MB of heap once loaded) never loads in the primary, which lives as long
+ * as the host. Where there is no role-main (a bundle of the command line alone), in this thread.
+ */
+export async function loadConfigOffThread(request: ConfigRequest): Promise<ConfigAnswer> {
+  const entry = childEntry();
+  if (!entry.roleMain) return answerConfigRequest(request);
+  const thread = new Thread(entry.thread.code, {
+    eval: entry.thread.eval,
+    workerData: { configRequest: request },
+    stdout: false,
+    stderr: false,
+    name: "config reader",
+  });
+  return new Promise<ConfigAnswer>((resolve, reject) => {
+    thread.once("message", (answer: ConfigAnswer) => resolve(answer));
+    thread.once("error", reject);
+    thread.once("exit", (code) =>
+      reject(new Error(`the config reader thread exited (${code}) without an answer`)),
+    );
+  });
+}
+
+/** What the config reader answers (in its thread): the config, or why it is not valid. */
+export async function answerConfigRequest(request: ConfigRequest): Promise<ConfigAnswer> {
+  const { fieldsNeedingRestart, liveFields, loadProxyConfig } = await import("./config.ts");
+  try {
+    const config = await loadProxyConfig(request.file);
+    if (request.port !== undefined) config.listen.port = request.port;
+    if (request.workers !== undefined) config.workers = request.workers;
+    const restart = request.running ? fieldsNeedingRestart(request.running, config) : [];
+    return { config, reload: { live: liveFields(config), restart } };
+  } catch (err) {
+    const { name, message, code } = err as Error & { code?: unknown };
+    return { error: { name, message, code } };
+  }
+}
+
 import { checkTlsFiles, listenersPerWorker } from "../tls/proxy-listen.ts";
 
 /** Messages between the primary and its workers. */
@@ -49,6 +126,8 @@ type ToWorker =
   | { type: "status"; id: number }
   | { type: "reload"; live: LiveConfig };
 type FromWorker = { type: "status"; id: number; status: WorkerStatus };
+/** Messages from the primary to its busy proxy thread. */
+type ToBusy = { type: "reload"; live: LiveConfig } | { type: "close" };
 
 export interface WorkerStatus {
   index: number;
@@ -83,7 +162,14 @@ export interface HostOptions {
   /** Campaign for the Kubernetes Lease of a master-backup pair (see leader-election.ts). */
   leaderElection?: boolean;
   /** Re-reads the config (from its file) on SIGHUP; without it, SIGHUP is logged and ignored. */
-  reloadConfig?: () => Promise<ProxyConfig>;
+  reloadConfig?: (running: ProxyConfig) => Promise<ConfigReload>;
+}
+
+/** A re-read config as the primary applies it: its live fields, and the others that changed. */
+export interface ConfigReload {
+  live: LiveConfig;
+  /** Fields that changed and apply only after a restart. */
+  restart: string[];
 }
 
 export async function runProxyHost(
@@ -103,12 +189,11 @@ export async function runProxyHost(
     const { inClusterOptions, LeaderElector } = await import("./leader-election.ts");
     elector = new LeaderElector(inClusterOptions(logger));
   }
-  const configFns = await import("./config.ts");
   // prom-client loads at the first /metrics request: a host never scraped does without it.
   let registry: Promise<ClusterMetrics> | undefined;
   const metrics = () =>
     (registry ??= import("./metrics.ts").then(({ clusterMetricsRegistry }) => clusterMetricsRegistry()));
-  const host = startPrimary(config, logger, metrics, configFns, elector, options.reloadConfig);
+  const host = startPrimary(config, logger, metrics, elector, options.reloadConfig);
   void host.ready.then(() => elector?.start());
   return host;
 }
@@ -117,9 +202,8 @@ function startPrimary(
   config: ProxyConfig,
   log: Logger,
   metrics: () => Promise<ClusterMetrics>,
-  { fieldsNeedingRestart, liveFields }: ConfigFns,
   elector?: LeaderElector,
-  reloadConfig?: () => Promise<ProxyConfig>,
+  reloadConfig?: (running: ProxyConfig) => Promise<ConfigReload>,
 ): HostHandle {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const entry = childEntry();
@@ -134,29 +218,51 @@ function startPrimary(
   const ready = new Promise<void>((resolve) => (resolveReady = resolve));
 
   const busySocket = join(tmpdir(), `dredis-busy-${process.pid}.sock`);
-  let busy: ChildProcess | undefined;
-  // The busy proxy is a plain child process, not a cluster worker: it must not share the client port.
-  const forkBusy = (failures = 0) => {
+  // The busy proxy runs in a thread of this process (its own V8 isolate and event loop, so its own
+  // core and heap), not as a fourth process: every node process maps 38-42 MB of node's binary
+  // (shared pages, but counted in each process's RSS), which made a 2-worker host 241 MB of RSS at
+  // idle against 200 wanted (bench/README.md, Memory). An exception that escapes it ends the thread
+  // alone, which is restarted like a dead worker; SIGUSR2 to the primary restarts it by hand (what
+  // killing its process did). It must not share the client port, and does not: node:cluster
+  // hands the port to cluster workers only.
+  let busy: Thread | undefined;
+  let busyOnline = false;
+  const startBusy = (failures = 0) => {
     const startedAt = Date.now();
-    busy = forkProcess(entry.exec, entry.args, {
+    const thread = new Thread(entry.thread.code, {
+      eval: entry.thread.eval,
+      argv: entry.args,
+      // Its own copy of the environment (a thread's process.env is its own).
       env: {
         ...process.env,
         DREDIS_ROLE: "busy",
         DREDIS_BUSY_SOCKET: busySocket,
         DREDIS_PROXY_CONFIG: childConfig(),
       },
-      execArgv: entry.execArgv,
-      stdio: "inherit",
+      // Its stdout and stderr are its own writes to fd 1 and 2 (pino writes to fd 2 directly).
+      stdout: false,
+      stderr: false,
+      name: "busy proxy",
     });
-    busy.on("exit", (code, signal) => {
+    busy = thread;
+    busyOnline = false;
+    thread.once("online", () => (busyOnline = true));
+    // An error that escaped it (then it exits and is restarted below): its stack says where.
+    thread.on("error", (err) => log.error({ err: err.stack ?? err.message }, "busy proxy failed"));
+    thread.once("exit", (code) => {
+      if (busy === thread) busyOnline = false;
       if (stopping) return;
       const attempt = Date.now() - startedAt > STABLE_AFTER_MS ? 0 : failures + 1;
       const delay = Math.min(RESTART_CAP_MS, RESTART_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
-      log.warn({ code, signal, restartInMs: Math.round(delay) }, "busy proxy died; restarting");
-      setTimeout(() => !stopping && forkBusy(attempt), delay);
+      log.warn({ code, restartInMs: Math.round(delay) }, "busy proxy died; restarting");
+      setTimeout(() => !stopping && startBusy(attempt), delay);
     });
   };
-  forkBusy();
+  startBusy();
+  process.on("SIGUSR2", () => {
+    log.warn("SIGUSR2: restarting the busy proxy");
+    void busy?.terminate();
+  });
 
   /**
    * Sends to a worker; `failed` runs instead when its channel is closed. A worker that died is
@@ -239,10 +345,8 @@ function startPrimary(
           !stopping &&
           list.length === config.workers &&
           list.every((s) => s !== undefined && s.ready && !s.draining);
-        const busyProxy = {
-          pid: busy?.pid,
-          running: busy !== undefined && busy.exitCode === null && busy.signalCode === null,
-        };
+        // pid: the primary's, where the thread runs; threadId tells one busy proxy from its successor.
+        const busyProxy = { pid: process.pid, threadId: busy?.threadId, running: busyOnline };
         const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list, busyProxy });
         res
           .writeHead(url === "/readyz" && !isReady ? 503 : 200, { "content-type": "application/json" })
@@ -271,10 +375,13 @@ function startPrimary(
     );
     await Promise.all(exits);
     // Workers have drained, so no multi-key command is left for the busy proxy.
-    if (busy && busy.exitCode === null) {
-      const exited = new Promise((resolve) => busy!.once("exit", resolve));
-      busy.kill("SIGTERM");
+    if (busy && busyOnline) {
+      const thread = busy;
+      const exited = new Promise((resolve) => thread.once("exit", resolve));
+      thread.postMessage({ type: "close" } satisfies ToBusy);
+      const timer = setTimeout(() => void thread.terminate(), DRAIN_TIMEOUT_MS);
       await exited;
+      clearTimeout(timer);
     }
     await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
   };
@@ -286,22 +393,21 @@ function startPrimary(
       log.warn("SIGHUP ignored: this host was started without a config file to re-read");
       return;
     }
-    let next: ProxyConfig;
+    let next: ConfigReload;
     try {
-      next = await reloadConfig();
+      next = await reloadConfig(running);
     } catch (err) {
       log.error({ err: (err as Error).message }, "config reload failed; the running config stays");
       return;
     }
-    const restart = fieldsNeedingRestart(running, next);
-    if (restart.length > 0)
-      log.warn({ fields: restart }, "config fields changed that take effect only after a restart");
-    running = { ...running, ...liveFields(next) };
-    const message: ToWorker = { type: "reload", live: liveFields(next) };
+    if (next.restart.length > 0)
+      log.warn({ fields: next.restart }, "config fields changed that take effect only after a restart");
+    running = { ...running, ...next.live };
+    const message: ToWorker = { type: "reload", live: next.live };
     for (const { worker } of workers.values()) sendTo(worker, message);
-    if (busy?.connected) busy.send(message);
+    if (busyOnline) busy?.postMessage(message);
     log.info(
-      { live: Object.keys(liveFields(next)) },
+      { live: Object.keys(next.live) },
       "config reloaded: the live fields apply to new connections, the next AUTH and the next command",
     );
   };
@@ -370,13 +476,11 @@ async function runBusyProcess(config: ProxyConfig, log: Logger): Promise<BusyPro
   const socketPath = process.env.DREDIS_BUSY_SOCKET!;
   const { startBusyProxy } = await import("./busy-proxy.ts");
   const busy = await startBusyProxy(config, socketPath, log.child({ role: "busy" }));
-  process.once("SIGTERM", () => void busy.close().then(() => process.exit(0)));
-  process.on("SIGINT", () => {});
-  process.on("SIGHUP", () => {});
-  process.on("message", (message: ToWorker) => {
+  // A thread of the primary (see startPrimary): signals reach the primary, which sends "close".
+  // The thread ends with the process, so nothing is left holding its socket.
+  parentPort?.on("message", (message: ToBusy) => {
     if (message?.type === "reload") busy.reload(message.live);
+    else if (message?.type === "close") void busy.close().then(() => process.exit(0));
   });
-  // Exit with the primary: a busy proxy left behind would hold its socket.
-  process.on("disconnect", () => void busy.close().then(() => process.exit(0)));
   return busy;
 }

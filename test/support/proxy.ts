@@ -87,7 +87,8 @@ export interface HostStatus {
   ready: boolean;
   draining: boolean;
   workers: ({ index: number; pid: number; clients: number; ready: boolean } | null)[];
-  busyProxy: { pid: number; running: boolean };
+  /** The busy proxy is a thread of the primary (pid): threadId tells a restarted one apart. */
+  busyProxy: { pid: number; threadId: number; running: boolean };
 }
 
 export interface TestProxyHost {
