@@ -233,7 +233,9 @@ export function capacityMarkdown(results: ShardScaleResult[], processRssBytes?: 
   const cpuPerMaster = (b.proxyCpuUsPerRefresh - a.proxyCpuUsPerRefresh) / dm;
   const rssPerMaster = Math.max(0, (b.workerRssBytes - a.workerRssBytes) / dm);
   const processRss = processRssBytes ?? a.workerRssBytes;
-  const hostRss = (procs + 1) * processRss + procs * (f.shards - a.shards) * rssPerMaster;
+  // Processes: the workers and the primary, whose thread the busy proxy is (9 of them talk to the
+  // shards: `procs`); processRss is the memory benchmark's average over such a host's processes.
+  const hostRss = (f.workers + 1) * processRss + procs * (f.shards - a.shards) * rssPerMaster;
   const fleet: [string, string][] = [
     ["data connections per master", `${f.hosts} x ${procs} x ${f.connectionsPerShard} = ${conns}`],
     ["Redis memory for them, per master", mb(conns * b.redisBytesPerConnection)],
