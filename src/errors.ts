@@ -44,6 +44,8 @@ export const ErrorCodes = {
   RUNNING: "E_RUNNING",
   REDIS_START: "E_REDIS_START",
   PROXY_START: "E_PROXY_START",
+  /** The proxy host refused its re-read config, or did not re-read it in time (SIGHUP). */
+  PROXY_RELOAD: "E_PROXY_RELOAD",
   PORT_IN_USE: "E_PORT_IN_USE",
   NO_PORT: "E_NO_PORT",
   /** `local up` over a directory that holds a cluster of another shape. */

@@ -3,6 +3,7 @@
  * settings that need a restart) and live changes (settings, a two-step password rotation). Each
  * change is recorded in the state, so the next `up`, a new shard and a later roll keep it.
  */
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { DredisError, ErrorCodes } from "../errors.ts";
 import {
@@ -17,6 +18,7 @@ import {
   requireRunning,
   startNode,
   stopPid,
+  proxyConfigPath,
   topologyOf,
   writeProxyConfig,
   writeState,
@@ -150,19 +152,19 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
     await writeState(dir, state);
     await writeProxyConfig(dir, state);
     // The proxy host re-reads its config on SIGHUP: new backend connections use the new password.
-    process.kill(state.proxy.pid, "SIGHUP");
+    await reloadProxyHost(dir, state);
   }
   if (change.users !== undefined) {
     state.users = change.users;
     await writeState(dir, state);
     await writeProxyConfig(dir, state);
-    process.kill(state.proxy.pid, "SIGHUP");
+    await reloadProxyHost(dir, state);
   }
   if (change.readFrom !== undefined) {
     state.proxy.readFrom = change.readFrom;
     await writeState(dir, state);
     await writeProxyConfig(dir, state);
-    process.kill(state.proxy.pid, "SIGHUP");
+    await reloadProxyHost(dir, state);
   }
   if (change.dropPreviousPassword && state.previousPassword !== undefined) {
     await dropPreviousPasswords(topology, state.password!, admin);
@@ -171,3 +173,39 @@ export async function set(dir: string, change: SetOptions): Promise<LocalState> 
   }
   return state;
 }
+
+/**
+ * Sends the proxy host SIGHUP and waits until it has re-read its config (its /status counts the
+ * reloads it finished): the step after this one (dropping the previous password, say) must not
+ * run before the host uses what the new config says. Throws with the host's reason when it
+ * refused the new config. A host that does not count reloads (an earlier version) gets the
+ * signal alone.
+ */
+async function reloadProxyHost(dir: string, state: LocalState): Promise<void> {
+  const url = `http://127.0.0.1:${state.proxy.adminPort}/status`;
+  const reloads = async (): Promise<{ done: number; error?: string } | undefined> =>
+    ((await (await fetch(url)).json()) as { reloads?: { done: number; error?: string } }).reloads;
+  const before = await reloads().catch(() => undefined);
+  process.kill(state.proxy.pid, "SIGHUP");
+  if (before === undefined) return;
+  const deadline = Date.now() + RELOAD_TIMEOUT_MS;
+  while (true) {
+    const now = await reloads().catch(() => undefined);
+    if (now !== undefined && now.done > before.done) {
+      if (now.error !== undefined)
+        throw new DredisError(
+          ErrorCodes.PROXY_RELOAD,
+          `the proxy host refused its new config (${proxyConfigPath(dir)}): ${now.error}; it runs on the old one`,
+        );
+      return;
+    }
+    if (Date.now() > deadline)
+      throw new DredisError(
+        ErrorCodes.PROXY_RELOAD,
+        `the proxy host (pid ${state.proxy.pid}) did not re-read its config within ${RELOAD_TIMEOUT_MS / 1000} s; see ${join(dir, "proxy.log")}`,
+      );
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const RELOAD_TIMEOUT_MS = 30_000;

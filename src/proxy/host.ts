@@ -210,6 +210,12 @@ function startPrimary(
   cluster.setupPrimary({ exec: entry.exec, args: entry.args, execArgv: entry.execArgv });
   // The config as the primary runs it (live fields follow SIGHUP): what a restarted child gets.
   let running = config;
+  /**
+   * SIGHUPs handled, and why the last was refused: in /status, so whoever sent one (`dredis local
+   * set`) can wait for it to apply before its next step. Once counted, the workers' and the busy
+   * proxy's copies are on their way over their (ordered) channels.
+   */
+  const reloads: { done: number; error: string | undefined } = { done: 0, error: undefined };
   const childConfig = () => JSON.stringify(running);
   const workers = new Map<number, { worker: Worker; index: number; startedAt: number; failures: number }>();
   let stopping = false;
@@ -347,7 +353,13 @@ function startPrimary(
           list.every((s) => s !== undefined && s.ready && !s.draining);
         // pid: the primary's, where the thread runs; threadId tells one busy proxy from its successor.
         const busyProxy = { pid: process.pid, threadId: busy?.threadId, running: busyOnline };
-        const body = JSON.stringify({ ready: isReady, draining: stopping, workers: list, busyProxy });
+        const body = JSON.stringify({
+          ready: isReady,
+          draining: stopping,
+          workers: list,
+          busyProxy,
+          reloads,
+        });
         res
           .writeHead(url === "/readyz" && !isReady ? 503 : 200, { "content-type": "application/json" })
           .end(body + "\n");
@@ -391,6 +403,8 @@ function startPrimary(
   const reload = async (): Promise<void> => {
     if (reloadConfig === undefined) {
       log.warn("SIGHUP ignored: this host was started without a config file to re-read");
+      reloads.done++;
+      reloads.error = "this host was started without a config file to re-read";
       return;
     }
     let next: ConfigReload;
@@ -398,6 +412,8 @@ function startPrimary(
       next = await reloadConfig(running);
     } catch (err) {
       log.error({ err: (err as Error).message }, "config reload failed; the running config stays");
+      reloads.done++;
+      reloads.error = (err as Error).message;
       return;
     }
     if (next.restart.length > 0)
@@ -406,6 +422,8 @@ function startPrimary(
     const message: ToWorker = { type: "reload", live: next.live };
     for (const { worker } of workers.values()) sendTo(worker, message);
     if (busyOnline) busy?.postMessage(message);
+    reloads.done++;
+    reloads.error = undefined;
     log.info(
       { live: Object.keys(next.live) },
       "config reloaded: the live fields apply to new connections, the next AUTH and the next command",
