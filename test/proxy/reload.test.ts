@@ -96,4 +96,17 @@ test("SIGHUP: a rotated backendAuth is used by new shard connections, a new clie
     ),
   );
   assert.deepEqual(authFailures, [0, 0, 0], "no connection tried the removed password");
+
+  // /status counts the reloads done and names why the last one was refused (`dredis local set`
+  // waits on it): an invalid file is refused, and the running config stays.
+  assert.deepEqual((await host.status()).reloads, { done: 1 });
+  await writeFile(host.configFile, JSON.stringify({ ...config, workers: -1 }));
+  host.process.kill("SIGHUP");
+  await until(
+    async () => (await host.status()).reloads.done === 2,
+    10_000,
+    "the refused reload to be counted",
+  );
+  assert.match((await host.status()).reloads.error ?? "", /workers: Too small/);
+  await writeAndRead("refused");
 });

@@ -89,6 +89,8 @@ export interface HostStatus {
   workers: ({ index: number; pid: number; clients: number; ready: boolean } | null)[];
   /** The busy proxy is a thread of the primary (pid): threadId tells a restarted one apart. */
   busyProxy: { pid: number; threadId: number; running: boolean };
+  /** SIGHUPs handled, and why the last one's config was refused (absent when it applied). */
+  reloads: { done: number; error?: string };
 }
 
 export interface TestProxyHost {
