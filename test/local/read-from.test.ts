@@ -11,6 +11,7 @@ import { Redis } from "ioredis";
 import { down, readState, topologyOf } from "../../src/local/platform.ts";
 import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { tempDir, until } from "../support/redis.ts";
+import { replicasCaughtUp } from "../support/replication.ts";
 import { dredisLaunch } from "../support/proxy.ts";
 
 const run = promisify(execFile);
@@ -66,7 +67,7 @@ test("local up --read-from replica-preferred: GETs run on the replicas; local se
   const proxy = connect(`127.0.0.1:${port}`);
   const keys = Array.from({ length: 100 }, (_, i) => `read-from:${i}`);
   for (const key of keys) await proxy.set(key, key);
-  for (const master of masters) assert.equal(await master.call("WAIT", 1, 10_000), 1);
+  for (const master of masters) await replicasCaughtUp(master, { replicas: 1 });
   // A replica qualifies once its first sync is done and the proxy has read its state (at the next
   // slot-map refresh): until then its shard's reads go to the master, as they should (a clean-clone
   // run under load saw 71 of 100 GETs on the replicas). Then every GET runs on a replica.

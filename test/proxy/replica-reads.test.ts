@@ -10,6 +10,7 @@ import { slotOf } from "../../src/cluster/key-slot.ts";
 import { liveFields } from "../../src/proxy/config.ts";
 import { fileCleanup, startCluster, until, type TestCluster } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
+import { replicasCaughtUp } from "../support/replication.ts";
 
 const hooks = fileCleanup();
 let cluster: TestCluster;
@@ -43,7 +44,7 @@ async function sum(nodes: RedisServer[], command: string): Promise<number> {
 /** Waits until every running replica has applied everything its master acknowledged. */
 async function replicated(): Promise<void> {
   for (const master of cluster.masters) {
-    if (master.running) assert.equal(await admin(master).call("WAIT", 1, 10_000), 1);
+    if (master.running) await replicasCaughtUp(admin(master), { replicas: 1 });
   }
 }
 
@@ -130,7 +131,7 @@ test("a replica killed under reads: its shard's reads fall back to the master wi
   const keys = keysFor("killed");
   for (const key of keys) await clients[0]!.set(key, key);
   const direct = (node: RedisServer) => own.connect(node);
-  for (const master of own.masters) assert.equal(await direct(master).call("WAIT", 1, 10_000), 1);
+  for (const master of own.masters) await replicasCaughtUp(direct(master), { replicas: 1 });
   const victim = own.replicas[0]!;
   const victimMaster = direct(own.masters[0]!);
   const gets = async (node: Redis) =>

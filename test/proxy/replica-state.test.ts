@@ -10,6 +10,7 @@ import type { Redis } from "ioredis";
 import type { RedisServer } from "../../src/local/redis-server.ts";
 import { fileCleanup, startCluster, until, type TestCluster } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
+import { replicasCaughtUp } from "../support/replication.ts";
 
 const hooks = fileCleanup();
 let cluster: TestCluster;
@@ -59,7 +60,7 @@ test("readFrom master, no READONLY: map loads ask the replicas nothing; READONLY
   const proxy = await startTestProxy(t, cluster, { readFrom: "master", refreshIntervalMs: 100 });
   const client = proxyClient(t, proxy.port);
   for (const key of keys) await client.set(key, key);
-  for (const master of cluster.masters) assert.equal(await admin(master).call("WAIT", 1, 10_000), 1);
+  for (const master of cluster.masters) await replicasCaughtUp(admin(master), { replicas: 1 });
 
   const info = await calls(cluster.replicas, "info");
   const loads = await calls(cluster.masters, "cluster|shards");

@@ -5,6 +5,7 @@ import { decodeCursor } from "../../src/proxy/busy/scan.ts";
 import { startCluster, until } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
 import { SlotMover } from "../support/slot-mover.ts";
+import { replicasCaughtUp } from "../support/replication.ts";
 
 const KEYS = 50_000;
 
@@ -91,8 +92,7 @@ test("SCAN over 50,000 keys returns every key while a master fails over mid-scan
   const client = proxyClient(t, proxy.port);
   const all = await load(client);
   // Every key must be on the replica before its master dies (replication is asynchronous).
-  for (const master of cluster.masters)
-    assert.equal(await cluster.connect(master).call("WAIT", 1, 10_000), 1);
+  for (const master of cluster.masters) await replicasCaughtUp(cluster.connect(master), { replicas: 1 });
   const seen = new Set<string>();
   let cursor = "0";
   let killed = false;

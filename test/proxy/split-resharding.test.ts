@@ -5,6 +5,7 @@ import { startCluster, until } from "../support/redis.ts";
 import { startTestProxy } from "../support/proxy.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { SlotMover } from "../support/slot-mover.ts";
+import { replicasCaughtUp } from "../support/replication.ts";
 
 const KEYS = 300;
 const CHUNK = 100;
@@ -80,18 +81,7 @@ test("split MGET stays exact across a master's failover (its parts go again); sp
   // The setup's keys reach the replica that takes over before its master dies: a key it never got
   // would read as missing after the failover, a loss of asynchronous replication, not the proxy's
   // (a clean-clone run under load killed the master while its replica was behind).
-  const doomed = cluster.connect(cluster.masters[0]!);
-  await until(
-    async () => {
-      const info = String(await doomed.call("INFO", "replication"));
-      const offset = Number(/^master_repl_offset:(\d+)/m.exec(info)?.[1]);
-      const acked = Number(/^slave0:.*,offset=(\d+)/m.exec(info)?.[1] ?? -1);
-      return acked >= offset;
-    },
-    20_000,
-    "master 0's replica to have acknowledged the setup's writes",
-    20,
-  );
+  await replicasCaughtUp(cluster.connect(cluster.masters[0]!), { replicas: 1 });
 
   let stop = false;
   const wrong: string[] = [];
