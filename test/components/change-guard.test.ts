@@ -11,6 +11,7 @@ import { clusterSpecSchema } from "../../components/plan/spec.ts";
 import { planCluster } from "../../components/plan/topology.ts";
 import { find, installMocks, ofType, startRun, type MockRun, type Recorded } from "./support/mocks.ts";
 import { stackSpec } from "./support/stack-config.ts";
+import { kubernetesWithIssuer } from "../support/kubernetes-args.ts";
 
 installMocks();
 const { createStack } = await import("../../components/stack.ts");
@@ -77,17 +78,7 @@ test("the shared resources depend on the guard too: a refused run changes no aut
   // Kubernetes with a shard-TLS issuer: the auth Secret (a restarted pod would read a refused
   // password from it) and the cert-manager Certificate.
   const kube = startRun();
-  new DistributedRedis(
-    "kube",
-    {
-      platform: "kubernetes",
-      image: "registry.example/dredis@sha256:abc",
-      password: "pw",
-      namespace: "redis",
-      shardTls: { issuerRef: { name: "internal-ca", kind: "ClusterIssuer" } },
-    },
-    kube.opts,
-  );
+  new DistributedRedis("kube", kubernetesWithIssuer(), kube.opts);
   const kubeResources = await kube.settle();
   for (const [type, name] of [
     ["kubernetes:core/v1:Secret", "kube-auth"],

@@ -13,6 +13,7 @@ import { parse } from "yaml";
 import { parseProxyConfig } from "../../src/proxy/config.ts";
 import { find, installMocks, ofType, startRun, type Recorded } from "./support/mocks.ts";
 import { validateKubernetesObjects } from "./support/kubernetes.ts";
+import { kubernetesWithIssuer } from "../support/kubernetes-args.ts";
 
 installMocks();
 const { DistributedRedis } = await import("../../components/distributed-redis.ts");
@@ -132,17 +133,7 @@ test("Docker without shardTls: nothing of it is rendered (plain nodes, no upload
 
 test("Kubernetes with an issuer: a cert-manager Certificate fills the Secret the nodes, proxies and migration Job mount", async () => {
   const run = startRun();
-  new DistributedRedis(
-    "kube",
-    {
-      platform: "kubernetes",
-      image: "registry.example/dredis@sha256:abc",
-      password: "pw",
-      namespace: "redis",
-      shardTls: { issuerRef: { name: "internal-ca", kind: "ClusterIssuer" } },
-    },
-    run.opts,
-  );
+  new DistributedRedis("kube", kubernetesWithIssuer(), run.opts);
   const resources = await run.settle();
   const certificates = ofType(resources, "kubernetes:cert-manager.io/v1:Certificate");
   assert.equal(certificates.length, 1, "one Certificate for the cluster");
