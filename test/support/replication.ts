@@ -84,6 +84,7 @@ export async function replicasCaughtUp(master: Redis, options: CaughtUpOptions):
         return;
     } catch (err) {
       lastError = err;
+      if (master.status === "end") break; // closed for good: no answer will come
     }
     if (Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
@@ -95,8 +96,9 @@ export async function replicasCaughtUp(master: Redis, options: CaughtUpOptions):
         (last.replicas.map((r) => `${r.address} ${r.state} offset=${r.offset} lag=${r.lag}s`).join(", ") ||
           "none") +
         ` (master_repl_offset now ${last.offset})`;
+  const why = master.status === "end" ? "gave up (the connection closed)" : `timed out after ${timeoutMs} ms`;
   throw new Error(
-    `timed out after ${timeoutMs} ms waiting for the replicas of master ${name} to acknowledge ` +
-      `offset ${target ?? "?"}: ${seen}${lastError ? `; last error: ${String(lastError)}` : ""}`,
+    `${why} waiting for the replicas of master ${name} to acknowledge offset ${target ?? "?"}: ` +
+      `${seen}${lastError ? `; last error: ${String(lastError)}` : ""}`,
   );
 }
