@@ -61,6 +61,7 @@ valkey_files=(
   test/proxy/failover.test.ts
   test/cluster/admin/big-keys.test.ts
   test/cluster/admin/credentials.test.ts
+  test/support/replication.test.ts
 )
 valkey_args=()
 install_log=$(mktemp)
