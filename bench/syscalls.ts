@@ -5,13 +5,15 @@
  * write(2), while the process it woke runs on the same core, shows as `writeBuffer`.)
  *
  *   node --import tsx bench/syscalls.ts [--workers 1] [--pipelines 1,16] [--commands get,set]
- *     [--requests 300000] [--rounds 3] [--base DIR]
+ *     [--requests 300000] [--rounds 3] [--base DIR] [--floor]
  *
  * Reads `syscr`/`syscw` from /proc/<pid>/io and utime/stime from /proc/<pid>/stat around each
  * redis-benchmark run (50 clients): per round, pipeline and command, the proxy host (over a
  * three-master cluster) and twemproxy (nutcracker over three standalone redis-servers, as in
  * `npm run bench`) run one after the other; with `--base`, so does the same host built from
- * another checkout (`git worktree add DIR main`), on the same cluster. Prints the medians (min-max over rounds) per
+ * another checkout (`git worktree add DIR main`), on the same cluster; with `--floor`, so does
+ * `lib/node-floor.mjs` (a Node relay that does the worker's I/O and nothing else) over twemproxy's
+ * servers: what Node itself costs per request. Prints the medians (min-max over rounds) per
  * process that carried the load, and writes them to bench/results/syscalls.md.
  */
 import { readFileSync } from "node:fs";
@@ -19,11 +21,13 @@ import { writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CLK_TCK, processTree, runBounded } from "./lib/procs.ts";
+import { freePorts } from "../src/local/ports.ts";
+import { CLK_TCK, processTree, runBounded, spawnTracked, stopChild } from "./lib/procs.ts";
 import {
   Cleanups,
   REPO_ROOT,
   benchDir,
+  respPing,
   startBenchCluster,
   startProxyHost,
   startTwemproxy,
@@ -116,6 +120,7 @@ async function main() {
       requests: { type: "string", default: "300000" },
       rounds: { type: "string", default: "3" },
       base: { type: "string" },
+      floor: { type: "boolean", default: false },
     },
   });
   const pipelines = values.pipelines!.split(",");
@@ -123,8 +128,8 @@ async function main() {
   const rounds = Number(values.rounds);
   const cleanups = new Cleanups();
   process.on("SIGINT", () => void cleanups.run().then(() => process.exit(130)));
-  // Bounded: up to three targets per round, pipeline and command, each run bounded at 120 s.
-  const boundMs = 120_000 + rounds * pipelines.length * commands.length * 3 * 120_000;
+  // Bounded: up to four targets per round, pipeline and command, each run bounded at 120 s.
+  const boundMs = 120_000 + rounds * pipelines.length * commands.length * 4 * 120_000;
   const timer = setTimeout(() => void cleanups.run().then(() => process.exit(1)), boundMs);
   const loadBefore = loadavg()[0]!;
   const startedAt = new Date();
@@ -141,6 +146,26 @@ async function main() {
       const seeds = cluster.seeds.slice(0, 1);
       const base = await startProxyHost(cleanups, dir, seeds, Number(values.workers), { root: values.base });
       targets.push({ name: `dredis ${values.workers}w (base)`, port: base.port, pids: base.pids });
+    }
+    if (values.floor) {
+      const [port] = await freePorts(1);
+      const floor = spawnTracked(
+        process.execPath,
+        [
+          join(REPO_ROOT, "bench", "lib", "node-floor.mjs"),
+          String(port),
+          ...twem.servers.map((s) => String(s.port)),
+        ],
+        { stdio: ["ignore", "ignore", "inherit"] },
+      );
+      cleanups.after(() => stopChild(floor, "SIGTERM", 5_000));
+      const deadline = Date.now() + 10_000;
+      while (!(await respPing(port!))) {
+        if (floor.exitCode !== null || Date.now() > deadline)
+          throw new Error("node-floor did not answer PING");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      targets.push({ name: "node floor", port: port!, pids: () => [floor.pid!] });
     }
     for (const target of targets) {
       const fill = ["-p", String(target.port), "-c", "50", "-n", String(KEYSPACE * 3), "-P", "16"];
@@ -193,7 +218,7 @@ async function main() {
       lines.push(`| ${cells.join(" | ")} |`);
     }
     const text = [
-      `### System calls and CPU per request through ${values.workers} worker(s) and twemproxy, 50 clients`,
+      `### System calls and CPU per request through ${values.workers} worker(s) and twemproxy${values.floor ? " (and the Node floor)" : ""}, 50 clients`,
       "",
       `${startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC, ${rounds} interleaved rounds, ` +
         `${values.requests} requests per run at pipeline 1 (8x that at higher pipelines); ` +
