@@ -90,7 +90,7 @@ interface AcceptedFields {
  * takes the count back down and lets `server.close()` finish (`_emitCloseIfDrained`). The new
  * socket takes both fields, so its own close does that, and the accepted one, cleared of them and
  * of its handle, is destroyed at once (no count, no close on the server) and collected: it used to
- * stay until the connection closed, 0.5-0.8 KB of heap per client. Should Node's fields not be
+ * stay until the connection closed, about 1 KB of heap per client. Should Node's fields not be
  * there as expected, the accepted socket is kept and destroyed when the new one closes (its
  * `_destroy` still counts the connection out). TLS sockets (and anything not a plain net.Socket
  * with a handle) keep stream reads: TLS decrypts in its own stream, `onread` does not apply there.

@@ -2,7 +2,7 @@
  * src/proxy/io.ts `readAccepted` moves an accepted socket's handle into a new net.Socket that reads
  * with `onread`. The server's bookkeeping (its connection count, which `server.close()` waits on)
  * must follow the handle, and the accepted socket object must not stay alive beside its twin
- * (it used to, until the connection closed: 0.5-0.8 KB of heap per client). A bare net.Server
+ * (it used to, until the connection closed: about 1 KB of heap per client). A bare net.Server
  * on real TCP connections, reading through `readAccepted` as the proxy's client sessions do.
  */
 import { test } from "node:test";
