@@ -72,19 +72,33 @@ export function readOption(onChunk: (chunk: Buffer) => void): OnReadOpts {
   return { buffer: READ_BUFFER, callback: copyOut(onChunk) };
 }
 
+/** The fields of an accepted net.Socket that tie it to its net.Server (Node's lib/net.js, not typed). */
+interface AcceptedFields {
+  _handle?: object | null;
+  encrypted?: boolean;
+  server?: unknown;
+  _server?: { _connections?: unknown } | null;
+}
+
 /**
  * Reads an accepted socket through `onChunk`, and returns the socket to use from then on.
  *
  * net.Server takes no `onread` option, so a plain socket's handle is moved into a new
- * net.Socket made with one (the constructor's `handle` option, as net.Server makes its own); the
- * accepted socket, left without a handle, is destroyed when the new one closes, which keeps the
- * server's connection count (and so its close) right. TLS sockets (and anything not a plain
- * net.Socket with a handle) keep stream reads: TLS decrypts in its own stream, `onread` does not
- * apply there.
+ * net.Socket made with one (the constructor's `handle` option, as net.Server makes its own). The
+ * server's bookkeeping moves with it: Node's `onconnection` counts the connection
+ * (`server._connections++`) and sets `server` / `_server` on the accepted socket, whose `_destroy`
+ * takes the count back down and lets `server.close()` finish (`_emitCloseIfDrained`). The new
+ * socket takes both fields, so its own close does that, and the accepted one, cleared of them and
+ * of its handle, is destroyed at once (no count, no close on the server) and collected: it used to
+ * stay until the connection closed, about 1 KB of heap per client. Should Node's fields not be
+ * there as expected, the accepted socket is kept and destroyed when the new one closes (its
+ * `_destroy` still counts the connection out). TLS sockets (and anything not a plain net.Socket
+ * with a handle) keep stream reads: TLS decrypts in its own stream, `onread` does not apply there.
+ * The accepted socket must not be used after this call.
  */
 export function readAccepted(socket: Socket, onChunk: (chunk: Buffer) => void): Socket {
-  // `_handle` is net.Socket's own (undocumented, no warning); the handle is what net.Server wraps.
-  const accepted = socket as unknown as { _handle?: object | null; encrypted?: boolean };
+  // `_handle`, `server` and `_server` are net.Socket's own (undocumented, no warning).
+  const accepted = socket as unknown as AcceptedFields;
   const handle = accepted._handle;
   if (
     accepted.encrypted === true ||
@@ -97,6 +111,23 @@ export function readAccepted(socket: Socket, onChunk: (chunk: Buffer) => void): 
   accepted._handle = null;
   const options = { handle, readable: true, writable: true, onread: readOption(onChunk) };
   const own = new NetSocket(options as SocketConstructorOpts);
-  own.once("close", () => socket.destroy());
+  const twin = own as unknown as AcceptedFields;
+  const server = accepted._server;
+  // The constructor reserves both fields as null; a server counting connections has a number.
+  if (
+    server != null &&
+    typeof server._connections === "number" &&
+    accepted.server === server &&
+    twin._server === null &&
+    twin.server === null
+  ) {
+    twin.server = server;
+    twin._server = server;
+    accepted.server = null;
+    accepted._server = null;
+    socket.destroy();
+  } else {
+    own.once("close", () => socket.destroy());
+  }
   return own;
 }
