@@ -6,12 +6,14 @@
  *
  *   node bench/lib/node-floor.mjs PORT SERVER_PORT [SERVER_PORT...]
  *
- * It does what the worker's I/O does and nothing else: plain sockets read with `onread` into one
- * reused buffer and copied out (src/proxy/io.ts), one write per server per event-loop turn
- * (setImmediate), and one write per client of the replies each server read brings it. No command table, no slots, no
- * ordering across servers: client N always talks to server N % count, so each server connection's
- * replies come back in the order of its requests. Plain JavaScript so that no loader runs beside it.
- * Not a proxy: it trusts every frame (a RESP array per request, a reply per request).
+ * It does what the worker's I/O does and little else: plain sockets read with `onread` into one
+ * reused buffer and copied out (src/proxy/io.ts), each request sent to the server its key picks
+ * (a byte sum, so requests spread over the servers as the worker's spread over shards: a floor
+ * that pinned each client to one server would make bigger server batches than any key-routed proxy
+ * can), one write per server per event-loop turn (setImmediate), and the client's replies put back
+ * in its order and written once per server read. No command table, no hash slots, no limits.
+ * Plain JavaScript so that no loader runs beside it. Not a proxy: it trusts every frame (a RESP
+ * array per request, one reply per request).
  */
 import { Socket, connect, createServer } from "node:net";
 import { setImmediate } from "node:timers";
@@ -55,10 +57,49 @@ function flushDue() {
   due.length = 0;
 }
 
+/** A request on its way: its reply, once it came. */
+class Slot {
+  /** @param {Client} client */
+  constructor(client) {
+    this.client = client;
+    /** @type {Buffer | null} */
+    this.reply = null;
+  }
+}
+
+class Client {
+  /** @param {Socket} socket */
+  constructor(socket) {
+    this.socket = socket;
+    /** @type {Slot[]} requests in the client's order, oldest first */
+    this.queue = [];
+    this.head = 0;
+    /** @type {Buffer | null} */
+    this.partial = null;
+  }
+
+  /** Writes the replies now due, in order, with one write. */
+  flush() {
+    /** @type {Buffer[]} */
+    const out = [];
+    while (this.head < this.queue.length) {
+      const reply = this.queue[this.head]?.reply;
+      if (reply == null) break;
+      out.push(reply);
+      this.head++;
+    }
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+    if (out.length > 0) this.socket.write(out.length === 1 ? out[0] : Buffer.concat(out));
+  }
+}
+
 class Server {
   /** @param {number} serverPort */
   constructor(serverPort) {
-    /** @type {Socket[]} clients waiting for a reply, oldest first */
+    /** @type {Slot[]} requests waiting for a reply, oldest first */
     this.waiting = [];
     this.head = 0;
     /** @type {Buffer[]} */
@@ -74,14 +115,9 @@ class Server {
     });
   }
 
-  /** @param {Socket} client @param {Buffer} chunk */
-  send(client, chunk) {
-    for (let i = 0; i < chunk.length;) {
-      const end = valueEnd(chunk, i);
-      if (end < 0) break;
-      this.waiting.push(client);
-      i = end;
-    }
+  /** @param {Slot} slot @param {Buffer} frame */
+  send(slot, frame) {
+    this.waiting.push(slot);
     if (this.out.length === 0) {
       due.push(this);
       if (!flushScheduled) {
@@ -89,8 +125,8 @@ class Server {
         setImmediate(flushDue);
       }
     }
-    this.out.push(chunk);
-    this.outBytes += chunk.length;
+    this.out.push(frame);
+    this.outBytes += frame.length;
   }
 
   flush() {
@@ -111,39 +147,54 @@ class Server {
     while (i < data.length) {
       const end = valueEnd(data, i);
       if (end < 0) break;
-      const client = this.waiting[this.head];
+      const slot = this.waiting[this.head];
       this.waiting[this.head++] = /** @type {any} */ (undefined);
       if (this.head > 4096) {
         this.waiting.splice(0, this.head);
         this.head = 0;
       }
-      if (client !== undefined) {
-        const replies = replyBatch.get(client);
-        if (replies === undefined) replyBatch.set(client, [data.subarray(i, end)]);
-        else replies.push(data.subarray(i, end));
+      if (slot !== undefined) {
+        slot.reply = data.subarray(i, end);
+        touched.add(slot.client);
       }
       i = end;
     }
-    // One write per client per read, as the worker writes a client's replies once per turn.
-    for (const [client, replies] of replyBatch)
-      client.write(replies.length === 1 ? replies[0] : Buffer.concat(replies));
-    replyBatch.clear();
     if (i < data.length) this.partial = data.subarray(i);
+    // One write per client per server read, of the replies now due in its order.
+    for (const client of touched) client.flush();
+    touched.clear();
     return true;
   }
 }
 
-/** @type {Map<Socket, Buffer[]>} replies found in the current read, per client */
-const replyBatch = new Map();
+/** @type {Set<Client>} clients given a reply in the current server read */
+const touched = new Set();
 const servers = serverPorts.map((p) => new Server(p));
-let accepted = 0;
-createServer((socket) => {
+
+/**
+ * The server of the request at data[i..end): by the byte sum of its second element (the key, for
+ * GET and SET), the first server for a request with one element.
+ * @param {Buffer} data @param {number} i @param {number} end
+ */
+function serverFor(data, i, end) {
+  let j = data.indexOf(10, i) + 1; // past "*n\r\n"
+  j = data.indexOf(10, j) + 1; // past the name's "$len\r\n"
+  j = data.indexOf(10, j) + 1; // past the name
+  if (j <= 0 || j >= end) return servers[0];
+  const keyStart = data.indexOf(10, j) + 1;
+  const keyEnd = data.indexOf(13, keyStart);
+  let sum = 0;
+  for (let k = keyStart; k < keyEnd; k++) sum += data[k];
+  return servers[sum % servers.length];
+}
+
+createServer((accepted) => {
   // As src/proxy/io.ts readAccepted: net.Server takes no `onread`, so the handle moves to a socket made with one.
-  const handle = /** @type {any} */ (socket)._handle;
-  /** @type {any} */ (socket)._handle = null;
-  const server = servers[accepted++ % servers.length];
-  /** @type {Socket} */
-  const client = new Socket(
+  const handle = /** @type {any} */ (accepted)._handle;
+  /** @type {any} */ (accepted)._handle = null;
+  /** @type {Client} */
+  let client;
+  const socket = new Socket(
     /** @type {any} */ ({
       handle,
       readable: true,
@@ -151,15 +202,29 @@ createServer((socket) => {
       onread: {
         buffer: READ_BUFFER,
         callback: (/** @type {number} */ n) => {
-          const chunk = Buffer.allocUnsafe(n);
+          let chunk = Buffer.allocUnsafe(n);
           chunk.set(READ_BUFFER.subarray(0, n));
-          server?.send(client, chunk);
+          if (client.partial !== null) {
+            chunk = Buffer.concat([client.partial, chunk]);
+            client.partial = null;
+          }
+          let i = 0;
+          while (i < chunk.length) {
+            const end = valueEnd(chunk, i);
+            if (end < 0) break;
+            const slot = new Slot(client);
+            client.queue.push(slot);
+            serverFor(chunk, i, end)?.send(slot, chunk.subarray(i, end));
+            i = end;
+          }
+          if (i < chunk.length) client.partial = chunk.subarray(i); // a request split across reads
           return true;
         },
       },
     }),
   );
-  client.setNoDelay(true);
-  client.on("error", () => {});
-  client.on("close", () => socket.destroy());
+  client = new Client(socket);
+  socket.setNoDelay(true);
+  socket.on("error", () => {});
+  socket.on("close", () => accepted.destroy());
 }).listen(port, "127.0.0.1");
