@@ -25,6 +25,9 @@ before(async () => {
   proxy = await startTestProxy(hooks, cluster);
 });
 
+/** How many times each listener's connection to the proxy was made again. */
+const reconnects = new WeakMap<string[], number>();
+
 /** The keys of the `set` events a client subscribed through the proxy hears, in RESP2 (PSUBSCRIBE) or RESP3 (SUBSCRIBE). */
 async function listener(
   t: Parameters<typeof proxyClient>[0],
@@ -33,6 +36,8 @@ async function listener(
 ): Promise<string[]> {
   const keys: string[] = [];
   const client: Redis = proxyClient(t, port, protocol === 3 ? { protocol: 3 } : {});
+  // ioredis reconnects and subscribes again on its own: what was sent meanwhile is lost to it.
+  client.on("reconnecting", () => reconnects.set(keys, (reconnects.get(keys) ?? 0) + 1));
   if (protocol === 3) {
     client.on("message", (_channel: string, key: string) => keys.push(key));
     await client.subscribe("__keyevent@0__:set");
@@ -76,7 +81,9 @@ async function assertHeardOnce(
       () => heard.length >= keys.length,
       30_000,
       `${keys.length} notifications (have ${heard.length})`,
-    );
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; ${await missingReport(listeners, keys)}`, { cause: err });
+    });
   const sentinels = masters.map((address, i) => {
     for (let n = 0; ; n++) {
       const key = `${prefix}:sentinel:${i}:${n}`;
@@ -100,6 +107,35 @@ async function assertHeardOnce(
       "no notification of a key not written",
     );
   }
+}
+
+/**
+ * What tells a lost notification's cause apart, for a failure's message: which keys each listener
+ * misses (their place in the writes, their master now), whether they were written at all (a write
+ * acknowledged and then lost with a demoted master, or a notification lost), and reconnects.
+ */
+async function missingReport(listeners: string[][], keys: string[]): Promise<string> {
+  const masters = await readOwners();
+  const reader = proxyClient({ after: () => {} }, proxy.port);
+  const lines: string[] = [`masters now ${masters.join(" ")}`];
+  try {
+    for (const [n, heard] of listeners.entries()) {
+      const got = new Set(heard);
+      const missing = keys.flatMap((key, index) => (got.has(key) ? [] : [{ key, index }]));
+      const shown = missing.slice(0, 60);
+      const stored = await Promise.all(shown.map(({ key }) => reader.exists(key)));
+      const detail = shown.map(
+        ({ key, index }, i) => `#${index}@${ownerOf(slotOf(key))}${stored[i] === 1 ? "" : "(not stored)"}`,
+      );
+      lines.push(
+        `listener ${n}: ${missing.length} missing, ${heard.length - got.size} repeated, ` +
+          `${reconnects.get(heard) ?? 0} reconnects: ${detail.join(" ")}`,
+      );
+    }
+  } finally {
+    reader.disconnect();
+  }
+  return lines.join("; ");
 }
 
 let slotOwners: Map<number, string> = new Map();
