@@ -48,6 +48,26 @@ function valueEnd(data, i) {
   return j;
 }
 
+/**
+ * The bytes of a read (`n` in READ_BUFFER), after what the previous read left unfinished: each
+ * whole RESP value goes to `onValue(data, start, end)`; returns the unfinished tail, or null.
+ * @param {Buffer | null} partial
+ * @param {number} n
+ * @param {(data: Buffer, start: number, end: number) => void} onValue
+ * @returns {Buffer | null}
+ */
+function eachValue(partial, n, onValue) {
+  let data = Buffer.allocUnsafe(n);
+  data.set(READ_BUFFER.subarray(0, n));
+  if (partial !== null) data = Buffer.concat([partial, data]);
+  let i = 0;
+  for (let end = valueEnd(data, i); end >= 0; end = valueEnd(data, i)) {
+    onValue(data, i, end);
+    i = end;
+  }
+  return i < data.length ? data.subarray(i) : null;
+}
+
 /** @type {Server[]} */
 const due = [];
 let flushScheduled = false;
@@ -107,6 +127,19 @@ class Server {
     this.outBytes = 0;
     /** @type {Buffer | null} */
     this.partial = null;
+    /** Each reply found in a read: made once, not per read. @param {Buffer} data @param {number} start @param {number} end */
+    this.onReply = (data, start, end) => {
+      const slot = this.waiting[this.head];
+      this.waiting[this.head++] = /** @type {any} */ (undefined);
+      if (this.head > 4096) {
+        this.waiting.splice(0, this.head);
+        this.head = 0;
+      }
+      if (slot !== undefined) {
+        slot.reply = data.subarray(start, end);
+        touched.add(slot.client);
+      }
+    };
     this.socket = connect({
       port: serverPort,
       host: "127.0.0.1",
@@ -137,29 +170,7 @@ class Server {
 
   /** @param {number} n */
   onRead(n) {
-    let data = Buffer.allocUnsafe(n);
-    data.set(READ_BUFFER.subarray(0, n));
-    if (this.partial !== null) {
-      data = Buffer.concat([this.partial, data]);
-      this.partial = null;
-    }
-    let i = 0;
-    while (i < data.length) {
-      const end = valueEnd(data, i);
-      if (end < 0) break;
-      const slot = this.waiting[this.head];
-      this.waiting[this.head++] = /** @type {any} */ (undefined);
-      if (this.head > 4096) {
-        this.waiting.splice(0, this.head);
-        this.head = 0;
-      }
-      if (slot !== undefined) {
-        slot.reply = data.subarray(i, end);
-        touched.add(slot.client);
-      }
-      i = end;
-    }
-    if (i < data.length) this.partial = data.subarray(i);
+    this.partial = eachValue(this.partial, n, this.onReply);
     // One write per client per server read, of the replies now due in its order.
     for (const client of touched) client.flush();
     touched.clear();
@@ -202,28 +213,20 @@ createServer((accepted) => {
       onread: {
         buffer: READ_BUFFER,
         callback: (/** @type {number} */ n) => {
-          let chunk = Buffer.allocUnsafe(n);
-          chunk.set(READ_BUFFER.subarray(0, n));
-          if (client.partial !== null) {
-            chunk = Buffer.concat([client.partial, chunk]);
-            client.partial = null;
-          }
-          let i = 0;
-          while (i < chunk.length) {
-            const end = valueEnd(chunk, i);
-            if (end < 0) break;
-            const slot = new Slot(client);
-            client.queue.push(slot);
-            serverFor(chunk, i, end)?.send(slot, chunk.subarray(i, end));
-            i = end;
-          }
-          if (i < chunk.length) client.partial = chunk.subarray(i); // a request split across reads
+          // A request split across reads waits in client.partial for the rest.
+          client.partial = eachValue(client.partial, n, onRequest);
           return true;
         },
       },
     }),
   );
   client = new Client(socket);
+  /** @param {Buffer} data @param {number} start @param {number} end */
+  const onRequest = (data, start, end) => {
+    const slot = new Slot(client);
+    client.queue.push(slot);
+    serverFor(data, start, end)?.send(slot, data.subarray(start, end));
+  };
   socket.setNoDelay(true);
   socket.on("error", () => {});
   socket.on("close", () => accepted.destroy());
