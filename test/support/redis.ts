@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { RedisServer, type RedisConfig } from "../../src/local/redis-server.ts";
-import { freePorts } from "../../src/local/ports.ts";
+import { freeNodePorts, freePorts } from "../../src/local/ports.ts";
 import { findServer, type Engine } from "../../src/local/engine.ts";
 
 /**
@@ -59,7 +59,13 @@ export async function startStandalone(
   engine: Engine = testEngine(),
 ): Promise<RedisServer> {
   const dir = await tempDir();
-  const [port] = await freePorts(1);
+  // A cluster-enabled node without a cluster-port binds its bus at port + 10000: drawn by
+  // freePorts, that can land in the ephemeral range, where an outgoing connection may take it
+  // before redis-server binds (the node then fails to start; seen in CI on key-slot.test.ts).
+  const clusterBusByDefault =
+    [true, "yes"].includes(config["cluster-enabled"] as boolean | string) &&
+    config["cluster-port"] === undefined;
+  const [port] = clusterBusByDefault ? await freeNodePorts(1) : await freePorts(1);
   const server = await RedisServer.start({ port: port!, dir, config, binary: serverBinary(engine) });
   t.after(async () => {
     await server.stop();
