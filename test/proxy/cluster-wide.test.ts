@@ -150,7 +150,9 @@ test("SLOWLOG GET merges the shards newest first; LEN sums; RESET clears every s
 });
 
 test("LATENCY LATEST, HISTORY and RESET cover every shard", async () => {
-  await Promise.all(masters.map((m) => m.call("CONFIG", "SET", "latency-monitor-threshold", "1")));
+  // 10 ms: far below the 30 ms spin, and above what a busy machine makes of an ordinary command
+  // (at 1 ms, CI's load logged the proxy's own slot-map refresh after the RESET below).
+  await Promise.all(masters.map((m) => m.call("CONFIG", "SET", "latency-monitor-threshold", "10")));
   try {
     await viaProxy.call("LATENCY", "RESET");
     // A script that spins for 30 ms on each shard (DEBUG SLEEP is disabled on these servers). Valkey
@@ -167,7 +169,11 @@ test("LATENCY LATEST, HISTORY and RESET cover every shard", async () => {
     const history = (await viaProxy.call("LATENCY", "HISTORY", "command")) as unknown[][];
     assert.ok(history.length >= 3, `${history.length} samples, one per shard expected`);
     assert.ok(((await viaProxy.call("LATENCY", "RESET")) as number) >= 3, "an event per shard was reset");
-    assert.deepEqual(await viaProxy.call("LATENCY", "LATEST"), []);
+    // What a loaded machine logs after the RESET may show; no shard may still hold the spin.
+    const left = ((await viaProxy.call("LATENCY", "LATEST")) as unknown[][]).filter(
+      (row) => Number(row[3]) >= 30,
+    );
+    assert.deepEqual(left, [], "a shard's 30 ms event survived LATENCY RESET");
   } finally {
     await Promise.all(masters.map((m) => m.call("CONFIG", "SET", "latency-monitor-threshold", "0")));
   }
