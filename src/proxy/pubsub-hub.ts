@@ -24,6 +24,8 @@ export interface PubSubRouter {
   retryHeld(): void;
   /** Re-reads the slot map. */
   refresh(): Promise<void>;
+  /** Requests sent to a node and not yet answered (their events, if any, are still to come). */
+  inFlight(address: string): number;
 }
 
 /** A session's subscriptions or MONITOR stream, placed again whenever the masters change. */
@@ -108,6 +110,24 @@ export class PubSubHub {
     if (Date.now() - at < RELINK_AFTER_MS) return false;
     this.lostAt.delete(address);
     return true;
+  }
+
+  /**
+   * Calls `then` once no request of this worker is in flight to `address` (every write it sent
+   * there has run, and its events are on their way to the subscribers there), checking every
+   * millisecond, or after `limitMs` at the latest (a node that does not answer).
+   *
+   * A member leaving a node unsubscribes only then: a map that no longer lists a node as a master
+   * may be stale (read from a node that has not learnt of a failover yet), and this worker's
+   * writes still on their way to it then run there after the UNSUBSCRIBE, unheard.
+   */
+  afterInFlight(address: string, then: () => void, limitMs: number): void {
+    const until = Date.now() + limitMs;
+    const check = () => {
+      if (this.router.inFlight(address) === 0 || Date.now() >= until) then();
+      else setTimeout(check, 1).unref();
+    };
+    check();
   }
 
   private allows(address: string): boolean {

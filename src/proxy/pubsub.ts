@@ -25,7 +25,7 @@ import { decodeReply } from "../resp/decode.ts";
 import { errorReply } from "../resp/encode.ts";
 import { replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
-import type { BackendConnection } from "./backend.ts";
+import { ConnectionState, type BackendConnection } from "./backend.ts";
 import type { CommandView } from "./command-view.ts";
 import type { CommandHandler, CommandSpec, Session, SubscriptionCommands } from "./command-spec.ts";
 import type { OrderedReplies, ReplySlot } from "./ordered-replies.ts";
@@ -118,6 +118,8 @@ class NodeLink {
   private readonly expected: [Change, number][] = [];
   /** Leaving: its node is no longer a master, or nothing is subscribed there any more. */
   retiring = false;
+  /** Stops a retirement whose UNSUBSCRIBE is not sent yet (the node is a master again). */
+  stay: (() => void) | null = null;
 
   constructor(
     readonly address: string,
@@ -380,32 +382,59 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
     if (hub === null) return;
     const router = hub.router;
     for (const link of this.links.values()) {
-      if (link.retiring || hub.masters.has(link.address)) continue;
+      if (hub.masters.has(link.address)) {
+        // A master again before it was left (the map that demoted it was stale): still subscribed.
+        link.stay?.();
+        continue;
+      }
+      if (link.retiring) continue;
       // No longer a master (failed over, or left): its events from now on repeat another's.
       link.retiring = true;
       const settled = hub.begin();
+      let timer: NodeJS.Timeout | undefined;
       const leave = () => {
         clearTimeout(timer);
         settled();
         this.close(link);
       };
-      // Its last own events come before the confirmation; a node that cannot answer has none to send.
-      const timer = setTimeout(leave, RETIRE_WAIT_MS).unref();
-      const change = new Change(leave);
-      link.send("unsubscribe", [...link.channels], change);
-      link.send("punsubscribe", [...link.patterns], change);
-      change.seal();
+      const stay = () => {
+        link.stay = null;
+        link.retiring = false;
+        settled();
+      };
+      link.stay = stay;
+      // Not before this worker's writes to it are answered (see afterInFlight); then its last own
+      // events come before the confirmation; a node that cannot answer has none to send.
+      hub.afterInFlight(
+        link.address,
+        () => {
+          if (link.stay !== stay) return; // it stayed (and may be retiring again, under a later call)
+          link.stay = null;
+          if (link.connection.state === ConnectionState.Closed) return leave();
+          timer = setTimeout(leave, RETIRE_WAIT_MS).unref();
+          const change = new Change(leave);
+          link.send("unsubscribe", [...link.channels], change);
+          link.send("punsubscribe", [...link.patterns], change);
+          change.seal();
+        },
+        RETIRE_WAIT_MS,
+      );
     }
     if (this.everywhereCount > 0) {
       const channels = [...this.channels].filter(isKeyspaceChannel);
       const patterns = [...this.patterns];
       for (const address of hub.masters) {
         const link = this.links.get(address);
-        if ((link !== undefined && !link.retiring) || !hub.mayConnect(address)) continue;
+        const live = link !== undefined && !link.retiring;
+        if (!live && !hub.mayConnect(address)) continue;
+        // A link that stayed may lack what the client subscribed to while it was retiring.
+        const wanted = live ? channels.filter((c) => !link.channels.has(c)) : channels;
+        const wantedPatterns = live ? patterns.filter((p) => !link.patterns.has(p)) : patterns;
+        if (wanted.length === 0 && wantedPatterns.length === 0) continue;
         const change = new Change(hub.beginFor(address));
-        const fresh = this.link(address);
-        fresh.send("subscribe", channels, change);
-        fresh.send("psubscribe", patterns, change);
+        const there = this.link(address);
+        there.send("subscribe", wanted, change);
+        there.send("psubscribe", wantedPatterns, change);
         change.seal();
       }
     }

@@ -63,6 +63,7 @@ export function routerFor(
   flusher: FlushScheduler,
   log: Logger,
   credentials: BackendCredentials = backendCredentials(config),
+  wrapReader: (reader: MapReader) => MapReader = (reader) => reader,
 ): ClusterRouter {
   return new ClusterRouter({
     seeds: config.seeds,
@@ -80,9 +81,11 @@ export function routerFor(
         events,
         credentials.tls,
       ),
-    reader: clusterMapReader(
-      () => credentials.auth,
-      () => credentials.tls,
+    reader: wrapReader(
+      clusterMapReader(
+        () => credentials.auth,
+        () => credentials.tls,
+      ),
     ),
     log,
   });
@@ -282,6 +285,17 @@ export class ClusterRouter implements BackendEvents {
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
   openSessionConnection(address: string, protocol: 2 | 3, db = 0): BackendConnection {
     return (db === 0 ? this.pools : this.databasePools.of(db)).openSession(address, protocol);
+  }
+
+  /**
+   * Requests this worker has sent (or queued) to a node and not yet had answered, on every
+   * connection: when it is 0, whatever they did there (their keyspace events) has happened.
+   */
+  inFlight(address: string): number {
+    let requests = this.pools.inFlight(address) + this.databasePools.inFlight(address);
+    for (const connection of this.trackedConnections)
+      if (connection.address === address) requests += connection.pending;
+    return requests;
   }
 
   /** A connection outside the pools whose lost requests are handled as a shared one's (reads resent). */

@@ -10,6 +10,7 @@ import type { LiveConfig, ProxyConfig } from "./config.ts";
 import { ProxyContext } from "./context.ts";
 import { FlushScheduler } from "./request.ts";
 import { backendCredentials, routerFor } from "./router.ts";
+import type { MapReader } from "./upstream/slot-map-source.ts";
 import { listenForClients } from "../tls/proxy-listen.ts";
 import { reloadBackendTls } from "../tls/backend.ts";
 import { busyLinksTo } from "./databases.ts";
@@ -23,6 +24,8 @@ export interface WorkerOptions {
   workerIndex?: number;
   /** Unix socket path of the busy proxy; without it, multi-key commands across slots get CROSSSLOT. */
   busySocket?: string;
+  /** Tests: what the worker reads slot maps through, given the real reader (a node that lags behind). */
+  mapReader?: (reader: MapReader) => MapReader;
 }
 
 export interface ProxyWorker {
@@ -48,7 +51,7 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   const log = options.log ?? pino({ level: config.logLevel }, pino.destination(2));
   const flusher = new FlushScheduler();
   const credentials = backendCredentials(config);
-  const router = routerFor(config, flusher, log, credentials);
+  const router = routerFor(config, flusher, log, credentials, options.mapReader);
   const busyLink = options.busySocket
     ? busyLinksTo(
         options.busySocket,

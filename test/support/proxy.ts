@@ -12,12 +12,14 @@ import { freePorts } from "../../src/local/ports.ts";
 import { pino } from "pino";
 import { startBusyProxy, type BusyProxy } from "../../src/proxy/busy-proxy.ts";
 import { parseProxyConfig, type ProxyConfig, type ProxyConfigInput } from "../../src/proxy/config.ts";
-import { startWorker, type ProxyWorker } from "../../src/proxy/worker.ts";
+import { startWorker, type ProxyWorker, type WorkerOptions } from "../../src/proxy/worker.ts";
 import { tempDir, until, type Cleanup, type TestCluster } from "./redis.ts";
 
 export interface TestProxyOptions {
   /** Also run a busy proxy in this process, on a temp socket, and point the worker at it. @default false */
   busyProxy?: boolean;
+  /** What the worker reads slot maps through, given the real reader (see WorkerOptions). */
+  mapReader?: WorkerOptions["mapReader"];
 }
 
 /** A busy proxy the test can stop and start again on the same socket (as the host restarts it). */
@@ -48,7 +50,11 @@ export async function startTestProxy(
     ...overrides,
   });
   const busy = options.busyProxy ? await startTestBusyProxy(t, config) : undefined;
-  const worker = await startWorker(config, { log: testLog(), busySocket: busy?.socketPath });
+  const worker = await startWorker(config, {
+    log: testLog(),
+    busySocket: busy?.socketPath,
+    mapReader: options.mapReader,
+  });
   t.after(() => worker.close());
   return Object.assign(worker, { busy });
 }

@@ -98,6 +98,13 @@ export class DatabasePools {
     for (const pools of this.byDb.values()) pools.keepOnly(masters, replicas);
   }
 
+  /** Requests in flight to a node in every database (see ConnectionPools.inFlight). */
+  inFlight(address: string): number {
+    let requests = 0;
+    for (const pools of this.byDb.values()) requests += pools.inFlight(address);
+    return requests;
+  }
+
   close(): void {
     for (const pools of this.byDb.values()) pools.close();
     this.byDb.clear();

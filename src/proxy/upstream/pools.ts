@@ -55,6 +55,8 @@ export class ConnectionPools {
   private readonly lent = new Set<BackendConnection>();
   private readonly idle = new Map<string, BackendConnection[]>();
   private readonly sessions = new Set<BackendConnection>();
+  /** Every connection not yet closed, by node (shared, retired, dedicated, idle, session): what `inFlight` counts. */
+  private readonly byNode = new Map<string, Set<BackendConnection>>();
   /** Replicas that serve reads, as of the last `keepOnly`. */
   private replicas: ReadonlySet<string> = new Set();
   private reconnectTokens = RECONNECTS_PER_SECOND;
@@ -116,14 +118,14 @@ export class ConnectionPools {
     const idle = this.idle.get(`${protocol}|${address}`);
     let connection = idle?.pop();
     while (connection !== undefined && connection.state === ConnectionState.Closed) connection = idle?.pop();
-    connection ??= this.connect(address, protocol, this.events);
+    connection ??= this.open(address, protocol);
     this.lent.add(connection);
     return connection;
   }
 
   /** A connection owned by one client session: a WATCHed transaction, or a subscriber's pipe. */
   openSession(address: string, protocol: 2 | 3): BackendConnection {
-    const connection = this.connect(address, protocol, this.events);
+    const connection = this.open(address, protocol);
     this.sessions.add(connection);
     return connection;
   }
@@ -151,8 +153,28 @@ export class ConnectionPools {
     return true;
   }
 
+  private open(address: string, protocol: 2 | 3): BackendConnection {
+    const connection = this.connect(address, protocol, this.events);
+    let open = this.byNode.get(address);
+    if (open === undefined) this.byNode.set(address, (open = new Set()));
+    open.add(connection);
+    return connection;
+  }
+
+  /**
+   * Requests sent (or queued behind a connect) to a node and not yet answered, on every kind of
+   * connection, those of a pool retired meanwhile included.
+   */
+  inFlight(address: string): number {
+    let requests = 0;
+    for (const connection of this.byNode.get(address) ?? []) requests += connection.pending;
+    return requests;
+  }
+
   /** Forgets a closed connection and, for a shared one of a current master, schedules its reconnect. */
   lost(connection: BackendConnection, error: Error | undefined): Lost {
+    const open = this.byNode.get(connection.address);
+    if (open?.delete(connection) && open.size === 0) this.byNode.delete(connection.address);
     if (this.sessions.delete(connection) || this.lent.delete(connection) || connection.pipe !== null)
       return Lost.Owned;
     const idle = this.idle.get(`${connection.protocol}|${connection.address}`);
@@ -176,7 +198,7 @@ export class ConnectionPools {
   }
 
   private poolConnect(pool: Pool): BackendConnection {
-    const connection = this.connect(pool.address, pool.protocol, this.events);
+    const connection = this.open(pool.address, pool.protocol);
     // Queued before any client request (behind the handshake); its +OK goes to no client.
     if (pool.replica) connection.send(readonlyRequest(pool.protocol));
     return connection;

@@ -1,0 +1,122 @@
+/**
+ * A slot map that no longer lists a node as a master is not proof that it stopped being one: a
+ * map read from a node that has not learnt of a failover yet shows the old roles, and a proxy
+ * that believes it unsubscribes its keyspace listeners from the real master. Its own writes still
+ * on their way there then run after the UNSUBSCRIBE, and nobody hears them (seen in CI: 20 SETs
+ * unheard by both listeners across a CLUSTER FAILOVER, whose maps flip-flopped for 30 ms).
+ *
+ * The worker reads its maps through a reader that can lag (a node's view cannot be made stale on
+ * demand): while `lagging`, every node answers with the master demoted. The write is held on its
+ * master by CLIENT PAUSE WRITE (an UNSUBSCRIBE is no write and runs during the pause), so it runs
+ * after the UNSUBSCRIBE whenever the proxy sends that at once.
+ */
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import type { Redis } from "ioredis";
+import { slotOf } from "../../src/cluster/key-slot.ts";
+import { SlotMap } from "../../src/cluster/slot-map.ts";
+import type { MapReader } from "../../src/proxy/upstream/slot-map-source.ts";
+import type { ProxyWorker } from "../../src/proxy/worker.ts";
+import { fileCleanup, startCluster, until, type TestCluster } from "../support/redis.ts";
+import { proxyClient, startTestProxy } from "../support/proxy.ts";
+
+const hooks = fileCleanup();
+let cluster: TestCluster;
+let proxy: ProxyWorker;
+/** The master every map read shows as a replica of the next shard, while set. */
+let lagging: string | null = null;
+
+/** The map as a node reads it that believes `address` is a replica of the shard after it. */
+function demoted(map: SlotMap, address: string): SlotMap {
+  const shards = map.shards.map((s) => ({ ...s, ranges: [...s.ranges], replicas: [...s.replicas] }));
+  const from = shards.findIndex((s) => s.master?.address === address);
+  if (from < 0) return map;
+  const to = shards[(from + 1) % shards.length]!;
+  to.ranges.push(...shards[from]!.ranges);
+  to.replicas.push({ ...shards[from]!.master!, role: "replica" });
+  return new SlotMap(shards.filter((_, i) => i !== from));
+}
+
+function laggingReader(reader: MapReader): MapReader {
+  return {
+    ...reader,
+    read: async (address, withVersion) => {
+      const read = await reader.read(address, withVersion);
+      return lagging === null ? read : { ...read, map: demoted(read.map, lagging) };
+    },
+    close: () => reader.close(),
+  };
+}
+
+before(async () => {
+  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
+  for (const node of cluster.nodes)
+    await cluster.connect(node).call("CONFIG", "SET", "notify-keyspace-events", "KEA");
+  proxy = await startTestProxy(hooks, cluster, {}, { mapReader: laggingReader });
+});
+
+test("a stale map that demotes a master unsubscribes there only after this worker's writes to it are answered", async (t) => {
+  const router = proxy.context.router;
+  const heard: string[] = [];
+  const listener: Redis = proxyClient(t, proxy.port);
+  listener.on("pmessage", (_pattern: string, _channel: string, key: string) => heard.push(key));
+  await listener.psubscribe("__keyevent@0__:set");
+
+  const master = cluster.masters[0]!;
+  const key = Array.from({ length: 1000 }, (_, i) => `stale:${i}`).find(
+    (k) => router.masterFor(slotOf(k)) === master.address,
+  )!;
+  const writer = proxyClient(t, proxy.port);
+  await writer.set("stale:warm-up", "v"); // the worker's connections are up
+
+  await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
+  const written = writer.set(key, "v");
+  await until(() => router.inFlight(master.address) === 1, 5_000, "the SET to be on its way to its master");
+  lagging = master.address;
+  await router.refresh();
+  assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
+  assert.equal(await written, "OK");
+  lagging = null;
+  await router.refresh();
+  await until(() => heard.includes(key), 5_000, `the set event of ${key} (heard: ${heard.join(" ")})`);
+  assert.deepEqual(
+    heard.filter((k) => k === key),
+    [key],
+    "heard once",
+  );
+});
+
+test("a master the map lists again before this worker's writes to it are answered keeps its subscriptions: heard once", async (t) => {
+  const router = proxy.context.router;
+  const heard: string[] = [];
+  const listener: Redis = proxyClient(t, proxy.port);
+  listener.on("pmessage", (_pattern: string, _channel: string, key: string) => heard.push(key));
+  await listener.psubscribe("__keyevent@0__:set");
+
+  const master = cluster.masters[1]!;
+  const key = Array.from({ length: 1000 }, (_, i) => `back:${i}`).find(
+    (k) => router.masterFor(slotOf(k)) === master.address,
+  )!;
+  const writer = proxyClient(t, proxy.port);
+  await writer.set("back:warm-up", "v");
+
+  await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
+  const written = writer.set(key, "v");
+  await until(() => router.inFlight(master.address) === 1, 5_000, "the SET to be on its way to its master");
+  lagging = master.address;
+  await router.refresh();
+  assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
+  lagging = null;
+  await router.refresh();
+  assert.equal(router.masterFor(slotOf(key)), master.address, "the worker took the real map again");
+  assert.equal(await written, "OK");
+  await until(() => heard.includes(key), 5_000, `the set event of ${key} (heard: ${heard.join(" ")})`);
+  // A second subscription there (one leaving, one new) would bring the event twice: wait for it.
+  await writer.set("back:warm-up", "v");
+  await until(() => heard.filter((k) => k === "back:warm-up").length >= 2, 5_000, "the next set event");
+  assert.deepEqual(
+    heard.filter((k) => k === key),
+    [key],
+    "heard once",
+  );
+});
