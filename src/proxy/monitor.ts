@@ -13,6 +13,9 @@ import type { HubMember, PubSubHub } from "./pubsub-hub.ts";
 
 const MONITOR = encodeCommand(["MONITOR"]);
 
+/** How long a node that left the masters keeps its stream for this worker's commands still due there. */
+const LEAVE_WAIT_MS = 1000;
+
 /** The command this file runs (through the session's Pub/Sub, which writes its lines). */
 export const MONITOR_COMMANDS = {
   monitor: (session) => session.pubsub.monitor(),
@@ -21,6 +24,8 @@ export const MONITOR_COMMANDS = {
 /** One session's MONITOR connections, one per master. */
 export class Monitor implements HubMember {
   private readonly links = new Map<string, BackendConnection>();
+  /** Links to nodes no longer listed as masters, until this worker's commands to them are answered. */
+  private readonly leaving = new Map<string, object>();
   /** Masters whose +OK has not come yet; the client's +OK waits for all of them. */
   private unconfirmed: Set<string> | null = new Set();
 
@@ -39,9 +44,23 @@ export class Monitor implements HubMember {
   }
 
   reconcile(): void {
-    for (const [address, connection] of this.links)
-      if (!this.hub.masters.has(address)) this.close(address, connection);
+    for (const [address, connection] of this.links) {
+      if (this.hub.masters.has(address) || this.leaving.has(address)) continue;
+      // Not before this worker's commands to it ran (the map may be stale; see afterInFlight).
+      const leave = {};
+      this.leaving.set(address, leave);
+      this.hub.afterInFlight(
+        address,
+        () => {
+          if (this.leaving.get(address) !== leave) return; // a master again meanwhile: it stayed
+          this.leaving.delete(address);
+          if (this.links.get(address) === connection) this.close(address, connection);
+        },
+        LEAVE_WAIT_MS,
+      );
+    }
     for (const address of this.hub.masters) {
+      this.leaving.delete(address); // listed again before it was left: its stream goes on
       if (this.links.has(address) || !this.hub.mayConnect(address)) continue;
       const connection = this.hub.router.openSessionConnection(address, 2);
       // The first frame is MONITOR's +OK; every later one is a line of the stream.

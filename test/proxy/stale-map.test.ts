@@ -5,6 +5,9 @@
  * on their way there then run after the UNSUBSCRIBE, and nobody hears them (seen in CI: 20 SETs
  * unheard by both listeners across a CLUSTER FAILOVER, whose maps flip-flopped for 30 ms).
  *
+ * MONITOR had the same hole: its connection to the demoted master closed at once, and the lines of
+ * the commands still due there were lost.
+ *
  * The worker reads its maps through a reader that can lag (a node's view cannot be made stale on
  * demand): while `lagging`, every node answers with the master demoted. The write is held on its
  * master by CLIENT PAUSE WRITE (an UNSUBSCRIBE is no write and runs during the pause), so it runs
@@ -118,5 +121,35 @@ test("a master the map lists again before this worker's writes to it are answere
     heard.filter((k) => k === key),
     [key],
     "heard once",
+  );
+});
+
+test("a stale map that demotes a master keeps its MONITOR stream until this worker's commands to it are answered", async (t) => {
+  const router = proxy.context.router;
+  const lines: string[] = [];
+  const monitor = await proxyClient(t, proxy.port).monitor();
+  t.after(() => monitor.disconnect());
+  monitor.on("monitor", (_time: string, args: string[]) => lines.push(args.join(" ")));
+
+  const master = cluster.masters[2]!;
+  const key = Array.from({ length: 1000 }, (_, i) => `watched:${i}`).find(
+    (k) => router.masterFor(slotOf(k)) === master.address,
+  )!;
+  const writer = proxyClient(t, proxy.port);
+  await writer.set("watched:warm-up", "v");
+
+  await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
+  const written = writer.set(key, "v");
+  await until(() => router.inFlight(master.address) === 1, 5_000, "the SET to be on its way to its master");
+  lagging = master.address;
+  await router.refresh();
+  assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
+  assert.equal(await written, "OK");
+  lagging = null;
+  await router.refresh();
+  await until(
+    () => lines.some((line) => line.toLowerCase() === `set ${key} v`),
+    5_000,
+    `the MONITOR line of SET ${key} (lines: ${lines.join("; ")})`,
   );
 });
