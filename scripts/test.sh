@@ -51,6 +51,7 @@ valkey_files=(
   test/proxy/sessions.test.ts
   test/proxy/engine-style.test.ts
   test/proxy/keyspace-notifications.test.ts
+  test/proxy/stale-map.test.ts
   test/proxy/scan.test.ts
   test/proxy/scan-resharding.test.ts
   test/proxy/busy-proxy.test.ts
