@@ -55,7 +55,7 @@ export class ConnectionPools {
   private readonly lent = new Set<BackendConnection>();
   private readonly idle = new Map<string, BackendConnection[]>();
   private readonly sessions = new Set<BackendConnection>();
-  /** Every connection not yet closed, by node (shared, retired, dedicated, idle, session): what `inFlight` counts. */
+  /** Every connection not yet closed that may carry writes, by node (shared, retired, dedicated, idle, session): what `inFlight` counts. */
   private readonly byNode = new Map<string, Set<BackendConnection>>();
   /** Replicas that serve reads, as of the last `keepOnly`. */
   private replicas: ReadonlySet<string> = new Set();
@@ -153,8 +153,10 @@ export class ConnectionPools {
     return true;
   }
 
-  private open(address: string, protocol: 2 | 3): BackendConnection {
+  /** Opens a connection; `writes`: it may carry writes (a replica pool's carry reads only, uncounted). */
+  private open(address: string, protocol: 2 | 3, writes = true): BackendConnection {
     const connection = this.connect(address, protocol, this.events);
+    if (!writes) return connection;
     let open = this.byNode.get(address);
     if (open === undefined) this.byNode.set(address, (open = new Set()));
     open.add(connection);
@@ -163,7 +165,8 @@ export class ConnectionPools {
 
   /**
    * Requests sent (or queued behind a connect) to a node and not yet answered, on every kind of
-   * connection, those of a pool retired meanwhile included.
+   * connection that may carry writes (not a replica pool's: the reads a demoted master serves as a
+   * replica must not hold up leaving it), those of a pool retired meanwhile included.
    */
   inFlight(address: string): number {
     let requests = 0;
@@ -198,7 +201,7 @@ export class ConnectionPools {
   }
 
   private poolConnect(pool: Pool): BackendConnection {
-    const connection = this.open(pool.address, pool.protocol);
+    const connection = this.open(pool.address, pool.protocol, !pool.replica);
     // Queued before any client request (behind the handshake); its +OK goes to no client.
     if (pool.replica) connection.send(readonlyRequest(pool.protocol));
     return connection;
