@@ -20,6 +20,7 @@ import { slotOf } from "../../src/cluster/key-slot.ts";
 import { SlotMap } from "../../src/cluster/slot-map.ts";
 import type { MapReader } from "../../src/proxy/upstream/slot-map-source.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
+import type { RedisServer } from "../../src/local/redis-server.ts";
 import { fileCleanup, startCluster, until, type TestCluster } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
 
@@ -58,19 +59,32 @@ before(async () => {
   proxy = await startTestProxy(hooks, cluster, {}, { mapReader: laggingReader });
 });
 
-test("a stale map that demotes a master unsubscribes there only after this worker's writes to it are answered", async (t) => {
-  const router = proxy.context.router;
+/** A client of the proxy that hears the keys of every `set` event, through a pattern. */
+async function setListener(t: Parameters<typeof proxyClient>[0]): Promise<string[]> {
   const heard: string[] = [];
   const listener: Redis = proxyClient(t, proxy.port);
   listener.on("pmessage", (_pattern: string, _channel: string, key: string) => heard.push(key));
   await listener.psubscribe("__keyevent@0__:set");
+  return heard;
+}
 
-  const master = cluster.masters[0]!;
-  const key = Array.from({ length: 1000 }, (_, i) => `stale:${i}`).find(
+/**
+ * Sends `SET <key> v` to `master`'s slots through the proxy while the master holds writes, shows
+ * the worker a map in which the master is a replica, then (`back`: before the SET is answered;
+ * else after) the real map again. Returns the key, once the SET is answered.
+ */
+async function writeAcrossStaleMap(
+  t: Parameters<typeof proxyClient>[0],
+  master: RedisServer,
+  prefix: string,
+  back: "before the reply" | "after the reply",
+): Promise<{ key: string; writer: Redis }> {
+  const router = proxy.context.router;
+  const key = Array.from({ length: 1000 }, (_, i) => `${prefix}:${i}`).find(
     (k) => router.masterFor(slotOf(k)) === master.address,
   )!;
   const writer = proxyClient(t, proxy.port);
-  await writer.set("stale:warm-up", "v"); // the worker's connections are up
+  await writer.set(`${prefix}:warm-up`, "v"); // the worker's connections are up
 
   await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
   const written = writer.set(key, "v");
@@ -78,9 +92,17 @@ test("a stale map that demotes a master unsubscribes there only after this worke
   lagging = master.address;
   await router.refresh();
   assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
-  assert.equal(await written, "OK");
+  if (back === "after the reply") assert.equal(await written, "OK");
   lagging = null;
   await router.refresh();
+  assert.equal(router.masterFor(slotOf(key)), master.address, "the worker took the real map again");
+  assert.equal(await written, "OK");
+  return { key, writer };
+}
+
+test("a stale map that demotes a master unsubscribes there only after this worker's writes to it are answered", async (t) => {
+  const heard = await setListener(t);
+  const { key } = await writeAcrossStaleMap(t, cluster.masters[0]!, "stale", "after the reply");
   await until(() => heard.includes(key), 5_000, `the set event of ${key} (heard: ${heard.join(" ")})`);
   assert.deepEqual(
     heard.filter((k) => k === key),
@@ -90,29 +112,8 @@ test("a stale map that demotes a master unsubscribes there only after this worke
 });
 
 test("a master the map lists again before this worker's writes to it are answered keeps its subscriptions: heard once", async (t) => {
-  const router = proxy.context.router;
-  const heard: string[] = [];
-  const listener: Redis = proxyClient(t, proxy.port);
-  listener.on("pmessage", (_pattern: string, _channel: string, key: string) => heard.push(key));
-  await listener.psubscribe("__keyevent@0__:set");
-
-  const master = cluster.masters[1]!;
-  const key = Array.from({ length: 1000 }, (_, i) => `back:${i}`).find(
-    (k) => router.masterFor(slotOf(k)) === master.address,
-  )!;
-  const writer = proxyClient(t, proxy.port);
-  await writer.set("back:warm-up", "v");
-
-  await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
-  const written = writer.set(key, "v");
-  await until(() => router.inFlight(master.address) === 1, 5_000, "the SET to be on its way to its master");
-  lagging = master.address;
-  await router.refresh();
-  assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
-  lagging = null;
-  await router.refresh();
-  assert.equal(router.masterFor(slotOf(key)), master.address, "the worker took the real map again");
-  assert.equal(await written, "OK");
+  const heard = await setListener(t);
+  const { key, writer } = await writeAcrossStaleMap(t, cluster.masters[1]!, "back", "before the reply");
   await until(() => heard.includes(key), 5_000, `the set event of ${key} (heard: ${heard.join(" ")})`);
   // A second subscription there (one leaving, one new) would bring the event twice: wait for it.
   await writer.set("back:warm-up", "v");
@@ -125,28 +126,11 @@ test("a master the map lists again before this worker's writes to it are answere
 });
 
 test("a stale map that demotes a master keeps its MONITOR stream until this worker's commands to it are answered", async (t) => {
-  const router = proxy.context.router;
   const lines: string[] = [];
   const monitor = await proxyClient(t, proxy.port).monitor();
   t.after(() => monitor.disconnect());
   monitor.on("monitor", (_time: string, args: string[]) => lines.push(args.join(" ")));
-
-  const master = cluster.masters[2]!;
-  const key = Array.from({ length: 1000 }, (_, i) => `watched:${i}`).find(
-    (k) => router.masterFor(slotOf(k)) === master.address,
-  )!;
-  const writer = proxyClient(t, proxy.port);
-  await writer.set("watched:warm-up", "v");
-
-  await cluster.connect(master).call("CLIENT", "PAUSE", "500", "WRITE");
-  const written = writer.set(key, "v");
-  await until(() => router.inFlight(master.address) === 1, 5_000, "the SET to be on its way to its master");
-  lagging = master.address;
-  await router.refresh();
-  assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
-  assert.equal(await written, "OK");
-  lagging = null;
-  await router.refresh();
+  const { key } = await writeAcrossStaleMap(t, cluster.masters[2]!, "watched", "after the reply");
   await until(
     () => lines.some((line) => line.toLowerCase() === `set ${key} v`),
     5_000,
