@@ -55,6 +55,13 @@ export class Request {
   deadline = 0;
   /** Sent with ASKING first to this node (during a slot migration). */
   askTarget: string | null = null;
+  /**
+   * The last MOVED's target, and the slot's owner in the map when it came: while the map still
+   * names that owner (a map read from a node that has not learnt of a failover yet), the request
+   * goes to the target rather than back to the node that refused it, each time spending a redirect.
+   */
+  movedTo: string | null = null;
+  movedFrom: string | undefined = undefined;
   /** Picks the backend connection: the same for all of one client's requests, so they keep their order. */
   affinity = 0;
   /** Replies the frame brings: 1, or for a transaction block (MULTI, n commands, EXEC) n + 2. */

@@ -216,9 +216,17 @@ export class ClusterRouter implements BackendEvents {
       else pinned.send(request);
       return;
     }
-    const master =
+    let master =
       request.askTarget ??
       (request.kind === RequestKind.Node ? request.target! : this.masterFor(request.slot, this.anyIndex++));
+    // Refused with MOVED by the owner the map still names: the map is older than that answer.
+    if (
+      request.movedTo !== null &&
+      master === request.movedFrom &&
+      request.askTarget === null &&
+      request.kind === RequestKind.Slot
+    )
+      master = request.movedTo;
     if (master !== undefined && this.gate !== null && !this.gate(master)) return this.retry.park(request);
     const address =
       request.readFrom === ReadFrom.Master || master === undefined || request.tracked

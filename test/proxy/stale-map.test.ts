@@ -17,7 +17,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { SlotMap } from "../../src/cluster/slot-map.ts";
+import { SlotMap, type ShardInfo } from "../../src/cluster/slot-map.ts";
 import type { MapReader } from "../../src/proxy/upstream/slot-map-source.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
 import type { RedisServer } from "../../src/local/redis-server.ts";
@@ -41,11 +41,18 @@ function demoted(map: SlotMap, address: string): SlotMap {
   return new SlotMap(shards.filter((_, i) => i !== from));
 }
 
+/** A view from before a failover, answered for the next `reads` map reads. */
+let oldView: { shards: ShardInfo[]; reads: number } | null = null;
+
 function laggingReader(reader: MapReader): MapReader {
   return {
     ...reader,
     read: async (address, withVersion) => {
       const read = await reader.read(address, withVersion);
+      if (oldView !== null && oldView.reads > 0) {
+        oldView.reads--;
+        return { ...read, map: new SlotMap(oldView.shards) };
+      }
       return lagging === null ? read : { ...read, map: demoted(read.map, lagging) };
     },
     close: () => reader.close(),
@@ -136,4 +143,36 @@ test("a stale map that demotes a master keeps its MONITOR stream until this work
     5_000,
     `the MONITOR line of SET ${key} (lines: ${lines.join("; ")})`,
   );
+});
+
+test("a client of the proxy never sees MOVED while the worker's maps keep showing the roles from before a failover", async (t) => {
+  // Seen in CI: the maps flip-flopped long enough that a SET, refused by the demoted master and
+  // held for its heir's subscriptions, went back to the demoted master at each stale map, past
+  // the 16 redirects a request may follow, and the client got MOVED.
+  const router = proxy.context.router;
+  const heard = await setListener(t);
+  const writer = proxyClient(t, proxy.port);
+  const [master, heir] = [cluster.masters[0]!, cluster.replicas[0]!];
+  const key = Array.from({ length: 1000 }, (_, i) => `flip:${i}`).find(
+    (k) => router.masterFor(slotOf(k)) === master.address,
+  )!;
+  await writer.set("flip:warm-up", "v");
+
+  oldView = { shards: router.map!.shards, reads: 0 };
+  const heirClient = cluster.connect(heir);
+  await heirClient.call("CLUSTER", "FAILOVER");
+  await until(
+    async () => ((await heirClient.call("ROLE")) as string[])[0] === "master",
+    30_000,
+    "the promotion",
+  );
+  await until(
+    async () => ((await cluster.connect(master).call("ROLE")) as string[])[0] === "slave",
+    30_000,
+    "the old master to know it is a replica",
+  );
+  oldView.reads = 40; // more stale reads than a request may follow redirects
+  assert.equal(await writer.set(key, "v"), "OK");
+  assert.equal(oldView.reads, 0, "every stale view was read before the SET was answered");
+  await until(() => heard.includes(key), 5_000, `the set event of ${key}`);
 });

@@ -54,6 +54,8 @@ export class RetryPolicy {
         const [, slotText, target] = text.split(" ");
         if (target === undefined || ++request.redirects > MAX_REDIRECTS) return false;
         if (kind === "MOVED") {
+          request.movedFrom = this.source.map?.masterFor(Number(slotText));
+          request.movedTo = target;
           this.source.moved(Number(slotText), target);
           request.askTarget = null;
         } else {
