@@ -55,6 +55,8 @@ export class PubSubHub {
   private pending = 0;
   /** When a member last lost its connection to each node. */
   private readonly lostAt = new Map<string, number>();
+  /** Waiters for the requests in flight to a node to be answered (afterInFlight), by node. */
+  private readonly draining = new Map<string, { then: () => void; until: number }[]>();
   /** Settles when the next slot map has been placed (a redirect to an unknown node asked for one). */
   private awaitingMap: (() => void) | null = null;
 
@@ -122,12 +124,31 @@ export class PubSubHub {
    * writes still on their way to it then run there after the UNSUBSCRIBE, unheard.
    */
   afterInFlight(address: string, then: () => void, limitMs: number): void {
-    const until = Date.now() + limitMs;
-    const check = () => {
-      if (this.router.inFlight(address) === 0 || Date.now() >= until) then();
-      else setTimeout(check, 1).unref();
-    };
-    check();
+    if (this.router.inFlight(address) === 0) return then();
+    // One check per node for all its waiters: a failover retires every subscriber's link at once.
+    let waiters = this.draining.get(address);
+    if (waiters === undefined) {
+      this.draining.set(address, (waiters = []));
+      setTimeout(() => this.checkDrained(address), 1).unref();
+    }
+    waiters.push({ then, until: Date.now() + limitMs });
+  }
+
+  private checkDrained(address: string): void {
+    const waiters = this.draining.get(address)!;
+    const drained = this.router.inFlight(address) === 0;
+    const now = Date.now();
+    const due: (() => void)[] = [];
+    const left: typeof waiters = [];
+    for (const waiter of waiters) {
+      if (drained || now >= waiter.until) due.push(waiter.then);
+      else left.push(waiter);
+    }
+    if (left.length > 0) {
+      this.draining.set(address, left);
+      setTimeout(() => this.checkDrained(address), 1).unref();
+    } else this.draining.delete(address);
+    for (const then of due) then();
   }
 
   private allows(address: string): boolean {
