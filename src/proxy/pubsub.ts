@@ -120,6 +120,8 @@ class NodeLink {
   retiring = false;
   /** Stops a retirement whose UNSUBSCRIBE is not sent yet (the node is a master again). */
   stay: (() => void) | null = null;
+  /** It stayed: what the client subscribed to meanwhile went to the masters only, not here. */
+  stayed = false;
 
   constructor(
     readonly address: string,
@@ -400,6 +402,7 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       const stay = () => {
         link.stay = null;
         link.retiring = false;
+        link.stayed = true;
         settled();
       };
       link.stay = stay;
@@ -426,8 +429,9 @@ export class SessionPubSub implements SubscriptionCommands, HubMember {
       for (const address of hub.masters) {
         const link = this.links.get(address);
         const live = link !== undefined && !link.retiring;
-        if (!live && !hub.mayConnect(address)) continue;
+        if (live ? !link.stayed : !hub.mayConnect(address)) continue;
         // A link that stayed may lack what the client subscribed to while it was retiring.
+        if (live) link.stayed = false;
         const wanted = live ? channels.filter((c) => !link.channels.has(c)) : channels;
         const wantedPatterns = live ? patterns.filter((p) => !link.patterns.has(p)) : patterns;
         if (wanted.length === 0 && wantedPatterns.length === 0) continue;

@@ -85,6 +85,8 @@ async function writeAcrossStaleMap(
   master: RedisServer,
   prefix: string,
   back: "before the reply" | "after the reply",
+  /** Runs while the worker holds the stale map. */
+  whileStale: () => Promise<void> = async () => {},
 ): Promise<{ key: string; writer: Redis }> {
   const router = proxy.context.router;
   const key = Array.from({ length: 1000 }, (_, i) => `${prefix}:${i}`).find(
@@ -99,6 +101,7 @@ async function writeAcrossStaleMap(
   lagging = master.address;
   await router.refresh();
   assert.notEqual(router.masterFor(slotOf(key)), master.address, "the worker took the stale map");
+  await whileStale();
   if (back === "after the reply") assert.equal(await written, "OK");
   lagging = null;
   await router.refresh();
@@ -130,6 +133,25 @@ test("a master the map lists again before this worker's writes to it are answere
     [key],
     "heard once",
   );
+});
+
+test("a pattern subscribed while a master was out of the map reaches it when the master stays", async (t) => {
+  const router = proxy.context.router;
+  const master = cluster.masters[1]!;
+  const heard: string[] = [];
+  const listener: Redis = proxyClient(t, proxy.port);
+  listener.on("pmessage", (pattern: string, channel: string) => {
+    if (pattern === "__keyspace@0__:again:*") heard.push(channel.slice("__keyspace@0__:".length));
+  });
+  await listener.psubscribe("__keyevent@0__:set");
+  const { writer } = await writeAcrossStaleMap(t, master, "again-held", "before the reply", async () => {
+    await listener.psubscribe("__keyspace@0__:again:*");
+  });
+  const key = Array.from({ length: 1000 }, (_, i) => `again:${i}`).find(
+    (k) => router.masterFor(slotOf(k)) === master.address,
+  )!;
+  await writer.set(key, "v");
+  await until(() => heard.includes(key), 5_000, `the keyspace event of ${key} on the master that stayed`);
 });
 
 test("a stale map that demotes a master keeps its MONITOR stream until this worker's commands to it are answered", async (t) => {
