@@ -6,6 +6,9 @@
  * the spread of that ratio is the run's own noise, against which a change is judged.
  *
  *   npm run bench:ab -- --base ../before --rounds 6 --only get-p1,set-p1,get-p16,set-p16,mset-p16
+ *
+ * `--node-args` / `--base-node-args` (space-separated) start either host's node with flags, so a
+ * runtime flag can be judged on one build: `--base . --node-args=--single-threaded-gc`.
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
@@ -35,6 +38,8 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "6" },
     only: { type: "string", default: "get-p1,set-p1,get-p16,set-p16,mset-p1,mset-p16" },
     workers: { type: "string", default: "1" },
+    "node-args": { type: "string", default: "" },
+    "base-node-args": { type: "string", default: "" },
   },
 });
 if (values.base === undefined) throw new Error("--base DIR is required: a checkout to compare with");
@@ -68,12 +73,13 @@ try {
   const seeds = cluster.masters.map((m) => m.address);
   const serverPids = () => cluster.masters.map((m) => m.pid!).filter(Boolean);
   const targets: Target[] = [];
-  for (const [id, root] of [
-    ["this", REPO_ROOT],
-    ["base", baseRoot],
+  const words = (s: string) => s.split(" ").filter(Boolean);
+  for (const [id, root, nodeArgs] of [
+    ["this", REPO_ROOT, words(values["node-args"]!)],
+    ["base", baseRoot, words(values["base-node-args"]!)],
   ] as const) {
-    log(`building and starting ${id} (${root})`);
-    const host = await startProxyHost(cleanups, dir, seeds, workers, { root });
+    log(`building and starting ${id} (${root}${nodeArgs.length ? ` with node ${nodeArgs.join(" ")}` : ""})`);
+    const host = await startProxyHost(cleanups, dir, seeds, workers, { root, nodeArgs });
     targets.push({
       id,
       label: id,
