@@ -52,6 +52,7 @@ valkey_files=(
   test/proxy/engine-style.test.ts
   test/proxy/keyspace-notifications.test.ts
   test/proxy/stale-map.test.ts
+  test/proxy/upstream/older-view.test.ts
   test/proxy/scan.test.ts
   test/proxy/scan-resharding.test.ts
   test/proxy/busy-proxy.test.ts

@@ -41,6 +41,14 @@ export function registerWorkerMetrics(context: ProxyContext): void {
       this.inc(stats.reconnects);
     },
   });
+  new Counter({
+    name: "dredis_slot_map_reads_older_total",
+    help: "Slot map reads skipped because their owners' config epochs were older than the map held (a node behind on a failover or a slot move)",
+    collect() {
+      this.reset();
+      this.inc(stats.olderMapReads);
+    },
+  });
   new Gauge({
     name: "dredis_requests_waiting",
     help: "Requests held for a shard that is unavailable (failover in progress) or for the busy proxy's restart",

@@ -126,6 +126,8 @@ export class ClusterRouter implements BackendEvents {
       options.refreshIntervalMs,
       (map) => this.onMap(map),
       options.log,
+      undefined,
+      { stats: this.stats },
     );
     this.pools = new ConnectionPools(
       options.connect,

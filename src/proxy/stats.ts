@@ -6,4 +6,6 @@ export class WorkerStats {
   commands = 0;
   redirects = 0;
   reconnects = 0;
+  /** Slot map reads skipped as older than the map held (./upstream/slot-map-source.ts). */
+  olderMapReads = 0;
 }

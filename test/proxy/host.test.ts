@@ -33,6 +33,7 @@ test("connections from 50 clients land on every worker, and a killed worker is r
   assert.match(metrics, /^dredis_commands_total (\d+)$/m);
   assert.ok(Number(/^dredis_commands_total (\d+)$/m.exec(metrics)![1]) >= 50);
   assert.match(metrics, /^dredis_slot_map_complete 1$/m, "every worker has a complete map");
+  assert.match(metrics, /^dredis_slot_map_reads_older_total 0$/m, "no stale view on a quiet cluster");
 
   const victim = status.workers.find((w) => w!.index === 0)!;
   const survivors = clients.filter((_, i) => placement[i] === 1);

@@ -10,6 +10,13 @@
  * REPLICA_STATE_IDLE_REFRESHES refresh intervals. A fleet on `readFrom: master` whose clients send
  * no READONLY thus asks the replicas nothing and keeps one control connection per process.
  *
+ * Right after a failover or a slot move, nodes that have not learnt of it yet answer with the old
+ * owners for tens of ms, and a process that reads its maps from several nodes would flip between
+ * the views (each flip retires the new owner's pool, bounces requests with MOVED and churns Pub/Sub
+ * links). A read that changes an owner is therefore judged as Redis Cluster judges a claim: by the
+ * owners' config epochs (`judge`); a view older than the held map is skipped for another node's,
+ * for OLDER_VIEW_GRACE_MS at most.
+ *
  * The reads go through an injected `ReadMap`; the default one uses control connections of its own
  * (./control-connection.ts).
  */
@@ -22,6 +29,7 @@ import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { ControlConnection } from "./control-connection.ts";
 import { describeTlsError } from "../../tls/backend.ts";
+import type { WorkerStats } from "../stats.ts";
 import {
   CONTROL_COMMAND_TIMEOUT_MS,
   CONTROL_CONNECT_TIMEOUT_MS,
@@ -31,6 +39,16 @@ import {
 
 /** Delay of the one map read that confirms a burst of MOVED to known masters (see `moved`). */
 export const MOVED_CONFIRM_MS = 250;
+
+/**
+ * How long the held map is kept against reads that the owners' config epochs call older. A node
+ * behind on a failover or a slot move catches up in well under a second; nodes that keep
+ * answering with lower epochs past this had their epochs reset (a cluster rebuilt by hand), and
+ * their view is taken, with a warning. MOVED from the owner itself is applied at once meanwhile.
+ */
+export const OLDER_VIEW_GRACE_MS = 5_000;
+/** Reads judged older than the held map in one load before the load keeps the held map. */
+const OLDER_READS_PER_LOAD = 2;
 
 export interface MapRead {
   map: SlotMap;
@@ -53,6 +71,11 @@ export interface MapReader {
   replicaHealth?(map: SlotMap): Promise<Map<string, ReplicaHealth>>;
   /** Closes the control connections to every node but `keep` (the replicas' state is no longer read). */
   release?(keep: string): void;
+  /**
+   * Each master's config epoch by node id, as the node at `address` knows them (CLUSTER NODES).
+   * Without it, or where it fails, no read is judged older than the held map.
+   */
+  configEpochs?(address: string): Promise<Map<string, number>>;
   close(): void;
 }
 
@@ -88,6 +111,13 @@ export class SlotMapSource {
   /** The confirming read of a burst of MOVED to known masters, pending. */
   private confirmTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * Config epoch of each master by node id, as the node read last with a change knew them: the
+   * held map's owners' epochs, against which a read that changes an owner is judged.
+   */
+  private epochs = new Map<string, number>();
+  /** When loads began finding only reads older than the held map; 0 when the last did not. */
+  private olderSince = 0;
 
   constructor(
     private readonly seeds: readonly string[],
@@ -103,6 +133,7 @@ export class SlotMapSource {
      * node). Fixed per process, so the same control connection serves every refresh.
      */
     private readonly startAt = Math.random(),
+    private readonly options: { stats?: WorkerStats; olderViewGraceMs?: number } = {},
   ) {
     this.healthKnown = reader.replicaHealth === undefined;
   }
@@ -178,8 +209,10 @@ export class SlotMapSource {
       ...(this.map?.nodes.map((n) => n.address) ?? []),
       ...this.rotated(this.seeds),
     ]);
-    let best: MapRead | null = null;
-    let bestAddress = "";
+    let best: Judged | null = null;
+    /** The fullest read judged older than the held map, taken only once OLDER_VIEW_GRACE_MS is over. */
+    let older: Judged | null = null;
+    let olderReads = 0;
     const errors: string[] = [];
     for (const address of candidates) {
       try {
@@ -190,28 +223,100 @@ export class SlotMapSource {
           this.serverEngine = read.engine ?? "redis";
           this.serverEngineVersion = read.engineVersion ?? read.version;
         }
-        if (!best || coverage(read.map) > coverage(best.map)) {
-          best = read;
-          bestAddress = address;
+        const judged = { read, address, ...(await this.judge(read.map, address)) };
+        if (judged.older) {
+          if (this.options.stats) this.options.stats.olderMapReads++;
+          if (!older || coverage(read.map) > coverage(older.read.map)) older = judged;
+          if (++olderReads >= OLDER_READS_PER_LOAD) break;
+          continue;
         }
+        if (!best || coverage(read.map) > coverage(best.read.map)) best = judged;
         if (read.map.complete) break;
       } catch (err) {
         errors.push(`${address}: ${(err as Error).message}`);
       }
     }
     if (this.closed) return;
+    if (!best && older) {
+      const now = Date.now();
+      if (this.olderSince === 0) this.olderSince = now;
+      const grace = this.options.olderViewGraceMs ?? OLDER_VIEW_GRACE_MS;
+      if (now - this.olderSince < grace && this.map) {
+        this.log.debug(
+          { address: older.address },
+          "kept the slot map: the nodes read show owners of lower config epochs",
+        );
+        this.onMap(this.map);
+        return;
+      }
+      this.log.warn(
+        { address: older.address, forMs: now - this.olderSince },
+        "the cluster's nodes keep showing slot owners of lower config epochs than the proxy's map; taking their map (were the config epochs reset?)",
+      );
+      best = older;
+    }
     if (!best) {
       this.lastErrors = errors;
       this.log.warn({ errors }, "no cluster node answered the slot map request");
       return;
     }
+    this.olderSince = 0;
+    if (best.epochs) this.epochs = best.epochs;
     this.lastErrors = [];
-    if (best.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = best.nodeTimeoutMs;
-    this.databases = best.databases ?? 1;
-    this.map = best.map;
-    const readHealth = this.healthWanted && this.replicaReadsGoOn(bestAddress);
-    this.onMap(best.map);
+    const { read, address } = best;
+    if (read.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = read.nodeTimeoutMs;
+    this.databases = read.databases ?? 1;
+    this.map = read.map;
+    const readHealth = this.healthWanted && this.replicaReadsGoOn(address);
+    this.onMap(read.map);
     if (readHealth) void this.refreshReplicaHealth();
+  }
+
+  /**
+   * Whether `map`, read from `address`, is an older view than the held map: a slot whose owner
+   * it changes to a master whose config epoch (as `address` knows it) is below that of the held
+   * map's owner (as recorded when that map was taken). Redis Cluster settles a slot the same way:
+   * the claim of the higher config epoch wins, and a failover or a slot move gives the new owner
+   * the highest. Reads the epochs (one CLUSTER NODES) only when the map changes an owner or names
+   * one whose epoch is not recorded, and returns them to record when the map is taken. Owners
+   * the held map has only from MOVED (no node id) are not judged.
+   */
+  private async judge(
+    map: SlotMap,
+    address: string,
+  ): Promise<{ older: boolean; epochs?: Map<string, number> }> {
+    if (this.reader.configEpochs === undefined) return { older: false };
+    const newIds = masterIds(map);
+    const held = this.map;
+    /** Pairs (held owner index, new owner index) of the slots whose owner the read changes. */
+    const changed = new Set<number>();
+    if (held !== null) {
+      // held.masters[i] is map.masters[same[i]]: one integer compare per slot, not a string one.
+      const same = held.masters.map((a) => map.masters.indexOf(a));
+      for (let slot = 0; slot < held.owner.length; slot++) {
+        const was = held.owner[slot]!;
+        const now = map.owner[slot]!;
+        if (was >= 0 && now >= 0 && same[was] !== now) changed.add(was * 65_536 + now);
+      }
+    }
+    if (changed.size === 0 && newIds.every((id) => id === undefined || this.epochs.has(id)))
+      return { older: false };
+    let epochs: Map<string, number>;
+    try {
+      epochs = await this.reader.configEpochs(address);
+    } catch (err) {
+      this.log.debug({ address, err: (err as Error).message }, "could not read the nodes' config epochs");
+      return { older: false };
+    }
+    const heldIds = held === null ? [] : masterIds(held);
+    for (const pair of changed) {
+      const heldId = heldIds[Math.floor(pair / 65_536)];
+      const newId = newIds[pair % 65_536];
+      const before = heldId === undefined ? undefined : this.epochs.get(heldId);
+      const now = newId === undefined ? undefined : epochs.get(newId);
+      if (before !== undefined && now !== undefined && now < before) return { older: true, epochs };
+    }
+    return { older: false, epochs };
   }
 
   /**
@@ -271,6 +376,21 @@ export class SlotMapSource {
     if (this.confirmTimer) clearTimeout(this.confirmTimer);
     this.reader.close();
   }
+}
+
+/** A map read, where from, and what `judge` said of it. */
+interface Judged {
+  read: MapRead;
+  address: string;
+  older: boolean;
+  epochs?: Map<string, number>;
+}
+
+/** The node id of each of the map's masters, by index (undefined for an owner known only from MOVED). */
+function masterIds(map: SlotMap): (string | undefined)[] {
+  const byAddress = new Map<string, string>();
+  for (const shard of map.shards) if (shard.master?.id) byAddress.set(shard.master.address, shard.master.id);
+  return map.masters.map((address) => byAddress.get(address));
 }
 
 function coverage(map: SlotMap): number {
@@ -346,6 +466,11 @@ export function clusterMapReader(
         databases: Number.isInteger(databases) && databases >= 1 ? databases : undefined,
       };
     },
+    async configEpochs(address) {
+      const client = connection(address);
+      if (client.status === "wait") await client.connect();
+      return masterConfigEpochs(String(await client.call("CLUSTER", "NODES")));
+    },
     replicaHealth(map) {
       return readReplicaHealth(map, async (address) => {
         const client = connection(address);
@@ -365,6 +490,21 @@ export function clusterMapReader(
       control.clear();
     },
   };
+}
+
+/**
+ * Each master's config epoch by node id, from a CLUSTER NODES reply: one line a node,
+ * `<id> <address> <flags> <master> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...`.
+ */
+export function masterConfigEpochs(nodes: string): Map<string, number> {
+  const epochs = new Map<string, number>();
+  for (const line of nodes.split("\n")) {
+    const fields = line.split(" ");
+    if (fields.length < 8 || !fields[2]!.split(",").includes("master")) continue;
+    const epoch = Number(fields[6]);
+    if (Number.isInteger(epoch)) epochs.set(fields[0]!, epoch);
+  }
+  return epochs;
 }
 
 /** A parameter's value in a CONFIG GET reply (name, value, name, value...), NaN when absent. */

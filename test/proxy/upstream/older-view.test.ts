@@ -1,0 +1,137 @@
+/**
+ * Right after a failover or a slot move, a node that has not learnt of it yet answers CLUSTER
+ * SHARDS with the old owners, and a proxy that reads its maps from several nodes flipped between
+ * the two views (each flip retires the new master's pool, bounces requests with MOVED and churns
+ * Pub/Sub links). The source judges a read that changes an owner by the owners' config epochs, as
+ * Redis Cluster settles a claim: a view older than the map held is skipped for another node's.
+ *
+ * A node's view cannot be made stale on demand, so the reader answers some reads with the map and
+ * the config epochs read before a real CLUSTER FAILOVER: what a node behind on it says.
+ */
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { SlotMap } from "../../../src/cluster/slot-map.ts";
+import { WorkerStats } from "../../../src/proxy/stats.ts";
+import {
+  clusterMapReader,
+  SlotMapSource,
+  type MapReader,
+} from "../../../src/proxy/upstream/slot-map-source.ts";
+import { fileCleanup, startCluster, until, type TestCluster } from "../../support/redis.ts";
+import { silent } from "./fakes.ts";
+
+const hooks = fileCleanup();
+let cluster: TestCluster;
+/** The map and the masters' config epochs as every node read them before the failover. */
+let before_: SlotMap;
+let epochsBefore: Map<string, number>;
+/** A slot of the first master, which its replica took over. */
+let slot: number;
+
+before(async () => {
+  cluster = await startCluster(hooks, { masters: 3, replicas: 1 });
+  const reader = clusterMapReader(() => undefined);
+  before_ = (await reader.read(cluster.seeds[0]!, false)).map;
+  epochsBefore = await reader.configEpochs!(cluster.seeds[0]!);
+  reader.close();
+  const [master, heir] = [cluster.masters[0]!, cluster.replicas[0]!];
+  slot = before_.owner.findIndex((_, s) => before_.masterFor(s) === master.address);
+  await cluster.connect(heir).call("CLUSTER", "FAILOVER");
+  await until(
+    async () => {
+      const reader = clusterMapReader(() => undefined);
+      try {
+        for (const node of cluster.nodes)
+          if ((await reader.read(node.address, false)).map.masterFor(slot) !== heir.address) return false;
+        return true;
+      } finally {
+        reader.close();
+      }
+    },
+    20_000,
+    "every node to show the heir as the slot's master",
+  );
+});
+
+/** The real reader, but the next `stale.reads` nodes read answer with their view from before the failover. */
+function lagging(): { reader: MapReader; stale: { reads: number } } {
+  const real = clusterMapReader(() => undefined);
+  const stale = { reads: 0 };
+  const behind = new Set<string>();
+  const reader: MapReader = {
+    ...real,
+    read: async (address, withVersion) => {
+      const read = await real.read(address, withVersion);
+      behind.delete(address);
+      if (stale.reads === 0) return read;
+      stale.reads--;
+      behind.add(address);
+      return { ...read, map: new SlotMap(before_.shards) };
+    },
+    configEpochs: async (address) => (behind.has(address) ? epochsBefore : real.configEpochs!(address)),
+    close: () => real.close(),
+  };
+  return { reader, stale };
+}
+
+test("reads from nodes still showing the old master are skipped: the map stays on the new one", async (t) => {
+  const heir = cluster.replicas[0]!;
+  const { reader, stale } = lagging();
+  const stats = new WorkerStats();
+  const maps: SlotMap[] = [];
+  const source = new SlotMapSource(cluster.seeds, reader, 60_000, (m) => maps.push(m), silent, 0, {
+    stats,
+    olderViewGraceMs: 60_000,
+  });
+  t.after(() => source.close());
+  await source.start();
+  assert.equal(source.map!.masterFor(slot), heir.address, "the first map is the real one");
+
+  stale.reads = 1;
+  await source.refresh();
+  assert.equal(stale.reads, 0, "the stale view was read");
+  assert.equal(source.map!.masterFor(slot), heir.address, "and skipped for the next node's");
+  assert.equal(stats.olderMapReads, 1);
+
+  stale.reads = 10;
+  const before = maps.length;
+  await source.refresh();
+  assert.equal(source.map!.masterFor(slot), heir.address, "every node read stale: the map held stays");
+  assert.equal(maps.length, before + 1, "and is given to the router again (parked requests retry)");
+  assert.equal(stats.olderMapReads, 3, "two stale reads per load, no more");
+});
+
+test("nodes that keep showing lower config epochs past the grace are believed (epochs reset by hand)", async (t) => {
+  const heir = cluster.replicas[0]!;
+  const { reader, stale } = lagging();
+  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, silent, 0, {
+    olderViewGraceMs: 300,
+  });
+  t.after(() => source.close());
+  await source.start();
+  stale.reads = 1_000;
+  await source.refresh();
+  assert.equal(source.map!.masterFor(slot), heir.address, "within the grace the map held stays");
+  await new Promise((r) => setTimeout(r, 350));
+  await source.refresh();
+  assert.equal(source.map!.masterFor(slot), cluster.masters[0]!.address, "past it, the nodes' map is taken");
+});
+
+test("a reader without config epochs takes every map it reads (the judgement needs them)", async (t) => {
+  const heir = cluster.replicas[0]!;
+  const { reader, stale } = lagging();
+  const source = new SlotMapSource(
+    cluster.seeds,
+    { ...reader, configEpochs: undefined },
+    60_000,
+    () => {},
+    silent,
+    0,
+  );
+  t.after(() => source.close());
+  await source.start();
+  assert.equal(source.map!.masterFor(slot), heir.address);
+  stale.reads = 1;
+  await source.refresh();
+  assert.equal(source.map!.masterFor(slot), cluster.masters[0]!.address);
+});
