@@ -290,9 +290,12 @@ export class SlotMapSource {
     const held = this.map;
     /** Pairs (held owner index, new owner index) of the slots whose owner the read changes. */
     const changed = new Set<number>();
-    if (held !== null) {
-      // held.masters[i] is map.masters[same[i]]: one integer compare per slot, not a string one.
-      const same = held.masters.map((a) => map.masters.indexOf(a));
+    // held.masters[i] is map.masters[same[i]]: one integer compare per slot, not a string one;
+    // and where the masters are listed alike (most reads), one compare of the two owner tables.
+    const same = held?.masters.map((a) => map.masters.indexOf(a)) ?? [];
+    const alike =
+      held !== null && held.masters.length === map.masters.length && same.every((j, i) => j === i);
+    if (held !== null && !(alike && bytesOf(held.owner).equals(bytesOf(map.owner)))) {
       for (let slot = 0; slot < held.owner.length; slot++) {
         const was = held.owner[slot]!;
         const now = map.owner[slot]!;
@@ -384,6 +387,10 @@ interface Judged {
   address: string;
   older: boolean;
   epochs?: Map<string, number>;
+}
+
+function bytesOf(table: Int16Array): Buffer {
+  return Buffer.from(table.buffer, table.byteOffset, table.byteLength);
 }
 
 /** The node id of each of the map's masters, by index (undefined for an owner known only from MOVED). */
