@@ -118,6 +118,8 @@ export class SlotMapSource {
   private epochs = new Map<string, number>();
   /** When loads began finding only reads older than the held map; 0 when the last did not. */
   private olderSince = 0;
+  /** The backend user may not run CLUSTER NODES: reads are not judged (said once in the log). */
+  private epochsDenied = false;
 
   constructor(
     private readonly seeds: readonly string[],
@@ -285,7 +287,7 @@ export class SlotMapSource {
     map: SlotMap,
     address: string,
   ): Promise<{ older: boolean; epochs?: Map<string, number> }> {
-    if (this.reader.configEpochs === undefined) return { older: false };
+    if (this.reader.configEpochs === undefined || this.epochsDenied) return { older: false };
     const newIds = masterIds(map);
     const held = this.map;
     /** Pairs (held owner index, new owner index) of the slots whose owner the read changes. */
@@ -308,7 +310,17 @@ export class SlotMapSource {
     try {
       epochs = await this.reader.configEpochs(address);
     } catch (err) {
-      this.log.debug({ address, err: (err as Error).message }, "could not read the nodes' config epochs");
+      const message = (err as Error).message;
+      if (/^NOPERM/.test(message)) {
+        // Asked again at every read otherwise, refused every time: said once, then not asked.
+        this.epochsDenied = true;
+        this.log.warn(
+          { address, err: message },
+          "the proxy's backend user may not run CLUSTER NODES: slot map reads are not judged by the owners' config epochs, " +
+            "so right after a failover or a slot move a worker may switch between the old and the new owner until the nodes agree " +
+            "(allow it with +cluster|nodes)",
+        );
+      } else this.log.debug({ address, err: message }, "could not read the nodes' config epochs");
       return { older: false };
     }
     const heldIds = held === null ? [] : masterIds(held);

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
+import { pino } from "pino";
 import { SlotMap } from "../../../src/cluster/slot-map.ts";
 import { WorkerStats } from "../../../src/proxy/stats.ts";
 import {
@@ -191,4 +192,25 @@ test("a reader without config epochs takes every map it reads (the judgement nee
   stale.reads = 1;
   await source.refresh();
   assert.equal(source.map!.masterFor(slot), cluster.masters[0]!.address);
+});
+
+test("a backend user that may not run CLUSTER NODES is told once in the log, and its reads are taken unjudged", async (t) => {
+  for (const node of cluster.nodes)
+    await cluster
+      .connect(node)
+      .call("ACL", "SETUSER", "no-nodes", "on", ">pw", "~*", "&*", "+@all", "-cluster|nodes");
+  const real = clusterMapReader(() => ({ username: "no-nodes", password: "pw" }));
+  let asked = 0;
+  const reader: MapReader = { ...real, configEpochs: (address) => (asked++, real.configEpochs!(address)) };
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, log, 0);
+  t.after(() => source.close());
+  await source.start();
+  for (let i = 0; i < 3; i++) await source.refresh();
+  assert.ok(source.map!.complete);
+  assert.equal(asked, 1, "asked once");
+  const warnings = lines.filter((l) => l.level === 40);
+  assert.equal(warnings.length, 1, JSON.stringify(lines));
+  assert.match(warnings[0]!.msg, /may not run CLUSTER NODES.*\+cluster\|nodes/);
 });
