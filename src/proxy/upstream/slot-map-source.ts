@@ -118,6 +118,12 @@ export class SlotMapSource {
   private epochs = new Map<string, number>();
   /** When loads began finding only reads older than the held map; 0 when the last did not. */
   private olderSince = 0;
+  /**
+   * Slots a MOVED took from the master the map named (the master itself refused them), until a
+   * map taken shows them moved: a read that names that master again is older (`judge`). The
+   * MOVED's own target has no recorded epoch to judge by until a map with it is taken.
+   */
+  private readonly refused = new Map<number, { from: string; at: number }>();
   /** The backend user may not run CLUSTER NODES: reads are not judged (said once in the log). */
   private epochsDenied = false;
 
@@ -171,6 +177,8 @@ export class SlotMapSource {
    */
   moved(slot: number, address: string): void {
     const known = this.map?.masters.includes(address) ?? false;
+    const from = this.map?.masterFor(slot);
+    if (from !== undefined && from !== address) this.refused.set(slot, { from, at: Date.now() });
     this.map?.assign(slot, address);
     if (!known) {
       void this.refresh();
@@ -256,6 +264,7 @@ export class SlotMapSource {
         "the cluster's nodes keep showing slot owners of lower config epochs than the proxy's map; taking their map (were the config epochs reset?)",
       );
       best = older;
+      this.refused.clear();
     }
     if (!best) {
       this.lastErrors = errors;
@@ -264,6 +273,9 @@ export class SlotMapSource {
     }
     this.olderSince = 0;
     if (best.epochs) this.epochs = best.epochs;
+    // Kept: slots the map still names their refuser for (a MOVED that came while it was read).
+    for (const [slot, { from }] of this.refused)
+      if (best.read.map.masterFor(slot) !== from) this.refused.delete(slot);
     this.lastErrors = [];
     const { read, address } = best;
     if (read.nodeTimeoutMs !== undefined) this.nodeTimeoutMs = read.nodeTimeoutMs;
@@ -280,14 +292,19 @@ export class SlotMapSource {
    * map's owner (as recorded when that map was taken). Redis Cluster settles a slot the same way:
    * the claim of the higher config epoch wins, and a failover or a slot move gives the new owner
    * the highest. Reads the epochs (one CLUSTER NODES) only when the map changes an owner or names
-   * one whose epoch is not recorded, and returns them to record when the map is taken. Owners
-   * the held map has only from MOVED (no node id) are not judged.
+   * one whose epoch is not recorded, and returns them to record when the map is taken. A slot
+   * the held map has from MOVED (its owner has no recorded epoch yet) is judged by the MOVED: a
+   * read that names the master that refused it is older.
    */
   private async judge(
     map: SlotMap,
     address: string,
   ): Promise<{ older: boolean; epochs?: Map<string, number> }> {
     if (this.reader.configEpochs === undefined || this.epochsDenied) return { older: false };
+    const grace = this.options.olderViewGraceMs ?? OLDER_VIEW_GRACE_MS;
+    for (const [slot, { from, at }] of this.refused)
+      if (Date.now() - at >= grace) this.refused.delete(slot);
+      else if (map.masterFor(slot) === from) return { older: true };
     const newIds = masterIds(map);
     const held = this.map;
     /** Pairs (held owner index, new owner index) of the slots whose owner the read changes. */

@@ -102,6 +102,40 @@ test("reads from nodes still showing the old master are skipped: the map stays o
   assert.equal(stats.olderMapReads, 3, "two stale reads per load, no more");
 });
 
+test("a failover learnt from MOVED first: a read that names the master that refused the slot is skipped", async (t) => {
+  const heir = cluster.replicas[0]!;
+  const { reader, stale } = lagging();
+  const stats = new WorkerStats();
+  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, silent, 0, {
+    stats,
+    olderViewGraceMs: 60_000,
+  });
+  t.after(() => source.close());
+  stale.reads = 1;
+  await source.start();
+  assert.equal(source.map!.masterFor(slot), cluster.masters[0]!.address, "the map from before the failover");
+
+  // The old master answers MOVED: the heir is applied at once (no epoch of it recorded yet), and
+  // the read that follows comes first from a node still behind.
+  stale.reads = 1;
+  source.moved(slot, heir.address);
+  assert.equal(source.map!.masterFor(slot), heir.address);
+  await source.refresh();
+  assert.equal(stale.reads, 0, "the stale view was read");
+  assert.equal(
+    source.map!.masterFor(slot),
+    heir.address,
+    "and skipped: the MOVED came from the master it names",
+  );
+  assert.equal(stats.olderMapReads, 1);
+
+  // From then on the heir's epoch is recorded: stale views are judged by it.
+  stale.reads = 1;
+  await source.refresh();
+  assert.equal(source.map!.masterFor(slot), heir.address);
+  assert.equal(stats.olderMapReads, 2);
+});
+
 test("sources reading back to back across real failovers change owner once per failover, never back", async (t) => {
   // What a worker meets without fakes: right after CLUSTER FAILOVER the nodes learn of it one by
   // one. Six sources (their reads start at different nodes) read as fast as they can until every
