@@ -47,6 +47,8 @@ export const MOVED_CONFIRM_MS = 250;
  * their view is taken, with a warning. MOVED from the owner itself is applied at once meanwhile.
  */
 export const OLDER_VIEW_GRACE_MS = 5_000;
+/** When a load kept the held map (every node read was behind), the next read comes this much later. */
+const BEHIND_REREAD_MS = 50;
 /** Reads judged older than the held map in one load before the load keeps the held map. */
 const OLDER_READS_PER_LOAD = 2;
 
@@ -110,6 +112,8 @@ export class SlotMapSource {
   private timer: NodeJS.Timeout | null = null;
   /** The confirming read of a burst of MOVED to known masters, pending. */
   private confirmTimer: NodeJS.Timeout | null = null;
+  /** The read again after a load that kept the held map (the nodes read were behind), pending. */
+  private behindTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /**
    * Config epoch of each master by node id, as the node read last with a change knew them: the
@@ -256,7 +260,16 @@ export class SlotMapSource {
           { address: older.address },
           "kept the slot map: the nodes read show owners of lower config epochs",
         );
-        this.onMap(this.map);
+        // Not given to the router as a map read: listeners wait for a read (Pub/Sub keeps a
+        // demoted master's subscriptions until one retires it), and what asked for this read
+        // still wants one. The nodes behind catch up in ms: read again shortly.
+        if (this.behindTimer === null && !this.closed) {
+          this.behindTimer = setTimeout(() => {
+            this.behindTimer = null;
+            void this.refresh();
+          }, BEHIND_REREAD_MS);
+          this.behindTimer.unref();
+        }
         return;
       }
       this.log.warn(
@@ -406,6 +419,7 @@ export class SlotMapSource {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.confirmTimer) clearTimeout(this.confirmTimer);
+    if (this.behindTimer) clearTimeout(this.behindTimer);
     this.reader.close();
   }
 }
