@@ -370,14 +370,14 @@ export class ClusterRouter implements BackendEvents {
       const refusal = request.partError;
       request.partError = null;
       if (request.kind !== RequestKind.Pinned) {
-        if (this.retry.redirected(request, refusal)) return;
+        if (this.retry.redirected(request, refusal, connection.address)) return;
       } else if (/^-(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(refusal.toString("latin1", 0, 14))) {
         // A WATCHed transaction cannot move (its watch lives on this node): answer as a failed
         // watch, and the client's optimistic-locking loop retries.
         request.sink?.complete(request, Buffer.from(request.protocol === 3 ? "_\r\n" : "*-1\r\n"));
         return;
       }
-    } else if (firstByte === 45 && this.retry.redirected(request, reply)) return;
+    } else if (firstByte === 45 && this.retry.redirected(request, reply, connection.address)) return;
     request.sink?.complete(request, reply);
   }
 

@@ -37,9 +37,9 @@ export class RetryPolicy {
 
   /**
    * Follows a refusal (MOVED, ASK, TRYAGAIN, LOADING, CLUSTERDOWN, MASTERDOWN); false when the
-   * reply is final and goes to the client as is.
+   * reply is final and goes to the client as is. `answeredBy`: the node that refused, when known.
    */
-  redirected(request: Request, reply: ReplyBytes): boolean {
+  redirected(request: Request, reply: ReplyBytes, answeredBy?: string): boolean {
     const head = Buffer.isBuffer(reply) ? reply : replyBuffer(reply);
     const c1 = head[1];
     // Cheap first-letter test before any string is made: M(OVED) A(SK) T(RYAGAIN) C(LUSTERDOWN) L(OADING).
@@ -56,7 +56,7 @@ export class RetryPolicy {
         if (kind === "MOVED") {
           request.movedFrom = this.source.map?.masterFor(Number(slotText));
           request.movedTo = target;
-          this.source.moved(Number(slotText), target);
+          this.source.moved(Number(slotText), target, answeredBy);
           request.askTarget = null;
         } else {
           request.askTarget = target;

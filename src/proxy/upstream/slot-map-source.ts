@@ -173,16 +173,19 @@ export class SlotMapSource {
   }
 
   /**
-   * A MOVED: the slot is served at `address` now, applied at once; a full read confirms it. At
+   * A MOVED (from `answeredBy`, when known): the slot is served at `address` now, applied at once;
+   * a full read confirms it. At
    * once when `address` is a master the map did not know (a new shard, a failover); otherwise one
    * read per burst, MOVED_CONFIRM_MS after its first MOVED: an atomic handoff (Valkey 9) moves
    * hundreds of slots to a known master together, and a read per MOVED would be a refresh storm
    * in every proxy process (the burst's other slots each cost one MOVED hop meanwhile).
    */
-  moved(slot: number, address: string): void {
+  moved(slot: number, address: string, answeredBy?: string): void {
     const known = this.map?.masters.includes(address) ?? false;
     const from = this.map?.masterFor(slot);
-    if (from !== undefined && from !== address) this.refused.set(slot, { from, at: Date.now() });
+    // Evidence only from the owner itself: a replica behind on a move may point at a former owner.
+    if (from !== undefined && from !== address && answeredBy === from)
+      this.refused.set(slot, { from, at: Date.now() });
     this.map?.assign(slot, address);
     if (!known) {
       void this.refresh();
