@@ -75,6 +75,20 @@ function lagging(): { reader: MapReader; stale: { reads: number } } {
   return { reader, stale };
 }
 
+/** A source whose first read came from a node behind on the failover: it holds the old map. */
+async function startedBehind(t: { after: (fn: () => void) => void }) {
+  const { reader, stale } = lagging();
+  const stats = new WorkerStats();
+  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, silent, 0, {
+    stats,
+    olderViewGraceMs: 60_000,
+  });
+  t.after(() => source.close());
+  stale.reads = 1;
+  await source.start();
+  return { source, stale, stats };
+}
+
 test("reads from nodes still showing the old master are skipped: the map stays on the new one", async (t) => {
   const heir = cluster.replicas[0]!;
   const { reader, stale } = lagging();
@@ -106,15 +120,7 @@ test("reads from nodes still showing the old master are skipped: the map stays o
 
 test("a failover learnt from MOVED first: a read that names the master that refused the slot is skipped", async (t) => {
   const heir = cluster.replicas[0]!;
-  const { reader, stale } = lagging();
-  const stats = new WorkerStats();
-  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, silent, 0, {
-    stats,
-    olderViewGraceMs: 60_000,
-  });
-  t.after(() => source.close());
-  stale.reads = 1;
-  await source.start();
+  const { source, stale, stats } = await startedBehind(t);
   assert.equal(source.map!.masterFor(slot), cluster.masters[0]!.address, "the map from before the failover");
 
   // The old master answers MOVED: the heir is applied at once (no epoch of it recorded yet), and
@@ -139,15 +145,7 @@ test("a failover learnt from MOVED first: a read that names the master that refu
 });
 
 test("a MOVED from a node other than the owner the map names is no evidence against the owner", async (t) => {
-  const { reader, stale } = lagging();
-  const stats = new WorkerStats();
-  const source = new SlotMapSource(cluster.seeds, reader, 60_000, () => {}, silent, 0, {
-    stats,
-    olderViewGraceMs: 60_000,
-  });
-  t.after(() => source.close());
-  stale.reads = 1;
-  await source.start();
+  const { source, stale, stats } = await startedBehind(t);
   // A replica behind on a move may point at a former owner: its MOVED is applied, not held against anyone.
   stale.reads = 1;
   source.moved(slot, cluster.replicas[0]!.address, cluster.replicas[2]!.address);
