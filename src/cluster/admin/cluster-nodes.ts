@@ -11,6 +11,8 @@ export interface NodeEntry {
   flags: string[];
   /** The master's id for a replica, undefined for a master. */
   masterId: string | undefined;
+  /** Its config epoch (a replica's is its master's); the higher wins a slot claim. */
+  configEpoch: number;
   /** Slots this view says the node owns. */
   slots: number[];
   /** Only on the `myself` entry: slot -> node id this node is migrating it to. */
@@ -29,7 +31,7 @@ export function parseClusterNodes(text: string): NodeEntry[] {
 
 function parseLine(line: string): NodeEntry {
   const fields = line.trim().split(" ");
-  const [id, endpoint, flags, master] = fields as [string, string, string, string];
+  const [id, endpoint, flags, master, , , epoch] = fields as [string, string, string, string, ...string[]];
   const [hostPort, busPart = ""] = endpoint.split("@");
   const entry: NodeEntry = {
     id,
@@ -37,6 +39,7 @@ function parseLine(line: string): NodeEntry {
     busPort: Number(busPart.split(",")[0]),
     flags: flags.split(","),
     masterId: master === "-" ? undefined : master,
+    configEpoch: Number(epoch),
     slots: [],
     migrating: new Map(),
     importing: new Map(),

@@ -29,6 +29,7 @@ import type { BackendAuth } from "../backend.ts";
 import { readReplicaHealth, type ReplicaHealth } from "./read-from.ts";
 import { ControlConnection } from "./control-connection.ts";
 import { describeTlsError } from "../../tls/backend.ts";
+import { isMaster, parseClusterNodes } from "../../cluster/admin/cluster-nodes.ts";
 import type { WorkerStats } from "../stats.ts";
 import {
   CONTROL_COMMAND_TIMEOUT_MS,
@@ -130,6 +131,7 @@ export class SlotMapSource {
   private readonly refused = new Map<number, { from: string; at: number }>();
   /** The backend user may not run CLUSTER NODES: reads are not judged (said once in the log). */
   private epochsDenied = false;
+  private readonly olderViewGraceMs: number;
 
   constructor(
     private readonly seeds: readonly string[],
@@ -148,6 +150,7 @@ export class SlotMapSource {
     private readonly options: { stats?: WorkerStats; olderViewGraceMs?: number } = {},
   ) {
     this.healthKnown = reader.replicaHealth === undefined;
+    this.olderViewGraceMs = options.olderViewGraceMs ?? OLDER_VIEW_GRACE_MS;
   }
 
   /** Loads the first map and starts the refresh timer. Resolves even if no seed answers yet. */
@@ -174,11 +177,11 @@ export class SlotMapSource {
 
   /**
    * A MOVED (from `answeredBy`, when known): the slot is served at `address` now, applied at once;
-   * a full read confirms it. At
-   * once when `address` is a master the map did not know (a new shard, a failover); otherwise one
-   * read per burst, MOVED_CONFIRM_MS after its first MOVED: an atomic handoff (Valkey 9) moves
-   * hundreds of slots to a known master together, and a read per MOVED would be a refresh storm
-   * in every proxy process (the burst's other slots each cost one MOVED hop meanwhile).
+   * a full read confirms it. At once when `address` is a master the map did not know (a new shard,
+   * a failover); otherwise one read per burst, MOVED_CONFIRM_MS after its first MOVED: an atomic
+   * handoff (Valkey 9) moves hundreds of slots to a known master together, and a read per MOVED
+   * would be a refresh storm in every proxy process (the burst's other slots each cost one MOVED
+   * hop meanwhile).
    */
   moved(slot: number, address: string, answeredBy?: string): void {
     const known = this.map?.masters.includes(address) ?? false;
@@ -257,8 +260,7 @@ export class SlotMapSource {
     if (!best && older) {
       const now = Date.now();
       if (this.olderSince === 0) this.olderSince = now;
-      const grace = this.options.olderViewGraceMs ?? OLDER_VIEW_GRACE_MS;
-      if (now - this.olderSince < grace && this.map) {
+      if (now - this.olderSince < this.olderViewGraceMs) {
         this.log.debug(
           { address: older.address },
           "kept the slot map: the nodes read show owners of lower config epochs",
@@ -266,7 +268,7 @@ export class SlotMapSource {
         // Not given to the router as a map read: listeners wait for a read (Pub/Sub keeps a
         // demoted master's subscriptions until one retires it), and what asked for this read
         // still wants one. The nodes behind catch up in ms: read again shortly.
-        if (this.behindTimer === null && !this.closed) {
+        if (this.behindTimer === null) {
           this.behindTimer = setTimeout(() => {
             this.behindTimer = null;
             void this.refresh();
@@ -317,20 +319,22 @@ export class SlotMapSource {
     address: string,
   ): Promise<{ older: boolean; epochs?: Map<string, number> }> {
     if (this.reader.configEpochs === undefined || this.epochsDenied) return { older: false };
-    const grace = this.options.olderViewGraceMs ?? OLDER_VIEW_GRACE_MS;
+    const time = Date.now();
     for (const [slot, { from, at }] of this.refused)
-      if (Date.now() - at >= grace) this.refused.delete(slot);
+      if (time - at >= this.olderViewGraceMs) this.refused.delete(slot);
       else if (map.masterFor(slot) === from) return { older: true };
     const newIds = masterIds(map);
     const held = this.map;
     /** Pairs (held owner index, new owner index) of the slots whose owner the read changes. */
     const changed = new Set<number>();
-    // held.masters[i] is map.masters[same[i]]: one integer compare per slot, not a string one;
-    // and where the masters are listed alike (most reads), one compare of the two owner tables.
-    const same = held?.masters.map((a) => map.masters.indexOf(a)) ?? [];
+    // Where the masters are listed alike (most reads), one compare of the two owner tables; else
+    // held.masters[i] is map.masters[same[i]]: one integer compare per slot, not a string one.
     const alike =
-      held !== null && held.masters.length === map.masters.length && same.every((j, i) => j === i);
+      held !== null &&
+      held.masters.length === map.masters.length &&
+      held.masters.every((a, i) => a === map.masters[i]);
     if (held !== null && !(alike && bytesOf(held.owner).equals(bytesOf(map.owner)))) {
+      const same = held.masters.map((a) => map.masters.indexOf(a));
       for (let slot = 0; slot < held.owner.length; slot++) {
         const was = held.owner[slot]!;
         const now = map.owner[slot]!;
@@ -522,7 +526,8 @@ export function clusterMapReader(
     async configEpochs(address) {
       const client = connection(address);
       if (client.status === "wait") await client.connect();
-      return masterConfigEpochs(String(await client.call("CLUSTER", "NODES")));
+      const nodes = parseClusterNodes(String(await client.call("CLUSTER", "NODES")));
+      return new Map(nodes.filter(isMaster).map((node) => [node.id, node.configEpoch]));
     },
     replicaHealth(map) {
       return readReplicaHealth(map, async (address) => {
@@ -543,21 +548,6 @@ export function clusterMapReader(
       control.clear();
     },
   };
-}
-
-/**
- * Each master's config epoch by node id, from a CLUSTER NODES reply: one line a node,
- * `<id> <address> <flags> <master> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...`.
- */
-export function masterConfigEpochs(nodes: string): Map<string, number> {
-  const epochs = new Map<string, number>();
-  for (const line of nodes.split("\n")) {
-    const fields = line.split(" ");
-    if (fields.length < 8 || !fields[2]!.split(",").includes("master")) continue;
-    const epoch = Number(fields[6]);
-    if (Number.isInteger(epoch)) epochs.set(fields[0]!, epoch);
-  }
-  return epochs;
 }
 
 /** A parameter's value in a CONFIG GET reply (name, value, name, value...), NaN when absent. */

@@ -55,9 +55,9 @@ before(async () => {
 });
 
 /** The real reader, but the next `stale.reads` nodes read answer with their view from before the failover. */
-function lagging(): { reader: MapReader; stale: { reads: number } } {
+function lagging(): { reader: MapReader; stale: { reads: number; epochReads: number } } {
   const real = clusterMapReader(() => undefined);
-  const stale = { reads: 0 };
+  const stale = { reads: 0, epochReads: 0 };
   const behind = new Set<string>();
   const reader: MapReader = {
     ...real,
@@ -69,7 +69,10 @@ function lagging(): { reader: MapReader; stale: { reads: number } } {
       behind.add(address);
       return { ...read, map: new SlotMap(before_.shards) };
     },
-    configEpochs: async (address) => (behind.has(address) ? epochsBefore : real.configEpochs!(address)),
+    configEpochs: async (address) => {
+      stale.epochReads++;
+      return behind.has(address) ? epochsBefore : real.configEpochs!(address);
+    },
     close: () => real.close(),
   };
   return { reader, stale };
@@ -101,6 +104,9 @@ test("reads from nodes still showing the old master are skipped: the map stays o
   t.after(() => source.close());
   await source.start();
   assert.equal(source.map!.masterFor(slot), heir.address, "the first map is the real one");
+  const epochReads = stale.epochReads;
+  for (let i = 0; i < 3; i++) await source.refresh();
+  assert.equal(stale.epochReads, epochReads, "reads that change no owner ask no epochs");
 
   stale.reads = 1;
   await source.refresh();
