@@ -16,6 +16,16 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY scripts/image/bundle.sh ./scripts/image/
 RUN bash scripts/image/bundle.sh /runtime
+# The workers' native socket I/O (native/io.c), against the Node headers beside node
+# (/usr/local/include/node, in node:20-slim as in scripts/image/base.sh's stand-in). Required: an
+# image whose proxy fell back to Node's streams would cost more CPU per request, silently.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends gcc libc6-dev \
+  && rm -rf /var/lib/apt/lists/*
+COPY native/io.c ./native/
+COPY scripts/build-native.mjs ./scripts/
+RUN node scripts/build-native.mjs --required && mkdir -p /runtime/native/build \
+  && cp native/build/dredis-io.node /runtime/native/build/
 
 FROM ${BASE_IMAGE}
 RUN apt-get update \

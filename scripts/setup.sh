@@ -5,6 +5,8 @@ set -euo pipefail
 
 # tool -> Debian package
 declare -A packages=(
+  # native/io.c, the proxy's socket I/O (scripts/build-native.mjs): a C compiler and libc's headers.
+  [cc]=gcc
   [redis-server]=redis-server
   [redis-cli]=redis-tools
   [redis-benchmark]=redis-tools
@@ -38,6 +40,11 @@ done
 
 missing=()
 for tool in "${wanted[@]}"; do
+  if [ "$tool" = cc ]; then
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    [ -e /usr/include/stdlib.h ] || missing+=(libc6-dev)
+    continue
+  fi
   if [ "$tool" = python3-venv ]; then
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     continue

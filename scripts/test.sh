@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The proxy's native socket I/O (native/io.c): npm ci builds it where it can; the suite needs it
+# (test/proxy/native-io.test.ts checks the workers use it), so a build that fails stops here.
+node scripts/build-native.mjs --required
 if [ $# -gt 0 ]; then
   exec node --import tsx --test "$@"
 fi

@@ -78,12 +78,17 @@ context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 cp "$node_bin" "$context/node"
 cp -r "$npm_dir" "$context/npm"
+# node's headers, where node:20-slim has them: the image's build compiles native/io.c against them.
+headers="$(dirname "$(dirname "$node_bin")")/include/node"
+[ -f "$headers/node_api.h" ] || die "no Node headers at $headers (node_api.h): the image's build needs them"
+cp -r "$headers" "$context/include-node"
 cas=/etc/ssl/certs/ca-certificates.crt
 if [ -f "$cas" ]; then cp "$cas" "$context/ca-certificates.crt"; else : >"$context/ca-certificates.crt"; fi
 cat >"$context/Dockerfile" <<DOCKERFILE
 FROM $plain
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
+COPY include-node /usr/local/include/node
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\

@@ -6,14 +6,14 @@
  * a connection's commands in the order it received them). Reply bytes are handed on without
  * decoding; the router only looks at error replies, for redirects.
  */
-import { createConnection, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { connect as connectTls, type ConnectionOptions } from "node:tls";
 import { describeTlsError } from "../tls/backend.ts";
 import type { Endpoint } from "../cluster/address.ts";
 import { encodeCommand } from "../resp/request-parser.ts";
 import { ReplyScanner, replyBuffer, type ReplyBytes } from "../resp/reply-scanner.ts";
 import { Deque } from "./deque.ts";
-import { readOption } from "./io.ts";
+import { connectPlain } from "./io.ts";
 import { writeBatch, type FlushScheduler, type Request, type RequestConnection } from "./request.ts";
 import { CONNECT_TIMEOUT_MS, KEEPALIVE_MS } from "./upstream/limits.ts";
 
@@ -105,12 +105,12 @@ export class SocketConnection implements BackendConnection {
     tls?: ConnectionOptions,
   ) {
     this.scanner = new ReplyScanner(this.onReply);
-    // Plain connections read into the process's reused buffer, copied out per read (./io.ts),
-    // so the reply slices the scanner hands out stay valid until the clients' flushes. TLS keeps
-    // stream reads (`onread` does not apply to a TLS socket).
+    // Plain connections read through ./io.ts (native/io.c, or a reused buffer), each read copied
+    // out, so the reply slices the scanner hands out stay valid until the clients' flushes. TLS
+    // keeps stream reads (`onread` does not apply to a TLS socket).
     this.socket = tls
       ? connectTls({ ...endpoint, ...tls })
-      : createConnection({ ...endpoint, noDelay: true, onread: readOption(this.onData) });
+      : connectPlain({ ...endpoint, noDelay: true }, this.onData);
     if (tls) {
       this.socket.setNoDelay(true);
       this.socket.on("data", this.onData);

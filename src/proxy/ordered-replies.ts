@@ -11,7 +11,7 @@
 import type { Socket } from "node:net";
 import type { ReplyBytes } from "../resp/reply-scanner.ts";
 import { Deque } from "./deque.ts";
-import { writeBatch, type FlushScheduler } from "./io.ts";
+import { pauseReading, resumeReading, writeBatch, type FlushScheduler } from "./io.ts";
 
 /** A command's place in the reply order; its reply is set, and `done`, once it finished. */
 export interface ReplySlot {
@@ -165,18 +165,18 @@ export class OrderedReplies<S extends ReplySlot> {
 
   pauseReading(): void {
     this.readState = ReadState.Paused;
-    this.socket.pause();
+    pauseReading(this.socket);
   }
 
   resumeReading(): void {
     this.readState = ReadState.Reading;
-    this.socket.resume();
+    resumeReading(this.socket);
   }
 
   /** Takes no more commands; closes once the replies still due are written. */
   closeAfterReply(): void {
     this.state = ConnectionState.ClosingAfterReply;
-    this.socket.pause();
+    pauseReading(this.socket);
     if (this.idle) this.socket.end();
   }
 

@@ -12,6 +12,7 @@ import { FlushScheduler } from "./request.ts";
 import { backendCredentials, routerFor } from "./router.ts";
 import type { MapReader } from "./upstream/slot-map-source.ts";
 import { listenForClients } from "../tls/proxy-listen.ts";
+import { socketIo } from "./io.ts";
 import { reloadBackendTls } from "../tls/backend.ts";
 import { busyLinksTo } from "./databases.ts";
 import { BUSY_RESTART_BUDGET_MS } from "./upstream/limits.ts";
@@ -77,6 +78,8 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
     config,
     (socket: Socket) => {
       if (context.clients.size >= config.limits.maxClients) {
+        // Accepted paused (pauseOnConnect): read, to see the client's close, and dropped.
+        socket.resume();
         socket.end(MAX_CLIENTS_REACHED);
         return;
       }
@@ -86,7 +89,15 @@ export async function startWorker(config: ProxyConfig, options: WorkerOptions = 
   );
   const { port, tlsPort } = listeners;
   context.listenPort = port;
-  log.info({ port, tlsPort, seeds: config.seeds }, "proxy worker listening");
+  log.info(
+    { port, tlsPort, seeds: config.seeds, socketIo: socketIo.native ? "native" : "node streams" },
+    "proxy worker listening",
+  );
+  if (!socketIo.native && process.env.DREDIS_NATIVE_IO !== "0")
+    log.warn(
+      { reason: socketIo.reason },
+      "native socket I/O not loaded (build it: npm run build:native); using Node's streams, at more CPU per request",
+    );
 
   const drain = async (timeoutMs: number) => {
     void listeners.close();

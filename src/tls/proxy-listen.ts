@@ -45,7 +45,8 @@ export async function listenForClients(
   try {
     let plainPort: number | undefined;
     if (config.tls === undefined || config.tls.plain) {
-      const server = createServer(onClient);
+      // Accepted sockets start unread: src/proxy/io.ts readAccepted chooses how they are read.
+      const server = createServer({ pauseOnConnect: true }, onClient);
       servers.push(server);
       plainPort = await listen(server, config.listen.port, config.listen.host);
     }

@@ -156,6 +156,13 @@ test("the runtime image, built from a local base, serves redis-cli and /readyz o
   assert.equal(ready.ready, true);
   assert.equal(ready.workers.length, 2);
   assert.equal(ready.busyProxy.running, true);
+  // Each worker runs on the native socket I/O the image's build compiled (it logs which).
+  const logs = await sh("sh", ["-c", `docker logs ${container} 2>&1`], env);
+  assert.equal(
+    logs.match(/"socketIo":"native"/g)?.length,
+    2,
+    `two workers on native I/O:\n${logs.slice(-4000)}`,
+  );
 
   // redis-cli from the host through the container's port: routed commands on the workers, a
   // cross-slot MSET/MGET on the busy proxy.
@@ -245,6 +252,9 @@ test("the runtime image, built from a local base, serves redis-cli and /readyz o
       "/app/dist/cli",
       "/app/dist/cli/main.js",
       "/app/dist/cli/role-main.js",
+      "/app/native",
+      "/app/native/build",
+      "/app/native/build/dredis-io.node",
       "/app/node_modules",
       "/app/node_modules/@ioredis",
       "/app/node_modules/@ioredis/commands",

@@ -4,6 +4,9 @@
  * must follow the handle, and the accepted socket object must not stay alive beside its twin
  * (it used to, until the connection closed: about 1 KB of heap per client). A bare net.Server
  * on real TCP connections, reading through `readAccepted` as the proxy's client sessions do.
+ *
+ * That move is the path without native/io.c (which reads the accepted socket itself, moving
+ * nothing): DREDIS_NATIVE_IO=0 before io.ts loads.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +14,10 @@ import { once } from "node:events";
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { readAccepted } from "../../src/proxy/io.ts";
+
+process.env.DREDIS_NATIVE_IO = "0";
+const { readAccepted, socketIo } = await import("../../src/proxy/io.ts");
+assert.equal(socketIo.native, false, "this file tests the stream path");
 
 const CLIENTS = 40;
 
