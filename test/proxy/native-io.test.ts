@@ -8,10 +8,10 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection, type Socket } from "node:net";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
 import { socketIo } from "../../src/proxy/io.ts";
 import { startCluster, type TestCluster, fileCleanup } from "../support/redis.ts";
+import { connectSocket, receiveBytes } from "../support/raw-client.ts";
 import { startTestProxy, type TestProxy } from "../support/proxy.ts";
 
 const hooks = fileCleanup();
@@ -22,28 +22,6 @@ before(async () => {
   cluster = await startCluster(hooks, { masters: 3 });
   proxy = await startTestProxy(hooks, cluster);
 });
-
-function connect(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ port, host: "127.0.0.1" }, () => resolve(socket));
-    socket.once("error", reject);
-  });
-}
-
-/** Reads until `length` bytes came (or the socket closed); `paused` reads nothing until resumed. */
-function receive(socket: Socket, length: number): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const done = () => resolve(Buffer.concat(chunks));
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= length) done();
-    });
-    socket.on("close", done);
-  });
-}
 
 async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -62,15 +40,15 @@ test("the worker's plain sockets are read and written by native/io.c", () => {
 
 test("a client's EOF and a client's reset each close its session, and the worker serves the next", async () => {
   const before = proxy.context.clients.size;
-  const quiet = await connect(proxy.port);
-  const reset = await connect(proxy.port);
+  const quiet = await connectSocket(proxy.port);
+  const reset = await connectSocket(proxy.port);
   await until("both sessions", () => proxy.context.clients.size === before + 2);
   quiet.end();
   await until("the half-closed client's session to close", () => proxy.context.clients.size === before + 1);
   reset.resetAndDestroy();
   await until("the reset client's session to close", () => proxy.context.clients.size === before);
-  const next = await connect(proxy.port);
-  const reply = receive(next, 7);
+  const next = await connectSocket(proxy.port);
+  const reply = receiveBytes(next, 7);
   next.write(encodeCommand(["PING"]));
   assert.equal((await reply).toString(), "+PONG\r\n");
   next.destroy();
@@ -80,15 +58,15 @@ test("replies larger than the kernel takes at once keep their order behind and a
   // 8 MB values: each reply's write leaves most of it to the stream, and the small replies
   // pipelined after it must wait their turn there.
   const big = Buffer.alloc(8 * 1024 * 1024, "v");
-  const writer = await connect(proxy.port);
-  const ok = receive(writer, 10);
+  const writer = await connectSocket(proxy.port);
+  const ok = receiveBytes(writer, 10);
   writer.write(
     Buffer.concat([encodeCommand(["SET", "nio:big:a", big]), encodeCommand(["SET", "nio:big:b", big])]),
   );
   assert.equal((await ok).toString(), "+OK\r\n+OK\r\n");
   writer.destroy();
 
-  const client = await connect(proxy.port);
+  const client = await connectSocket(proxy.port);
   const pipeline = [];
   const expected = [];
   for (let i = 0; i < 3; i++) {
@@ -105,7 +83,7 @@ test("replies larger than the kernel takes at once keep their order behind and a
   client.pause();
   client.write(Buffer.concat(pipeline));
   await new Promise((r) => setTimeout(r, 300));
-  const replies = receive(client, want.length);
+  const replies = receiveBytes(client, want.length);
   client.resume();
   const got = await replies;
   assert.equal(got.length, want.length);
@@ -115,15 +93,15 @@ test("replies larger than the kernel takes at once keep their order behind and a
 
 test("a client that stops reading is paused, then read again once it drains, losing nothing", async () => {
   const value = Buffer.alloc(1024 * 1024, "p");
-  const writer = await connect(proxy.port);
-  const ok = receive(writer, 5);
+  const writer = await connectSocket(proxy.port);
+  const ok = receiveBytes(writer, 5);
   writer.write(encodeCommand(["SET", "nio:pause", value]));
   assert.equal((await ok).toString(), "+OK\r\n");
   writer.destroy();
 
   const count = 200; // 200 MB of replies: far past the 64 MB a client may have pending
   const one = Buffer.concat([Buffer.from(`$${value.length}\r\n`), value, Buffer.from("\r\n")]);
-  const client = await connect(proxy.port);
+  const client = await connectSocket(proxy.port);
   await until("the session", () =>
     [...proxy.context.clients].some((c) => c.remoteAddress.endsWith(`:${client.localPort}`)),
   );
@@ -156,7 +134,7 @@ test("a client that stops reading is paused, then read again once it drains, los
   assert.equal(carry.length, 0);
   await until("the worker to read the client again", () => !session.replies.readPaused);
   client.removeAllListeners("data");
-  const pong = receive(client, 7);
+  const pong = receiveBytes(client, 7);
   client.write(encodeCommand(["PING"]));
   assert.equal((await pong).toString(), "+PONG\r\n");
   client.destroy();
@@ -164,18 +142,10 @@ test("a client that stops reading is paused, then read again once it drains, los
 
 test("the idle timeout counts native reads: a client sending with replies off stays, an idle one is closed", async () => {
   const idleProxy = await startTestProxy(hooks, cluster, {
-    limits: {
-      maxClients: 100,
-      maxBulkBytes: 512 * 1024 * 1024,
-      maxArgs: 1024 * 1024,
-      maxPendingBytesPerClient: 64 * 1024 * 1024,
-      maxInflightPerClient: 1000,
-      maxOutputBytesPerClient: 1024 * 1024 * 1024,
-      idleTimeoutSeconds: 1,
-    },
+    limits: { idleTimeoutSeconds: 1 },
   });
-  const busy = await connect(idleProxy.port);
-  const idle = await connect(idleProxy.port);
+  const busy = await connectSocket(idleProxy.port);
+  const idle = await connectSocket(idleProxy.port);
   let idleClosedAt = 0;
   const started = Date.now();
   idle.on("close", () => (idleClosedAt = Date.now()));
@@ -196,7 +166,7 @@ test("the idle timeout counts native reads: a client sending with replies off st
   assert.equal(busyClosed, false, "the client sending was kept");
   assert.equal(unexpected, "", "nothing was written to it");
   busy.removeAllListeners("data");
-  const pong = receive(busy, 12);
+  const pong = receiveBytes(busy, 12);
   busy.write(Buffer.concat([encodeCommand(["CLIENT", "REPLY", "ON"]), encodeCommand(["PING"])]));
   assert.equal((await pong).toString(), "+OK\r\n+PONG\r\n");
   busy.destroy();

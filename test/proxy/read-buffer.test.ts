@@ -5,10 +5,10 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection, type Socket } from "node:net";
 import { slotOf } from "../../src/cluster/key-slot.ts";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
 import { startCluster, type TestCluster, fileCleanup } from "../support/redis.ts";
+import { connectSocket, receiveBytes } from "../support/raw-client.ts";
 import { startTestProxy } from "../support/proxy.ts";
 import { SlotMover } from "../support/slot-mover.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
@@ -29,28 +29,6 @@ function random(seed: number): () => number {
     s = (s * 1664525 + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
-}
-
-function connect(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ port, host: "127.0.0.1" }, () => resolve(socket));
-    socket.once("error", reject);
-  });
-}
-
-/** Collects `expected.length` bytes from the socket (or whatever came when it closed). */
-function receive(socket: Socket, length: number): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const done = () => resolve(Buffer.concat(chunks));
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= length) done();
-    });
-    socket.on("close", done);
-  });
 }
 
 /**
@@ -74,9 +52,9 @@ async function pipelineInPieces(client: number, seed: number): Promise<void> {
   assert.equal(shards.size, 3, "the keys must span all three shards");
   const bytes = Buffer.concat(commands);
   const want = Buffer.concat(expected);
-  const socket = await connect(proxy.port);
+  const socket = await connectSocket(proxy.port);
   try {
-    const replies = receive(socket, want.length);
+    const replies = receiveBytes(socket, want.length);
     for (let at = 0; at < bytes.length;) {
       // Small pieces through the small frames; large values go in large pieces, to keep it quick.
       const piece = bytes[at] === 42 || next() < 0.7 ? 1 + Math.floor(next() * 60) : 8192;
@@ -97,7 +75,7 @@ test("pipelines cut into many small reads, from many clients at once, get their 
 });
 
 test("pipelines written whole by many clients at once, replies interleaved across shards, come back exact", async () => {
-  const clients = await Promise.all(Array.from({ length: 20 }, () => connect(proxy.port)));
+  const clients = await Promise.all(Array.from({ length: 20 }, () => connectSocket(proxy.port)));
   try {
     await Promise.all(
       clients.map(async (socket, c) => {
@@ -112,7 +90,7 @@ test("pipelines written whole by many clients at once, replies interleaved acros
           }
         }
         const want = Buffer.concat(expected);
-        const replies = receive(socket, want.length);
+        const replies = receiveBytes(socket, want.length);
         socket.write(Buffer.concat(commands));
         const got = await replies;
         assert.ok(got.equals(want), `client ${c}: replies differ from what was set`);
@@ -134,12 +112,12 @@ test("a request refused with MOVED is resent intact, though the redirect's own r
     await mover.start(slot, from, (from + 1) % 3);
     await mover.finish(slot, from, (from + 1) % 3);
   }
-  const socket = await connect(proxy.port);
+  const socket = await connectSocket(proxy.port);
   try {
     for (const key of keys) {
       const value = `moved-value-of-${key}`;
       const want = `+OK\r\n$${value.length}\r\n${value}\r\n`;
-      const replies = receive(socket, want.length);
+      const replies = receiveBytes(socket, want.length);
       // One command per write: the frame sits where the next read (the -MOVED) lands.
       socket.write(encodeCommand(["SET", key, value]));
       await new Promise((r) => setTimeout(r, 50));

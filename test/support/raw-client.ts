@@ -81,3 +81,26 @@ export class RawClient {
     }
   }
 }
+
+/** A plain socket to the port, once connected (for tests that write and read bytes themselves). */
+export function connectSocket(port: number, host = "127.0.0.1"): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ port, host }, () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+/** Collects `length` bytes from the socket (or whatever came when it closed). */
+export function receiveBytes(socket: Socket, length: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const done = () => resolve(Buffer.concat(chunks));
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got >= length) done();
+    });
+    socket.on("close", done);
+  });
+}
