@@ -114,6 +114,14 @@ test("a client that stops reading is paused, then read again once it drains, los
   client.pause();
   client.write(Buffer.concat(Array.from({ length: count }, () => encodeCommand(["GET", "nio:pause"]))));
   await until("the worker to stop reading the client", () => session.replies.readPaused, 10_000);
+  // Paused means not read: 32 MB more (a SET, answered after the GETs) stays on the client's side
+  // (its socket buffer), not in the worker's memory.
+  client.write(encodeCommand(["SET", "nio:pause:more", Buffer.alloc(32 * 1024 * 1024, "m")]));
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(
+    client.writableLength > 16 * 1024 * 1024,
+    `${client.writableLength} bytes left unsent: the worker read a paused client`,
+  );
   let got = 0;
   let mismatched = 0;
   let carry: Buffer = Buffer.alloc(0);
@@ -131,7 +139,7 @@ test("a client that stops reading is paused, then read again once it drains, los
   client.resume();
   await done;
   assert.equal(mismatched, 0);
-  assert.equal(carry.length, 0);
+  await until("the SET's reply", () => carry.toString() === "+OK\r\n", 10_000);
   await until("the worker to read the client again", () => !session.replies.readPaused);
   client.removeAllListeners("data");
   const pong = receiveBytes(client, 7);
