@@ -160,7 +160,7 @@ export class OrderedReplies<S extends ReplySlot> {
     this.out = [];
     this.outBytes = 0;
     if (this.socket.writableLength > OUTPUT_CHECK_BYTES) this.owner.checkBackpressure();
-    if (this.state === ConnectionState.ClosingAfterReply && this.queue.length === 0) this.socket.end();
+    if (this.state === ConnectionState.ClosingAfterReply && this.queue.length === 0) this.closeNow();
   }
 
   pauseReading(): void {
@@ -177,7 +177,16 @@ export class OrderedReplies<S extends ReplySlot> {
   closeAfterReply(): void {
     this.state = ConnectionState.ClosingAfterReply;
     pauseReading(this.socket);
-    if (this.idle) this.socket.end();
+    if (this.idle) this.closeNow();
+  }
+
+  /**
+   * Closes the connection once what is written has gone out, as Redis frees a client after its
+   * last reply. A half-close (end() alone) is not enough: reading is paused here, so the client's
+   * own close is never seen and the session stayed open for good (QUIT, a protocol error, a drain).
+   */
+  private closeNow(): void {
+    this.socket.destroySoon();
   }
 
   /** The socket closed: nothing more is written. */

@@ -5,7 +5,8 @@ import { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
 import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
-import { RawClient } from "../support/raw-client.ts";
+import { RawClient, connectSocket, receiveBytes } from "../support/raw-client.ts";
+import { encodeCommand } from "../../src/resp/request-parser.ts";
 import type { ProxyWorker } from "../../src/proxy/worker.ts";
 
 const hooks = fileCleanup();
@@ -289,4 +290,27 @@ test("a subscriber that does not read is disconnected at the pubsub output limit
     new Promise((_, reject) => setTimeout(() => reject(new Error("its socket stayed open")), 5000)),
   ]);
   assert.equal(await publisher.ping(), "PONG");
+});
+
+test("QUIT: the reply, then the proxy closes the connection and its session (not half-closed, kept for good)", async () => {
+  const socket = await connectSocket(proxy.port);
+  // Found by its address while connected (a closed socket has none), then followed as an object.
+  const find = () => [...proxy.context.clients].find((c) => c.remoteAddress.endsWith(`:${socket.localPort}`));
+  const until = async (what: string, check: () => boolean) => {
+    const deadline = Date.now() + 5_000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  await until("the session", () => find() !== undefined);
+  const session = find()!;
+  let closed = false;
+  socket.on("close", () => (closed = true));
+  const reply = receiveBytes(socket, 5);
+  socket.write(encodeCommand(["QUIT"]));
+  assert.equal((await reply).toString(), "+OK\r\n");
+  // The client does not close its side: the proxy must, as Redis does after the reply.
+  await until("the proxy to close the connection after QUIT", () => closed);
+  await until("the session to go", () => !proxy.context.clients.has(session));
 });
