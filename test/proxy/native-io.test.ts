@@ -10,7 +10,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
 import { socketIo } from "../../src/proxy/io.ts";
-import { startCluster, type TestCluster, fileCleanup } from "../support/redis.ts";
+import { startCluster, type TestCluster, fileCleanup, until } from "../support/redis.ts";
 import { connectSocket, receiveBytes } from "../support/raw-client.ts";
 import { startTestProxy, type TestProxy } from "../support/proxy.ts";
 
@@ -23,14 +23,6 @@ before(async () => {
   proxy = await startTestProxy(hooks, cluster);
 });
 
-async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 test("the worker's plain sockets are read and written by native/io.c", () => {
   assert.ok(
     socketIo.native,
@@ -42,11 +34,15 @@ test("a client's EOF and a client's reset each close its session, and the worker
   const before = proxy.context.clients.size;
   const quiet = await connectSocket(proxy.port);
   const reset = await connectSocket(proxy.port);
-  await until("both sessions", () => proxy.context.clients.size === before + 2);
+  await until(() => proxy.context.clients.size === before + 2, 5_000, "both sessions");
   quiet.end();
-  await until("the half-closed client's session to close", () => proxy.context.clients.size === before + 1);
+  await until(
+    () => proxy.context.clients.size === before + 1,
+    5_000,
+    "the half-closed client's session to close",
+  );
   reset.resetAndDestroy();
-  await until("the reset client's session to close", () => proxy.context.clients.size === before);
+  await until(() => proxy.context.clients.size === before, 5_000, "the reset client's session to close");
   const next = await connectSocket(proxy.port);
   const reply = receiveBytes(next, 7);
   next.write(encodeCommand(["PING"]));
@@ -102,8 +98,10 @@ test("a client that stops reading is paused, then read again once it drains, los
   const count = 200; // 200 MB of replies: far past the 64 MB a client may have pending
   const one = Buffer.concat([Buffer.from(`$${value.length}\r\n`), value, Buffer.from("\r\n")]);
   const client = await connectSocket(proxy.port);
-  await until("the session", () =>
-    [...proxy.context.clients].some((c) => c.remoteAddress.endsWith(`:${client.localPort}`)),
+  await until(
+    () => [...proxy.context.clients].some((c) => c.remoteAddress.endsWith(`:${client.localPort}`)),
+    5_000,
+    "the session",
   );
   // Its reply queue is private; its read state is what this case is about.
   const session = [...proxy.context.clients].find((c) =>
@@ -113,7 +111,7 @@ test("a client that stops reading is paused, then read again once it drains, los
   };
   client.pause();
   client.write(Buffer.concat(Array.from({ length: count }, () => encodeCommand(["GET", "nio:pause"]))));
-  await until("the worker to stop reading the client", () => session.replies.readPaused, 10_000);
+  await until(() => session.replies.readPaused, 10_000, "the worker to stop reading the client");
   // Paused means not read: 32 MB more (a SET, answered after the GETs) stays on the client's side
   // (its socket buffer), not in the worker's memory.
   client.write(encodeCommand(["SET", "nio:pause:more", Buffer.alloc(32 * 1024 * 1024, "m")]));
@@ -139,8 +137,8 @@ test("a client that stops reading is paused, then read again once it drains, los
   client.resume();
   await done;
   assert.equal(mismatched, 0);
-  await until("the SET's reply", () => carry.toString() === "+OK\r\n", 10_000);
-  await until("the worker to read the client again", () => !session.replies.readPaused);
+  await until(() => carry.toString() === "+OK\r\n", 10_000, "the SET's reply");
+  await until(() => !session.replies.readPaused, 5_000, "the worker to read the client again");
   client.removeAllListeners("data");
   const pong = receiveBytes(client, 7);
   client.write(encodeCommand(["PING"]));
@@ -169,7 +167,7 @@ test("the idle timeout counts native reads: a client sending with replies off st
     busy.write(encodeCommand(["SET", "nio:idle", String(sets++)]));
     await new Promise((r) => setTimeout(r, 200));
   }
-  await until("the idle client's close", () => idleClosedAt > 0, 5_000);
+  await until(() => idleClosedAt > 0, 5_000, "the idle client's close");
   assert.ok(idleClosedAt - started >= 900, `closed after ${idleClosedAt - started} ms, before its timeout`);
   assert.equal(busyClosed, false, "the client sending was kept");
   assert.equal(unexpected, "", "nothing was written to it");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createConnection } from "node:net";
 import { Redis } from "ioredis";
 import { slotOf } from "../../src/cluster/key-slot.ts";
-import { startCluster, startStandalone, type TestCluster, fileCleanup } from "../support/redis.ts";
+import { startCluster, startStandalone, type TestCluster, fileCleanup, until } from "../support/redis.ts";
 import { proxyClient, startTestProxy } from "../support/proxy.ts";
 import { RawClient, connectSocket, receiveBytes } from "../support/raw-client.ts";
 import { encodeCommand } from "../../src/resp/request-parser.ts";
@@ -296,14 +296,7 @@ test("QUIT: the reply, then the proxy closes the connection and its session (not
   const socket = await connectSocket(proxy.port);
   // Found by its address while connected (a closed socket has none), then followed as an object.
   const find = () => [...proxy.context.clients].find((c) => c.remoteAddress.endsWith(`:${socket.localPort}`));
-  const until = async (what: string, check: () => boolean) => {
-    const deadline = Date.now() + 5_000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  await until("the session", () => find() !== undefined);
+  await until(() => find() !== undefined, 5_000, "the session");
   const session = find()!;
   let closed = false;
   socket.on("close", () => (closed = true));
@@ -311,6 +304,6 @@ test("QUIT: the reply, then the proxy closes the connection and its session (not
   socket.write(encodeCommand(["QUIT"]));
   assert.equal((await reply).toString(), "+OK\r\n");
   // The client does not close its side: the proxy must, as Redis does after the reply.
-  await until("the proxy to close the connection after QUIT", () => closed);
-  await until("the session to go", () => !proxy.context.clients.has(session));
+  await until(() => closed, 5_000, "the proxy to close the connection after QUIT");
+  await until(() => !proxy.context.clients.has(session), 5_000, "the session to go");
 });
