@@ -9,7 +9,7 @@
  *   node scripts/build-native.mjs [--required]
  *
  * Without a compiler or headers the proxy still works: src/proxy/io.ts falls back to Node's
- * streams (about a fifth more CPU per request at pipeline 1, bench/README.md). So a failed build
+ * streams (a tenth or more CPU per request at pipeline 1, bench/README.md). So a failed build
  * warns and exits 0, unless --required (the test suite, which checks the native path) is given.
  * CC names the compiler (default cc); DREDIS_NODE_HEADERS the folder holding node_api.h.
  */
