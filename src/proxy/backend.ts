@@ -196,7 +196,8 @@ export class SocketConnection implements BackendConnection {
   private scheduleFlush(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
-      this.flusher.add(this);
+      // The next turn's requests for this node go out in the same write (see FlushScheduler).
+      this.flusher.addNextTurn(this);
     }
   }
 
