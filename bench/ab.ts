@@ -117,8 +117,8 @@ function table(runs: RunResult[]): string {
   const lines = [
     `${rounds} interleaved rounds, ${workers} worker(s) each; ratio = this / base per round`,
     "",
-    "| workload | this rps | base rps | ratio this/base | this CPU s/100k | base CPU s/100k |",
-    "|---|---|---|---|---|---|",
+    "| workload | this rps | base rps | ratio this/base | this CPU s/100k | base CPU s/100k | this redis CPU s/100k | base redis CPU s/100k | this p99 ms | base p99 ms |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const w of workloads) {
     const of = (id: string) => runs.filter((r) => r.workload === w.id && r.target === id);
@@ -126,9 +126,15 @@ function table(runs: RunResult[]): string {
     const base = of("base");
     const ratios = mine.map((r) => r.rps / base.find((b) => b.round === r.round)!.rps);
     const cpu = (rs: RunResult[]) => spread(rs.map((r) => (r.proxyCpuSeconds / r.requests) * 100_000));
+    // The shards' CPU per request: what a change to the proxy's batching moves most (one write
+    // to a shard wakes it once, whatever it carries).
+    const redis = (rs: RunResult[]) => spread(rs.map((r) => (r.serverCpuSeconds / r.requests) * 100_000));
+    const p99 = (rs: RunResult[]) => spread(rs.map((r) => r.p99Ms));
+    const s2 = (n: number) => n.toFixed(2);
     lines.push(
       `| ${w.id} | ${fmt(spread(mine.map((r) => r.rps)), k)} | ${fmt(spread(base.map((r) => r.rps)), k)} | ` +
-        `${fmt(spread(ratios), x)} | ${fmt(cpu(mine), (n) => n.toFixed(2))} | ${fmt(cpu(base), (n) => n.toFixed(2))} |`,
+        `${fmt(spread(ratios), x)} | ${fmt(cpu(mine), s2)} | ${fmt(cpu(base), s2)} | ` +
+        `${fmt(redis(mine), s2)} | ${fmt(redis(base), s2)} | ${fmt(p99(mine), x)} | ${fmt(p99(base), x)} |`,
     );
   }
   return lines.join("\n");
