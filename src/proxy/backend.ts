@@ -70,6 +70,14 @@ export interface BackendConnection extends RequestConnection {
   sendRaw(frame: Buffer): void;
 }
 
+/**
+ * A batch for one node this long goes out at the end of this turn, not with the next turn's
+ * requests (see FlushScheduler): waiting saves at most one write per this many requests, and
+ * costs a turn of latency that deep pipelines pay in throughput (GET -P16, 50 clients, bench A/B:
+ * always waiting 796k rps against 869k never; 16 here 865k; -P1 gains alike either way).
+ */
+const BATCH_NOW = 16;
+
 export class SocketConnection implements BackendConnection {
   state = ConnectionState.Connecting;
   /**
@@ -198,6 +206,10 @@ export class SocketConnection implements BackendConnection {
       this.flushQueued = true;
       // The next turn's requests for this node go out in the same write (see FlushScheduler).
       this.flusher.addNextTurn(this);
+    } else if (this.out.length === BATCH_NOW) {
+      // Queued for the next turn and now long enough: this turn's flush takes it (the next finds
+      // nothing left).
+      this.flusher.add(this);
     }
   }
 

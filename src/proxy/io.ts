@@ -20,13 +20,13 @@ import { getSystemErrorName } from "node:util";
  * flushing per turn across all clients is what lets one backend write carry many clients'
  * requests; nextTick or microtasks flush after each read and lose that batching.
  *
- * Backend connections flush a turn later still (`addNextTurn`): the requests read in one turn
- * wait for the next turn's reads, whose poll does not block while a flush is pending, and go out
- * with them, as twemproxy's do (it writes a server when its EPOLLOUT event comes, in the next
- * epoll_wait). At pipeline 1, 50 clients, one worker (bench/README.md, "Backend writes a turn
- * later"): 1.31-1.32 writes per request against 1.43-1.45, 12-20% less Redis CPU per request, 5%
- * less worker CPU, 6% more requests per second; one client's latency is unchanged (the extra turn
- * finds nothing to wait for), and pipeline 16 is unchanged within the run's noise.
+ * Backend connections flush a turn later still (`addNextTurn`) while their batch is short (see
+ * BATCH_NOW in ./backend.ts): the requests read in one turn wait for the next turn's reads, whose
+ * poll does not block while a flush is pending, and go out with them, as twemproxy's do (it writes
+ * a server when its EPOLLOUT event comes, in the next epoll_wait). At pipeline 1, 50 clients, one
+ * worker (bench/README.md, "Backend writes a turn later"): fewer writes per request (1.23-1.32
+ * against 1.39-1.45), less Redis and worker CPU per request, more requests per second; one
+ * client's latency is unchanged (the extra turn finds nothing to wait for).
  */
 export class FlushScheduler {
   private queue: { flush(): void }[] = [];
