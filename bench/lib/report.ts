@@ -113,15 +113,18 @@ export interface Goal {
   met: boolean | undefined;
 }
 
-/** The goals of issue 15, for one worker against twemproxy in the same round. */
-export function goals(cells: Cell[]): Goal[] {
+/**
+ * The goals of issue 15, for one worker against twemproxy in the same round. `pass` names the
+ * pass the cells come from (", pinned"), appended to each goal's workload.
+ */
+export function goals(cells: Cell[], pass = ""): Goal[] {
   const cell = (w: string, t: string) => cells.find((c) => c.workload === w && c.target === t);
   const out: Goal[] = [];
   const vsTwem = (w: string, min: number, what: string) => {
     const c = cell(w, "proxy1");
     const r = c?.vsTwemproxy;
     out.push({
-      what: `${what} (dredis 1w, ${w})`,
+      what: `${what} (dredis 1w, ${w}${pass})`,
       target: `>= ${min.toFixed(2)}x twemproxy`,
       observed: r
         ? `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})`
@@ -147,7 +150,7 @@ export function goals(cells: Cell[]): Goal[] {
     const a = ours && pick(ours);
     const b = theirs && pick(theirs);
     out.push({
-      what: `${what} (dredis 1w, ${w})`,
+      what: `${what} (dredis 1w, ${w}${pass})`,
       target: b ? `<= twemproxy's ${b.median.toFixed(digits)} ${unit}` : "<= twemproxy's",
       observed: a
         ? `${a.median.toFixed(digits)} ${unit} (${a.min.toFixed(digits)}-${a.max.toFixed(digits)})`
