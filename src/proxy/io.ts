@@ -30,8 +30,9 @@ import { getSystemErrorName } from "node:util";
  */
 export class FlushScheduler {
   private queue: { flush(): void }[] = [];
-  /** Flushed at the end of the next turn's run, and those added in that turn, at the one after. */
+  /** Added in this turn by addNextTurn: flushed at the end of the next turn. */
   private nextTurn: { flush(): void }[] = [];
+  /** Added in the turn before: flushed at the end of this one. */
   private thisTurn: { flush(): void }[] = [];
   private scheduled = false;
 
