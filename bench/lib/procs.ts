@@ -12,6 +12,8 @@ export const CLK_TCK = 100;
 interface Stat {
   ppid: number;
   ticks: number;
+  /** The CPU it last ran on. */
+  cpu: number;
 }
 
 function readStat(pid: number): Stat | undefined {
@@ -19,8 +21,8 @@ function readStat(pid: number): Stat | undefined {
     const text = readFileSync(`/proc/${pid}/stat`, "latin1");
     // Field 2 (comm) may contain spaces and parentheses: split after its closing paren.
     const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+    // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15, processor 39.
+    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]), cpu: Number(rest[36]) };
   } catch {
     return undefined;
   }
@@ -53,6 +55,56 @@ export function cpuSeconds(pids: readonly number[]): number {
   let ticks = 0;
   for (const pid of pids) ticks += readStat(pid)?.ticks ?? 0;
   return ticks / CLK_TCK;
+}
+
+/**
+ * Where the kernel ran a proxy's processes against the servers behind it, sampled while a load
+ * runs: unpinned, a run's rps depends on it (bench/README.md, "Where the kernel puts the
+ * processes"). The harness's own reads of /proc are a few hundred a second.
+ */
+export class PlacementSampler {
+  private readonly cpus = new Map<number, number[]>();
+  private readonly ticksBefore = new Map<number, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly proxies: readonly number[],
+    private readonly servers: readonly number[],
+    intervalMs = 20,
+  ) {
+    for (const pid of [...proxies, ...servers]) this.cpus.set(pid, []);
+    for (const pid of proxies) this.ticksBefore.set(pid, readStat(pid)?.ticks ?? 0);
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  private sample(): void {
+    for (const [pid, list] of this.cpus) list.push(readStat(pid)?.cpu ?? -1);
+  }
+
+  /**
+   * Stops sampling. Returns how many servers shared the CPU of the proxy process that used the
+   * most CPU during the run (a worker, or nutcracker), averaged over the samples; null without a
+   * proxy or a sample.
+   */
+  stop(): number | null {
+    clearInterval(this.timer);
+    let busiest: number | undefined;
+    let most = -1;
+    for (const pid of this.proxies) {
+      const used = (readStat(pid)?.ticks ?? 0) - this.ticksBefore.get(pid)!;
+      if (used > most) [busiest, most] = [pid, used];
+    }
+    if (busiest === undefined) return null;
+    const mine = this.cpus.get(busiest)!;
+    let shared = 0;
+    let samples = 0;
+    mine.forEach((cpu, i) => {
+      if (cpu < 0) return;
+      samples++;
+      for (const server of this.servers) if (this.cpus.get(server)![i] === cpu) shared++;
+    });
+    return samples === 0 ? null : shared / samples;
+  }
 }
 
 /** Resident set size in bytes summed over the given processes. */

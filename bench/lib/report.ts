@@ -31,6 +31,8 @@ export interface RoundFigure {
   wallSeconds: number;
   /** redis-benchmark's own figure for the same run. */
   toolRps: number;
+  /** Servers on the busiest proxy process's CPU, averaged over the run (proxy targets only). */
+  serversOnProxyCpu?: number;
 }
 
 export interface Cell {
@@ -87,6 +89,7 @@ export function summarise(runs: RunResult[], workloads: Workload[], targets: str
         errorBound: r.timing?.errorBound ?? 0,
         wallSeconds: r.wallSeconds,
         toolRps: r.toolRps,
+        serversOnProxyCpu: r.serversOnProxyCpu,
       }));
       cell.p50Ms = spread(ok.map((r) => r.p50Ms));
       cell.p99Ms = spread(ok.map((r) => r.p99Ms));
@@ -206,7 +209,8 @@ const fmtRounds = (rounds?: RoundFigure[]) =>
   (rounds ?? [])
     .map(
       (r) =>
-        `${(r.rps / 1000).toFixed(1)}k (${r.windowSeconds.toFixed(2)} s, ±${(r.errorBound * 100).toFixed(1)}%)`,
+        `${(r.rps / 1000).toFixed(1)}k (${r.windowSeconds.toFixed(2)} s, ±${(r.errorBound * 100).toFixed(1)}%` +
+        (r.serversOnProxyCpu === undefined ? ")" : `; ${r.serversOnProxyCpu.toFixed(1)})`),
     )
     .join("; ");
 const fmtMs = (s?: Spread) => (s ? `${s.median.toFixed(3)}` : "");
@@ -219,7 +223,7 @@ export function markdown(cells: Cell[], workloads: Workload[], labels: Record<st
   for (const w of workloads) {
     lines.push(`#### ${w.label}`, "");
     lines.push(
-      "| target | rps median (min-max) | each round: rps (window s, ±timing bound) | redis-benchmark's own rps | p50 ms | p99 ms | proxy CPU s/100k | redis CPU s/100k | x cluster direct | x twemproxy |",
+      "| target | rps median (min-max) | each round: rps (window s, ±timing bound; servers on the proxy's CPU) | redis-benchmark's own rps | p50 ms | p99 ms | proxy CPU s/100k | redis CPU s/100k | x cluster direct | x twemproxy |",
       "|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const c of cells.filter((c) => c.workload === w.id)) {

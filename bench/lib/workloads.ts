@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { CounterPoller, windowRate, type Timing } from "./counters.ts";
-import { cpuSeconds, runBounded } from "./procs.ts";
+import { PlacementSampler, cpuSeconds, runBounded } from "./procs.ts";
 import type { Target } from "./targets.ts";
 
 /** Distinct keys per workload: small enough that a warm-up fills it, large enough to spread over slots. */
@@ -130,6 +130,8 @@ export interface RunResult {
   wallSeconds: number;
   proxyCpuSeconds: number;
   serverCpuSeconds: number;
+  /** Servers that shared the busiest proxy process's CPU, averaged over the run (see PlacementSampler). */
+  serversOnProxyCpu?: number;
   /** Per stream, as redis-benchmark reported it. */
   streams: { rps: number; p50Ms: number; p99Ms: number; requests: number }[];
 }
@@ -196,14 +198,16 @@ export async function measure(
   const serverBefore = cpuSeconds(serverPids);
   let poller = pollers.get(target);
   if (!poller) pollers.set(target, (poller = new CounterPoller(target.counterSources())));
+  const placement = proxyPids.length > 0 ? new PlacementSampler(proxyPids, serverPids) : null;
   const started = process.hrtime.bigint();
   const { result: outputs, samples } = await poller.during(workload.commands, runStreams(streams, timeoutMs));
+  const serversOnProxyCpu = placement?.stop() ?? undefined;
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const proxyCpuSeconds = cpuSeconds(proxyPids) - proxyBefore;
   const serverCpuSeconds = cpuSeconds(serverPids) - serverBefore;
   const rows = outputs.map((o) => parseCsv(o.stdout));
   const requests = streams.reduce((sum, s) => sum + s.requests, 0);
-  const base = { workload: workload.id, target: target.id, round, requests, wallSeconds };
+  const base = { workload: workload.id, target: target.id, round, requests, wallSeconds, serversOnProxyCpu };
   const timing = windowRate(samples, requests);
   const failed = outputs.findIndex((o, i) => o.timedOut || o.code !== 0 || !rows[i]);
   if (failed >= 0 || !timing) {
