@@ -117,8 +117,8 @@ function table(runs: RunResult[]): string {
   const lines = [
     `${rounds} interleaved rounds, ${workers} worker(s) each; ratio = this / base per round`,
     "",
-    "| workload | this rps | base rps | ratio this/base | this CPU s/100k | base CPU s/100k | this redis CPU s/100k | base redis CPU s/100k | this p99 ms | base p99 ms |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| workload | this rps | base rps | ratio this/base | this CPU s/100k | base CPU s/100k | this redis CPU s/100k | base redis CPU s/100k | this p99 ms | base p99 ms | servers on this's CPU | servers on base's CPU |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const w of workloads) {
     const of = (id: string) => runs.filter((r) => r.workload === w.id && r.target === id);
@@ -130,11 +130,15 @@ function table(runs: RunResult[]): string {
     // to a shard wakes it once, whatever it carries).
     const redis = (rs: RunResult[]) => spread(rs.map((r) => (r.serverCpuSeconds / r.requests) * 100_000));
     const p99 = (rs: RunResult[]) => spread(rs.map((r) => r.p99Ms));
+    // Unpinned, where the kernel ran the shards decides much of a round (README, "Where the kernel
+    // puts the processes"): a change that moves this moves rps on a shared machine only.
+    const placed = (rs: RunResult[]) => spread(rs.map((r) => r.serversOnProxyCpu ?? NaN));
     const s2 = (n: number) => n.toFixed(2);
     lines.push(
       `| ${w.id} | ${fmt(spread(mine.map((r) => r.rps)), k)} | ${fmt(spread(base.map((r) => r.rps)), k)} | ` +
         `${fmt(spread(ratios), x)} | ${fmt(cpu(mine), s2)} | ${fmt(cpu(base), s2)} | ` +
-        `${fmt(redis(mine), s2)} | ${fmt(redis(base), s2)} | ${fmt(p99(mine), x)} | ${fmt(p99(base), x)} |`,
+        `${fmt(redis(mine), s2)} | ${fmt(redis(base), s2)} | ${fmt(p99(mine), x)} | ${fmt(p99(base), x)} | ` +
+        `${fmt(placed(mine), s2)} | ${fmt(placed(base), s2)} |`,
     );
   }
   return lines.join("\n");
