@@ -46,14 +46,22 @@ function common(target: Target, clients: number, pipeline: number, requests: num
 const key = (target: Target, prefix: string) =>
   target.cluster ? `${prefix}{tag}:__rand_int__` : `${prefix}:__rand_int__`;
 
-function builtin(id: string, label: string, test: string, clients: number, pipeline: number, base: number) {
+function builtin(
+  id: string,
+  label: string,
+  test: string,
+  clients: number,
+  pipeline: number,
+  base: number,
+  extra: string[] = [],
+) {
   return {
     id,
     label,
     commands: [test],
     streams: (t: Target, scale: number) => {
       const requests = n(base, scale);
-      return [{ args: [...common(t, clients, pipeline, requests), "-t", test], requests }];
+      return [{ args: [...common(t, clients, pipeline, requests), ...extra, "-t", test], requests }];
     },
   } satisfies Workload;
 }
@@ -96,6 +104,11 @@ export const WORKLOADS: Workload[] = [
     },
   },
   builtin("one-client", "GET, 1 client, -P 1 (one hop's latency)", "get", 1, 1, 20_000),
+  // Clients that connect per request (PHP's default, a script per request): what a connection costs.
+  builtin("connect", "GET, a new connection per request (-k 0), 20 clients", "get", 20, 1, 15_000, [
+    "-k",
+    "0",
+  ]),
 ];
 
 /**
