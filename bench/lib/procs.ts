@@ -66,6 +66,8 @@ export class PlacementSampler {
   private readonly cpus = new Map<number, number[]>();
   private readonly ticksBefore = new Map<number, number>();
   private readonly timer: NodeJS.Timeout;
+  /** What `stop()` returned (null before it was called). */
+  result: number | null = null;
 
   constructor(
     private readonly proxies: readonly number[],
@@ -74,7 +76,7 @@ export class PlacementSampler {
   ) {
     for (const pid of [...proxies, ...servers]) this.cpus.set(pid, []);
     for (const pid of proxies) this.ticksBefore.set(pid, readStat(pid)?.ticks ?? 0);
-    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer = setInterval(() => this.sample(), intervalMs).unref();
   }
 
   private sample(): void {
@@ -88,6 +90,11 @@ export class PlacementSampler {
    */
   stop(): number | null {
     clearInterval(this.timer);
+    this.result = this.compute();
+    return this.result;
+  }
+
+  private compute(): number | null {
     let busiest: number | undefined;
     let most = -1;
     for (const pid of this.proxies) {

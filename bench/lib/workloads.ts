@@ -213,8 +213,10 @@ export async function measure(
   if (!poller) pollers.set(target, (poller = new CounterPoller(target.counterSources())));
   const placement = proxyPids.length > 0 ? new PlacementSampler(proxyPids, serverPids) : null;
   const started = process.hrtime.bigint();
-  const { result: outputs, samples } = await poller.during(workload.commands, runStreams(streams, timeoutMs));
-  const serversOnProxyCpu = placement?.stop() ?? undefined;
+  const { result: outputs, samples } = await poller
+    .during(workload.commands, runStreams(streams, timeoutMs))
+    .finally(() => placement?.stop());
+  const serversOnProxyCpu = placement?.result ?? undefined;
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const proxyCpuSeconds = cpuSeconds(proxyPids) - proxyBefore;
   const serverCpuSeconds = cpuSeconds(serverPids) - serverBefore;
