@@ -9,8 +9,8 @@
  * connection, though: the primary accepts, hands the socket to a worker over IPC and waits for its
  * ack. A host of one worker has no one to balance, so its worker accepts for itself (SCHED_NONE:
  * the primary still holds the listening socket, as under round-robin). Short-lived connections
- * (redis-benchmark -k 0, 20 clients) through one worker: 15.5-17.5k connections/s on 60-72 us of
- * CPU each, against 8.9-9.2k on 119-134 us round-robin (twemproxy 16.6-17.5k on 18-22 us).
+ * (redis-benchmark -k 0, 20 clients) through one worker: 56-72 us of CPU each, against 119-134 us
+ * round-robin (twemproxy 18-22 us; bench/README.md, "Connections: what one costs").
  */
 import cluster, { type Worker } from "node:cluster";
 import { parentPort, Worker as Thread } from "node:worker_threads";
